@@ -1,0 +1,66 @@
+/* main.c — the retinac command line: git-style subcommands dispatched from one table.
+ * Only this file and the cmd_*.c files may exit(); library code returns errors. */
+#include <stdio.h>
+#include <string.h>
+#include "cmd.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+    const char *summary;
+} rc_command;
+
+static const rc_command commands[] = {
+    {"check",   cmd_check,   cmd_check_help,   "validate a model spec, print its layer table"},
+    {"gen",     cmd_gen,     cmd_gen_help,     "emit C (and CUDA) for a spec into generated/<model>/"},
+    {"compile", cmd_compile, cmd_compile_help, "JIT-compile a spec ahead of time, print the cached object"},
+    {"bench",   cmd_bench,   cmd_bench_help,   "measure training and inference throughput"},
+    {"synth",   cmd_synth,   cmd_synth_help,   "write a synthetic retina recording (HDF5)"},
+    {"info",    cmd_info,    cmd_info_help,    "describe a recording (HDF5) and check it is usable"},
+    {"train",   cmd_train,   cmd_train_help,   "train a model on a recording"},
+    {"eval",    cmd_eval,    cmd_eval_help,    "per-cell accuracy, ceiling and FEVe of trained runs"},
+    {"predict", cmd_predict, cmd_predict_help, "write model responses to a stimulus"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: retinac [--version] [--help] <command> [<args>]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nSee 'retinac help <command>' for one command's options.\n");
+}
+
+static const rc_command *find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("retinac %s (%s)\n", RC_VERSION, RC_GIT_VERSION);
+        return 0;
+    }
+    if (!strcmp(c, "--help") || !strcmp(c, "-h")) { usage(stdout); return 0; }
+    if (!strcmp(c, "help")) {
+        if (argc < 3) { usage(stdout); return 0; }
+        const rc_command *cmd = find(argv[2]);
+        if (!cmd) { fprintf(stderr, "retinac: unknown command '%s'\n", argv[2]); return 2; }
+        fputs(cmd->help, stdout);
+        return 0;
+    }
+    const rc_command *cmd = find(c);
+    if (!cmd) {
+        fprintf(stderr, "retinac: '%s' is not a retinac command. See 'retinac --help'.\n", c);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(cmd->help, stdout); return 0; }
+    return cmd->fn(argc - 1, argv + 1);
+}

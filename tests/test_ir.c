@@ -1,0 +1,153 @@
+/* test_ir.c — IR core: sha256 vectors, shape inference and parameter counts against the
+ * reference architectures, canonical text round trip and hash stability, layout invariants. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ir.h"
+#include "sha256.h"
+
+Test(ir, sha256_vectors)
+{
+    char hex[65];
+    rc_sha256_hex("", 0, hex);
+    cr_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    rc_sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    rc_sha256_hex(m, strlen(m), hex);
+    cr_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+static rc_ir *add(rc_ir *ir, rc_layer_kind k, rc_act a)
+{
+    rc_layer *l = &ir->layers[ir->n_layers++];
+    rc_layer_defaults(l, k);
+    l->act = a;
+    return ir;
+}
+#define LAST(ir) (&(ir)->layers[(ir)->n_layers - 1])
+
+static void bncnn(rc_ir *ir, int stacked)
+{
+    rc_ir_defaults(ir);
+    for (int i = 0; i < 2; i++) {
+        add(ir, RC_LAYER_CONV, 0);
+        LAST(ir)->channels = 8;
+        LAST(ir)->kernel = i ? 11 : 15;
+        LAST(ir)->stack = stacked ? 3 : 0;
+        add(ir, RC_LAYER_BATCHNORM, 0);
+        add(ir, RC_LAYER_NOISE, 0);
+        add(ir, RC_LAYER_ACT, RC_ACT_RELU);
+    }
+    add(ir, RC_LAYER_DENSE, 0);
+    LAST(ir)->bias = 0;
+    add(ir, RC_LAYER_BATCHNORM, 0);
+    add(ir, RC_LAYER_ACT, RC_ACT_SOFTPLUS);
+}
+
+Test(ir, bncnn_shapes_params_flops)
+{
+    rc_ir ir;
+    char err[256];
+    bncnn(&ir, 0);
+    cr_assert_eq(rc_ir_infer(&ir, 5, "bncnn", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ir.layers[0].out.c, 8);
+    cr_assert_eq(ir.layers[0].out.h, 36);
+    cr_assert_eq(ir.layers[4].out.h, 26);
+    cr_assert_eq(ir.layers[0].n_params, 72008);
+    cr_assert_eq(ir.layers[1].n_params, 2 * 10368);
+    cr_assert_eq(ir.layers[4].n_params, 7744 + 8);
+    cr_assert_eq(ir.layers[8].n_params, 5408 * 5);
+    cr_assert_eq(ir.params_total, 72008 + 2 * 10368 + 7752 + 2 * 5408 + 5408 * 5 + 2 * 5);
+    cr_assert_eq(ir.state_total, 2 * (10368 + 5408 + 5));
+    double mflop = ir.flops_fwd / 1e6;
+    cr_assert(mflop > 195 && mflop < 200, "forward MFLOP %g", mflop);
+    /* views tile the buffer exactly, in order */
+    int64_t off = 0;
+    for (int i = 0; i < ir.n_params; i++) {
+        cr_assert_eq(ir.params[i].offset, off, "%s", ir.params[i].name);
+        off += ir.params[i].count;
+    }
+    cr_assert_eq(off, ir.params_total);
+    cr_assert_not_null(rc_ir_find_param(&ir, "1.conv.weight"));
+    cr_assert_not_null(rc_ir_find_param(&ir, "2.batchnorm.running_var"));
+}
+
+Test(ir, stacked_params_match_reference)
+{
+    rc_ir ir;
+    char err[256];
+    bncnn(&ir, 1);
+    cr_assert_eq(rc_ir_infer(&ir, 5, "s", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ir.layers[0].n_sub, 7);
+    cr_assert_eq(ir.layers[0].n_params, 6344);
+    cr_assert_eq(ir.layers[4].n_sub, 5);
+    cr_assert_eq(ir.layers[4].n_params, 2888);
+    cr_assert_eq(ir.layers[4].out.h, 26);
+}
+
+Test(ir, canonical_roundtrip_and_hash)
+{
+    rc_ir a, b;
+    char err[256], ha[65], hb[65];
+    bncnn(&a, 1);
+    a.train.n_milestones = 2;
+    a.train.milestones[0] = 5;
+    a.train.milestones[1] = 15;
+    a.search.n_dims = 1;
+    strcpy(a.search.dims[0].key, "lr");
+    a.search.dims[0].is_random = 1;
+    a.search.dims[0].log_scale = 1;
+    a.search.dims[0].n_values = 2;
+    a.search.dims[0].values[0] = 1e-4;
+    a.search.dims[0].values[1] = 1e-2;
+    char *t = rc_ir_format(&a);
+    cr_assert_not_null(t);
+    cr_assert_eq(rc_ir_parse(&b, t, "t", err, sizeof err), 0, "%s\n%s", err, t);
+    char *t2 = rc_ir_format(&b);
+    cr_assert_str_eq(t, t2);
+    rc_ir_hash(&a, ha);
+    rc_ir_hash(&b, hb);
+    cr_assert_str_eq(ha, hb);
+    b.train.lr = 0.0051;
+    rc_ir_hash(&b, hb);
+    cr_assert_str_neq(ha, hb);
+    b.train.lr = a.train.lr;
+    b.layers[3].act = RC_ACT_SOFTPLUS;
+    rc_ir_hash(&b, hb);
+    cr_assert_str_neq(ha, hb);
+    free(t);
+    free(t2);
+}
+
+Test(ir, errors_name_layer_and_field)
+{
+    rc_ir ir;
+    char err[256];
+    bncnn(&ir, 0);
+    ir.layers[4].kernel = 40;
+    cr_assert_eq(rc_ir_infer(&ir, 5, "m.lua", err, sizeof err), -1);
+    cr_assert(strstr(err, "m.lua: layer 5 (conv): kernel:"), "%s", err);
+    bncnn(&ir, 0);
+    ir.n_layers -= 3;  /* ends on a conv stack: output is not per cell */
+    cr_assert_eq(rc_ir_infer(&ir, 5, "m.lua", err, sizeof err), -1);
+    cr_assert(strstr(err, "shape"), "%s", err);
+    cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\nlayer conv kernal=3\nend\n", "x.ir", err, sizeof err), -1);
+    cr_assert(strstr(err, "kernal: unknown field"), "%s", err);
+}
+
+Test(ir, tiled_conv_layout)
+{
+    rc_ir ir;
+    char err[256];
+    rc_ir_defaults(&ir);
+    ir.history = 4; ir.height = ir.width = 12;
+    add(&ir, RC_LAYER_CONV, 0);
+    LAST(&ir)->channels = 2; LAST(&ir)->kernel = 3; LAST(&ir)->period = 0;
+    add(&ir, RC_LAYER_DENSE, 0);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t", err, sizeof err), 0, "%s", err);
+    const rc_param *w = rc_ir_find_param(&ir, "1.conv.weight");
+    cr_assert_eq(w->rank, 6);
+    cr_assert_eq(w->dims[0], 10);
+    cr_assert_eq(w->count, 10 * 10 * 2 * 4 * 9);
+}
