@@ -387,9 +387,9 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
         case RC_LAYER_DENSE: {
             int units = l->units ? l->units : cells;
             double in = el;
+            if (in > 2147483647.0) LFAIL("units", "input of %.0f features is too large", in);
             double bound = 1.0 / sqrt(in);
             int dims[2] = {units, (int)in};
-            if (in > 2147483647.0) LFAIL("units", "input of %.0f features is too large", in);
             if (add_view(ir, 0, li, "weight", 2, dims, bound, 0, err, errlen)) return -1;
             if (l->bias) {
                 int bd[1] = {units};
@@ -503,7 +503,12 @@ static void put_fields(sbuf *b, const rc_field *f, int nf, const void *base, con
         case RC_F_BOOL: sb_put(b, "%s", *(const int *)at ? "true" : "false"); break;
         case RC_F_NUM: fmt_num(num, sizeof num, *(const double *)at); sb_put(b, "%s", num); break;
         case RC_F_U64: sb_put(b, "%llu", (unsigned long long)*(const uint64_t *)at); break;
-        case RC_F_ENUM: sb_put(b, "%s", f[i].enums[*(const int *)at]); break;
+        case RC_F_ENUM: {
+            int v = *(const int *)at, k = 0;
+            while (f[i].enums[k] && k < v) k++;
+            sb_put(b, "%s", v >= 0 && f[i].enums[k] ? f[i].enums[k] : "?");
+            break;
+        }
         case RC_F_INTLIST: {
             int cnt = *(const int *)(p + f[i].count_offset);
             const int *v = (const int *)at;

@@ -103,7 +103,7 @@ typedef struct {
 } rc_layer;
 
 typedef struct {
-    char name[RC_NAME_MAX];   /* "3.conv.weight", "0.conv.sub2.weight", "5.batchnorm.scale" */
+    char name[RC_NAME_MAX];   /* 1-based layer: "1.conv.weight", "1.conv.sub2.weight", "2.batchnorm.scale" */
     int layer;
     int64_t offset, count;    /* in floats, into the params (or state) buffer */
     int rank, dims[6];        /* PyTorch layout */
