@@ -1,0 +1,140 @@
+/* api.c — the public API of retinac.h over the runtime: a loaded checkpoint plus a backend.
+ * Normalization matches the data layer exactly ((x - (float)mean) / (float)std in float32),
+ * so predictions from raw frames equal those `retinac eval` computes on the same frames.
+ */
+#include "retinac.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "h5util.h"
+#include "train.h"
+
+struct retinac_model {
+    rc_checkpoint ck;
+    rc_backend *be;
+    char backend[16];
+};
+
+const char *retinac_version(void) { return "0.1.0"; }
+
+retinac_model *retinac_open(const char *checkpoint, const char *backend, char *err, size_t errlen)
+{
+    char path[1100];
+    struct stat st;
+    if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(path, sizeof path, "%s/best.h5", checkpoint);
+        if (access(path, F_OK) != 0) snprintf(path, sizeof path, "%s/checkpoint.h5", checkpoint);
+    } else {
+        snprintf(path, sizeof path, "%s", checkpoint);
+    }
+    retinac_model *m = calloc(1, sizeof *m);
+    if (!m) { snprintf(err, errlen, "out of memory"); return NULL; }
+    if (rc_ckpt_load(path, &m->ck, err, errlen) < 0) { free(m); return NULL; }
+    const char *want = backend ? backend : "c";
+    if (rc_backend_open(m->ck.ir, want, "cpu", &m->be, err, errlen) < 0) {
+        if (backend || rc_backend_open(m->ck.ir, "ref", "cpu", &m->be, err, errlen) < 0) {
+            rc_ckpt_free(&m->ck);
+            free(m);
+            return NULL;
+        }
+        want = "ref";
+    }
+    snprintf(m->backend, sizeof m->backend, "%s", want);
+    return m;
+}
+
+void retinac_close(retinac_model *m)
+{
+    if (!m) return;
+    rc_backend_destroy(m->be);
+    rc_ckpt_free(&m->ck);
+    free(m);
+}
+
+void retinac_shape(const retinac_model *m, int *history, int *height, int *width, int *cells)
+{
+    if (history) *history = m->ck.ir->history;
+    if (height) *height = m->ck.ir->in.h;
+    if (width) *width = m->ck.ir->in.w;
+    if (cells) *cells = m->ck.cells;
+}
+
+const char *retinac_model_name(const retinac_model *m) { return m->ck.ir->name; }
+const char *retinac_backend_name(const retinac_model *m) { return m->backend; }
+
+int retinac_predict(retinac_model *m, const float *frames, int64_t T, float *out, char *err,
+                    size_t errlen)
+{
+    const rc_ir *ir = m->ck.ir;
+    if (T <= ir->history) {
+        snprintf(err, errlen, "stimulus has %lld frames, the model needs more than %d",
+                 (long long)T, ir->history);
+        return -1;
+    }
+    size_t n = (size_t)T * (size_t)ir->in.h * (size_t)ir->in.w;
+    float *z = malloc(n * sizeof *z);
+    if (!z) { snprintf(err, errlen, "out of memory for %lld frames", (long long)T); return -1; }
+    const float mean = (float)m->ck.norm_mean, sd = (float)m->ck.norm_std;
+    for (size_t i = 0; i < n; i++) z[i] = (frames[i] - mean) / sd;
+    int rc = rc_predict_frames(m->be, &m->ck, z, T, out, err, errlen);
+    free(z);
+    return rc;
+}
+
+int retinac_predict_file(retinac_model *m, const char *stim_path, const char *key,
+                         const char *out_path, char *err, size_t errlen)
+{
+    const rc_checkpoint *ck = &m->ck;
+    const rc_ir *ir = ck->ir;
+    int crop = ir->crop, row = -1, col = -1;
+    if (crop > 0) { row = ck->crop_row0 + crop / 2; col = ck->crop_col0 + crop / 2; }
+    float *frames = NULL, *out = NULL;
+    int64_t T;
+    int H, W, rc = -1;
+    if (rc_stimulus_read(stim_path, key, crop, row, col, ck->norm_mean, ck->norm_std, &frames,
+                         &T, &H, &W, err, errlen) < 0)
+        return -1;
+    if (H != ir->in.h || W != ir->in.w) {
+        snprintf(err, errlen, "%s: frames are %dx%d, the model expects %dx%d", stim_path, H, W,
+                 ir->in.h, ir->in.w);
+        goto out;
+    }
+    if (T <= ir->history) {
+        snprintf(err, errlen, "%s: %lld frames, the model needs more than %d", stim_path,
+                 (long long)T, ir->history);
+        goto out;
+    }
+    int64_t n = T - ir->history;
+    out = malloc((size_t)n * (size_t)ck->cells * sizeof *out);
+    if (!out) { snprintf(err, errlen, "out of memory"); goto out; }
+    if (rc_predict_frames(m->be, ck, frames, T, out, err, errlen) < 0) goto out;
+
+    char tmp[1200];
+    rc_atomic_tmp(out_path, tmp, sizeof tmp);
+    rc_h5_quiet();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) { snprintf(err, errlen, "%s: cannot create", tmp); goto out; }
+    int64_t dims[2] = {n, ck->cells}, d1[1] = {ck->cells};
+    int bad = rc_h5_write_all(f, "/response", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, out) < 0 ||
+              rc_h5_write_all(f, "/cell_ids", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, ck->cell_ids) < 0 ||
+              rc_h5_attr_set_string(f, "/response", "model", ir->name) < 0 ||
+              rc_h5_attr_set_string(f, "/response", "spec_hash", ck->spec_hash) < 0 ||
+              rc_h5_attr_set_string(f, "/response", "stimulus", stim_path) < 0 ||
+              rc_h5_attr_set_int64(f, "/response", "history", ir->history) < 0 ||
+              rc_h5_attr_set_int64(f, "/response", "first_frame", ir->history) < 0;
+    if (H5Fclose(f) < 0) bad = 1;
+    if (bad) { unlink(tmp); snprintf(err, errlen, "%s: write failed", out_path); goto out; }
+    if (rc_atomic_commit(tmp, out_path, err, errlen) < 0) goto out;
+    rc = 0;
+out:
+    free(frames);
+    free(out);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/* train.h — the training loop, test-set evaluation and run folders.
+ *
+ * A run folder RUNDIR holds:
+ *   checkpoint.h5  the latest epoch (checkpoint.h), rewritten atomically after every epoch
+ *   best.h5        the epoch with the lowest validation loss so far (what eval/predict use)
+ *   log.csv        epoch,train_loss,val_loss,val_r,lr,seconds,samples_per_s (rewritten from the
+ *                  checkpoint's history after every epoch, so it always matches checkpoint.h5)
+ *   metrics.json   test metrics of best.h5 at the end (rc_eval_write_json format)
+ *
+ * Semantics (reference §3.4 with its bugs fixed, each a documented choice):
+ *   - one optimizer step per minibatch of exactly `batch` windows; the last partial batch of an
+ *     epoch is dropped (as the reference); epoch e (0-based) shuffles with seed (run seed, e);
+ *   - loss = Poisson NLL or MSE (loss.h) + L1 activity penalty (mean per sample, or the
+ *     reference's batch sum); Adam with coupled L2 (reference) or AdamW (optim.h);
+ *   - noise/dropout draw from seed_step = mix(run seed, global step counter), so a resumed run
+ *     draws what the uninterrupted run would have drawn;
+ *   - validation after every epoch in eval mode: val_loss = data term averaged over all
+ *     validation samples + the L1 term per sample (batch-size independent); val_r = mean over
+ *     cells of the Pearson r over all validation windows;
+ *   - schedules: plateau watches val_loss (mode min; improvement = val_loss < best - threshold *
+ *     |best|, a sign-safe relative threshold; the reference stepped on the correlation with mode
+ *     'min', inverted); after `sched_patience` epochs without improvement lr *= sched_factor.
+ *     step: lr *= sched_gamma after each epoch count listed in milestones (MultiStepLR);
+ *   - early stopping: stop after early_patience epochs without val_loss < best - early_min_delta
+ *     (0 = never); best.h5 is the best epoch (the reference kept the last epoch);
+ *   - the same seed, backend and thread count give the same loss curve bit for bit, and
+ *     resuming from checkpoint.h5 continues exactly as the uninterrupted run.
+ * Library code: never prints; progress goes through a callback.
+ */
+#ifndef RC_TRAIN_H
+#define RC_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "ir.h"
+#include "json.h"
+#include "metrics.h"
+
+typedef struct {
+    int epoch, epochs;           /* 1-based epoch being run, total planned */
+    int64_t batch, batches;      /* batches done in this epoch, batches per epoch */
+    int64_t samples;             /* samples done in this epoch */
+    double loss;                 /* mean training loss so far in this epoch */
+    double elapsed;              /* seconds in this epoch so far */
+    double samples_per_s;
+    /* end of epoch (epoch_done = 1) */
+    int epoch_done;
+    double train_loss, val_loss, val_r, lr, seconds;
+    int improved;                /* new best validation loss (best.h5 written) */
+    int stopping;                /* early stopping fires after this epoch */
+} rc_train_progress;
+
+typedef void (*rc_train_progress_fn)(void *ctx, const rc_train_progress *p);
+
+typedef struct {
+    const char *data_path;
+    const char *rundir;          /* created if absent */
+    const char *backend;         /* "c" (default: JIT-compiled generated C) or "ref" */
+    const char *device;          /* "cpu" (default) or "cuda" */
+    int threads;                 /* OpenMP threads; 0 = leave the default */
+    int resume;                  /* continue RUNDIR/checkpoint.h5 */
+    const int *cells;            /* subset of the recording's cells (0-based); NULL = all */
+    int n_cells;
+    const char *rate_key;        /* NULL = data default (firing_rate_10ms) */
+    size_t mem_budget;           /* data buffer bytes; 0 = data default */
+    int eval_test;               /* evaluate best.h5 on the test split at the end */
+    rc_train_progress_fn progress;
+    void *progress_ctx;
+} rc_train_opts;
+
+typedef struct {
+    int epochs_done;             /* total epochs in the run (resumed ones included) */
+    int64_t best_epoch;
+    double best_val_loss;
+    int stopped_early;
+    double seconds;              /* wall time of this process's training */
+    int has_test;                /* test metrics of best.h5 below are valid */
+    rc_eval_metrics test;
+    double *truth_r;             /* (cells) r of the true rate (synthetic data; NaN otherwise) */
+    double truth_mean_r;         /* their mean, NaN if none */
+} rc_train_result;
+
+void rc_train_opts_default(rc_train_opts *o);
+
+/* What the epoch-end rules carry between epochs (all of it goes into the checkpoint). */
+typedef struct {
+    double lr;
+    double best;               /* lowest watched loss so far (INFINITY before the first epoch) */
+    int64_t best_epoch;        /* 1-based epoch of `best`, 0 = none */
+    int bad;                   /* epochs since `best` improved by more than early_min_delta */
+    double plateau_best;       /* ReduceLROnPlateau's reference value */
+    int plateau_bad;
+} rc_sched_state;
+
+void rc_sched_init(rc_sched_state *s, double lr);
+/* Apply the rules after epoch `epoch` (1-based count of epochs done) whose watched loss is
+ * `loss` (validation loss): best/early-stopping counters, then the LR schedule. Sets *improved
+ * (a new best) and returns 1 if early stopping fires now, else 0. Pure: no I/O. */
+int rc_sched_epoch_end(const rc_train *tr, rc_sched_state *s, int epoch, double loss,
+                       int *improved);
+
+/* Train. spec: the model as loaded from the spec (not inferred; its train section is the
+ * spec's own; its hash identifies the model). train: the effective settings (spec + flags).
+ * On resume, spec must hash like the checkpoint's spec. Returns 0, or -1 with a message. */
+int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
+                 rc_train_result *res, char *err, size_t errlen);
+void rc_train_result_free(rc_train_result *r);
+
+/* A backend by name ("c", "ref") and device ("cpu", "cuda"; NULL = cpu). */
+int rc_backend_open(const rc_ir *ir, const char *backend, const char *device, rc_backend **be,
+                    char *err, size_t errlen);
+
+/* Evaluate a loaded checkpoint on the test split of data_path (NULL: the path stored in the
+ * checkpoint), with the checkpoint's cells, rate key, crop and normalization. pred_out (may be
+ * NULL) receives the malloc'd (n, cells) predictions, *n_out their count. truth_r (cells, may
+ * be NULL) the r of the true rate per cell on synthetic data (all NaN otherwise). */
+int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                       const char *device, rc_eval_metrics *m, float **pred_out, int64_t *n_out,
+                       double *truth_r, char *err, size_t errlen);
+
+/* Model responses to normalized frames (T, H, W): out (T - history, cells), in eval mode. */
+int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *frames, int64_t T,
+                      float *out, char *err, size_t errlen);
+
+/* JSON of one run's metrics (per cell r/ceiling/oracle/feve/reliability, means). cell_ids may
+ * be NULL. Written as one object into j at the current position. */
+void rc_eval_json_object(rc_json *j, const rc_eval_metrics *m, const int *cell_ids);
+
+/* The comparison table: one row per cell, columns r and FEVe of each run, then the data's
+ * ceiling and jackknife oracle (from the first run: they depend only on the recording), and the
+ * true rate's r when truth_r is finite (synthetic data); a final row of means. Runs must have
+ * the same cells. names[i] labels run i. Returns 0, or -1 if the runs' cell counts differ. */
+int rc_eval_table(FILE *f, const char *const *names, const rc_eval_metrics *const *m, int n_runs,
+                  const int *cell_ids, const double *truth_r_cells);
+
+#endif
