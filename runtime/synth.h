@@ -1,0 +1,51 @@
+/* synth.h — `retinac synth`: a simulated salamander-like retina with known ground truth,
+ * written as a recording in the Baccus layout (see data.h and docs/synthetic-retina.md).
+ *
+ * The model (all at the 100 Hz frame rate, 50x50 pixels):
+ *   stimulus s = 2*v - 1 (contrast about the global mean grey), v in [0,1] as stored
+ *   outer retina: difference-of-Gaussians centre-surround filter D = (Gc - ws*Gs) * s
+ *   bipolar drive: u_on = f_on (*)t D, u_off = -f_off (*)t D (biphasic filters, lags 1..24)
+ *   contrast gain control: sigma_loc = sqrt(g (*)t G3 * (u_on^2 + u_off^2)/2); v = u/(1+k*sigma/u_ref)
+ *   rectified subunits: b_pre = relu(v - theta_b*v_sd)
+ *   amacrine inhibition: a = h (*)t Ga * (b_pre_on + b_pre_off), lags 1..8; b = relu(v - theta_b*v_sd - w_am*a)
+ *   ganglion cell c: g_c = sum_x W_c(x) (w_on b_on + w_off b_off); z = (g - mean)/sd (calibrated)
+ *   lambda_c = R_c * softplus(alpha*(z - theta_c)) spikes/s; spikes ~ Poisson(lambda*dt) per 10 ms bin
+ *   rates: the binned counts /dt smoothed by Gaussians of sd 5, 10, 20 ms (edge-renormalized)
+ * Everything lambda(t) depends on lies in frames t-40..t-1: a model with 40 frames of history
+ * can reach the true ceiling. Each run calibrates u_ref, v_sd, the generator mean/sd and the
+ * gains R_c on a separate natural movie, so the same seed gives the same retina for either
+ * stimulus. Output is a pure function of the options (bit-identical for a seed).
+ */
+#ifndef RC_SYNTH_H
+#define RC_SYNTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { RC_SYNTH_NATURAL = 0, RC_SYNTH_WHITENOISE } rc_synth_stim;
+
+typedef struct {
+    uint64_t seed;          /* default 1 */
+    int cells;              /* default 8 */
+    int64_t frames;         /* training frames, default 28000 (280 s at 100 Hz) */
+    int64_t test_frames;    /* 0: clamp(frames/10, 2000, 6000) */
+    int repeats;            /* test repeats, default 6 */
+    rc_synth_stim stimulus;
+    int float32;            /* 1: frames stored as float32 in [0,1]; 0 (default): uint8 0..255 */
+    int cheap;              /* 1: I/O-test mode: uint8 white noise and a trivial LN response */
+    int quiet;              /* 0: progress lines on stderr */
+    int calib_frames;       /* calibration movie length; 0: 3000 (fewer: faster, noisier gains) */
+    const char *const *sets; /* retina parameter overrides "NAME=VALUE" (see --set) */
+    int n_sets;
+} rc_synth_opts;
+
+void rc_synth_opts_default(rc_synth_opts *o);
+int64_t rc_synth_test_frames(const rc_synth_opts *o);
+
+/* Write the recording to path atomically (path.tmpPID, then rename). */
+int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t errlen);
+
+/* One 1/f^2 natural-like image (n x n, n a power of two), zero mean, unit sd; exposed for tests. */
+int rc_synth_image(uint64_t seed, uint64_t index, int n, double *out);
+
+#endif
