@@ -17,7 +17,7 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterio
 GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -g $(OPT) -fopenmp -D_GNU_SOURCE \
              -Iruntime -Icompiler -Icli $(PKG_CFLAGS) -DRC_GIT_VERSION='"$(GIT_VERSION)"' -MMD -MP
-LDLIBS_ALL = $(HDF5_LIBS) -ldl -lm -fopenmp -lpthread
+LDLIBS_ALL = $(HDF5_LIBS) -lfftw3f -ldl -lm -fopenmp -lpthread
 
 # NVRTC is linked when the CUDA toolkit is present (it works without a GPU). The driver
 # (libcuda.so.1) is never linked: runtime/cuda_drv.c dlopens it.
@@ -46,7 +46,7 @@ COMP_OBJ := $(COMP_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean gen gen-check bench gpu-check examples
+.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv
 all: $(BUILD)/retinac $(BUILD)/libretinac.a
 
 $(BUILD)/%.o: %.c
@@ -75,10 +75,80 @@ test: all $(TEST_BIN)
 	    echo "== $$t"; RETINAC_CACHE_DIR=$(CURDIR)/$(BUILD)/test-cache $$t -j2 || fail=1; \
 	done; exit $$fail
 
+# Generated sources of the shipped specs (5 cells) under generated/<model>/; gen-check
+# regenerates them into a temp dir and fails on any difference (the generators are
+# deterministic). GEN_TARGETS lists the emitters `retinac gen --target` knows.
+SPECS       := $(sort $(wildcard specs/*.lua))
+GEN_TARGETS ?= c cuda
+gen: $(BUILD)/retinac
+	@for t in $(GEN_TARGETS); do for s in $(SPECS); do \
+	    $(BUILD)/retinac gen $$s --target $$t -o generated || exit 1; done; done
+
+gen-check: $(BUILD)/retinac
+	@tmp=$$(mktemp -d) || exit 1; \
+	for t in $(GEN_TARGETS); do for s in $(SPECS); do \
+	    $(BUILD)/retinac gen $$s --target $$t -o $$tmp >/dev/null || { rm -rf $$tmp; exit 1; }; done; done; \
+	if diff -r generated $$tmp > $$tmp.diff; then echo "gen-check: generated/ matches the generators"; rm -rf $$tmp $$tmp.diff; \
+	else head -40 $$tmp.diff; rm -rf $$tmp $$tmp.diff; echo "gen-check: generated/ drifted from the generators: run 'make gen'"; exit 1; fi
+
+# CPU benchmark: bncnn (5 cells, batch 512, all cores) with retinac and PyTorch in one run, and
+# the machine's FMA peak; writes results/cpu_bench.md.
+bench: $(BUILD)/retinac
+	@sh bench/run.sh $(BUILD)
+
+# FFT first-conv benchmark (runtime/fftconv.c vs a direct conv, same run): make bench-fftconv
+$(BUILD)/bench/fftconv_bench: bench/fftconv_bench.c $(BUILD)/libretinac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac.a $(LDLIBS_ALL)
+
+bench-fftconv: $(BUILD)/bench/fftconv_bench
+	$(BUILD)/bench/fftconv_bench
+
+# The runtime as a library: public header build/include/retinac.h, pkg-config file
+# build/retinac.pc, and examples/predict.c built against them (make examples).
+$(BUILD)/include/retinac.h: runtime/retinac.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/retinac.pc: Makefile
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(CURDIR)/$(BUILD)' 'libdir=$${prefix}' 'includedir=$${prefix}/include' '' \
+	    'Name: retinac' 'Description: CNN models of the retina: load checkpoints, predict, train' \
+	    'Version: 0.1.0' 'Requires: hdf5' 'Cflags: -I$${includedir}' \
+	    'Libs: -L$${libdir} -lretinac $(filter-out $(HDF5_LIBS),$(LDLIBS_ALL))' > $@
+
+$(BUILD)/examples/predict: examples/predict.c $(BUILD)/libretinac.a $(BUILD)/include/retinac.h $(BUILD)/retinac.pc
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs retinac)
+
+examples: $(BUILD)/examples/predict
+
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
 
 clean:
 	rm -rf build build-asan
+
+# ---- GPU (issue #6). gpu-bundle: binaries + their non-glibc shared libraries in
+# build-gpu/bundle, for a GPU machine without the dev packages (libnvrtc, ~110 MB, is left out:
+# tests/gpu/gpu_check.sh finds the machine's own). gpu-check: that bundle's one-run check
+# (numerics vs the reference, one training epoch, throughput vs PyTorch); no GPU: clear exit 2.
+GPU_BUILD  ?= build-gpu
+GPU_BUNDLE := $(GPU_BUILD)/bundle
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/cuda_cases.h tests/cuda_emu.h $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+gpu-bundle:
+	$(MAKE) BUILD=$(GPU_BUILD) all $(GPU_BUILD)/tests/gpu/gpu_numerics $(GPU_BUILD)/tests/gpu/gpu_bench
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/lib
+	cp $(GPU_BUILD)/retinac $(GPU_BUILD)/tests/gpu/gpu_numerics $(GPU_BUILD)/tests/gpu/gpu_bench $(GPU_BUNDLE)/bin/
+	for b in $(GPU_BUNDLE)/bin/*; do ldd $$b; done | awk '/=> \//{print $$3}' | sort -u | \
+	    grep -Ev '/(libc|libm|libpthread|libdl|librt|libresolv|libutil|ld-linux[^/]*|libnvrtc[^/]*)\.so' | \
+	    while read -r l; do cp -L "$$l" $(GPU_BUNDLE)/lib/ || exit 1; done
+	@du -sh $(GPU_BUNDLE)
+
+gpu-check: gpu-bundle
+	tests/gpu/gpu_check.sh $(GPU_BUNDLE)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

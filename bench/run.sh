@@ -1,0 +1,29 @@
+#!/bin/sh
+# run.sh — `make bench`: retinac vs PyTorch on the BN-CNN (specs/bncnn.lua, 5 cells, batch 512,
+# all cores), both measured in this one run on this machine, plus the machine's FMA peak
+# (bench/fma_peak.c); writes results/cpu_bench.md (via bench/report.py) and prints it.
+# PyTorch is installed with pip if missing (benchmarks only; never needed to build or test).
+# Usage: sh bench/run.sh [BUILD_DIR]   Env: BENCH_BATCH (512), BENCH_ITERS (3), BENCH_CELLS (5)
+set -eu
+BUILD=${1:-build}
+BATCH=${BENCH_BATCH:-512}
+ITERS=${BENCH_ITERS:-3}
+CELLS=${BENCH_CELLS:-5}
+CC=${CC:-cc}
+mkdir -p "$BUILD/bench" results
+$CC -O3 -march=native -fopenmp bench/fma_peak.c -o "$BUILD/bench/fma_peak"
+if ! python3 -c 'import torch' 2>/dev/null; then
+    echo "bench: installing PyTorch (CPU) with pip ..." >&2
+    python3 -m pip install --quiet torch || { echo "bench: pip install torch failed" >&2; exit 1; }
+fi
+echo "bench: FMA peak ..." >&2
+peak=$("$BUILD/bench/fma_peak")
+echo "bench: retinac (JIT-compiled C), bncnn batch $BATCH ..." >&2
+ours=$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$BATCH" --iters "$ITERS" --json)
+echo "bench: PyTorch, same model and batch ..." >&2
+torch=$(python3 bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 bench/report.py --peak "$peak" --ours "$ours" --torch "$torch" --load "$load" \
+    --cc "$($CC --version | head -n 1)" > results/cpu_bench.md.tmp
+mv results/cpu_bench.md.tmp results/cpu_bench.md
+cat results/cpu_bench.md

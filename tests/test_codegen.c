@@ -1,0 +1,182 @@
+/* test_codegen.c — the generated C (runtime/emit_c.c through the JIT backend) against the
+ * reference backend (runtime/ref.c): training forward (outputs and BN running state), backward
+ * (every parameter tensor) and inference, for every layer kind and option and every shipped
+ * spec at test size; plus determinism of generation and the rng.h text pasted into it.
+ *
+ * Models are compact canonical-IR text (fields left out keep their defaults). Agreement is the
+ * L2-relative error per tensor, <= 1e-5. BN parameters and running statistics are randomized
+ * (not the init's 1/0) so that the folds and affines are really exercised. JIT objects go to
+ * the suite's cache ($RETINAC_CACHE_DIR from `make test`, else a temp dir) and are compiled
+ * with -O1 to keep the suite fast (set before the first compile).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen_cmp.h"
+#include "emit.h"
+#include "emit_c.h"
+#include "ir.h"
+#include "model.h"
+#include "spec.h"
+
+TestSuite(codegen, .init = codegen_setup_env);
+
+Test(codegen, conv_unit_bn_noise_relu_dense)
+{
+    rc_ir ir;
+    build_ir(&ir, "history=5 height=14 width=13",
+             "layer conv channels=4 kernel=5\nlayer batchnorm over=unit\nlayer noise std=0.1\nlayer relu\n"
+             "layer conv channels=3 kernel=3\nlayer batchnorm over=unit\nlayer noise std=0.1\nlayer relu\n"
+             "layer dense bias=false\nlayer batchnorm over=unit\nlayer softplus\n", 3);
+    compare(&ir, 6, "bncnn-like");
+}
+
+Test(codegen, channel_abs_bn_dropout_acts)
+{
+    rc_ir ir;
+    build_ir(&ir, "history=4 height=12 width=12",
+             "layer conv channels=5 kernel=3\nlayer batchnorm over=channel abs=true\nlayer dropout p=0.3\nlayer tanh\n"
+             "layer conv channels=3 kernel=4 bias=false\nlayer sigmoid\nlayer batchnorm over=channel\n"
+             "layer dense units=7 bias=true\nlayer exp\nlayer dropout p=0.2\n"
+             "layer dense bias=true\nlayer identity\n", 2);
+    compare(&ir, 5, "channel BN, abs, dropout, tanh/sigmoid/exp");
+}
+
+Test(codegen, tiled_and_locally_connected)
+{
+    rc_ir ir;
+    build_ir(&ir, "history=3 height=11 width=10",
+             "layer conv channels=3 kernel=3 period=2\nlayer square\nlayer batchnorm over=channel\n"
+             "layer conv channels=2 kernel=3 period=0 bias=true\nlayer requ\nlayer abs\n"
+             "layer dense bias=false\n", 2);
+    compare(&ir, 4, "tiled (period 2), locally connected, square/requ/abs");
+}
+
+Test(codegen, stacked_dropout_gcconv)
+{
+    rc_ir ir;
+    build_ir(&ir, "history=4 height=16 width=15",
+             "layer conv channels=3 kernel=5 stack=3 stack_dropout=0.2\nlayer batchnorm over=channel abs=true\n"
+             "layer noise std=0.05\nlayer relu\n"
+             "layer conv channels=3 kernel=4 stack=3 stack_channels=2\nlayer relu\n"
+             "layer gcconv kernel=3 bias=true\nlayer batchnorm over=unit abs=true\nlayer softplus\n", 4);
+    compare(&ir, 5, "stacked convs (dropout, uneven sub-kernels), gcconv");
+}
+
+Test(codegen, elementwise_first_layer_and_blocking_hints)
+{
+    rc_ir ir;
+    build_ir(&ir, "history=3 height=9 width=21",
+             "layer batchnorm over=unit\nlayer noise std=0.2\nlayer abs\n"
+             "layer conv channels=7 kernel=2 schedule.tile_c=3 schedule.tile_h=2 schedule.tile_w=5 schedule.vector=8\n"
+             "layer relu\nlayer conv channels=5 kernel=3 schedule.vector=4 schedule.threads=1\nlayer relu\n"
+             "layer dense bias=true\nlayer softplus\n", 2);
+    compare(&ir, 3, "elementwise first layer, schedule hints, remainder blocks");
+}
+
+/* Shipped specs at test size: the spec's structure with small frames and kernels. */
+static void spec_small(const char *name, int hist, int hw, const int *kernels, int cells, int B)
+{
+    char path[512], err[512];
+    rc_ir ir;
+    snprintf(path, sizeof path, "%s/specs/%s.lua", RC_SRC_DIR, name);
+    cr_assert_eq(rc_spec_load(path, &ir, err, sizeof err), 0, "%s", err);
+    ir.history = hist;
+    ir.height = ir.width = hw;
+    ir.crop = 0;
+    for (int i = 0, k = 0; i < ir.n_layers; i++)
+        if (ir.layers[i].kind == RC_LAYER_CONV || ir.layers[i].kind == RC_LAYER_GCCONV) ir.layers[i].kernel = kernels[k++];
+    cr_assert_eq(rc_ir_infer(&ir, cells, path, err, sizeof err), 0, "%s", err);
+    compare(&ir, B, name);
+}
+
+Test(codegen, spec_bncnn) { int k[] = {5, 3}; spec_small("bncnn", 6, 14, k, 3, 19); }
+Test(codegen, spec_nips_cnn) { int k[] = {5, 3}; spec_small("nips_cnn", 5, 13, k, 2, 4); }
+Test(codegen, spec_stacked_bncnn) { int k[] = {5, 5, 3}; spec_small("stacked_bncnn", 4, 15, k, 3, 4); }
+Test(codegen, spec_ln) { int k[] = {0}; spec_small("ln", 6, 10, k, 3, 5); }
+Test(codegen, spec_tiny)
+{
+    char path[512], err[512];
+    rc_ir ir;
+    snprintf(path, sizeof path, "%s/specs/tiny.lua", RC_SRC_DIR);
+    cr_assert_eq(rc_spec_load(path, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 4, path, err, sizeof err), 0, "%s", err);
+    compare(&ir, 6, "tiny");
+}
+
+Test(codegen, generation_is_deterministic_and_carries_the_header)
+{
+    char path[512], err[512];
+    rc_ir ir;
+    snprintf(path, sizeof path, "%s/specs/bncnn.lua", RC_SRC_DIR);
+    cr_assert_eq(rc_spec_load(path, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 5, path, err, sizeof err), 0, "%s", err);
+    char *a = NULL, *b = NULL, hash[65];
+    cr_assert_eq(rc_emit_c(&ir, "specs/bncnn.lua", &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_emit_c(&ir, "specs/bncnn.lua", &b, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(a, b, "two generations differ");
+    rc_ir_hash(&ir, hash);
+    cr_assert(strstr(a, "DO NOT EDIT"));
+    cr_assert(strstr(a, RC_EMIT_VERSION));
+    cr_assert(strstr(a, "specs/bncnn.lua"));
+    cr_assert(strstr(a, hash));
+    cr_assert(strstr(a, "schedule model"));
+    /* the shapes are compile-time constants: the first conv's loops are spelled out */
+    cr_assert(strstr(a, "for (int c = 0; c < 40; c++)"));
+    free(a);
+    free(b);
+}
+
+Test(codegen, rng_text_is_runtime_rng_h_verbatim)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/runtime/rng.h", RC_SRC_DIR);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cr_assert_str_eq(rc_emit_rng_text(), buf, "runtime/emit.c's copy of rng.h is stale: update rng_text");
+}
+
+/* The generated C of every shipped spec compiles warning-free under -Wall -Wextra -Werror
+ * (golden-file rule: what is committed must build), also for a target without AVX-512. */
+Test(codegen, generated_c_is_warning_free)
+{
+    static const char *const specs[] = {"bncnn", "nips_cnn", "stacked_bncnn", "ln", "tiny"};
+    char path[512], err[512], tmp[] = "/tmp/retinac-gen-XXXXXX";
+    cr_assert(mkdtemp(tmp));
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        rc_ir ir;
+        snprintf(path, sizeof path, "%s/specs/%s.lua", RC_SRC_DIR, specs[i]);
+        cr_assert_eq(rc_spec_load(path, &ir, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rc_ir_infer(&ir, 5, path, err, sizeof err), 0, "%s", err);
+        char *src = NULL;
+        cr_assert_eq(rc_emit_c(&ir, path, &src, err, sizeof err), 0, "%s", err);
+        char file[600], cmd[1600];
+        snprintf(file, sizeof file, "%s/%s.c", tmp, specs[i]);
+        FILE *f = fopen(file, "w");
+        cr_assert(f);
+        fputs(src, f);
+        fclose(f);
+        free(src);
+        const char *march[2] = {"-march=native", "-march=x86-64-v3"};
+        for (int m = 0; m < 2; m++) {
+            snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -Werror -fopenmp %s -fsyntax-only '%s' 2>&1", march[m], file);
+            FILE *p = popen(cmd, "r");
+            cr_assert(p);
+            char out[2048] = "";
+            size_t n = fread(out, 1, sizeof out - 1, p);
+            out[n] = 0;
+            int st = pclose(p);
+            cr_expect_eq(st, 0, "%s (%s): %s", specs[i], march[m], out);
+        }
+        remove(file);
+    }
+    rmdir(tmp);
+}
