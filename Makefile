@@ -46,7 +46,7 @@ COMP_OBJ := $(COMP_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv
+.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv demo
 all: $(BUILD)/retinac $(BUILD)/libretinac.a
 
 $(BUILD)/%.o: %.c
@@ -122,6 +122,11 @@ $(BUILD)/examples/predict: examples/predict.c $(BUILD)/libretinac.a $(BUILD)/inc
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs retinac)
 
 examples: $(BUILD)/examples/predict
+
+# The README's main job: synthesize the default recording if absent, train the BN-CNN and the
+# LN baseline, print the comparison table (scripts/main_job.sh; its header lists the knobs).
+demo:
+	sh scripts/main_job.sh
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test

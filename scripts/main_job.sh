@@ -47,7 +47,7 @@ fi
 if [ ! -f "$DATA" ]; then
     say "synthesizing the default recording $DATA (retinac synth)"
     mkdir -p "$(dirname "$DATA")"
-    "$RETINAC" synth -o "$DATA" --threads "$THREADS" --quiet
+    "$RETINAC" synth -o "$DATA" --quiet
 fi
 
 train() {   # train NAME SPEC EPOCHS BATCH LR
