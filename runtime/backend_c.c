@@ -2,6 +2,7 @@
  * dlopen it, verify its hash against the IR, and forward the backend.h calls to the module's
  * ABI (backend_c.h). Error codes of the module become one-line messages naming the layer.
  */
+#include "errbuf.h"
 #include "backend_c.h"
 #include "emit_c.h"
 #include "jit.h"
@@ -29,16 +30,6 @@ typedef struct {
     char so_path[4400];
 } c_self;
 
-static int cfail(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Translate a module return code into be->err. */
 static int code_err(rc_backend *be, int rc, int B, const char *what)
@@ -116,7 +107,7 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     if (rc_emit_c(ir, NULL, &src, err, errlen)) return -1;
     c_self *s = calloc(1, sizeof *s);
     rc_backend *be = calloc(1, sizeof *be);
-    if (!s || !be) { free(src); free(s); free(be); return cfail(err, errlen, "c: out of memory"); }
+    if (!s || !be) { free(src); free(s); free(be); return rc_errf(err, errlen, "c: out of memory"); }
     char label[RC_NAME_MAX + 16];
     snprintf(label, sizeof label, "%s/model.c", ir->name);
     int rc = rc_jit_build(src, label, s->so_path, sizeof s->so_path, NULL, err, errlen);
@@ -131,13 +122,13 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     s->train_backward = (tb_fn)dlsym(s->dl, "rcg_train_backward");
     s->infer = (inf_fn)dlsym(s->dl, "rcg_infer");
     if (!hash || !abi || !cells || !s->ws_floats || !s->train_forward || !s->train_backward || !s->infer) {
-        cfail(err, errlen, "c: %s: %s lacks the rcg_* ABI symbols", ir->name, s->so_path);
+        rc_errf(err, errlen, "c: %s: %s lacks the rcg_* ABI symbols", ir->name, s->so_path);
         goto fail;
     }
     char want[65];
     rc_ir_hash(ir, want);
     if (*abi != RCG_ABI_VERSION || strcmp(hash, want) || *cells != ir->cells) {
-        cfail(err, errlen, "c: %s: %s was generated for another model (abi %d, hash %.12s, %d cells; want abi %d, "
+        rc_errf(err, errlen, "c: %s: %s was generated for another model (abi %d, hash %.12s, %d cells; want abi %d, "
               "hash %.12s, %d cells)", ir->name, s->so_path, *abi, hash, *cells, RCG_ABI_VERSION, want, ir->cells);
         goto fail;
     }

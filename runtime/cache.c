@@ -5,6 +5,7 @@
  * Atomicity: temp file in the same directory + rename(); the product is renamed before the
  * sidecar, so a crash between the two leaves an entry without a sidecar = a miss.
  */
+#include "errbuf.h"
 #include "cache.h"
 #include "sha256.h"
 
@@ -18,16 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int cfail(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void rc_cache_key(const rc_cache_part *parts, int n, char key[RC_CACHE_KEY_LEN + 1])
 {
@@ -50,19 +41,19 @@ static int mkdirs(const char *path, char *err, size_t errlen)
 {
     char tmp[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) return cfail(err, errlen, "cache: bad directory '%s'", path);
+    if (n == 0 || n >= sizeof tmp) return rc_errf(err, errlen, "cache: bad directory '%s'", path);
     memcpy(tmp, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (tmp[i] != '/' && tmp[i] != 0) continue;
         char c = tmp[i];
         tmp[i] = 0;
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return cfail(err, errlen, "cache: mkdir %s: %s", tmp, strerror(errno));
+            return rc_errf(err, errlen, "cache: mkdir %s: %s", tmp, strerror(errno));
         tmp[i] = c;
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cfail(err, errlen, "cache: %s is not a directory", path);
+        return rc_errf(err, errlen, "cache: %s is not a directory", path);
     return 0;
 }
 
@@ -73,8 +64,8 @@ int rc_cache_dir(char *out, size_t outlen, char *err, size_t errlen)
     if (d && *d) n = snprintf(out, outlen, "%s", d);
     else if ((d = getenv("XDG_CACHE_HOME")) && *d) n = snprintf(out, outlen, "%s/retinac", d);
     else if ((d = getenv("HOME")) && *d) n = snprintf(out, outlen, "%s/.cache/retinac", d);
-    else return cfail(err, errlen, "cache: none of RETINAC_CACHE_DIR, XDG_CACHE_HOME, HOME is set");
-    if (n < 0 || (size_t)n >= outlen) return cfail(err, errlen, "cache: directory path too long");
+    else return rc_errf(err, errlen, "cache: none of RETINAC_CACHE_DIR, XDG_CACHE_HOME, HOME is set");
+    if (n < 0 || (size_t)n >= outlen) return rc_errf(err, errlen, "cache: directory path too long");
     return mkdirs(out, err, errlen);
 }
 
@@ -88,12 +79,12 @@ static int valid_key(const char *key)
 
 int rc_cache_path(const char *key, const char *ext, char *out, size_t outlen, char *err, size_t errlen)
 {
-    if (!valid_key(key)) return cfail(err, errlen, "cache: malformed key");
-    if (!ext || !*ext || strchr(ext, '/')) return cfail(err, errlen, "cache: bad extension");
+    if (!valid_key(key)) return rc_errf(err, errlen, "cache: malformed key");
+    if (!ext || !*ext || strchr(ext, '/')) return rc_errf(err, errlen, "cache: bad extension");
     char dir[4096];
     if (rc_cache_dir(dir, sizeof dir, err, errlen)) return -1;
     int n = snprintf(out, outlen, "%s/%s.%s", dir, key, ext);
-    if (n < 0 || (size_t)n >= outlen) return cfail(err, errlen, "cache: path too long");
+    if (n < 0 || (size_t)n >= outlen) return rc_errf(err, errlen, "cache: path too long");
     return 0;
 }
 
@@ -131,18 +122,18 @@ static int write_atomic(const char *path, const void *bytes, size_t len, char *e
     static atomic_uint seq;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
     FILE *f = fopen(tmp, "wb");
-    if (!f) return cfail(err, errlen, "cache: open %s: %s", tmp, strerror(errno));
+    if (!f) return rc_errf(err, errlen, "cache: open %s: %s", tmp, strerror(errno));
     int ok = len == 0 || fwrite(bytes, 1, len, f) == len;
     if (fclose(f) != 0) ok = 0;
     if (!ok) {
         int e = errno;
         unlink(tmp);
-        return cfail(err, errlen, "cache: write %s: %s", tmp, strerror(e));
+        return rc_errf(err, errlen, "cache: write %s: %s", tmp, strerror(e));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return cfail(err, errlen, "cache: rename %s -> %s: %s", tmp, path, strerror(e));
+        return rc_errf(err, errlen, "cache: rename %s -> %s: %s", tmp, path, strerror(e));
     }
     return 0;
 }
@@ -157,7 +148,7 @@ static int verify(const char *path, void **bytes, size_t *len, char *err, size_t
     size_t n = 0, sn = 0;
     if (read_all(path, &data, &n) != 0) {
         if (errno == ENOENT) { unlink(side); return 0; }
-        return cfail(err, errlen, "cache: read %s: %s", path, strerror(errno));
+        return rc_errf(err, errlen, "cache: read %s: %s", path, strerror(errno));
     }
     int intact = 0;
     if (read_all(side, &sd, &sn) == 0) {
@@ -183,7 +174,7 @@ int rc_cache_lookup(const char *key, const char *ext, char *out, size_t outlen, 
     if (rc_cache_path(key, ext, path, sizeof path, err, errlen)) return -1;
     int r = verify(path, NULL, NULL, err, errlen);
     if (r == 1 && out) {
-        if (strlen(path) >= outlen) return cfail(err, errlen, "cache: path too long");
+        if (strlen(path) >= outlen) return rc_errf(err, errlen, "cache: path too long");
         strcpy(out, path);
     }
     return r;
@@ -215,7 +206,7 @@ int rc_cache_put(const char *key, const char *ext, const void *bytes, size_t len
     if (write_atomic(path, bytes, len, err, errlen)) return -1;
     if (write_sidecar(path, bytes, len, err, errlen)) return -1;
     if (out) {
-        if (strlen(path) >= outlen) return cfail(err, errlen, "cache: path too long");
+        if (strlen(path) >= outlen) return rc_errf(err, errlen, "cache: path too long");
         strcpy(out, path);
     }
     return 0;
@@ -228,7 +219,7 @@ int rc_cache_put_file(const char *key, const char *ext, const char *src, char *o
     if (rc_cache_path(key, ext, path, sizeof path, err, errlen)) return -1;
     void *data = NULL;
     size_t n = 0;
-    if (read_all(src, &data, &n) != 0) return cfail(err, errlen, "cache: read %s: %s", src, strerror(errno));
+    if (read_all(src, &data, &n) != 0) return rc_errf(err, errlen, "cache: read %s: %s", src, strerror(errno));
     int rc;
     if (rename(src, path) == 0) rc = 0;
     else {
@@ -239,7 +230,7 @@ int rc_cache_put_file(const char *key, const char *ext, const char *src, char *o
     free(data);
     if (rc) return -1;
     if (out) {
-        if (strlen(path) >= outlen) return cfail(err, errlen, "cache: path too long");
+        if (strlen(path) >= outlen) return rc_errf(err, errlen, "cache: path too long");
         strcpy(out, path);
     }
     return 0;
@@ -252,6 +243,6 @@ int rc_cache_temp_path(const char *suffix, char *out, size_t outlen, char *err, 
     if (rc_cache_dir(dir, sizeof dir, err, errlen)) return -1;
     int n = snprintf(out, outlen, "%s/tmp.%ld.%u.%s", dir, (long)getpid(), atomic_fetch_add(&seq, 1),
                      suffix ? suffix : "tmp");
-    if (n < 0 || (size_t)n >= outlen) return cfail(err, errlen, "cache: path too long");
+    if (n < 0 || (size_t)n >= outlen) return rc_errf(err, errlen, "cache: path too long");
     return 0;
 }

@@ -5,6 +5,7 @@
  * shape against the IR it parsed from /model, so a checkpoint cannot be loaded into the wrong
  * layout silently.
  */
+#include "errbuf.h"
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -27,17 +28,6 @@ const char *const rc_ckpt_hist_names[RC_HIST_COLS] = {
     "epoch", "train_loss", "val_loss", "val_r", "lr", "seconds", "samples_per_s"
 };
 
-static int ferr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ferr(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------------ small HDF5 writers */
 
@@ -144,15 +134,15 @@ static char *read_str_ds(hid_t f, const char *path)
 static int read_ds(hid_t f, const char *path, hid_t mt, int rank, const int64_t *dims, void *buf,
                    const char *fname, char *err, size_t errlen)
 {
-    if (!rc_h5_exists(f, path)) return ferr(err, errlen, "%s: %s: missing", fname, path);
+    if (!rc_h5_exists(f, path)) return rc_errf(err, errlen, "%s: %s: missing", fname, path);
     hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
-    if (ds < 0) return ferr(err, errlen, "%s: %s: cannot open dataset", fname, path);
+    if (ds < 0) return rc_errf(err, errlen, "%s: %s: cannot open dataset", fname, path);
     int rc = -1;
     hid_t sp = H5Dget_space(ds);
     int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
     hsize_t d[8] = {0};
     if (r < 0 || r > 8) {
-        ferr(err, errlen, "%s: %s: bad dataspace", fname, path);
+        rc_errf(err, errlen, "%s: %s: bad dataspace", fname, path);
         goto out;
     }
     H5Sget_simple_extent_dims(sp, d, NULL);
@@ -166,13 +156,13 @@ static int read_ds(hid_t f, const char *path, hid_t mt, int rank, const int64_t 
         for (int i = 0; i < r; i++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", i ? "," : "",
                      (unsigned long long)d[i]);
-        ferr(err, errlen, "%s: %s: shape (%s), expected (%s)", fname, path, got, want);
+        rc_errf(err, errlen, "%s: %s: shape (%s), expected (%s)", fname, path, got, want);
         goto out;
     }
     int64_t n = 1;
     for (int i = 0; i < rank; i++) n *= dims[i];
     if (n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        ferr(err, errlen, "%s: %s: read failed", fname, path);
+        rc_errf(err, errlen, "%s: %s: read failed", fname, path);
         goto out;
     }
     rc = 0;
@@ -231,12 +221,12 @@ int rc_atomic_commit(const char *tmp, const char *path, char *err, size_t errlen
     if (fsync_path(tmp, 0) != 0) {
         int e = errno;
         unlink(tmp);
-        return ferr(err, errlen, "%s: fsync: %s", tmp, strerror(e));
+        return rc_errf(err, errlen, "%s: fsync: %s", tmp, strerror(e));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return ferr(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(e));
+        return rc_errf(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(e));
     }
     char dir[1024];
     dir_of(path, dir, sizeof dir);
@@ -258,12 +248,12 @@ int rc_write_file_atomic(const char *path, const void *data, size_t n, char *err
     snprintf(tmp, sizeof tmp, "%s/.tmp.%ld.%s", dir, (long)getpid(),
              strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return ferr(err, errlen, "%s: %s", tmp, strerror(errno));
+    if (!f) return rc_errf(err, errlen, "%s: %s", tmp, strerror(errno));
     int ok = fwrite(data, 1, n, f) == n;
     ok = (fclose(f) == 0) && ok;
     if (!ok) {
         unlink(tmp);
-        return ferr(err, errlen, "%s: write failed", tmp);
+        return rc_errf(err, errlen, "%s: write failed", tmp);
     }
     return rc_atomic_commit(tmp, path, err, errlen);
 }
@@ -342,7 +332,7 @@ static int write_views(hid_t f, const char *grp, const rc_param *views, int n, c
         snprintf(path, sizeof path, "%s/%s", grp, p->name);
         if (write_ds(f, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->rank, dims,
                      buf + p->offset) < 0)
-            return ferr(err, errlen, "%s: %s: write failed", fname, path);
+            return rc_errf(err, errlen, "%s: %s: write failed", fname, path);
     }
     return 0;
 }
@@ -351,10 +341,10 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
 {
     const rc_ir *ir = ck->ir;
     char *model = rc_ir_format(ir);
-    if (!model) return ferr(err, errlen, "%s: out of memory formatting the model", fname);
+    if (!model) return rc_errf(err, errlen, "%s: out of memory formatting the model", fname);
     int bad = write_str_ds(f, "/spec", ck->spec_text) < 0 || write_str_ds(f, "/model", model) < 0;
     free(model);
-    if (bad) return ferr(err, errlen, "%s: /spec: write failed", fname);
+    if (bad) return rc_errf(err, errlen, "%s: /spec: write failed", fname);
 
     struct { const char *k; double v; } dattrs[] = {
         {"lr", ck->lr}, {"norm_mean", ck->norm_mean}, {"norm_std", ck->norm_std},
@@ -374,22 +364,22 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
     };
     for (size_t i = 0; i < sizeof dattrs / sizeof dattrs[0]; i++)
         if (rc_h5_attr_set_double(f, "/", dattrs[i].k, dattrs[i].v) < 0)
-            return ferr(err, errlen, "%s: /: attribute %s: write failed", fname, dattrs[i].k);
+            return rc_errf(err, errlen, "%s: /: attribute %s: write failed", fname, dattrs[i].k);
     for (size_t i = 0; i < sizeof iattrs / sizeof iattrs[0]; i++)
         if (rc_h5_attr_set_int64(f, "/", iattrs[i].k, iattrs[i].v) < 0)
-            return ferr(err, errlen, "%s: /: attribute %s: write failed", fname, iattrs[i].k);
+            return rc_errf(err, errlen, "%s: /: attribute %s: write failed", fname, iattrs[i].k);
     for (size_t i = 0; i < sizeof sattrs / sizeof sattrs[0]; i++)
         if (rc_h5_attr_set_string(f, "/", sattrs[i].k, sattrs[i].v) < 0)
-            return ferr(err, errlen, "%s: /: attribute %s: write failed", fname, sattrs[i].k);
+            return rc_errf(err, errlen, "%s: /: attribute %s: write failed", fname, sattrs[i].k);
 
     const char *groups[] = {"/train", "/params", "/state", "/data", "/history"};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         hid_t g = make_group(f, groups[i]);
-        if (g < 0) return ferr(err, errlen, "%s: %s: cannot create group", fname, groups[i]);
+        if (g < 0) return rc_errf(err, errlen, "%s: %s: cannot create group", fname, groups[i]);
         H5Gclose(g);
     }
     if (write_train_attrs(f, &ir->train) < 0)
-        return ferr(err, errlen, "%s: /train: write failed", fname);
+        return rc_errf(err, errlen, "%s: /train: write failed", fname);
     if (write_views(f, "/params", ir->params, ir->n_params, ck->params, fname, err, errlen) < 0)
         return -1;
     if (ir->n_state && write_views(f, "/state", ir->state, ir->n_state, ck->state, fname, err,
@@ -399,7 +389,7 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
         const char *og[] = {"/optim", "/optim/m", "/optim/v"};
         for (int i = 0; i < 3; i++) {
             hid_t g = make_group(f, og[i]);
-            if (g < 0) return ferr(err, errlen, "%s: %s: cannot create group", fname, og[i]);
+            if (g < 0) return rc_errf(err, errlen, "%s: %s: cannot create group", fname, og[i]);
             H5Gclose(g);
         }
         if (write_views(f, "/optim/m", ir->params, ir->n_params, ck->moments, fname, err,
@@ -413,12 +403,12 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
         if (write_attr(f, "/optim", "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &st) < 0 ||
             rc_h5_attr_set_string(f, "/optim", "kind", ck->opt_kind == RC_OPT_ADAMW ? "adamw"
                                                                                     : "adam") < 0)
-            return ferr(err, errlen, "%s: /optim: attributes: write failed", fname);
+            return rc_errf(err, errlen, "%s: /optim: attributes: write failed", fname);
         for (int i = 0; i < 3; i++)
             if (rc_h5_attr_set_double(f, "/optim", hn[i], hp[i]) < 0)
-                return ferr(err, errlen, "%s: /optim: attribute %s: write failed", fname, hn[i]);
+                return rc_errf(err, errlen, "%s: /optim: attribute %s: write failed", fname, hn[i]);
         if (rc_h5_attr_set_double(f, "/optim", "weight_decay", ir->train.l2) < 0)
-            return ferr(err, errlen, "%s: /optim: attribute weight_decay: write failed", fname);
+            return rc_errf(err, errlen, "%s: /optim: attribute weight_decay: write failed", fname);
     }
     int64_t d1[1] = {ck->cells}, d2[2] = {ck->cells, 2};
     if (write_ds(f, "/data/cell_ids", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, ck->cell_ids) < 0 ||
@@ -426,7 +416,7 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
                                   ck->cell_pos) < 0) ||
         (ck->centers && write_ds(f, "/data/centers", H5T_STD_I32LE, H5T_NATIVE_INT, 2, d2,
                                  ck->centers) < 0))
-        return ferr(err, errlen, "%s: /data: write failed", fname);
+        return rc_errf(err, errlen, "%s: /data: write failed", fname);
     int64_t dh[1] = {ck->n_hist};
     for (int c = 0; c < RC_HIST_COLS; c++) {
         char path[64];
@@ -434,7 +424,7 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
         static const double none = 0;
         if (write_ds(f, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, dh,
                      ck->n_hist ? ck->hist[c] : &none) < 0)
-            return ferr(err, errlen, "%s: %s: write failed", fname, path);
+            return rc_errf(err, errlen, "%s: %s: write failed", fname, path);
     }
     return 0;
 }
@@ -443,19 +433,19 @@ int rc_ckpt_save(const char *path, const rc_checkpoint *ck, char *err, size_t er
 {
     rc_h5_quiet();
     if (!ck->ir || !ck->params || !ck->spec_text || !ck->cell_ids || ck->cells != ck->ir->cells)
-        return ferr(err, errlen, "%s: incomplete checkpoint (model, params, spec or cells)", path);
+        return rc_errf(err, errlen, "%s: incomplete checkpoint (model, params, spec or cells)", path);
     if (ck->has_optim && !ck->moments)
-        return ferr(err, errlen, "%s: optimizer state missing", path);
+        return rc_errf(err, errlen, "%s: optimizer state missing", path);
     char tmp[1200];
     rc_atomic_tmp(path, tmp, sizeof tmp);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fcpl < 0) return ferr(err, errlen, "%s: HDF5 property list failed", tmp);
+    if (fcpl < 0) return rc_errf(err, errlen, "%s: HDF5 property list failed", tmp);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
-    if (f < 0) return ferr(err, errlen, "%s: cannot create (directory missing or not writable?)", tmp);
+    if (f < 0) return rc_errf(err, errlen, "%s: cannot create (directory missing or not writable?)", tmp);
     int rc = save_body(f, ck, path, err, errlen);
-    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = ferr(err, errlen, "%s: flush failed", tmp);
-    if (H5Fclose(f) < 0 && rc == 0) rc = ferr(err, errlen, "%s: close failed", tmp);
+    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = rc_errf(err, errlen, "%s: flush failed", tmp);
+    if (H5Fclose(f) < 0 && rc == 0) rc = rc_errf(err, errlen, "%s: close failed", tmp);
     if (rc != 0) { unlink(tmp); return -1; }
     return rc_atomic_commit(tmp, path, err, errlen);
 }
@@ -499,7 +489,7 @@ static int get_i64(hid_t f, const char *obj, const char *k, int64_t *v, const ch
                    char *err, size_t errlen)
 {
     if (rc_h5_attr_get_int64(f, obj, k, v) < 0)
-        return ferr(err, errlen, "%s: %s: attribute %s missing or not an integer", fname, obj, k);
+        return rc_errf(err, errlen, "%s: %s: attribute %s missing or not an integer", fname, obj, k);
     return 0;
 }
 
@@ -507,7 +497,7 @@ static int get_f64(hid_t f, const char *obj, const char *k, double *v, const cha
                    char *err, size_t errlen)
 {
     if (rc_h5_attr_get_double(f, obj, k, v) < 0)
-        return ferr(err, errlen, "%s: %s: attribute %s missing or not a number", fname, obj, k);
+        return rc_errf(err, errlen, "%s: %s: attribute %s missing or not a number", fname, obj, k);
     return 0;
 }
 
@@ -515,46 +505,46 @@ static int load_body(hid_t f, rc_checkpoint *ck, const char *fname, char *err, s
 {
     char fmt[64] = "";
     if (rc_h5_attr_get_string(f, "/", "format", fmt, sizeof fmt) < 0 || strcmp(fmt, RC_CKPT_FORMAT))
-        return ferr(err, errlen, "%s: /: not a retinac checkpoint (attribute format)", fname);
+        return rc_errf(err, errlen, "%s: /: not a retinac checkpoint (attribute format)", fname);
     int64_t ver = 0, cells = 0, v = 0;
     if (get_i64(f, "/", "format_version", &ver, fname, err, errlen)) return -1;
     if (ver != RC_CKPT_VERSION)
-        return ferr(err, errlen, "%s: /: format_version %lld, this retinac reads %d", fname,
+        return rc_errf(err, errlen, "%s: /: format_version %lld, this retinac reads %d", fname,
                     (long long)ver, RC_CKPT_VERSION);
     if (get_i64(f, "/", "cells", &cells, fname, err, errlen)) return -1;
     if (cells < 1 || cells > 1000000)
-        return ferr(err, errlen, "%s: /: cells = %lld out of range", fname, (long long)cells);
+        return rc_errf(err, errlen, "%s: /: cells = %lld out of range", fname, (long long)cells);
     ck->cells = (int)cells;
     ck->spec_text = read_str_ds(f, "/spec");
     char *model = read_str_ds(f, "/model");
     if (!ck->spec_text || !model) {
         free(model);
-        return ferr(err, errlen, "%s: /spec or /model: missing or not a string", fname);
+        return rc_errf(err, errlen, "%s: /spec or /model: missing or not a string", fname);
     }
     if (rc_h5_attr_get_string(f, "/", "spec_hash", ck->spec_hash, sizeof ck->spec_hash) < 0) {
         free(model);
-        return ferr(err, errlen, "%s: /: attribute spec_hash missing", fname);
+        return rc_errf(err, errlen, "%s: /: attribute spec_hash missing", fname);
     }
     /* The stored spec must hash to spec_hash (the text was not altered), and /model must be the
      * same model (only its train section may differ). */
     rc_ir *spec = malloc(sizeof *spec);
     ck->ir = malloc(sizeof *ck->ir);
-    if (!spec || !ck->ir) { free(spec); free(model); return ferr(err, errlen, "%s: out of memory", fname); }
+    if (!spec || !ck->ir) { free(spec); free(model); return rc_errf(err, errlen, "%s: out of memory", fname); }
     char m[512];
     int rc = -1;
     if (rc_ir_parse(spec, ck->spec_text, fname, m, sizeof m) < 0) {
-        ferr(err, errlen, "%s: /spec: %s", fname, m);
+        rc_errf(err, errlen, "%s: /spec: %s", fname, m);
         goto out;
     }
     char h[65];
     rc_ir_hash(spec, h);
     if (strcmp(h, ck->spec_hash)) {
-        ferr(err, errlen, "%s: /spec: hash %.12s does not match spec_hash %.12s", fname, h,
+        rc_errf(err, errlen, "%s: /spec: hash %.12s does not match spec_hash %.12s", fname, h,
              ck->spec_hash);
         goto out;
     }
     if (rc_ir_parse(ck->ir, model, fname, m, sizeof m) < 0) {
-        ferr(err, errlen, "%s: /model: %s", fname, m);
+        rc_errf(err, errlen, "%s: /model: %s", fname, m);
         goto out;
     }
     {
@@ -563,12 +553,12 @@ static int load_body(hid_t f, rc_checkpoint *ck, const char *fname, char *err, s
         char h2[65];
         rc_ir_hash(&tmp, h2);
         if (strcmp(h2, ck->spec_hash)) {
-            ferr(err, errlen, "%s: /model: differs from /spec beyond the train section", fname);
+            rc_errf(err, errlen, "%s: /model: differs from /spec beyond the train section", fname);
             goto out;
         }
     }
     if (rc_ir_infer(ck->ir, ck->cells, fname, m, sizeof m) < 0) {
-        ferr(err, errlen, "%s: /model: %s", fname, m);
+        rc_errf(err, errlen, "%s: /model: %s", fname, m);
         goto out;
     }
     rc = 0;
@@ -581,7 +571,7 @@ out:
     ck->params = malloc((size_t)(ir->params_total ? ir->params_total : 1) * sizeof(float));
     ck->state = malloc((size_t)(ir->state_total ? ir->state_total : 1) * sizeof(float));
     ck->cell_ids = malloc((size_t)ck->cells * sizeof(int));
-    if (!ck->params || !ck->state || !ck->cell_ids) return ferr(err, errlen, "%s: out of memory", fname);
+    if (!ck->params || !ck->state || !ck->cell_ids) return rc_errf(err, errlen, "%s: out of memory", fname);
     if (read_views(f, "/params", ir->params, ir->n_params, ck->params, fname, err, errlen) < 0)
         return -1;
     if (ir->n_state && read_views(f, "/state", ir->state, ir->n_state, ck->state, fname, err,
@@ -595,7 +585,7 @@ out:
         get_f64(f, "/", "plateau_best", &ck->plateau_best, fname, err, errlen))
         return -1;
     if (!(ck->norm_std > 0) || !isfinite(ck->norm_mean))
-        return ferr(err, errlen, "%s: /: norm_std must be > 0 (got %g)", fname, ck->norm_std);
+        return rc_errf(err, errlen, "%s: /: norm_std must be > 0 (got %g)", fname, ck->norm_std);
     struct { const char *k; int64_t *p; } iv[] = {
         {"epoch", &ck->epoch}, {"rng_step", &ck->rng_step}, {"best_epoch", &ck->best_epoch},
     };
@@ -619,13 +609,13 @@ out:
         return -1;
     if (rc_h5_exists(f, "/data/cell_pos")) {
         ck->cell_pos = malloc((size_t)ck->cells * 2 * sizeof(int));
-        if (!ck->cell_pos) return ferr(err, errlen, "%s: out of memory", fname);
+        if (!ck->cell_pos) return rc_errf(err, errlen, "%s: out of memory", fname);
         if (read_ds(f, "/data/cell_pos", H5T_NATIVE_INT, 2, d2, ck->cell_pos, fname, err, errlen) < 0)
             return -1;
     }
     if (rc_h5_exists(f, "/data/centers")) {
         ck->centers = malloc((size_t)ck->cells * 2 * sizeof(int));
-        if (!ck->centers) return ferr(err, errlen, "%s: out of memory", fname);
+        if (!ck->centers) return rc_errf(err, errlen, "%s: out of memory", fname);
         if (read_ds(f, "/data/centers", H5T_NATIVE_INT, 2, d2, ck->centers, fname, err, errlen) < 0)
             return -1;
     }
@@ -641,7 +631,7 @@ out:
             get_f64(f, "/optim", "eps", &ck->eps, fname, err, errlen))
             return -1;
         ck->moments = malloc((size_t)(2 * ir->params_total + 1) * sizeof(float));
-        if (!ck->moments) return ferr(err, errlen, "%s: out of memory", fname);
+        if (!ck->moments) return rc_errf(err, errlen, "%s: out of memory", fname);
         if (read_views(f, "/optim/m", ir->params, ir->n_params, ck->moments, fname, err, errlen) < 0 ||
             read_views(f, "/optim/v", ir->params, ir->n_params, ck->moments + ir->params_total,
                        fname, err, errlen) < 0)
@@ -655,14 +645,14 @@ out:
         snprintf(path, sizeof path, "/history/%s", rc_ckpt_hist_names[c]);
         rc_h5_desc d;
         if (rc_h5_describe(f, fname, path, 1, &d, m, sizeof m) < 0)
-            return ferr(err, errlen, "%s", m);
+            return rc_errf(err, errlen, "%s", m);
         if (d.rank != 1 || (nh >= 0 && d.dims[0] != nh) || d.dims[0] > (1 << 24))
-            return ferr(err, errlen, "%s: %s: expected one column of the history", fname, path);
+            return rc_errf(err, errlen, "%s: %s: expected one column of the history", fname, path);
         nh = d.dims[0];
     }
     for (int64_t r = 0; r < nh; r++) {
         double row[RC_HIST_COLS] = {0};
-        if (rc_ckpt_hist_append(ck, row) < 0) return ferr(err, errlen, "%s: out of memory", fname);
+        if (rc_ckpt_hist_append(ck, row) < 0) return rc_errf(err, errlen, "%s: out of memory", fname);
     }
     for (int c = 0; c < RC_HIST_COLS && nh > 0; c++) {
         char path[64];
@@ -680,11 +670,11 @@ int rc_ckpt_load(const char *path, rc_checkpoint *ck, char *err, size_t errlen)
     memset(ck, 0, sizeof *ck);
     ck->owned = 1;
     struct stat st;
-    if (stat(path, &st) != 0) return ferr(err, errlen, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return rc_errf(err, errlen, "%s: %s", path, strerror(errno));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) { rc_ckpt_free(ck); return ferr(err, errlen, "%s: not an HDF5 file or unreadable", path); }
+    if (f < 0) { rc_ckpt_free(ck); return rc_errf(err, errlen, "%s: not an HDF5 file or unreadable", path); }
     int rc = load_body(f, ck, path, err, errlen);
-    if (H5Fclose(f) < 0 && rc == 0) rc = ferr(err, errlen, "%s: close failed", path);
+    if (H5Fclose(f) < 0 && rc == 0) rc = rc_errf(err, errlen, "%s: close failed", path);
     if (rc) rc_ckpt_free(ck);
     return rc;
 }

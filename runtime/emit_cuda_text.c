@@ -5,6 +5,7 @@
  * prelude/trailer used by tests to run generated kernels without a GPU.
  */
 #include "emit_cuda.h"
+#include "emit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,49 +14,8 @@ extern const char rc_cuda_dev_prelude_text[];
 
 /* ---------------------------------------------------------------- prelude, rng text */
 
-static const char rng_text[] =
-"/* rng.h — counter-based random numbers shared by every backend.\n"
-" *\n"
-" * Noise and dropout in training are a pure function of (seed, layer, index), so the reference,\n"
-" * the generated C and the generated CUDA draw the same numbers with no RNG state to carry and no\n"
-" * ordering constraint between threads. The text of this file is pasted verbatim into generated\n"
-" * sources (C and CUDA): keep it self-contained C99 using only RC_RNG_QUAL, uint64_t, logf, cosf,\n"
-" * sqrtf. Generated code defines RC_RNG_QUAL (e.g. \"static inline\" or \"__device__ static inline\").\n"
-" */\n"
-"#ifndef RC_RNG_H\n"
-"#define RC_RNG_H\n"
-"#ifndef RC_RNG_QUAL\n"
-"#include <stdint.h>\n"
-"#include <math.h>\n"
-"#define RC_RNG_QUAL static inline\n"
-"#endif\n"
-"\n"
-"/* splitmix64 finalizer: a bijective 64-bit mix. */\n"
-"RC_RNG_QUAL uint64_t rc_rng_mix(uint64_t z)\n"
-"{\n"
-"    z += 0x9E3779B97F4A7C15ull;\n"
-"    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;\n"
-"    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;\n"
-"    return z ^ (z >> 31);\n"
-"}\n"
-"\n"
-"/* Uniform in (0, 1): 24 random bits, never 0 (safe for logf). */\n"
-"RC_RNG_QUAL float rc_rng_uniform(uint64_t seed, uint64_t layer, uint64_t idx)\n"
-"{\n"
-"    uint64_t z = rc_rng_mix(seed ^ rc_rng_mix(layer * 0xD1B54A32D192ED03ull + idx));\n"
-"    return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);\n"
-"}\n"
-"\n"
-"/* Standard normal by Box-Muller over two independent uniforms of the same counter. */\n"
-"RC_RNG_QUAL float rc_rng_normal(uint64_t seed, uint64_t layer, uint64_t idx)\n"
-"{\n"
-"    float u1 = rc_rng_uniform(seed, layer, 2 * idx);\n"
-"    float u2 = rc_rng_uniform(seed, layer, 2 * idx + 1);\n"
-"    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);\n"
-"}\n"
-"#endif\n";
-
-const char *rc_cuda_rng_text(void) { return rng_text; }
+/* One copy of rng.h's text serves both emitters (runtime/emit.c). */
+const char *rc_cuda_rng_text(void) { return rc_emit_rng_text(); }
 
 /* Device prelude: types without host headers under NVRTC, activations, block reduction. */
 #define RC_DEV_PRELUDE \

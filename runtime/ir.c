@@ -6,6 +6,7 @@
  * field of every section in table order with the shortest decimal that round-trips, so equal
  * meaning gives equal bytes and so an equal sha256.
  */
+#include "errbuf.h"
 #include "ir.h"
 #include "sha256.h"
 
@@ -207,21 +208,11 @@ void rc_ir_defaults(rc_ir *ir)
 
 /* ---------------------------------------------------------------- errors */
 
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 #define LFAIL(field, ...) \
     do { \
         char m_[256]; snprintf(m_, sizeof m_, __VA_ARGS__); \
-        return fail(err, errlen, "%s: layer %d (%s): %s: %s", file, li + 1, layer_name(l), field, m_); \
+        return rc_errf(err, errlen, "%s: layer %d (%s): %s: %s", file, li + 1, layer_name(l), field, m_); \
     } while (0)
 
 /* ---------------------------------------------------------------- layout */
@@ -232,7 +223,7 @@ static int add_view(rc_ir *ir, int state, int layer, const char *suffix, int ran
     int *n = state ? &ir->n_state : &ir->n_params;
     rc_param *arr = state ? ir->state : ir->params;
     int64_t *total = state ? &ir->state_total : &ir->params_total;
-    if (*n >= RC_MAX_PARAMS) return fail(err, errlen, "model: more than %d parameter tensors", RC_MAX_PARAMS);
+    if (*n >= RC_MAX_PARAMS) return rc_errf(err, errlen, "model: more than %d parameter tensors", RC_MAX_PARAMS);
     rc_param *p = &arr[(*n)++];
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%d.%s.%s", layer + 1, rc_layer_kind_name(ir->layers[layer].kind), suffix);
@@ -272,16 +263,16 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
     ir->n_params = ir->n_state = 0;
     ir->params_total = ir->state_total = 0;
     ir->flops_fwd = ir->flops_train = 0;
-    if (cells < 1) return fail(err, errlen, "%s: cells: must be at least 1, got %d", file, cells);
+    if (cells < 1) return rc_errf(err, errlen, "%s: cells: must be at least 1, got %d", file, cells);
     ir->cells = cells;
     if (ir->history < 1 || ir->height < 1 || ir->width < 1)
-        return fail(err, errlen, "%s: input: history, height and width must be positive", file);
+        return rc_errf(err, errlen, "%s: input: history, height and width must be positive", file);
     if (ir->crop < 0 || ir->crop > ir->height || ir->crop > ir->width)
-        return fail(err, errlen, "%s: input: crop: %d does not fit a %dx%d frame", file, ir->crop,
+        return rc_errf(err, errlen, "%s: input: crop: %d does not fit a %dx%d frame", file, ir->crop,
                     ir->height, ir->width);
-    if (ir->n_layers < 1) return fail(err, errlen, "%s: model: no layers", file);
+    if (ir->n_layers < 1) return rc_errf(err, errlen, "%s: model: no layers", file);
     if (ir->n_layers > RC_MAX_LAYERS)
-        return fail(err, errlen, "%s: model: %d layers, at most %d", file, ir->n_layers, RC_MAX_LAYERS);
+        return rc_errf(err, errlen, "%s: model: %d layers, at most %d", file, ir->n_layers, RC_MAX_LAYERS);
     ir->in = (rc_shape){ir->history, ir->crop ? ir->crop : ir->height, ir->crop ? ir->crop : ir->width};
 
     rc_shape cur = ir->in;
@@ -428,7 +419,7 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
             fwd = el; bwd = 2 * el;
             break;
         default:
-            return fail(err, errlen, "%s: layer %d: unknown kind %d", file, li + 1, (int)l->kind);
+            return rc_errf(err, errlen, "%s: layer %d: unknown kind %d", file, li + 1, (int)l->kind);
         }
         if (cur.c < 1 || cur.h < 1 || cur.w < 1)
             LFAIL("shape", "output collapses to %dx%dx%d", cur.c, cur.h, cur.w);
@@ -584,32 +575,32 @@ static int set_field(const rc_field *f, void *base, const char *val, char *err, 
         if (f->type == RC_F_BOOL) {
             if (!strcmp(val, "true")) v = 1;
             else if (!strcmp(val, "false")) v = 0;
-            else return fail(err, errlen, "expected true or false, got '%s'", val);
+            else return rc_errf(err, errlen, "expected true or false, got '%s'", val);
         } else {
             v = strtol(val, &end, 10);
-            if (end == val || *end) return fail(err, errlen, "expected an integer, got '%s'", val);
+            if (end == val || *end) return rc_errf(err, errlen, "expected an integer, got '%s'", val);
         }
-        if (v < f->min || v > f->max) return fail(err, errlen, "%ld is out of range [%g, %g]", v, f->min, f->max);
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%ld is out of range [%g, %g]", v, f->min, f->max);
         *(int *)at = (int)v;
         return 0;
     }
     case RC_F_NUM: {
         double v = strtod(val, &end);
-        if (end == val || *end || !isfinite(v)) return fail(err, errlen, "expected a number, got '%s'", val);
-        if (v < f->min || v > f->max) return fail(err, errlen, "%g is out of range [%g, %g]", v, f->min, f->max);
+        if (end == val || *end || !isfinite(v)) return rc_errf(err, errlen, "expected a number, got '%s'", val);
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%g is out of range [%g, %g]", v, f->min, f->max);
         *(double *)at = v;
         return 0;
     }
     case RC_F_U64: {
         unsigned long long v = strtoull(val, &end, 10);
-        if (end == val || *end || val[0] == '-') return fail(err, errlen, "expected an unsigned integer, got '%s'", val);
+        if (end == val || *end || val[0] == '-') return rc_errf(err, errlen, "expected an unsigned integer, got '%s'", val);
         *(uint64_t *)at = v;
         return 0;
     }
     case RC_F_ENUM:
         for (int i = 0; f->enums[i]; i++)
             if (!strcmp(val, f->enums[i])) { *(int *)at = i; return 0; }
-        return fail(err, errlen, "unknown value '%s'", val);
+        return rc_errf(err, errlen, "unknown value '%s'", val);
     case RC_F_INTLIST: {
         int *cnt = (int *)((char *)base + f->count_offset);
         int *v = (int *)at;
@@ -617,19 +608,19 @@ static int set_field(const rc_field *f, void *base, const char *val, char *err, 
         if (!strcmp(val, "-")) return 0;
         const char *s = val;
         while (*s) {
-            if (*cnt >= f->max_count) return fail(err, errlen, "more than %d values", f->max_count);
+            if (*cnt >= f->max_count) return rc_errf(err, errlen, "more than %d values", f->max_count);
             long x = strtol(s, &end, 10);
-            if (end == s) return fail(err, errlen, "expected integers, got '%s'", val);
-            if (x < f->min || x > f->max) return fail(err, errlen, "%ld is out of range", x);
+            if (end == s) return rc_errf(err, errlen, "expected integers, got '%s'", val);
+            if (x < f->min || x > f->max) return rc_errf(err, errlen, "%ld is out of range", x);
             v[(*cnt)++] = (int)x;
             s = end;
             if (*s == ',') s++;
-            else if (*s) return fail(err, errlen, "expected integers, got '%s'", val);
+            else if (*s) return rc_errf(err, errlen, "expected integers, got '%s'", val);
         }
         return 0;
     }
     }
-    return fail(err, errlen, "bad field type");
+    return rc_errf(err, errlen, "bad field type");
 }
 
 /* Parse "k=v k=v ..." tokens against a descriptor table (prefix selects nested fields). */
@@ -639,7 +630,7 @@ static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_
     char *save = NULL;
     for (char *tok = strtok_r(rest, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(tok, '=');
-        if (!eq) return fail(err, errlen, "expected key=value, got '%s'", tok);
+        if (!eq) return rc_errf(err, errlen, "expected key=value, got '%s'", tok);
         *eq = 0;
         const char *key = tok, *val = eq + 1;
         const rc_field *tab = f;
@@ -650,11 +641,11 @@ static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_
         for (int i = 0; i < nt; i++) {
             if (strcmp(tab[i].name, key)) continue;
             char m[200];
-            if (set_field(&tab[i], b, val, m, sizeof m)) return fail(err, errlen, "%s: %s", key, m);
+            if (set_field(&tab[i], b, val, m, sizeof m)) return rc_errf(err, errlen, "%s: %s", key, m);
             found = 1;
             break;
         }
-        if (!found) return fail(err, errlen, "%s: unknown field", key);
+        if (!found) return rc_errf(err, errlen, "%s: unknown field", key);
     }
     return 0;
 }
@@ -664,7 +655,7 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
     if (!file) file = "<ir>";
     rc_ir_defaults(ir);
     char *buf = strdup(text);
-    if (!buf) return fail(err, errlen, "%s: out of memory", file);
+    if (!buf) return rc_errf(err, errlen, "%s: out of memory", file);
     int rc = -1, lineno = 0, ended = 0, n, nsf;
     char m[300];
     const rc_field *sf = rc_fields(RC_SECTION_SCHEDULE, 0, &nsf);
@@ -677,48 +668,48 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
         const char *head = line;
         if (lineno == 1) {
             if (strcmp(head, "retinac-ir") || atoi(rest) != RC_IR_VERSION) {
-                fail(err, errlen, "%s:1: not a retinac IR version %d file", file, RC_IR_VERSION);
+                rc_errf(err, errlen, "%s:1: not a retinac IR version %d file", file, RC_IR_VERSION);
                 goto out;
             }
             continue;
         }
-        if (ended) { fail(err, errlen, "%s:%d: text after 'end'", file, lineno); goto out; }
+        if (ended) { rc_errf(err, errlen, "%s:%d: text after 'end'", file, lineno); goto out; }
         if (!strcmp(head, "model")) {
-            if (strlen(rest) >= sizeof ir->name || !*rest) { fail(err, errlen, "%s:%d: bad model name", file, lineno); goto out; }
+            if (strlen(rest) >= sizeof ir->name || !*rest) { rc_errf(err, errlen, "%s:%d: bad model name", file, lineno); goto out; }
             strcpy(ir->name, rest);
         } else if (!strcmp(head, "input")) {
             const rc_field *f = rc_fields(RC_SECTION_INPUT, 0, &n);
-            if (parse_kv(rest, f, n, ir, NULL, 0, NULL, m, sizeof m)) { fail(err, errlen, "%s:%d: input: %s", file, lineno, m); goto out; }
+            if (parse_kv(rest, f, n, ir, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: input: %s", file, lineno, m); goto out; }
         } else if (!strcmp(head, "schedule")) {
-            if (parse_kv(rest, sf, nsf, &ir->sched, NULL, 0, NULL, m, sizeof m)) { fail(err, errlen, "%s:%d: schedule: %s", file, lineno, m); goto out; }
+            if (parse_kv(rest, sf, nsf, &ir->sched, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: schedule: %s", file, lineno, m); goto out; }
         } else if (!strcmp(head, "layer")) {
             char *sp2 = strchr(rest, ' ');
             char *kv = sp2 ? sp2 + 1 : rest + strlen(rest);
             if (sp2) *sp2 = 0;
             rc_layer_kind kind;
             rc_act act = RC_ACT_IDENTITY;
-            if (rc_layer_kind_parse(rest, &kind, &act)) { fail(err, errlen, "%s:%d: unknown layer '%s'", file, lineno, rest); goto out; }
-            if (ir->n_layers >= RC_MAX_LAYERS) { fail(err, errlen, "%s:%d: too many layers", file, lineno); goto out; }
+            if (rc_layer_kind_parse(rest, &kind, &act)) { rc_errf(err, errlen, "%s:%d: unknown layer '%s'", file, lineno, rest); goto out; }
+            if (ir->n_layers >= RC_MAX_LAYERS) { rc_errf(err, errlen, "%s:%d: too many layers", file, lineno); goto out; }
             rc_layer *l = &ir->layers[ir->n_layers++];
             rc_layer_defaults(l, kind);
             l->act = act;
             const rc_field *f = rc_fields(RC_SECTION_LAYER, kind, &n);
             int hs = layer_has_schedule(kind);
             if (parse_kv(kv, f, n, l, hs ? sf : NULL, hs ? nsf : 0, &l->sched, m, sizeof m)) {
-                fail(err, errlen, "%s:%d: layer %d (%s): %s", file, lineno, ir->n_layers, rest, m);
+                rc_errf(err, errlen, "%s:%d: layer %d (%s): %s", file, lineno, ir->n_layers, rest, m);
                 goto out;
             }
         } else if (!strcmp(head, "train")) {
             const rc_field *f = rc_fields(RC_SECTION_TRAIN, 0, &n);
-            if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m)) { fail(err, errlen, "%s:%d: train: %s", file, lineno, m); goto out; }
+            if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: train: %s", file, lineno, m); goto out; }
         } else if (!strcmp(head, "search")) {
             unsigned long long seed = 1;
             if (sscanf(rest, "trials=%d seed=%llu", &ir->search.trials, &seed) != 2 || ir->search.trials < 0) {
-                fail(err, errlen, "%s:%d: search: expected trials=N seed=S", file, lineno); goto out;
+                rc_errf(err, errlen, "%s:%d: search: expected trials=N seed=S", file, lineno); goto out;
             }
             ir->search.seed = seed;
         } else if (!strcmp(head, "search.dim")) {
-            if (ir->search.n_dims >= RC_MAX_SEARCH) { fail(err, errlen, "%s:%d: too many search dimensions", file, lineno); goto out; }
+            if (ir->search.n_dims >= RC_MAX_SEARCH) { rc_errf(err, errlen, "%s:%d: too many search dimensions", file, lineno); goto out; }
             rc_search_dim *d = &ir->search.dims[ir->search.n_dims++];
             memset(d, 0, sizeof *d);
             char key[RC_NAME_MAX], mode[16], vals[2048];
@@ -729,25 +720,25 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
                 k = v2 && sscanf(v2 + 5, "%2047s", vals) == 1 ? 3 : 0;
             }
             if (k != 3 || (strcmp(mode, "grid") && strcmp(mode, "random"))) {
-                fail(err, errlen, "%s:%d: search.dim: expected KEY grid|random [log] V1,V2,...", file, lineno); goto out;
+                rc_errf(err, errlen, "%s:%d: search.dim: expected KEY grid|random [log] V1,V2,...", file, lineno); goto out;
             }
             strcpy(d->key, key);
             d->is_random = !strcmp(mode, "random");
             for (char *s = vals; *s;) {
                 char *end;
-                if (d->n_values >= RC_MAX_SEARCH_VALUES) { fail(err, errlen, "%s:%d: too many values", file, lineno); goto out; }
+                if (d->n_values >= RC_MAX_SEARCH_VALUES) { rc_errf(err, errlen, "%s:%d: too many values", file, lineno); goto out; }
                 d->values[d->n_values++] = strtod(s, &end);
-                if (end == s) { fail(err, errlen, "%s:%d: search.dim %s: bad number", file, lineno, key); goto out; }
+                if (end == s) { rc_errf(err, errlen, "%s:%d: search.dim %s: bad number", file, lineno, key); goto out; }
                 s = *end == ',' ? end + 1 : end;
             }
         } else if (!strcmp(head, "end")) {
             ended = 1;
         } else {
-            fail(err, errlen, "%s:%d: unknown section '%s'", file, lineno, head);
+            rc_errf(err, errlen, "%s:%d: unknown section '%s'", file, lineno, head);
             goto out;
         }
     }
-    if (!ended) { fail(err, errlen, "%s: truncated IR (no 'end' line)", file); goto out; }
+    if (!ended) { rc_errf(err, errlen, "%s: truncated IR (no 'end' line)", file); goto out; }
     rc = 0;
 out:
     free(buf);

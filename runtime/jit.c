@@ -2,6 +2,7 @@
  * (see jit.h). The compiler runs through /bin/sh so that CC and CFLAGS may hold several words
  * ("ccache gcc", "-O1 -g"); every path we add is single-quoted.
  */
+#include "errbuf.h"
 #include "jit.h"
 #include "cache.h"
 #include "emit.h"
@@ -18,16 +19,6 @@
 
 #define RC_JIT_DEFAULT_CFLAGS "-O3 -march=native -fopenmp"
 
-static int jfail(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static void chomp(char *s)
 {
@@ -72,7 +63,7 @@ int rc_jit_toolchain_get(rc_jit_toolchain *tc, char *err, size_t errlen)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "%s --version 2>/dev/null", tc->cc);
     FILE *p = popen(cmd, "r");
-    if (!p) return jfail(err, errlen, "jit: cannot run '%s': %s", cmd, strerror(errno));
+    if (!p) return rc_errf(err, errlen, "jit: cannot run '%s': %s", cmd, strerror(errno));
     if (!fgets(tc->ident, sizeof tc->ident, p)) tc->ident[0] = 0;
     /* drain so the child does not die of SIGPIPE before we read its status */
     char sink[256];
@@ -93,7 +84,7 @@ void *rc_jit_open(const char *so_path, char *err, size_t errlen)
     void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        jfail(err, errlen, "jit: dlopen %s: %s", so_path, e ? e : "unknown error");
+        rc_errf(err, errlen, "jit: dlopen %s: %s", so_path, e ? e : "unknown error");
     }
     return h;
 }
@@ -146,9 +137,9 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
     if (rc_cache_temp_path("so", opath, sizeof opath, err, errlen)) return -1;
     if (rc_cache_temp_path("log", logp, sizeof logp, err, errlen)) return -1;
     if (write_file(cpath, src, strlen(src)))
-        return jfail(err, errlen, "jit: write %s: %s", cpath, strerror(errno));
+        return rc_errf(err, errlen, "jit: write %s: %s", cpath, strerror(errno));
     char *cmd = malloc(16384);
-    if (!cmd) { unlink(cpath); return jfail(err, errlen, "jit: out of memory"); }
+    if (!cmd) { unlink(cpath); return rc_errf(err, errlen, "jit: out of memory"); }
     snprintf(cmd, 16384, "%s %s -shared -fPIC -o '%s' '%s' -lm > '%s' 2>&1", tc->cc, tc->cflags, opath, cpath, logp);
     int st = system(cmd);
     if (st != 0) {
@@ -180,7 +171,7 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
         }
         rename(logp, fl);
         unlink(opath);
-        jfail(err, errlen, "jit: compiling %s failed (exit %d): command: %s %s -shared -fPIC -o OUT.so '%s' -lm: %s "
+        rc_errf(err, errlen, "jit: compiling %s failed (exit %d): command: %s %s -shared -fPIC -o OUT.so '%s' -lm: %s "
               "(full log: %s)", label ? label : "generated C", WIFEXITED(st) ? WEXITSTATUS(st) : -1, tc->cc,
               tc->cflags, fc, line, fl);
         free(logb);

@@ -3,6 +3,7 @@
  * NVRTC is linked (it works without a GPU); the driver is not involved here at all.
  * The log is always read right after nvrtcCompileProgram, before its status is checked.
  */
+#include "errbuf.h"
 #include "rc_nvrtc.h"
 #include "cache.h"
 #include "emit_cuda.h"
@@ -16,16 +17,6 @@
 #include <nvrtc.h>
 #endif
 
-static int nfail(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int rc_nvrtc_available(void) { return RC_HAVE_NVRTC; }
 
@@ -74,7 +65,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
 {
     (void)src; (void)name; (void)arch; (void)use_cache;
     memset(res, 0, sizeof *res);
-    return nfail(err, errlen, "%s: retinac was built without NVRTC (no CUDA toolkit at build time)", name);
+    return rc_errf(err, errlen, "%s: retinac was built without NVRTC (no CUDA toolkit at build time)", name);
 }
 
 #else
@@ -158,14 +149,14 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
 {
     memset(res, 0, sizeof *res);
     int maj = 0, min = 0;
-    if (rc_nvrtc_version(&maj, &min)) return nfail(err, errlen, "%s: nvrtcVersion failed", name);
+    if (rc_nvrtc_version(&maj, &min)) return rc_errf(err, errlen, "%s: nvrtcVersion failed", name);
     int ptx = !arch_supported(arch);
     int target = arch;
     if (ptx) {
         int mx = rc_nvrtc_max_arch();
-        if (mx < 0) return nfail(err, errlen, "%s: NVRTC reports no supported architectures", name);
+        if (mx < 0) return rc_errf(err, errlen, "%s: NVRTC reports no supported architectures", name);
         if (arch < mx)
-            return nfail(err, errlen, "%s: NVRTC %d.%d cannot compile for sm_%d (oldest supported is older "
+            return rc_errf(err, errlen, "%s: NVRTC %d.%d cannot compile for sm_%d (oldest supported is older "
                          "than the device? supported up to sm_%d)", name, maj, min, arch, mx);
         target = mx;   /* device newer than NVRTC: PTX for the newest arch it knows */
     }
@@ -197,13 +188,13 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         void *bytes = NULL;
         size_t len = 0;
         int hit = rc_cache_get(key, ext, &bytes, &len, cerr, sizeof cerr);
-        if (hit < 0) return nfail(err, errlen, "%s: cache: %s", name, cerr);
+        if (hit < 0) return rc_errf(err, errlen, "%s: cache: %s", name, cerr);
         if (hit == 1) {
             void *lb = NULL;
             size_t ll = 0;
             if (rc_cache_get(key, logext, &lb, &ll, cerr, sizeof cerr) != 1) { lb = NULL; ll = 0; }
             res->log = malloc(ll + 1);
-            if (!res->log) { free(bytes); free(lb); return nfail(err, errlen, "%s: out of memory", name); }
+            if (!res->log) { free(bytes); free(lb); return rc_errf(err, errlen, "%s: out of memory", name); }
             if (ll) memcpy(res->log, lb, ll);
             res->log[ll] = 0;
             free(lb);
@@ -217,7 +208,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
 
     nvrtcProgram prog;
     nvrtcResult rc = nvrtcCreateProgram(&prog, src, name, 0, NULL, NULL);
-    if (rc != NVRTC_SUCCESS) return nfail(err, errlen, "%s: nvrtcCreateProgram: %s", name, nvrtcGetErrorString(rc));
+    if (rc != NVRTC_SUCCESS) return rc_errf(err, errlen, "%s: nvrtcCreateProgram: %s", name, nvrtcGetErrorString(rc));
     rc = nvrtcCompileProgram(prog, nopt, opts);
     size_t lsz = 0;
     char *log = NULL;
@@ -226,7 +217,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         log[lsz] = 0;
     }
     if (!log && (log = malloc(1))) log[0] = 0;
-    if (!log) { nvrtcDestroyProgram(&prog); return nfail(err, errlen, "%s: out of memory", name); }
+    if (!log) { nvrtcDestroyProgram(&prog); return rc_errf(err, errlen, "%s: out of memory", name); }
     if (rc != NVRTC_SUCCESS) {
         char first[300];
         first_error(log, first, sizeof first);
@@ -239,7 +230,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         else res->path[0] = 0;
         res->log = log;
         nvrtcDestroyProgram(&prog);
-        return nfail(err, errlen, "%s: NVRTC: %s: %s (source kept in %s)", name, nvrtcGetErrorString(rc), first,
+        return rc_errf(err, errlen, "%s: NVRTC: %s: %s (source kept in %s)", name, nvrtcGetErrorString(rc), first,
                      res->path[0] ? res->path : "(could not write)");
     }
     size_t n = 0;
@@ -254,7 +245,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         else { free(img); img = NULL; }
     }
     nvrtcDestroyProgram(&prog);
-    if (!img) { free(log); return nfail(err, errlen, "%s: NVRTC produced no %s", name, ext); }
+    if (!img) { free(log); return rc_errf(err, errlen, "%s: NVRTC produced no %s", name, ext); }
     res->image = img;
     res->size = n;
     res->log = log;
@@ -262,7 +253,7 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         if (rc_cache_put(key, ext, img, n, res->path, sizeof res->path, cerr, sizeof cerr) ||
             rc_cache_put(key, logext, log, strlen(log), NULL, 0, cerr, sizeof cerr)) {
             rc_nvrtc_result_free(res);
-            return nfail(err, errlen, "%s: cache: %s", name, cerr);
+            return rc_errf(err, errlen, "%s: cache: %s", name, cerr);
         }
     }
     return 0;

@@ -10,6 +10,7 @@
  *     style helpers below) owns device copies and the host keeps the authoritative copy only at
  *     epoch boundaries.
  */
+#include "errbuf.h"
 #include "train.h"
 
 #include <errno.h>
@@ -32,17 +33,6 @@
 
 #define EVAL_BATCH 256
 
-static int terr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int terr(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static double now_s(void)
 {
@@ -79,19 +69,19 @@ static int make_dirs(const char *path, char *err, size_t errlen)
 {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return terr(err, errlen, "%s: path too long", path);
+        return rc_errf(err, errlen, "%s: path too long", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return terr(err, errlen, "%s: %s", buf, strerror(errno));
+            return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return terr(err, errlen, "%s: %s", buf, strerror(errno));
+        return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return terr(err, errlen, "%s: not a directory", buf);
+        return rc_errf(err, errlen, "%s: not a directory", buf);
     return 0;
 }
 
@@ -104,13 +94,13 @@ int rc_backend_open(const rc_ir *ir, const char *backend, const char *device, rc
     if (!backend || !*backend) backend = "c";
     if (device && !strcmp(device, "cuda")) return rc_dev_backend_cuda(ir, be, err, errlen);
     if (device && *device && strcmp(device, "cpu"))
-        return terr(err, errlen, "device '%s': expected cpu or cuda", device);
+        return rc_errf(err, errlen, "device '%s': expected cpu or cuda", device);
     if (!strcmp(backend, "ref")) {
-        if (rc_ref_backend_create(ir, be) != 0) return terr(err, errlen, "ref backend: out of memory");
+        if (rc_ref_backend_create(ir, be) != 0) return rc_errf(err, errlen, "ref backend: out of memory");
         return 0;
     }
     if (!strcmp(backend, "c")) return rc_dev_backend_c(ir, be, err, errlen);
-    return terr(err, errlen, "backend '%s': expected c or ref", backend);
+    return rc_errf(err, errlen, "backend '%s': expected c or ref", backend);
 }
 
 /* ------------------------------------------------------------------ prediction */
@@ -120,7 +110,7 @@ int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *fram
 {
     const rc_ir *ir = ck->ir;
     int64_t n = T - ir->history;
-    if (n < 1) return terr(err, errlen, "stimulus has %lld frames, the model needs more than %d",
+    if (n < 1) return rc_errf(err, errlen, "stimulus has %lld frames, the model needs more than %d",
                            (long long)T, ir->history);
     rc_dev dev;
     if (rc_dev_init(&dev, be, ir, EVAL_BATCH, 0, err, errlen) < 0) return -1;
@@ -177,19 +167,19 @@ int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const cha
     if (rc_data_open(data_path, &o, &d, err, errlen) < 0) return -1;
     const rc_data_info *info = rc_data_get_info(d);
     if (info->n_cells != ck->cells) {
-        terr(err, errlen, "%s: %d cells selected, the checkpoint has %d", data_path, info->n_cells,
+        rc_errf(err, errlen, "%s: %d cells selected, the checkpoint has %d", data_path, info->n_cells,
              ck->cells);
         goto out;
     }
     if (info->h != ck->ir->in.h || info->w != ck->ir->in.w) {
-        terr(err, errlen, "%s: frames are %dx%d after the crop, the model expects %dx%d",
+        rc_errf(err, errlen, "%s: frames are %dx%d after the crop, the model expects %dx%d",
              data_path, info->h, info->w, ck->ir->in.h, ck->ir->in.w);
         goto out;
     }
     if (rc_data_set_stats(d, ck->norm_mean, ck->norm_std, err, errlen) < 0) goto out;
     if (rc_data_test(d, &t, err, errlen) < 0) goto out;
     pred = malloc((size_t)t.n * (size_t)ck->cells * sizeof *pred);
-    if (!pred) { terr(err, errlen, "out of memory for %lld predictions", (long long)t.n); goto out; }
+    if (!pred) { rc_errf(err, errlen, "out of memory for %lld predictions", (long long)t.n); goto out; }
     if (rc_backend_open(ck->ir, backend, device, &be, err, errlen) < 0) goto out;
     if (rc_predict_frames(be, ck, t.frames, t.n_frames, pred, err, errlen) < 0) goto out;
     if (rc_eval_metrics_compute(m, pred, t.rate, t.repeats, t.n_repeats, t.n, ck->cells, err,
@@ -282,7 +272,7 @@ static int write_log_csv(const char *rundir, const rc_checkpoint *ck, char *err,
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f) return terr(err, errlen, "%s/log.csv: out of memory", rundir);
+    if (!f) return rc_errf(err, errlen, "%s/log.csv: out of memory", rundir);
     for (int c = 0; c < RC_HIST_COLS; c++) fprintf(f, "%s%s", c ? "," : "", rc_ckpt_hist_names[c]);
     fputc('\n', f);
     for (int r = 0; r < ck->n_hist; r++) {
@@ -290,7 +280,7 @@ static int write_log_csv(const char *rundir, const rc_checkpoint *ck, char *err,
         for (int c = 1; c < RC_HIST_COLS; c++) fprintf(f, ",%.9g", ck->hist[c][r]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0) { free(buf); return terr(err, errlen, "%s/log.csv: write failed", rundir); }
+    if (fclose(f) != 0) { free(buf); return rc_errf(err, errlen, "%s/log.csv: write failed", rundir); }
     char path[1100];
     snprintf(path, sizeof path, "%s/log.csv", rundir);
     int rc = rc_write_file_atomic(path, buf, len, err, errlen);
@@ -304,7 +294,7 @@ static int write_metrics_json(const char *rundir, const rc_checkpoint *best,
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f) return terr(err, errlen, "%s/metrics.json: out of memory", rundir);
+    if (!f) return rc_errf(err, errlen, "%s/metrics.json: out of memory", rundir);
     rc_json j;
     rc_json_init(&j, f, 1);
     rc_json_begin_object(&j);
@@ -321,7 +311,7 @@ static int write_metrics_json(const char *rundir, const rc_checkpoint *best,
     rc_eval_json_object(&j, &res->test, best->cell_ids);
     rc_json_end_object(&j);
     int bad = rc_json_finish(&j) != 0;
-    if (fclose(f) != 0 || bad) { free(buf); return terr(err, errlen, "%s/metrics.json: write failed", rundir); }
+    if (fclose(f) != 0 || bad) { free(buf); return rc_errf(err, errlen, "%s/metrics.json: write failed", rundir); }
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.json", rundir);
     int rc = rc_write_file_atomic(path, buf, len, err, errlen);
@@ -403,7 +393,7 @@ static int validate(trainer *t, double *val_loss, double *val_r, char *err, size
     double sum = 0;
     int k;
     while ((k = rc_iter_next(it, &b, err, errlen)) == 1) {
-        if (n + b.B > t->info->n_val) { rc_iter_free(it); return terr(err, errlen, "validation yielded more windows than announced"); }
+        if (n + b.B > t->info->n_val) { rc_iter_free(it); return rc_errf(err, errlen, "validation yielded more windows than announced"); }
         if (rc_dev_set_frames(&t->dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, err, errlen) < 0 ||
             rc_dev_infer(&t->dev, b.B, b.starts, t->val_pred + n * cells, err, errlen) < 0) {
             rc_iter_free(it);
@@ -420,7 +410,7 @@ static int validate(trainer *t, double *val_loss, double *val_r, char *err, size
     if (n == 0) return 0;
     *val_loss = sum / (double)n;
     double *r = malloc((size_t)cells * sizeof *r);
-    if (!r) return terr(err, errlen, "out of memory");
+    if (!r) return rc_errf(err, errlen, "out of memory");
     rc_pearson_cols(t->val_pred, t->val_y, n, cells, r);
     *val_r = rc_mean_finite(r, cells);
     free(r);
@@ -459,7 +449,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
 {
     memset(res, 0, sizeof *res);
     res->truth_mean_r = NAN;
-    if (!o->rundir || !o->data_path) return terr(err, errlen, "train: a data file and a run folder are needed");
+    if (!o->rundir || !o->data_path) return rc_errf(err, errlen, "train: a data file and a run folder are needed");
     if (make_dirs(o->rundir, err, errlen) < 0) return -1;
     rc_ckpt_clean_stale(o->rundir);
     if (o->threads > 0) omp_set_num_threads(o->threads);
@@ -468,7 +458,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     snprintf(ckpath, sizeof ckpath, "%s/checkpoint.h5", o->rundir);
     rc_ir_hash(spec, spec_hash);
     char *spec_text = rc_ir_format(spec);
-    if (!spec_text) return terr(err, errlen, "out of memory");
+    if (!spec_text) return rc_errf(err, errlen, "out of memory");
 
     trainer T;
     memset(&T, 0, sizeof T);
@@ -481,13 +471,13 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         if (rc_ckpt_load(ckpath, &prev, err, errlen) < 0) goto out;
         have_prev = 1;
         if (strcmp(prev.spec_hash, spec_hash)) {
-            terr(err, errlen, "%s: the spec changed since this run started (hash %.12s, checkpoint %.12s)",
+            rc_errf(err, errlen, "%s: the spec changed since this run started (hash %.12s, checkpoint %.12s)",
                  ckpath, spec_hash, prev.spec_hash);
             goto out;
         }
-        if (!prev.has_optim) { terr(err, errlen, "%s: no optimizer state to resume from", ckpath); goto out; }
+        if (!prev.has_optim) { rc_errf(err, errlen, "%s: no optimizer state to resume from", ckpath); goto out; }
     } else if (access(ckpath, F_OK) == 0) {
-        terr(err, errlen, "%s: a run already lives here; use --resume or another folder", ckpath);
+        rc_errf(err, errlen, "%s: a run already lives here; use --resume or another folder", ckpath);
         goto out;
     }
 
@@ -510,19 +500,19 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     if (rc_data_open(o->data_path, &dopt, &T.data, err, errlen) < 0) goto out;
     T.info = rc_data_get_info(T.data);
     if (T.info->n_train < train->batch) {
-        terr(err, errlen, "%s: %lld training windows, fewer than one batch of %d", o->data_path,
+        rc_errf(err, errlen, "%s: %lld training windows, fewer than one batch of %d", o->data_path,
              (long long)T.info->n_train, train->batch);
         goto out;
     }
 
     /* model */
     T.ir = malloc(sizeof *T.ir);
-    if (!T.ir) { terr(err, errlen, "out of memory"); goto out; }
+    if (!T.ir) { rc_errf(err, errlen, "out of memory"); goto out; }
     *T.ir = *spec;
     T.ir->train = *train;
     if (rc_ir_infer(T.ir, T.info->n_cells, spec->name, err, errlen) < 0) goto out;
     if (T.info->h != T.ir->in.h || T.info->w != T.ir->in.w) {
-        terr(err, errlen, "%s: frames are %dx%d (after any crop), the spec '%s' expects %dx%d",
+        rc_errf(err, errlen, "%s: frames are %dx%d (after any crop), the spec '%s' expects %dx%d",
              o->data_path, T.info->h, T.info->w, spec->name, T.ir->in.h, T.ir->in.w);
         goto out;
     }
@@ -554,13 +544,13 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     ck->norm_std = std;
     ck->cells = cells;
     int *ids = malloc((size_t)cells * sizeof *ids);
-    if (!ids) { terr(err, errlen, "out of memory"); goto out; }
+    if (!ids) { rc_errf(err, errlen, "out of memory"); goto out; }
     for (int c = 0; c < cells; c++) ids[c] = dopt.cells ? dopt.cells[c] : c;
     ck->cell_ids = ids;
     ck->cell_pos = T.model.cell_pos;
     if (T.info->centers) {
         ck->centers = malloc((size_t)cells * 2 * sizeof(int));
-        if (!ck->centers) { terr(err, errlen, "out of memory"); goto out; }
+        if (!ck->centers) { rc_errf(err, errlen, "out of memory"); goto out; }
         memcpy(ck->centers, T.info->centers, (size_t)cells * 2 * sizeof(int));
     }
     snprintf(ck->data_path, sizeof ck->data_path, "%s", o->data_path);
@@ -580,7 +570,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     if (have_prev) {
         if (prev.ir->params_total != ir->params_total || prev.ir->state_total != ir->state_total ||
             prev.cells != cells) {
-            terr(err, errlen, "%s: layout differs from the spec for %d cells", ckpath, cells);
+            rc_errf(err, errlen, "%s: layout differs from the spec for %d cells", ckpath, cells);
             goto out;
         }
         memcpy(T.model.params, prev.params, (size_t)ir->params_total * sizeof(float));
@@ -600,7 +590,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         for (int r = 0; r < prev.n_hist; r++) {
             double row[RC_HIST_COLS];
             for (int c = 0; c < RC_HIST_COLS; c++) row[c] = prev.hist[c][r];
-            if (rc_ckpt_hist_append(ck, row) < 0) { terr(err, errlen, "out of memory"); goto out; }
+            if (rc_ckpt_hist_append(ck, row) < 0) { rc_errf(err, errlen, "out of memory"); goto out; }
         }
     }
 
@@ -615,7 +605,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     T.val_y = malloc((size_t)nv * cells * sizeof(float));
     T.pred = malloc((size_t)B * cells * sizeof(float));
     T.dy = malloc((size_t)B * cells * sizeof(float));
-    if (!T.val_pred || !T.val_y || !T.pred || !T.dy) { terr(err, errlen, "out of memory for buffers"); goto out; }
+    if (!T.val_pred || !T.val_y || !T.pred || !T.dy) { rc_errf(err, errlen, "out of memory for buffers"); goto out; }
 
     const rc_train *tr = &ir->train;
     double t_run = now_s();
@@ -633,7 +623,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         rc_batch b;
         int k;
         while ((k = rc_iter_next(it, &b, err, errlen)) == 1) {
-            if (b.B != B) { rc_iter_free(it); terr(err, errlen, "training batch of %d, expected %d", b.B, B); goto out; }
+            if (b.B != B) { rc_iter_free(it); rc_errf(err, errlen, "training batch of %d, expected %d", b.B, B); goto out; }
             rc_loss_value lv;
             if (rc_dev_set_frames(&T.dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, err, errlen) < 0 ||
                 rc_dev_train_step(&T.dev, &T.opt, step_seed(tr->seed, ck->rng_step), b.starts, b.y,
@@ -644,7 +634,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
             ck->rng_step++;
             if (!isfinite(lv.total)) {
                 rc_iter_free(it);
-                terr(err, errlen, "epoch %d batch %lld: training loss is %g (try a lower --lr)",
+                rc_errf(err, errlen, "epoch %d batch %lld: training loss is %g (try a lower --lr)",
                      e + 1, (long long)p.batch + 1, lv.total);
                 goto out;
             }
@@ -679,7 +669,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         double secs = now_s() - t0;
         double row[RC_HIST_COLS] = {e + 1, p.loss, val_loss, val_r, T.opt.lr, secs,
                                     t_train > 0 ? (double)p.samples / t_train : 0};
-        if (rc_ckpt_hist_append(ck, row) < 0) { terr(err, errlen, "out of memory"); goto out; }
+        if (rc_ckpt_hist_append(ck, row) < 0) { rc_errf(err, errlen, "out of memory"); goto out; }
         /* best.h5 first: if we die between the two writes, checkpoint.h5 is the previous epoch
          * and a resume redoes this epoch, rewriting best.h5 identically. */
         if (improved && save_ckpt(&T, "best.h5", err, errlen) < 0) goto out;
@@ -710,7 +700,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         if (rc_ckpt_load(access(bpath, F_OK) == 0 ? bpath : ckpath, &best, err, errlen) < 0) goto out;
         rc_dev_free(&T.dev);       /* release device memory before evaluation allocates its own */
         double *tr_r = malloc((size_t)cells * sizeof *tr_r);
-        if (!tr_r) { rc_ckpt_free(&best); terr(err, errlen, "out of memory"); goto out; }
+        if (!tr_r) { rc_ckpt_free(&best); rc_errf(err, errlen, "out of memory"); goto out; }
         int erc = rc_eval_checkpoint(&best, o->data_path, o->backend, o->device, &res->test, NULL,
                                      NULL, tr_r, err, errlen);
         res->truth_mean_r = rc_mean_finite(tr_r, cells);

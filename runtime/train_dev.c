@@ -5,6 +5,7 @@
  * labels up and predictions down per batch; the loss, its gradient and the Adam step run on the
  * device through backend_cuda.h's utility kernels (same formulas as loss.c / optim.c).
  */
+#include "errbuf.h"
 #include "train_dev.h"
 
 #include <stdarg.h>
@@ -29,17 +30,6 @@ typedef struct {
     uint64_t frames_fp;
 } cu_state;
 
-static int derr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int derr(char *err, size_t n, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int rc_dev_backend_c(const rc_ir *ir, rc_backend **be, char *err, size_t errlen)
 {
@@ -72,10 +62,10 @@ static void cu_free_all(cu_state *c)
 static int cu_init(rc_dev *d, char *err, size_t errlen)
 {
     cu_state *c = calloc(1, sizeof *c);
-    if (!c) return derr(err, errlen, "out of memory");
+    if (!c) return rc_errf(err, errlen, "out of memory");
     d->cu = c;
     c->dev = rc_cuda_backend_device(d->be);
-    if (!c->dev) return derr(err, errlen, "cuda backend: no device");
+    if (!c->dev) return rc_errf(err, errlen, "cuda backend: no device");
     if (rc_cuda_util_create(c->dev, &c->util, err, errlen) < 0) return -1;
     const rc_ir *ir = d->ir;
     size_t P = (size_t)ir->params_total, S = (size_t)ir->state_total, B = (size_t)d->B;
@@ -94,7 +84,7 @@ static int cu_init(rc_dev *d, char *err, size_t errlen)
         c->dy = cu_alloc(c, yc * sizeof(float));
         ok = c->grads && c->moments && c->y && c->dy;
     }
-    if (!ok) return derr(err, errlen, "cuda: device memory for batch %d: %s", d->B, c->dev->err);
+    if (!ok) return rc_errf(err, errlen, "cuda: device memory for batch %d: %s", d->B, c->dev->err);
     return 0;
 }
 
@@ -110,7 +100,7 @@ static uint64_t fingerprint(const float *x, int64_t n)
     return h;
 }
 
-#define CU(call) do { if ((call) < 0) return derr(err, errlen, "cuda: %s", c->dev->err); } while (0)
+#define CU(call) do { if ((call) < 0) return rc_errf(err, errlen, "cuda: %s", c->dev->err); } while (0)
 
 /* ------------------------------------------------------------------ the rc_dev interface */
 
@@ -132,7 +122,7 @@ int rc_dev_init(rc_dev *d, rc_backend *be, const rc_ir *ir, int B, int training,
     if (training) d->grads = malloc((size_t)(ir->params_total ? ir->params_total : 1) * sizeof(float));
     if (!d->ws || (training && !d->grads)) {
         rc_dev_free(d);
-        return derr(err, errlen, "out of memory for a %zu-float workspace (batch %d)", ws, B);
+        return rc_errf(err, errlen, "out of memory for a %zu-float workspace (batch %d)", ws, B);
     }
     return 0;
 }
@@ -174,7 +164,7 @@ int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, char *er
         c->frames = cu_alloc(c, (size_t)n_floats * sizeof(float));
         c->frames_cap = c->frames ? (size_t)n_floats : 0;
         if (!c->frames)
-            return derr(err, errlen, "cuda: device memory for %lld frame floats: %s",
+            return rc_errf(err, errlen, "cuda: device memory for %lld frame floats: %s",
                         (long long)n_floats, c->dev->err);
     }
     CU(rc_cuda_upload(c->dev, c->frames, frames, (size_t)n_floats * sizeof(float)));
@@ -200,27 +190,27 @@ int rc_dev_train_step(rc_dev *d, rc_optim *opt, uint64_t seed, const int64_t *st
         CU(rc_cuda_zero(c->dev, c->grads, (size_t)ir->params_total * sizeof(float)));
         if (be->train_forward(be, B, c->params, c->state, cp, seed, c->frames, c->starts,
                               c->pred, c->ws) != 0)
-            return derr(err, errlen, "cuda backend: forward: %s", be->err);
+            return rc_errf(err, errlen, "cuda backend: forward: %s", be->err);
         const rc_train *t = &ir->train;
         if (rc_cuda_loss(c->util, t->loss, t->l1_activity, t->l1_mode, B, ir->cells, c->pred,
                          c->y, c->dy, lv) < 0)
-            return derr(err, errlen, "cuda: loss: %s", rc_cuda_util_error(c->util));
+            return rc_errf(err, errlen, "cuda: loss: %s", rc_cuda_util_error(c->util));
         if (be->train_backward(be, B, c->params, cp, c->frames, c->starts, c->dy, c->grads,
                                c->ws) != 0)
-            return derr(err, errlen, "cuda backend: backward: %s", be->err);
+            return rc_errf(err, errlen, "cuda backend: backward: %s", be->err);
         if (rc_cuda_adam_step(c->util, opt, c->params, c->grads, c->moments) < 0)
-            return derr(err, errlen, "cuda: adam: %s", rc_cuda_util_error(c->util));
+            return rc_errf(err, errlen, "cuda: adam: %s", rc_cuda_util_error(c->util));
         (void)pred; (void)dy;
         return 0;
     }
     memset(d->grads, 0, (size_t)ir->params_total * sizeof(float));
     if (be->train_forward(be, B, d->params, d->state, d->cell_pos, seed, d->frames, starts, pred,
                           d->ws) != 0)
-        return derr(err, errlen, "%s backend: forward: %s", be->name, be->err);
+        return rc_errf(err, errlen, "%s backend: forward: %s", be->name, be->err);
     *lv = rc_loss_train(&ir->train, B, ir->cells, pred, y, dy);
     if (be->train_backward(be, B, d->params, d->cell_pos, d->frames, starts, dy, d->grads,
                            d->ws) != 0)
-        return derr(err, errlen, "%s backend: backward: %s", be->name, be->err);
+        return rc_errf(err, errlen, "%s backend: backward: %s", be->name, be->err);
     rc_optim_step(opt, d->params, d->grads);
     return 0;
 }
@@ -228,18 +218,18 @@ int rc_dev_train_step(rc_dev *d, rc_optim *opt, uint64_t seed, const int64_t *st
 int rc_dev_infer(rc_dev *d, int B, const int64_t *starts, float *out, char *err, size_t errlen)
 {
     rc_backend *be = d->be;
-    if (B > d->B) return derr(err, errlen, "inference batch %d exceeds %d", B, d->B);
+    if (B > d->B) return rc_errf(err, errlen, "inference batch %d exceeds %d", B, d->B);
     if (d->cuda) {
         cu_state *c = d->cu;
         CU(rc_cuda_upload(c->dev, c->starts, starts, (size_t)B * sizeof(int64_t)));
         if (be->infer(be, B, c->params, c->state, d->cell_pos ? c->cell_pos : NULL, c->frames,
                       c->starts, c->pred, c->ws) != 0)
-            return derr(err, errlen, "cuda backend: inference: %s", be->err);
+            return rc_errf(err, errlen, "cuda backend: inference: %s", be->err);
         CU(rc_cuda_download(c->dev, out, c->pred, (size_t)B * d->ir->cells * sizeof(float)));
         return 0;
     }
     if (be->infer(be, B, d->params, d->state, d->cell_pos, d->frames, starts, out, d->ws) != 0)
-        return derr(err, errlen, "%s backend: inference: %s", be->name, be->err);
+        return rc_errf(err, errlen, "%s backend: inference: %s", be->name, be->err);
     return 0;
 }
 
