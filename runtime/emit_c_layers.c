@@ -12,6 +12,21 @@
 
 /* ---------------------------------------------------------------- simple producers */
 
+/* Emit `acc` = the dot product of a K x K x in.c window of x at (ROW, COL) with the kernel at wp;
+ * shared by the gcconv readout and the tiled conv forward. */
+static void em_window_dot(rc_sb *s, rc_shape in, int K, const char *row, const char *col)
+{
+    rc_sb_line(s, "float acc = 0.0f;");
+    rc_sb_line(s, "for (int ci = 0; ci < %d; ci++) {", in.c);
+    rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
+    rc_sb_line(s, "const float *xr = x + ((size_t)ci * %d + %s + ky) * %d + %s;", in.h, row, in.w, col);
+    rc_sb_line(s, "const float *wr = wp + (ci * %d + ky) * %d;", K, K);
+    rc_sb_line(s, "#pragma omp simd reduction(+:acc)");
+    rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) acc += wr[kx] * xr[kx];", K);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+}
+
 /* Per-sample function NAME(x, w, bias, y, b, cx) for dense, gcconv, tiled conv, input copy;
  * the epilogue runs ops 1..hi in `mode` (skip = folded BN). */
 void em_simple_fwd(em *E, const em_plan *PL, const em_grp *G, const char *name, int hi, int mode,
@@ -56,15 +71,7 @@ void em_simple_fwd(em *E, const em_plan *PL, const em_grp *G, const char *name, 
         rc_sb_line(s, "for (int c = 0; c < %d; c++) {", o.c);
         rc_sb_line(s, "const int r0 = cx->cell_pos[2 * c], c0 = cx->cell_pos[2 * c + 1];");
         rc_sb_line(s, "const float *wp = w + (size_t)c * %d;", in.c * K * K);
-        rc_sb_line(s, "float acc = 0.0f;");
-        rc_sb_line(s, "for (int ci = 0; ci < %d; ci++) {", in.c);
-        rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
-        rc_sb_line(s, "const float *xr = x + ((size_t)ci * %d + r0 + ky) * %d + c0;", in.h, in.w);
-        rc_sb_line(s, "const float *wr = wp + (ci * %d + ky) * %d;", K, K);
-        rc_sb_line(s, "#pragma omp simd reduction(+:acc)");
-        rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) acc += wr[kx] * xr[kx];", K);
-        rc_sb_line(s, "}");
-        rc_sb_line(s, "}");
+        em_window_dot(s, in, K, "r0", "c0");
         rc_sb_line(s, "float v = acc%s;", has_bias ? " + bias[c]" : "");
         em_epi_chain(E, s, &ec, "b", "c", "c");
         rc_sb_line(s, "y[c] = v;");
@@ -77,15 +84,7 @@ void em_simple_fwd(em *E, const em_plan *PL, const em_grp *G, const char *name, 
         rc_sb_line(s, "for (int ox = 0; ox < %d; ox++) {", o.w);
         rc_sb_line(s, "const int ph = (oy %% %d) * %d + ox %% %d;", cl->py, cl->px, cl->px);
         rc_sb_line(s, "const float *wp = w + ((size_t)ph * %d + c) * %d;", o.c, in.c * KK);
-        rc_sb_line(s, "float acc = 0.0f;");
-        rc_sb_line(s, "for (int ci = 0; ci < %d; ci++) {", in.c);
-        rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
-        rc_sb_line(s, "const float *xr = x + ((size_t)ci * %d + oy + ky) * %d + ox;", in.h, in.w);
-        rc_sb_line(s, "const float *wr = wp + (ci * %d + ky) * %d;", K, K);
-        rc_sb_line(s, "#pragma omp simd reduction(+:acc)");
-        rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) acc += wr[kx] * xr[kx];", K);
-        rc_sb_line(s, "}");
-        rc_sb_line(s, "}");
+        em_window_dot(s, in, K, "oy", "ox");
         if (has_bias) rc_sb_line(s, "float v = acc + bias[ph * %d + c];", o.c);
         else rc_sb_line(s, "float v = acc;");
         char f[96];
