@@ -62,6 +62,12 @@ struct rc_backend {
     int (*infer)(rc_backend *be, int B, const float *params, const float *state,
                  const int *cell_pos, const float *frames, const int64_t *starts, float *y,
                  float *ws);
+    /* Optional (NULL: the backend needs no notice). Declares the frame stream that the next
+     * calls read: frames (T, H, W) stay unchanged until the next set_stream; (NULL, 0) forgets
+     * it. A backend may keep per-frame data derived from it (the C backend's FFT first conv
+     * keeps per-frame spectra, computed lazily). Calls whose frames pointer is not the declared
+     * stream, or whose windows leave [0, T), still work and take the direct path. */
+    int (*set_stream)(rc_backend *be, const float *frames, int64_t T);
     void (*destroy)(rc_backend *be);
 };
 

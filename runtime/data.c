@@ -337,6 +337,9 @@ static int finish_stats(rc_data *d, const moments *m, char *err, size_t errlen)
 }
 
 /* Load the whole training stream (resident mode); computes the statistics on the way if unset. */
+/* Content generations of frame buffers (rc_batch.gen): process-wide, never 0. */
+static uint64_t next_gen(void) { static uint64_t g; return __atomic_add_fetch(&g, 1, __ATOMIC_RELAXED); }
+
 static int load_resident(rc_data *d, char *err, size_t errlen)
 {
     const int64_t T = d->sp[RC_TRAIN].T, hw = (int64_t)d->info.h * d->info.w;
@@ -357,6 +360,7 @@ static int load_resident(rc_data *d, char *err, size_t errlen)
         if (finish_stats(d, &m, err, errlen) < 0) goto fail;
     }
     normalize(d, d->res_frames, T * hw);
+    d->res_gen = next_gen();
     return 0;
 oom:
     ERRF(err, errlen, "%s: out of memory loading %lld training frames", d->path, (long long)T);
@@ -426,6 +430,7 @@ struct rc_iter {
     float *fbuf, *lbuf;          /* streaming buffers */
     const float *base;
     int64_t base_t0, base_n;
+    uint64_t base_gen;
     const float *lab;
     int64_t lab_t0;
     int64_t *starts;             /* (B) */
@@ -524,6 +529,7 @@ static int load_chunk(rc_iter *it, int c, char *err, size_t errlen)
     if (it->nwin == 0) return 0;
     if (d->resident) {
         it->base = d->res_frames;
+        it->base_gen = d->res_gen;
         it->base_t0 = 0;
         it->base_n = d->sp[RC_TRAIN].T;
         it->lab = d->res_labels;
@@ -535,6 +541,7 @@ static int load_chunk(rc_iter *it, int c, char *err, size_t errlen)
         normalize(d, it->fbuf, (w1 + h - w0) * hw);
         if (rc__read_labels(d, RC_TRAIN, w0 + h, w1 + h + 1, it->lbuf, err, errlen) < 0) return -1;
         it->base = it->fbuf;
+        it->base_gen = next_gen();
         it->base_t0 = w0;
         it->base_n = w1 + h - w0;
         it->lab = it->lbuf;
@@ -565,6 +572,7 @@ int rc_iter_next(rc_iter *it, rc_batch *b, char *err, size_t errlen)
     it->pos += B;
     b->frames = it->base;
     b->n_frames = it->base_n;
+    b->gen = it->base_gen;
     b->starts = it->starts;
     b->y = it->y;
     b->B = B;

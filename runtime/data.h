@@ -118,6 +118,9 @@ typedef struct {
     const int64_t *starts;   /* (B) */
     const float *y;          /* (B, cells) labels aligned as above */
     int B;
+    uint64_t gen;            /* content generation of `frames`: equal gen = same buffer, same
+                                content (a streamed chunk reuses its buffer with a new gen);
+                                never 0 */
 } rc_batch;
 
 typedef struct rc_iter rc_iter;

@@ -58,6 +58,7 @@ struct rc_data {
     int64_t chunk_frames_max; /* frames the budget holds */
     int resident;             /* the whole training stream fits the budget */
     float *res_frames;        /* (T_train, h, w) normalized, when loaded */
+    uint64_t res_gen;         /* content generation of res_frames (rc_batch.gen) */
     float *res_labels;        /* (T_train, cells) */
     int iter_live;
 };

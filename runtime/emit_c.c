@@ -408,7 +408,15 @@ static void plan_all(em *E, em_plan *PL)
     }
     E->part_floats = parts;
     E->parts = em_add_buf(E, "parts", 0, EM_NPART * parts);
+    const em_grp *G0 = &E->g[0];
+    E->ext = E->ng >= 2 && G0->li == 0 && ir->layers[0].kind == RC_LAYER_CONV && !ir->layers[0].stack &&
+             !PL->cl[0].tiled;
+    E->ext_gcur = -1;
+    if (E->ext) E->ext_buf = em_add_buf(E, "L1_ext", (size_t)em_shsize(G0->sh), 0);
 }
+
+/* Training: the buffer the external first conv writes (level 0 if stored, else ext_buf). */
+static int ext_train_buf(const em *E) { return E->g[0].stored[0] ? E->g[0].buf[0] : E->ext_buf; }
 
 /* ---------------------------------------------------------------- kernels */
 
@@ -576,11 +584,12 @@ static void loops_close(rc_sb *s)
     rc_sb_line(s, "}");
 }
 
-static void emit_pass_fwd(em *E, const em_plan *PL, const em_grp *G, int a, int m)
+/* Pass over levels a -> m reading level a from buffer srcbuf (-1: its stored buffer). */
+static void emit_pass_fwd(em *E, const em_plan *PL, const em_grp *G, int a, int m, int srcbuf)
 {
     rc_sb *s = &E->d;
     rc_sb_line(s, "{ /* fused elementwise pass: levels %d -> %d */", a, m);
-    rc_sb_line(s, "const float *src = CXW(%s);", em_bufname(E, G->buf[a]));
+    rc_sb_line(s, "const float *src = CXW(%s);", em_bufname(E, srcbuf >= 0 ? srcbuf : G->buf[a]));
     loops_open(E, s, G);
     rc_sb_line(s, "float v = src[(size_t)b * %lld + f];", (long long)em_shsize(G->sh));
     em_ops_fwd(E, PL, s, G, a, m, M_TRAIN, "b", "c", "f", 0, 1);
@@ -588,7 +597,7 @@ static void emit_pass_fwd(em *E, const em_plan *PL, const em_grp *G, int a, int 
     rc_sb_line(s, "}");
 }
 
-static void drv_fwd_group(em *E, const em_plan *PL, int g)
+static void drv_fwd_group(em *E, const em_plan *PL, int g, int ext)
 {
     rc_sb *s = &E->d;
     const rc_ir *ir = E->ir;
@@ -599,7 +608,10 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g)
     const char *out = em_bufname(E, G->buf[G->j0]);
     em_in_expr(E, g, "b", in, sizeof in);
     rc_sb_line(s, "{ /* group %d */", g + 1);
-    if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
+    if (ext && g == 0) {
+        rc_sb_line(s, "/* layer 1 (conv): computed by the caller into %s */", em_bufname(E, ext_train_buf(E)));
+        if (G->j0 > 0) emit_pass_fwd(E, PL, G, 0, G->j0, E->ext_buf);
+    } else if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
         char w[96] = "NULL", bias[96] = "NULL", nm[32];
         if (li >= 0) snprintf(w, sizeof w, "cx->params + %s", em_P(E, li, ".weight", n1));
         if (li >= 0 && ir->layers[li].bias) snprintf(bias, sizeof bias, "cx->params + %s", em_P(E, li, ".bias", n2));
@@ -638,7 +650,7 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g)
         if (is_bn(E, G, pos + 1)) emit_stats_fwd(E, PL, G, pos + 1);
         int m = pos + 1;
         while (m < G->nops && !is_bn(E, G, m + 1)) m++;
-        emit_pass_fwd(E, PL, G, pos, m);
+        emit_pass_fwd(E, PL, G, pos, m, -1);
         pos = m;
     }
     rc_sb_line(s, "}");
@@ -749,7 +761,7 @@ static void emit_pass_bwd(em *E, const em_plan *PL, const em_grp *G, int pos, in
     rc_sb_line(s, "}");
 }
 
-static void drv_bwd_group(em *E, const em_plan *PL, int g, int *cur)
+static void drv_bwd_group(em *E, const em_plan *PL, int g, int *cur, int ext)
 {
     const em_grp *G = &E->g[g];
     int pos = G->nops, c = *cur;
@@ -772,6 +784,13 @@ static void drv_bwd_group(em *E, const em_plan *PL, int g, int *cur)
         pos = j;
     }
     char ge[64];
+    if (ext && g == 0) {   /* the caller takes d loss / d conv output from here */
+        if (c < 0) em_fail(E, "internal: external first conv without a gradient buffer");
+        rc_sb_line(&E->d, "/* layer 1 (conv): its gradients are computed by the caller from %s */", em_gexpr(E, c, ge));
+        E->ext_gcur = c;
+        *cur = -1;
+        return;
+    }
     int out = g > 0 ? pick(c) : -1;
     em_prod_bwd(E, PL, g, em_gexpr(E, c, ge), out);
     *cur = out;
@@ -808,14 +827,30 @@ static void emit_ctx(rc_sb *s, const char *params, const char *state, const char
     rc_sb_line(s, "(void)frames; (void)starts; (void)cx;");
 }
 
-static void drv_train_forward(em *E, const em_plan *PL)
+/* The ext variants' opening: no frames, no starts (the caller ran layer 1). */
+static void ext_open(rc_sb *s)
+{
+    rc_sb_line(s, "{");
+    rc_sb_line(s, "const float *frames = NULL;");
+    rc_sb_line(s, "const int64_t *starts = NULL;");
+}
+
+static void drv_train_forward(em *E, const em_plan *PL, int ext)
 {
     rc_sb *s = &E->d;
     const em_grp *last = &E->g[E->ng - 1];
-    rc_sb_line(s, "/* Training forward: batch statistics, running-state update, noise and dropout from seed. */");
-    rc_sb_line(s, "int rcg_train_forward(int B, const float *params, float *state, const int *cell_pos, uint64_t seed,");
-    rc_sb_line(s, "                      const float *frames, const int64_t *starts, float *y, float *ws)");
-    rc_sb_line(s, "{");
+    if (ext) {
+        rc_sb_line(s, "/* Training forward from layer 1's conv output (conv + bias, written by the caller into the");
+        rc_sb_line(s, " * workspace at rcg_ext_offset(B, 0)); otherwise as rcg_train_forward. */");
+        rc_sb_line(s, "int rcg_train_forward_ext(int B, const float *params, float *state, const int *cell_pos,");
+        rc_sb_line(s, "                          uint64_t seed, float *y, float *ws)");
+        ext_open(s);
+    } else {
+        rc_sb_line(s, "/* Training forward: batch statistics, running-state update, noise and dropout from seed. */");
+        rc_sb_line(s, "int rcg_train_forward(int B, const float *params, float *state, const int *cell_pos, uint64_t seed,");
+        rc_sb_line(s, "                      const float *frames, const int64_t *starts, float *y, float *ws)");
+        rc_sb_line(s, "{");
+    }
     emit_checks(E, s, 1);
     emit_ctx(s, "params", "state", "seed", "NULL");
     rc_sb_line(s, "{ /* header: what backward needs to check the batch and redraw the masks */");
@@ -824,20 +859,28 @@ static void drv_train_forward(em *E, const em_plan *PL)
     rc_sb_line(s, "memcpy(ws + 2, &b32, sizeof b32);");
     rc_sb_line(s, "ws[3] = RCG_MAGIC;");
     rc_sb_line(s, "}");
-    for (int g = 0; g < E->ng; g++) drv_fwd_group(E, PL, g);
+    for (int g = 0; g < E->ng; g++) drv_fwd_group(E, PL, g, ext);
     rc_sb_line(s, "memcpy(y, CXW(%s), (size_t)B * %d * sizeof(float));", em_bufname(E, last->buf[last->nops]), E->ir->cells);
     rc_sb_line(s, "return 0;");
     rc_sb_line(s, "}");
     rc_sb_raw(s, "\n", 1);
 }
 
-static void drv_train_backward(em *E, const em_plan *PL)
+static void drv_train_backward(em *E, const em_plan *PL, int ext)
 {
     rc_sb *s = &E->d;
-    rc_sb_line(s, "/* Training backward of the last rcg_train_forward with the same B and ws: grads += d loss / d params. */");
-    rc_sb_line(s, "int rcg_train_backward(int B, const float *params, const int *cell_pos, const float *frames,");
-    rc_sb_line(s, "                       const int64_t *starts, const float *dy, float *grads, float *ws)");
-    rc_sb_line(s, "{");
+    if (ext) {
+        rc_sb_line(s, "/* Training backward down to layer 1's conv output: grads += d loss / d params of layers 2..,");
+        rc_sb_line(s, " * and d loss / d (layer 1 conv output) left at rcg_ext_offset(B, 2) for the caller. */");
+        rc_sb_line(s, "int rcg_train_backward_ext(int B, const float *params, const int *cell_pos, const float *dy,");
+        rc_sb_line(s, "                           float *grads, float *ws)");
+        ext_open(s);
+    } else {
+        rc_sb_line(s, "/* Training backward of the last rcg_train_forward with the same B and ws: grads += d loss / d params. */");
+        rc_sb_line(s, "int rcg_train_backward(int B, const float *params, const int *cell_pos, const float *frames,");
+        rc_sb_line(s, "                       const int64_t *starts, const float *dy, float *grads, float *ws)");
+        rc_sb_line(s, "{");
+    }
     rc_sb_line(s, "if (B < 1) return RCG_ERR(RCG_E_BATCH, 0);");
     rc_sb_line(s, "uint64_t seed;");
     rc_sb_line(s, "int32_t b32;");
@@ -846,23 +889,31 @@ static void drv_train_backward(em *E, const em_plan *PL)
     rc_sb_line(s, "if (b32 != B || ws[3] != RCG_MAGIC) return RCG_ERR(RCG_E_BWD_BATCH, 0);");
     emit_ctx(s, "params", "NULL", "seed", "grads");
     int cur = -1;
-    for (int g = E->ng - 1; g >= 0; g--) drv_bwd_group(E, PL, g, &cur);
+    for (int g = E->ng - 1; g >= 0; g--) drv_bwd_group(E, PL, g, &cur, ext);
     rc_sb_line(s, "(void)dy;");
     rc_sb_line(s, "return 0;");
     rc_sb_line(s, "}");
     rc_sb_raw(s, "\n", 1);
 }
 
-static void drv_infer(em *E, const em_plan *PL)
+static void drv_infer(em *E, const em_plan *PL, int ext)
 {
     rc_sb *s = &E->d;
     const rc_ir *ir = E->ir;
     const em_grp *last = &E->g[E->ng - 1];
     char n1[64], n2[64], n3[64], n4[64], eps[48];
-    rc_sb_line(s, "/* Inference: running statistics, no noise or dropout, stacked convs collapsed, BN folded. */");
-    rc_sb_line(s, "int rcg_infer(int B, const float *params, const float *state, const int *cell_pos,");
-    rc_sb_line(s, "              const float *frames, const int64_t *starts, float *y, float *ws)");
-    rc_sb_line(s, "{");
+    if (ext) {
+        rc_sb_line(s, "/* Inference from layer 1's conv output (conv + bias, written by the caller into the workspace");
+        rc_sb_line(s, " * at rcg_ext_offset(B, 1)); layer 1's batchnorm is applied as an affine, not folded. */");
+        rc_sb_line(s, "int rcg_infer_ext(int B, const float *params, const float *state, const int *cell_pos, float *y,");
+        rc_sb_line(s, "                  float *ws)");
+        ext_open(s);
+    } else {
+        rc_sb_line(s, "/* Inference: running statistics, no noise or dropout, stacked convs collapsed, BN folded. */");
+        rc_sb_line(s, "int rcg_infer(int B, const float *params, const float *state, const int *cell_pos,");
+        rc_sb_line(s, "              const float *frames, const int64_t *starts, float *y, float *ws)");
+        rc_sb_line(s, "{");
+    }
     emit_checks(E, s, 0);
     emit_ctx(s, "params", "(float *)state", "0", "NULL");
     for (int g = 0; g < E->ng; g++) {
@@ -895,6 +946,17 @@ static void drv_infer(em *E, const em_plan *PL)
         const char *out = em_bufname(E, G->buf[G->nops]);
         int64_t SZ = em_shsize(G->sh);
         rc_sb_line(s, "{ /* group %d */", g + 1);
+        if (ext && g == 0) {
+            rc_sb_line(s, "/* layer 1 (conv): computed by the caller into L1_ext; its chain as one pass */");
+            rc_sb_line(s, "const float *src = CXW(%s);", em_bufname(E, E->ext_buf));
+            loops_open(E, s, G);
+            rc_sb_line(s, "float v = src[(size_t)b * %lld + f];", (long long)SZ);
+            em_ops_fwd(E, PL, s, G, 0, G->nops, M_INFER, "b", "c", "f", 0, 0);
+            rc_sb_line(s, "CXW(%s)[(size_t)b * %lld + f] = v;", out, (long long)SZ);
+            loops_close(s);
+            rc_sb_line(s, "}");
+            continue;
+        }
         if (G->fold) snprintf(ab, sizeof ab, "CXW(%s)", em_bufname(E, PL->stat[G->op[G->fold]]));
         if (li >= 0 && ir->layers[li].bias) snprintf(bias, sizeof bias, "cx->params + %s", em_P(E, li, ".bias", n1));
         if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
@@ -999,7 +1061,7 @@ static const char prelude[] =
 
 static const char helpers[] =
     "\n"
-    "#define RCG_ABI 1\n"
+    "#define RCG_ABI 2\n"
     "#define RCG_MAGIC 20245.5f\n"
     "#define RCG_ERR(code, layer) (((code) << 8) | (layer))\n"
     "enum { RCG_E_BATCH = 1, RCG_E_BWD_BATCH = 2, RCG_E_CELLPOS = 3, RCG_E_BN_BATCH = 4 };\n"
@@ -1088,9 +1150,28 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     build_groups(E);
     plan_all(E, PL);
     emit_kernels(E, PL);
-    drv_train_forward(E, PL);
-    drv_train_backward(E, PL);
-    drv_infer(E, PL);
+    drv_train_forward(E, PL, 0);
+    drv_train_backward(E, PL, 0);
+    drv_infer(E, PL, 0);
+    if (E->ext) {
+        rc_sb_line(&E->d, "/* ================================================================ external first conv */\n");
+        drv_train_forward(E, PL, 1);
+        drv_train_backward(E, PL, 1);
+        drv_infer(E, PL, 1);
+        rc_sb *s = &E->d;
+        rc_sb_line(s, "/* Workspace float offset of: 0 the training conv output the caller writes, 1 the inference");
+        rc_sb_line(s, " * conv output the caller writes, 2 d loss / d conv output after rcg_train_backward_ext. Each");
+        rc_sb_line(s, " * holds B x %d x %d x %d floats (conv + bias, before layer 1's chain). */", E->g[0].sh.c, E->g[0].sh.h,
+                   E->g[0].sh.w);
+        rc_sb_line(s, "const int rcg_ext = 1;");
+        rc_sb_line(s, "size_t rcg_ext_offset(int B, int which)");
+        rc_sb_line(s, "{");
+        rc_sb_line(s, "size_t off[RCG_NBUF];");
+        rc_sb_line(s, "rcg_offsets(B < 1 ? 1 : B, off);");
+        rc_sb_line(s, "return which == 0 ? off[%s] : which == 1 ? off[%s] : off[%s];", em_bufname(E, ext_train_buf(E)),
+                   em_bufname(E, E->ext_buf), E->ext_gcur >= 0 ? em_bufname(E, E->gbuf[E->ext_gcur]) : "0");
+        rc_sb_line(s, "}");
+    }
 
     rc_sb out = {0};
     char hash[65];

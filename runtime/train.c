@@ -117,7 +117,7 @@ int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *fram
     int rc = -1;
     int64_t hw = (int64_t)ir->in.h * ir->in.w;
     if (rc_dev_set_model(&dev, ck->params, ck->state, ck->cell_pos, err, errlen) < 0 ||
-        rc_dev_set_frames(&dev, frames, T * hw, err, errlen) < 0)
+        rc_dev_set_frames(&dev, frames, T * hw, 0, err, errlen) < 0)
         goto out;
     int64_t starts[EVAL_BATCH];
     for (int64_t i = 0; i < n; i += EVAL_BATCH) {
@@ -394,7 +394,7 @@ static int validate(trainer *t, double *val_loss, double *val_r, char *err, size
     int k;
     while ((k = rc_iter_next(it, &b, err, errlen)) == 1) {
         if (n + b.B > t->info->n_val) { rc_iter_free(it); return rc_errf(err, errlen, "validation yielded more windows than announced"); }
-        if (rc_dev_set_frames(&t->dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, err, errlen) < 0 ||
+        if (rc_dev_set_frames(&t->dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, b.gen, err, errlen) < 0 ||
             rc_dev_infer(&t->dev, b.B, b.starts, t->val_pred + n * cells, err, errlen) < 0) {
             rc_iter_free(it);
             return -1;
@@ -625,7 +625,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         while ((k = rc_iter_next(it, &b, err, errlen)) == 1) {
             if (b.B != B) { rc_iter_free(it); rc_errf(err, errlen, "training batch of %d, expected %d", b.B, B); goto out; }
             rc_loss_value lv;
-            if (rc_dev_set_frames(&T.dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, err, errlen) < 0 ||
+            if (rc_dev_set_frames(&T.dev, b.frames, b.n_frames * (int64_t)ir->in.h * ir->in.w, b.gen, err, errlen) < 0 ||
                 rc_dev_train_step(&T.dev, &T.opt, step_seed(tr->seed, ck->rng_step), b.starts, b.y,
                                   T.pred, T.dy, &lv, err, errlen) < 0) {
                 rc_iter_free(it);

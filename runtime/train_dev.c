@@ -25,9 +25,7 @@ typedef struct {
     int *cell_pos;
     int64_t *starts;
     size_t frames_cap;         /* floats allocated at `frames` */
-    const float *frames_host;  /* what was uploaded last: base, length, fingerprint */
-    int64_t frames_n;
-    uint64_t frames_fp;
+    int uploaded;              /* the device frames hold rc_dev.frames (n, gen) */
 } cu_state;
 
 
@@ -88,18 +86,6 @@ static int cu_init(rc_dev *d, char *err, size_t errlen)
     return 0;
 }
 
-/* Content fingerprint of a frames buffer: a streamed chunk reuses its host buffer. */
-static uint64_t fingerprint(const float *x, int64_t n)
-{
-    uint64_t h = rc_rng_mix((uint64_t)n);
-    for (int k = 0; k < 64 && n > 0; k++) {
-        uint32_t bits;
-        memcpy(&bits, &x[(n - 1) * k / 63], sizeof bits);
-        h = rc_rng_mix(h ^ bits);
-    }
-    return h;
-}
-
 #define CU(call) do { if ((call) < 0) return rc_errf(err, errlen, "cuda: %s", c->dev->err); } while (0)
 
 /* ------------------------------------------------------------------ the rc_dev interface */
@@ -152,13 +138,24 @@ int rc_dev_set_optim(rc_dev *d, const rc_optim *opt, char *err, size_t errlen)
     return 0;
 }
 
-int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, char *err, size_t errlen)
+int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, uint64_t gen, char *err,
+                      size_t errlen)
 {
+    int same = frames == d->frames && n_floats == d->frames_n && gen != 0 && gen == d->frames_gen;
     d->frames = frames;
-    if (!d->cuda) return 0;
+    d->frames_n = n_floats;
+    d->frames_gen = gen;
+    if (!d->cuda) {
+        rc_backend *be = d->be;
+        if (same || !be->set_stream) return 0;
+        const int64_t hw = (int64_t)d->ir->in.h * d->ir->in.w;
+        if (be->set_stream(be, frames, n_floats / hw) != 0)
+            return rc_errf(err, errlen, "%s backend: %s", be->name, be->err);
+        return 0;
+    }
     cu_state *c = d->cu;
-    uint64_t fp = fingerprint(frames, n_floats);
-    if (frames == c->frames_host && n_floats == c->frames_n && fp == c->frames_fp) return 0;
+    if (same && c->uploaded) return 0;
+    c->uploaded = 0;
     if ((size_t)n_floats > c->frames_cap) {
         if (c->frames) rc_cuda_free(c->dev, c->frames);
         c->frames = cu_alloc(c, (size_t)n_floats * sizeof(float));
@@ -168,9 +165,7 @@ int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, char *er
                         (long long)n_floats, c->dev->err);
     }
     CU(rc_cuda_upload(c->dev, c->frames, frames, (size_t)n_floats * sizeof(float)));
-    c->frames_host = frames;
-    c->frames_n = n_floats;
-    c->frames_fp = fp;
+    c->uploaded = 1;
     return 0;
 }
 
@@ -251,7 +246,9 @@ void rc_dev_free(rc_dev *d)
 {
     if (!d) return;
     if (d->cuda) cu_free_all(d->cu);
+    else if (d->be && d->be->set_stream && d->frames) d->be->set_stream(d->be, NULL, 0);   /* forget: cannot fail */
     d->cu = NULL;
+    d->frames = NULL;
     free(d->ws);
     free(d->grads);
     d->ws = d->grads = NULL;

@@ -8,8 +8,9 @@
  * in place). CUDA mode keeps device copies of params, state, grads, Adam moments and the frames
  * buffer; starts/labels go up and predictions come down per batch; the loss and its gradient
  * are computed on the host from the (B, cells) predictions (tiny), and Adam runs on the device.
- * Frames are re-uploaded only when the data layer hands over a different buffer (base pointer,
- * length or a 64-sample content fingerprint differ: a streamed chunk reuses its buffer).
+ * Frames are re-uploaded (CUDA) or re-declared to the backend's set_stream (host) only when the
+ * data layer hands over a different buffer: base pointer, length or content generation
+ * (rc_batch.gen: a streamed chunk reuses its buffer with a new generation) differ.
  */
 #ifndef RC_TRAIN_DEV_H
 #define RC_TRAIN_DEV_H
@@ -31,6 +32,8 @@ typedef struct {
     float *params, *state;
     const int *cell_pos;
     const float *frames;
+    int64_t frames_n;          /* floats */
+    uint64_t frames_gen;       /* content generation of frames; 0 = unknown */
     float *grads, *ws;         /* owned (host mode), device pointers (CUDA mode) */
     /* CUDA mode: device copies (opaque; see train_dev.c) */
     void *cu;
@@ -46,8 +49,10 @@ int rc_dev_init(rc_dev *d, rc_backend *be, const rc_ir *ir, int B, int training,
 int rc_dev_set_model(rc_dev *d, float *params, float *state, const int *cell_pos, char *err,
                      size_t errlen);
 int rc_dev_set_optim(rc_dev *d, const rc_optim *opt, char *err, size_t errlen);
-/* frames (n_floats) normalized stimulus the next starts index into. */
-int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, char *err, size_t errlen);
+/* frames (n_floats) normalized stimulus the next starts index into; gen its content generation
+ * (rc_batch.gen), or 0 when unknown (then it is always treated as new content). */
+int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, uint64_t gen, char *err,
+                      size_t errlen);
 /* One optimizer step on a batch of exactly the init B: starts (B), y (B, cells) host.
  * pred, dy (B, cells) host scratch; *lv the loss of this batch (before the step). */
 int rc_dev_train_step(rc_dev *d, rc_optim *opt, uint64_t seed, const int64_t *starts,

@@ -64,13 +64,17 @@ static inline int bias_before_bn(const rc_ir *ir, const rc_param *p)
     return 0;
 }
 
-/* Compare ref and c on ir: train forward (y, state), backward (every tensor), infer. */
-static inline void compare(const rc_ir *ir, int B, const char *what)
+/* Compare ref and c on ir: train forward (y, state), backward (every tensor), infer.
+ * fft_mode: RC_C_FFT_OFF (the module's direct path) or RC_C_FFT_ON (layer 1 by FFT on the
+ * declared stream: set_stream is called and the FFT path is asserted to be on). */
+static inline void compare_mode(const rc_ir *ir, int B, const char *what, int fft_mode)
 {
     char err[1024];
     rc_backend *ref = NULL, *cb = NULL;
     cr_assert_eq(rc_ref_backend_create(ir, &ref), 0);
     cr_assert_eq(rc_c_backend_create(ir, &cb, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_c_backend_set_fft(cb, fft_mode, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_c_backend_fft(cb), fft_mode == RC_C_FFT_ON, "%s: FFT path state", what);
     int T = B + ir->in.c + 3, HW = ir->in.h * ir->in.w, cells = ir->cells;
     int64_t P = ir->params_total, S = ir->state_total;
     uint64_t rs = 12345;
@@ -112,6 +116,8 @@ static inline void compare(const rc_ir *ir, int B, const char *what)
     }
     for (int i = 0; i < B * cells; i++) dy[i] = urand(&rs);
 
+    if (fft_mode == RC_C_FFT_ON) cr_assert_eq(cb->set_stream(cb, frames, T), 0, "%s: %s", what, cb->err);
+
     uint64_t seed = 99;
     cr_assert_eq(ref->train_forward(ref, B, params, st_r, cell_pos, seed, frames, starts, y_r, ws_r), 0, "%s", ref->err);
     cr_assert_eq(cb->train_forward(cb, B, params, st_c, cell_pos, seed, frames, starts, y_c, ws_c), 0, "%s", cb->err);
@@ -152,6 +158,7 @@ static inline void compare(const rc_ir *ir, int B, const char *what)
     cr_assert_eq(ref->infer(ref, B, params, st_r, cell_pos, frames, starts, y_r, ws_r), 0, "%s", ref->err);
     cr_assert_eq(cb->infer(cb, B, params, st_r, cell_pos, frames, starts, y_c, ws_c), 0, "%s", cb->err);
     e = rel_l2(y_c, y_r, (int64_t)B * cells);
+    cr_expect_eq(rc_c_backend_fft_calls(cb), fft_mode == RC_C_FFT_ON ? 3 : 0, "%s: calls through the FFT path", what);
     cr_log_info("%s: infer y: rel L2 %.3g", what, e);
     cr_expect_leq(e, TOL, "%s: infer y: rel L2 %g", what, e);
 
@@ -160,5 +167,7 @@ static inline void compare(const rc_ir *ir, int B, const char *what)
     rc_backend_destroy(ref);
     rc_backend_destroy(cb);
 }
+
+static inline void compare(const rc_ir *ir, int B, const char *what) { compare_mode(ir, B, what, RC_C_FFT_OFF); }
 
 #endif

@@ -1,0 +1,119 @@
+/* test_fft_backend.c — the C backend with layer 1 run by FFT (runtime/fftconv.c through the
+ * module's rcg_*_ext entry points, backend_c.c): every output, running statistic and gradient
+ * against the reference oracle, for each way layer 1's chain can start (stored level 0 before a
+ * batchnorm; unstored level 0 before dropout + rectify; folded channel BN in inference); the
+ * direct fallback when a call's frames are not the declared stream; the data generations the
+ * trainer uses to re-declare streams. */
+#include "codegen_cmp.h"
+#include "fftconv.h"
+#include "spec.h"
+
+TestSuite(fft_backend, .init = codegen_setup_env);
+
+Test(fft_backend, unit_bn_noise_relu)   /* level 0 stored: the FFT writes the BN input */
+{
+    rc_ir ir;
+    build_ir(&ir, "history=5 height=16 width=15",
+             "layer conv channels=4 kernel=7\nlayer batchnorm over=unit\nlayer noise std=0.1\nlayer relu\n"
+             "layer conv channels=3 kernel=3\nlayer batchnorm over=unit\nlayer relu\n"
+             "layer dense bias=false\nlayer batchnorm over=unit\nlayer softplus\n", 3);
+    compare_mode(&ir, 6, "fft: unit BN", RC_C_FFT_ON);
+}
+
+Test(fft_backend, dropout_softplus_unstored_level0)   /* ext buffer + pass to the first stored level */
+{
+    rc_ir ir;
+    build_ir(&ir, "history=4 height=13 width=14",
+             "layer conv channels=5 kernel=6 bias=true\nlayer dropout p=0.3\nlayer softplus\n"
+             "layer conv channels=2 kernel=3\nlayer relu\nlayer dense bias=true\nlayer softplus\n", 2);
+    compare_mode(&ir, 5, "fft: dropout + softplus", RC_C_FFT_ON);
+}
+
+Test(fft_backend, channel_bn_folded_in_direct_inference)   /* ext inference applies the BN unfolded */
+{
+    rc_ir ir;
+    build_ir(&ir, "history=6 height=12 width=12",
+             "layer conv channels=3 kernel=5 bias=false\nlayer batchnorm over=channel abs=true\nlayer tanh\n"
+             "layer gcconv kernel=3 bias=true\nlayer softplus\n", 4);
+    compare_mode(&ir, 4, "fft: channel BN, gcconv", RC_C_FFT_ON);
+}
+
+Test(fft_backend, shipped_bncnn_small)
+{
+    char path[512], err[512];
+    rc_ir ir;
+    snprintf(path, sizeof path, "%s/specs/bncnn.lua", RC_SRC_DIR);
+    cr_assert_eq(rc_spec_load(path, &ir, err, sizeof err), 0, "%s", err);
+    ir.history = 8;
+    ir.height = ir.width = 20;
+    ir.crop = 0;
+    ir.layers[0].kernel = 9;
+    for (int i = 1; i < ir.n_layers; i++) if (ir.layers[i].kind == RC_LAYER_CONV) ir.layers[i].kernel = 3;
+    cr_assert_eq(rc_ir_infer(&ir, 3, path, err, sizeof err), 0, "%s", err);
+    compare_mode(&ir, 7, "fft: bncnn", RC_C_FFT_ON);
+}
+
+/* A stacked or tiled first conv, or a conv that is the whole model, cannot take the FFT path:
+ * ON is an error that says why, AUTO quietly stays direct. */
+Test(fft_backend, ineligible_first_layers)
+{
+    const char *layers[] = {
+        "layer conv channels=3 kernel=5 stack=2\nlayer relu\nlayer dense\n",
+        "layer conv channels=3 kernel=3 period=2\nlayer relu\nlayer dense\n",
+        "layer batchnorm over=unit\nlayer conv channels=3 kernel=3\nlayer relu\nlayer dense\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        rc_ir ir;
+        char err[1024];
+        rc_backend *cb = NULL;
+        build_ir(&ir, "history=3 height=12 width=12", layers[i], 2);
+        cr_assert_eq(rc_c_backend_create(&ir, &cb, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(rc_c_backend_fft(cb), 0);
+        cr_expect_eq(rc_c_backend_set_fft(cb, RC_C_FFT_ON, err, sizeof err), -1, "case %d accepted", i);
+        cr_expect(strstr(err, "FFT first conv needs layer 1"), "case %d: %s", i, err);
+        cr_expect_eq(rc_c_backend_set_fft(cb, RC_C_FFT_AUTO, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(rc_c_backend_fft(cb), 0);
+        rc_backend_destroy(cb);
+    }
+}
+
+/* Infer through the FFT path, then with a copy of the frames (not the declared stream: direct
+ * path), then after re-declaring changed content: all three agree with the reference. */
+Test(fft_backend, stream_contract)
+{
+    rc_ir ir;
+    char err[1024];
+    build_ir(&ir, "history=4 height=14 width=14",
+             "layer conv channels=3 kernel=6\nlayer batchnorm over=channel\nlayer relu\nlayer dense\nlayer softplus\n", 2);
+    rc_backend *ref = NULL, *cb = NULL;
+    cr_assert_eq(rc_ref_backend_create(&ir, &ref), 0);
+    cr_assert_eq(rc_c_backend_create(&ir, &cb, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_c_backend_set_fft(cb, RC_C_FFT_ON, err, sizeof err), 0, "%s", err);
+    const int B = 5, T = 600, HW = 14 * 14;   /* T > 2 spectra blocks: windows straddle a block edge */
+    float *fr = malloc(sizeof(float) * T * HW), *copy = malloc(sizeof(float) * T * HW);
+    float *params = malloc(sizeof(float) * ir.params_total), *state = malloc(sizeof(float) * (ir.state_total + 1));
+    float *yr = malloc(sizeof(float) * B * 2), *yc = malloc(sizeof(float) * B * 2);
+    float *wr = malloc(sizeof(float) * ref->ws_floats(ref, B)), *wc = malloc(sizeof(float) * cb->ws_floats(cb, B));
+    int64_t starts[5] = {0, 254, 255, 511, 596};
+    uint64_t rs = 77;
+    for (int i = 0; i < T * HW; i++) fr[i] = urand(&rs);
+    memcpy(copy, fr, sizeof(float) * T * HW);
+    rc_params_init(&ir, 3, params, state);
+    cr_assert_eq(cb->set_stream(cb, fr, T), 0, "%s", cb->err);
+    for (int round = 0; round < 3; round++) {
+        const float *use = round == 1 ? copy : fr;
+        if (round == 2) {   /* new content in the same buffer, re-declared */
+            for (int i = 0; i < T * HW; i++) fr[i] = urand(&rs);
+            cr_assert_eq(cb->set_stream(cb, fr, T), 0, "%s", cb->err);
+        }
+        cr_assert_eq(ref->infer(ref, B, params, state, NULL, use, starts, yr, wr), 0, "%s", ref->err);
+        int64_t before = rc_c_backend_fft_calls(cb);
+        cr_assert_eq(cb->infer(cb, B, params, state, NULL, use, starts, yc, wc), 0, "%s", cb->err);
+        cr_expect_eq(rc_c_backend_fft_calls(cb) - before, round == 1 ? 0 : 1, "round %d: FFT path taken?", round);
+        double e = rel_l2(yc, yr, B * 2);
+        cr_expect_leq(e, TOL, "round %d: rel L2 %g", round, e);
+    }
+    free(fr); free(copy); free(params); free(state); free(yr); free(yc); free(wr); free(wc);
+    rc_backend_destroy(ref);
+    rc_backend_destroy(cb);
+}
