@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """report.py — format `make bench` measurements (JSON from bench/fma_peak, `retinac bench --json`
-and bench/torch_bench.py) as results/cpu_bench.md: machine, ratios, GFLOP/s against peak."""
+and bench/torch_bench.py) as results/cpu_bench.md: machine, ratios, GFLOP/s against peak,
+streaming inference over a test movie, and the epoch time of a full-size recording
+(--epoch-frames training frames) extrapolated from the measured step times: steps per epoch
+(bench/epoch_split.py, the trainer's block validation split) x training step time, plus the
+validation windows at the streaming inference rate. A measured epoch: bench/epoch.sh."""
 import argparse
 import json
 import os
 import platform
 import subprocess
+
+import epoch_split
 
 
 def lscpu_model():
@@ -23,6 +29,10 @@ def main():
     ap = argparse.ArgumentParser()
     for k in ("peak", "ours", "torch", "load", "cc"):
         ap.add_argument("--" + k, required=True)
+    ap.add_argument("--epoch-frames", type=int, default=300000,
+                    help="training frames of the full-size recording (0: no epoch section)")
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--val-blocks", type=int, default=4)
     a = ap.parse_args()
     peak, ours, torch = json.loads(a.peak), json.loads(a.ours), json.loads(a.torch)
     flops_tr, flops_in = ours["flops_train_per_sample"], ours["flops_infer_per_sample"]
@@ -73,6 +83,73 @@ def main():
           " CPU time per step: retinac train %.2f s / infer %.2f s; PyTorch train %.2f s / infer %.2f s"
           " (if the machine is shared, wall-clock numbers drop; CPU time is the steadier comparison)."
           % (ours["train_cpu_s"], ours["infer_cpu_s"], torch["train_cpu_s"], torch["infer_cpu_s"]))
+    has_stream = "stream_samples_per_s" in ours and "stream_samples_per_s" in torch
+    print()
+    if has_stream:
+        stream_section(ours, torch, p)
+    if a.epoch_frames > 0:
+        epoch_section(ours, torch, a, has_stream)
+
+
+def stream_section(ours, torch, p):
+    f = ours["flops_infer_per_sample"]
+    print("## Streaming inference over a test movie\n")
+    print("A movie of %d frames: its %d history windows (window i = frames i..i+%d), in batches of %d"
+          " consecutive windows, eval mode; the time of a whole pass over the movie (mean of %d)."
+          " retinac declares the movie to the backend (set_stream) inside the timed region, so its"
+          " per-movie work (the FFT first conv's frame spectra) is counted%s. PyTorch takes the windows"
+          " as an as_strided view of the movie tensor (torch-deep-retina's rolling_window) under"
+          " torch.inference_mode().\n"
+          % (ours["movie_frames"], ours["movie_windows"], ours.get("history", 40) - 1, ours["batch"],
+             ours["movie_iters"], "" if ours.get("set_stream") else
+             " (this backend has no set_stream hook: the direct path)"))
+    print("GFLOP/s here and above count the IR's direct-convolution FLOPs per sample, so with an FFT"
+          " first convolution they are effective rates and can exceed the FMA peak.\n")
+    print("| | stream samples/s | GFLOP/s | % of peak | s per movie | CPU s per movie |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in (("retinac (generated C)", ours), ("PyTorch %s" % torch["torch"], torch)):
+        g = r["stream_samples_per_s"] * f * 1e-9
+        print("| %s | %.1f | %.1f | %.0f%% | %.3f | %.3f |"
+              % (name, r["stream_samples_per_s"], g, 100 * g / p, r["stream_s"], r["stream_cpu_s"]))
+    print()
+    print("**stream inference retinac/PyTorch: %.2fx** (samples/s; issue #7 asks for >= 10x).\n"
+          % (ours["stream_samples_per_s"] / torch["stream_samples_per_s"]))
+
+
+def epoch_section(ours, torch, a, has_stream):
+    B, T, h = ours["batch"], a.epoch_frames, ours.get("history", 40)
+    tr, va = epoch_split.block_split(T, h, a.val_fraction, a.val_blocks)
+    n_tr, n_va = epoch_split.count(tr), epoch_split.count(va)
+    steps = n_tr // B
+    key = "stream_samples_per_s" if has_stream else "infer_samples_per_s"
+    print("## Epoch time on a full-size recording (extrapolated from measured step time)\n")
+    print("A recording of %d training frames (%.0f min at 100 Hz), history %d: %d training windows"
+          " and %d validation windows (%g of the frames in %d blocks, runtime/data.c's split); an"
+          " epoch is %d steps of batch %d (the last partial batch dropped) and one validation pass."
+          " **Extrapolated from measured step time**: steps x the training step time above, plus the"
+          " validation windows at the %s inference rate above. Not included: the optimizer update,"
+          " reading and normalizing the recording, checkpoint writes. `sh"
+          " bench/epoch.sh` times a real epoch on a generated file of this size (results/epoch.md).\n"
+          % (T, T / 6000.0, h, n_tr, n_va, a.val_fraction, a.val_blocks, steps, B,
+             "streaming" if has_stream else "random-window"))
+    print("| | step s | training s | validation s | **epoch (extrapolated)** |")
+    print("|---|---:|---:|---:|---:|")
+    ep = {}
+    for name, r in (("retinac (generated C)", ours), ("PyTorch %s" % torch["torch"], torch)):
+        t_tr, t_va = steps * r["train_step_s"], n_va / r[key]
+        ep[name] = t_tr + t_va
+        print("| %s | %.3f | %.0f | %.0f | %s |" % (name, r["train_step_s"], t_tr, t_va, hms(t_tr + t_va)))
+    o, t = ep.values()
+    print()
+    print("**epoch time PyTorch / retinac: %.2fx** (retinac's speedup; extrapolated)." % (t / o))
+
+
+def hms(s):
+    if s < 60:
+        return "%.1f s" % s
+    s = int(round(s))
+    return "%d h %02d min %02d s" % (s // 3600, s // 60 % 60, s % 60) if s >= 3600 else \
+        "%d min %02d s" % (s // 60, s % 60)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,22 @@
 # run.sh — `make bench`: retinac vs PyTorch on the BN-CNN (specs/bncnn.lua, 5 cells, batch 512,
 # all cores), both measured in this one run on this machine, plus the machine's FMA peak
 # (bench/fma_peak.c); writes results/cpu_bench.md (via bench/report.py) and prints it.
+# Measured: training step, random-window inference, and streaming inference over a test movie
+# (BENCH_MOVIE frames, every window in batches of consecutive windows); the epoch time of a
+# BENCH_EPOCH_FRAMES-frame recording is extrapolated from the step times (bench/epoch.sh
+# measures a real one). Several minutes on 2 cores, mostly PyTorch's training steps.
 # PyTorch is installed with pip if missing (benchmarks only; never needed to build or test).
-# Usage: sh bench/run.sh [BUILD_DIR]   Env: BENCH_BATCH (512), BENCH_ITERS (3), BENCH_CELLS (5)
+# Usage: sh bench/run.sh [BUILD_DIR]   Env: BENCH_BATCH (512), BENCH_ITERS (3), BENCH_CELLS (5),
+#   BENCH_MOVIE (2040 frames = 2000 windows; 0 skips streaming), BENCH_MOVIE_ITERS (1),
+#   BENCH_EPOCH_FRAMES (300000; 0 drops the epoch section)
 set -eu
 BUILD=${1:-build}
 BATCH=${BENCH_BATCH:-512}
 ITERS=${BENCH_ITERS:-3}
 CELLS=${BENCH_CELLS:-5}
+MOVIE=${BENCH_MOVIE:-2040}
+MOVIE_ITERS=${BENCH_MOVIE_ITERS:-1}
+EPOCH_FRAMES=${BENCH_EPOCH_FRAMES:-300000}
 CC=${CC:-cc}
 mkdir -p "$BUILD/bench" results
 $CC -O3 -march=native -fopenmp bench/fma_peak.c -o "$BUILD/bench/fma_peak"
@@ -19,11 +28,13 @@ fi
 echo "bench: FMA peak ..." >&2
 peak=$("$BUILD/bench/fma_peak")
 echo "bench: retinac (JIT-compiled C), bncnn batch $BATCH ..." >&2
-ours=$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$BATCH" --iters "$ITERS" --json)
+ours=$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$BATCH" --iters "$ITERS" \
+    --movie "$MOVIE" --movie-iters "$MOVIE_ITERS" --json)
 echo "bench: PyTorch, same model and batch ..." >&2
-torch=$(python3 bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS")
+torch=$(python3 bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS" \
+    --movie "$MOVIE" --movie-iters "$MOVIE_ITERS")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 bench/report.py --peak "$peak" --ours "$ours" --torch "$torch" --load "$load" \
-    --cc "$($CC --version | head -n 1)" > results/cpu_bench.md.tmp
+    --cc "$($CC --version | head -n 1)" --epoch-frames "$EPOCH_FRAMES" > results/cpu_bench.md.tmp
 mv results/cpu_bench.md.tmp results/cpu_bench.md
 cat results/cpu_bench.md

@@ -4,8 +4,13 @@ et al. 2016, torch-deep-retina BNCNN with bnorm_d=1) at the same batch and cell 
 way `retinac bench` times it: a training step is forward + Poisson loss + backward (no optimizer
 update, gradients zeroed each step); inference is model.eval() under torch.no_grad().
 Inputs are a materialized (B, 40, 50, 50) tensor, as torch-deep-retina feeds them.
+Streaming inference (matching `retinac bench --movie`): a (T, 50, 50) movie of --movie frames,
+its T - 40 history windows as one as_strided view (torch-deep-retina's rolling_window), fed in
+batches of B consecutive windows under torch.inference_mode(), eval mode; the predictions are
+kept in a (T - 40, cells) tensor. One batch is a warmup; each pass is timed whole.
 Prints one JSON object (train_samples_per_s, infer_samples_per_s, train_step_s, infer_s,
-train_cpu_s, infer_cpu_s, torch, threads)."""
+train_cpu_s, infer_cpu_s, stream_samples_per_s, stream_s, stream_cpu_s, movie_frames,
+movie_windows, torch, threads)."""
 import argparse
 import json
 import time
@@ -34,6 +39,28 @@ def bncnn(cells, hist=40, hw=50):
         nn.BatchNorm1d(cells, eps=1e-3, momentum=0.01), nn.Softplus())
 
 
+def stream(model, batch, cells, frames, iters, warmup, hist=40, hw=50):
+    """Batched inference over every window of a movie, as a PyTorch user predicts a test set."""
+    if frames <= hist:
+        raise SystemExit("torch_bench.py: --movie %d holds no %d-frame window" % (frames, hist))
+    movie = torch.rand(frames, hw, hw) * 2 - 1
+    n = frames - hist
+    # X[i, j] = movie[i + j]: the (n, 40, 50, 50) history tensor as a view, nothing copied
+    X = movie.as_strided((n, hist, hw, hw), (hw * hw, hw * hw, hw, 1))
+    out = torch.empty(n, cells)
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(X[:batch])
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(iters):
+            for i in range(0, n, batch):
+                out[i:i + batch] = model(X[i:i + batch])
+        t, c = (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
+    return {"stream_s": t, "stream_cpu_s": c, "stream_samples_per_s": n / t,
+            "movie_frames": frames, "movie_windows": n, "movie_iters": iters}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=512)
@@ -41,6 +68,9 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--movie", type=int, default=2000 + 40,
+                    help="streaming inference movie frames (0 skips it)")
+    ap.add_argument("--movie-iters", type=int, default=1)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -73,6 +103,8 @@ def main():
         res[key] = t
         res[name + "_cpu_s"] = c
         res[name + "_samples_per_s"] = a.batch / t
+    if a.movie:
+        res.update(stream(model, a.batch, a.cells, a.movie, a.movie_iters, a.warmup))
     res.update({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": a.batch,
                 "cells": a.cells, "iters": a.iters})
     print(json.dumps(res))
