@@ -416,4 +416,6 @@ Test(train, fft_first_conv_matches_direct_over_streamed_chunks, .init = setup, .
     cr_expect_leq(fabs(rf.test.mean_r - rd.test.mean_r), 1e-4, "test r: fft %g direct %g", rf.test.mean_r, rd.test.mean_r);
     rc_ckpt_free(&f);
     rc_ckpt_free(&d);
+    rc_train_result_free(&rf);
+    rc_train_result_free(&rd);
 }
