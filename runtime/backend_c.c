@@ -3,7 +3,8 @@
  * ABI (backend_c.h). Error codes of the module become one-line messages naming the layer.
  *
  * FFT first conv: when layer 1 is a plain conv the module also exports the rcg_*_ext entry
- * points, which start from layer 1's conv output (and stop at its gradient); this backend then
+ * points, which start from layer 1's conv output (and stop at its gradient); for a stacked
+ * layer 1 only the inference one, plus rcg_ext_weights (the collapsed kernel). This backend then
  * runs layer 1 itself with runtime/fftconv.c on the frame stream declared by set_stream: frame
  * spectra are computed lazily in blocks of FFT_BLOCK frames and kept until the next set_stream.
  * A call takes the FFT path only if its frames pointer is the declared stream and every window
@@ -38,6 +39,7 @@ typedef int (*tfx_fn)(int, const float *, float *, const int *, uint64_t, float 
 typedef int (*tbx_fn)(int, const float *, const int *, const float *, float *, float *);
 typedef int (*infx_fn)(int, const float *, const float *, const int *, float *, float *);
 typedef size_t (*xoff_fn)(int, int);
+typedef size_t (*xw_fn)(int, const float *, float *);
 
 typedef struct {
     void *dl;
@@ -50,6 +52,7 @@ typedef struct {
     tbx_fn train_backward_ext;
     infx_fn infer_ext;
     xoff_fn ext_offset;
+    xw_fn ext_weights;            /* stacked layer 1: collapses it into the workspace (else NULL) */
     int fft_mode;                 /* RC_C_FFT_* asked for */
     rc_fftconv *fft;              /* non-NULL: the FFT path is on */
     int64_t w_off, b_off;         /* layer 1 weight (Cout, C, K, K) and bias (-1: none) offsets */
@@ -169,8 +172,8 @@ static int c_train_forward(rc_backend *be, int B, const float *params, float *st
                            uint64_t seed, const float *frames, const int64_t *starts, float *y, float *ws)
 {
     c_self *s = be->self;
-    int rc;
-    if (fft_ready(be, B, frames, starts, "train_forward", &rc)) {
+    int rc = 0;
+    if (s->train_forward_ext && fft_ready(be, B, frames, starts, "train_forward", &rc)) {
         if (rc_fftconv_forward(s->fft, s->spectra, s->sT, starts, B, params + s->w_off,
                                s->b_off >= 0 ? params + s->b_off : NULL, ws + s->ext_offset(B, 0)))
             return fft_err(be, "train_forward");
@@ -184,8 +187,8 @@ static int c_train_backward(rc_backend *be, int B, const float *params, const in
                             const int64_t *starts, const float *dy, float *grads, float *ws)
 {
     c_self *s = be->self;
-    int rc;
-    if (fft_ready(be, B, frames, starts, "train_backward", &rc)) {
+    int rc = 0;
+    if (s->train_backward_ext && fft_ready(be, B, frames, starts, "train_backward", &rc)) {
         if (code_err(be, s->train_backward_ext(B, params, cell_pos, dy, grads, ws), B, "train_backward")) return -1;
         if (rc_fftconv_backward_weight(s->fft, s->spectra, s->sT, starts, B, ws + s->ext_offset(B, 2), grads + s->w_off,
                                        s->b_off >= 0 ? grads + s->b_off : NULL))
@@ -200,9 +203,10 @@ static int c_infer(rc_backend *be, int B, const float *params, const float *stat
                    const float *frames, const int64_t *starts, float *y, float *ws)
 {
     c_self *s = be->self;
-    int rc;
+    int rc = 0;
     if (fft_ready(be, B, frames, starts, "infer", &rc)) {
-        if (rc_fftconv_forward(s->fft, s->spectra, s->sT, starts, B, params + s->w_off,
+        const float *w = s->ext_weights ? ws + s->ext_weights(B, params, ws) : params + s->w_off;
+        if (rc_fftconv_forward(s->fft, s->spectra, s->sT, starts, B, w,
                                s->b_off >= 0 ? params + s->b_off : NULL, ws + s->ext_offset(B, 1)))
             return fft_err(be, "infer");
         return code_err(be, s->infer_ext(B, params, state, cell_pos, y, ws), B, "infer");
@@ -245,7 +249,7 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
     int want = mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(ir));
     if (want && !s->ext_offset) {
         if (mode == RC_C_FFT_ON)
-            return rc_errf(err, errlen, "c: %s: the FFT first conv needs layer 1 to be a plain (not stacked or tiled) "
+            return rc_errf(err, errlen, "c: %s: the FFT first conv needs layer 1 to be a plain or stacked (not tiled) "
                            "conv followed by more layers", ir->name);
         want = 0;
     }
@@ -265,10 +269,10 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
         if (!strcmp(ir->params[i].name, wn)) w = &ir->params[i];
         if (!strcmp(ir->params[i].name, bn)) bias = &ir->params[i];
     }
-    if (!w || w->count != (int64_t)L->out.c * L->in.c * L->kernel * L->kernel)
+    if (!s->ext_weights && (!w || w->count != (int64_t)L->out.c * L->in.c * L->kernel * L->kernel))
         return rc_errf(err, errlen, "c: %s: layer 1 (conv): no parameter '%s' of %d x %d x %d x %d floats", ir->name,
                        wn, L->out.c, L->in.c, L->kernel, L->kernel);
-    s->w_off = w->offset;
+    s->w_off = w ? w->offset : -1;
     s->b_off = bias && L->bias ? bias->offset : -1;
     if (rc_fftconv_create(L->in.c, L->in.h, L->in.w, L->out.c, L->kernel, 0, &s->fft, err, errlen)) return -1;
     return 0;
@@ -321,8 +325,15 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     s->train_backward_ext = (tbx_fn)dlsym(s->dl, "rcg_train_backward_ext");
     s->infer_ext = (infx_fn)dlsym(s->dl, "rcg_infer_ext");
     s->ext_offset = (xoff_fn)dlsym(s->dl, "rcg_ext_offset");
-    if (!s->train_forward_ext || !s->train_backward_ext || !s->infer_ext || !s->ext_offset)
-        s->train_forward_ext = NULL, s->train_backward_ext = NULL, s->infer_ext = NULL, s->ext_offset = NULL;
+    s->ext_weights = (xw_fn)dlsym(s->dl, "rcg_ext_weights");
+    const int *ext = dlsym(s->dl, "rcg_ext");
+    int ok = ext && s->infer_ext && s->ext_offset &&
+             (*ext == 1 ? s->train_forward_ext && s->train_backward_ext && !s->ext_weights
+                        : *ext == 2 && s->ext_weights && !s->train_forward_ext && !s->train_backward_ext);
+    if (!ok) {   /* no external first conv (or an inconsistent module: never use it) */
+        s->train_forward_ext = NULL, s->train_backward_ext = NULL, s->infer_ext = NULL;
+        s->ext_offset = NULL, s->ext_weights = NULL;
+    }
     char want[65];
     rc_ir_hash(ir, want);
     if (*abi != RCG_ABI_VERSION || strcmp(hash, want) || *cells != ir->cells) {

@@ -19,8 +19,10 @@
  *                          const int64_t *starts, const float *dy, float *grads, float *ws);
  *   int rcg_infer(int B, const float *params, const float *state, const int *cell_pos,
  *                 const float *frames, const int64_t *starts, float *y, float *ws);
- * Only when layer 1 is a plain conv followed by more layers (the FFT first conv runs it):
- *   const int rcg_ext;           1
+ * Only when layer 1 is a plain or stacked conv followed by more layers (the FFT first conv):
+ *   const int rcg_ext;           1 (plain: all below), 2 (stacked: inference only, and
+ *       size_t rcg_ext_weights(int B, const float *params, float *ws), which collapses the
+ *       stack into one (C1, C, K, K) kernel in the workspace and returns its float offset)
  *   size_t rcg_ext_offset(int B, int which);   workspace float offset of layer 1's conv output
  *       (conv + bias, (B, C1, H1, W1)) that the caller writes, for training (0) or inference
  *       (1), or of d loss / d that output after rcg_train_backward_ext (2)
@@ -52,7 +54,8 @@
 int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t errlen);
 
 /* The FFT first conv (runtime/fftconv.c; see backend_c.c): AUTO (the default, or RETINAC_FFT=auto)
- * uses it when layer 1 is a plain conv followed by more layers and the FFT does well under half
+ * uses it when layer 1 is a plain conv (training and inference) or a stacked conv (inference:
+ * collapsed) followed by more layers and the FFT does well under half
  * the direct work; ON (RETINAC_FFT=1) whenever layer 1 qualifies (an error otherwise); OFF
  * (RETINAC_FFT=0) never. It runs only on the stream declared by set_stream (backend.h).
  * set_fft returns 0 or -1 with a message; a mode change forgets the declared stream. */

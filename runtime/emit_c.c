@@ -409,8 +409,8 @@ static void plan_all(em *E, em_plan *PL)
     E->part_floats = parts;
     E->parts = em_add_buf(E, "parts", 0, EM_NPART * parts);
     const em_grp *G0 = &E->g[0];
-    E->ext = E->ng >= 2 && G0->li == 0 && ir->layers[0].kind == RC_LAYER_CONV && !ir->layers[0].stack &&
-             !PL->cl[0].tiled;
+    E->ext = E->ng >= 2 && G0->li == 0 && ir->layers[0].kind == RC_LAYER_CONV && !PL->cl[0].tiled;
+    E->ext_train = E->ext && !ir->layers[0].stack;
     E->ext_gcur = -1;
     if (E->ext) E->ext_buf = em_add_buf(E, "L1_ext", (size_t)em_shsize(G0->sh), 0);
 }
@@ -896,6 +896,41 @@ static void drv_train_backward(em *E, const em_plan *PL, int ext)
     rc_sb_raw(s, "\n", 1);
 }
 
+/* Statements composing the sub-kernels of stacked conv li into one kernel (cout, cin, K, K) in
+ * its workspace buffer em_collapsed_buf (inference and the external first conv's weights). */
+static void emit_collapse(em *E, const em_plan *PL, rc_sb *s, int li)
+{
+    const rc_layer *L = &E->ir->layers[li];
+    const em_cl *cl = &PL->cl[li];
+    char n2[64];
+    int K1 = L->sub_k[0], R = L->in.c;
+    rc_sb_line(s, "/* collapse the stack: compose the sub-kernels into one %dx%d kernel */", L->kernel, L->kernel);
+    rc_sb_line(s, "memcpy(CXW(%s), cx->params + %s, %lld * sizeof(float));", em_bufname(E, cl->col[0]),
+               em_wname(E, li, 0, n2), (long long)L->sub_cout[0] * R * K1 * K1);
+    for (int j = 1; j < cl->n; j++) {
+        int Q = L->sub_cout[j - 1], Sx = L->sub_cout[j], K2 = L->sub_k[j], KN = K1 + K2 - 1;
+        rc_sb_line(s, "{");
+        rc_sb_line(s, "const float *base = CXW(%s), *stk = cx->params + %s;", em_bufname(E, cl->col[(j - 1) % 2]),
+                   em_wname(E, li, j, n2));
+        rc_sb_line(s, "float *nw = CXW(%s);", em_bufname(E, cl->col[j % 2]));
+        rc_sb_line(s, "memset(nw, 0, %lld * sizeof(float));", (long long)Sx * R * KN * KN);
+        rc_sb_line(s, "for (int so = 0; so < %d; so++) {", Sx);
+        rc_sb_line(s, "for (int q = 0; q < %d; q++) {", Q);
+        rc_sb_line(s, "for (int u = 0; u < %d; u++) {", K2);
+        rc_sb_line(s, "for (int v = 0; v < %d; v++) {", K2);
+        rc_sb_line(s, "const float a = stk[((so * %d + q) * %d + u) * %d + v];", Q, K2, K2);
+        rc_sb_line(s, "for (int r = 0; r < %d; r++) {", R);
+        rc_sb_line(s, "for (int yy = 0; yy < %d; yy++) {", K1);
+        rc_sb_line(s, "for (int xx = 0; xx < %d; xx++) {", K1);
+        rc_sb_line(s, "nw[(((size_t)so * %d + r) * %d + yy + u) * %d + xx + v] += base[(((size_t)q * %d + r) * %d + yy) * %d + xx] * a;",
+                   R, KN, KN, R, K1, K1);
+        for (int q = 0; q < 8; q++) rc_sb_line(s, "}");
+        K1 = KN;
+    }
+}
+
+static int em_collapsed_buf(const em_plan *PL, int li) { return PL->cl[li].col[(PL->cl[li].n - 1) % 2]; }
+
 static void drv_infer(em *E, const em_plan *PL, int ext)
 {
     rc_sb *s = &E->d;
@@ -991,31 +1026,8 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
             const em_cl *cl = &PL->cl[li];
             char src[128];
             if (L->stack) {
-                int K1 = L->sub_k[0], R = L->in.c;
-                rc_sb_line(s, "/* collapse the stack: compose the sub-kernels into one %dx%d kernel */", L->kernel, L->kernel);
-                rc_sb_line(s, "memcpy(CXW(%s), cx->params + %s, %lld * sizeof(float));", em_bufname(E, cl->col[0]),
-                           em_wname(E, li, 0, n2), (long long)L->sub_cout[0] * R * K1 * K1);
-                for (int j = 1; j < cl->n; j++) {
-                    int Q = L->sub_cout[j - 1], Sx = L->sub_cout[j], K2 = L->sub_k[j], KN = K1 + K2 - 1;
-                    rc_sb_line(s, "{");
-                    rc_sb_line(s, "const float *base = CXW(%s), *stk = cx->params + %s;", em_bufname(E, cl->col[(j - 1) % 2]),
-                               em_wname(E, li, j, n2));
-                    rc_sb_line(s, "float *nw = CXW(%s);", em_bufname(E, cl->col[j % 2]));
-                    rc_sb_line(s, "memset(nw, 0, %lld * sizeof(float));", (long long)Sx * R * KN * KN);
-                    rc_sb_line(s, "for (int so = 0; so < %d; so++) {", Sx);
-                    rc_sb_line(s, "for (int q = 0; q < %d; q++) {", Q);
-                    rc_sb_line(s, "for (int u = 0; u < %d; u++) {", K2);
-                    rc_sb_line(s, "for (int v = 0; v < %d; v++) {", K2);
-                    rc_sb_line(s, "const float a = stk[((so * %d + q) * %d + u) * %d + v];", Q, K2, K2);
-                    rc_sb_line(s, "for (int r = 0; r < %d; r++) {", R);
-                    rc_sb_line(s, "for (int yy = 0; yy < %d; yy++) {", K1);
-                    rc_sb_line(s, "for (int xx = 0; xx < %d; xx++) {", K1);
-                    rc_sb_line(s, "nw[(((size_t)so * %d + r) * %d + yy + u) * %d + xx + v] += base[(((size_t)q * %d + r) * %d + yy) * %d + xx] * a;",
-                               R, KN, KN, R, K1, K1);
-                    for (int q = 0; q < 8; q++) rc_sb_line(s, "}");
-                    K1 = KN;
-                }
-                snprintf(src, sizeof src, "CXW(%s)", em_bufname(E, cl->col[(cl->n - 1) % 2]));
+                emit_collapse(E, PL, s, li);
+                snprintf(src, sizeof src, "CXW(%s)", em_bufname(E, em_collapsed_buf(PL, li)));
             } else {
                 snprintf(src, sizeof src, "cx->params + %s", em_P(E, li, ".weight", n2));
             }
@@ -1155,22 +1167,44 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     drv_infer(E, PL, 0);
     if (E->ext) {
         rc_sb_line(&E->d, "/* ================================================================ external first conv */\n");
-        drv_train_forward(E, PL, 1);
-        drv_train_backward(E, PL, 1);
+        if (E->ext_train) {
+            drv_train_forward(E, PL, 1);
+            drv_train_backward(E, PL, 1);
+        }
         drv_infer(E, PL, 1);
         rc_sb *s = &E->d;
+        rc_sb_line(s, "/* 1: the ext entry points for training and inference; 2: inference only (stacked layer 1,");
+        rc_sb_line(s, " * its collapsed weights from rcg_ext_weights). */");
+        rc_sb_line(s, "const int rcg_ext = %d;", E->ext_train ? 1 : 2);
         rc_sb_line(s, "/* Workspace float offset of: 0 the training conv output the caller writes, 1 the inference");
         rc_sb_line(s, " * conv output the caller writes, 2 d loss / d conv output after rcg_train_backward_ext. Each");
         rc_sb_line(s, " * holds B x %d x %d x %d floats (conv + bias, before layer 1's chain). */", E->g[0].sh.c, E->g[0].sh.h,
                    E->g[0].sh.w);
-        rc_sb_line(s, "const int rcg_ext = 1;");
         rc_sb_line(s, "size_t rcg_ext_offset(int B, int which)");
         rc_sb_line(s, "{");
         rc_sb_line(s, "size_t off[RCG_NBUF];");
         rc_sb_line(s, "rcg_offsets(B < 1 ? 1 : B, off);");
-        rc_sb_line(s, "return which == 0 ? off[%s] : which == 1 ? off[%s] : off[%s];", em_bufname(E, ext_train_buf(E)),
-                   em_bufname(E, E->ext_buf), E->ext_gcur >= 0 ? em_bufname(E, E->gbuf[E->ext_gcur]) : "0");
+        if (E->ext_train)
+            rc_sb_line(s, "return which == 0 ? off[%s] : which == 1 ? off[%s] : off[%s];", em_bufname(E, ext_train_buf(E)),
+                       em_bufname(E, E->ext_buf), E->ext_gcur >= 0 ? em_bufname(E, E->gbuf[E->ext_gcur]) : "0");
+        else
+            rc_sb_line(s, "return which == 1 ? off[%s] : (size_t)-1;", em_bufname(E, E->ext_buf));
         rc_sb_line(s, "}");
+        if (!E->ext_train) {
+            rc_sb_raw(s, "\n", 1);
+            rc_sb_line(s, "/* Layer 1's stack collapsed into one kernel (%d, %d, %d, %d) in the workspace (the same for", ir->layers[0].out.c,
+                       ir->layers[0].in.c, ir->layers[0].kernel, ir->layers[0].kernel);
+            rc_sb_line(s, " * any B); returns its float offset. */");
+            rc_sb_line(s, "size_t rcg_ext_weights(int B, const float *params, float *ws)");
+            rc_sb_line(s, "{");
+            rc_sb_line(s, "const float *frames = NULL;");
+            rc_sb_line(s, "const int64_t *starts = NULL;");
+            rc_sb_line(s, "const int *cell_pos = NULL;");
+            emit_ctx(s, "params", "NULL", "0", "NULL");
+            emit_collapse(E, PL, s, 0);
+            rc_sb_line(s, "return off[%s];", em_bufname(E, em_collapsed_buf(PL, 0)));
+            rc_sb_line(s, "}");
+        }
     }
 
     rc_sb out = {0};

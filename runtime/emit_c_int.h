@@ -62,10 +62,11 @@ typedef struct em {
     int hdr, gbuf[3], parts;
     size_t part_floats;
     /* External first conv (backend_c.c runs it, e.g. by FFT): emitted when layer 1 is a plain
-     * conv and more groups follow. ext_buf holds its output (conv + bias, pre-chain) for
+     * or stacked (inference only: collapsed) conv and more groups follow. ext_buf holds its output (conv + bias, pre-chain) for
      * inference, and for training when level 0 is not stored (else buf[0] is used);
      * ext_gcur is the gradient buffer that holds d loss / d conv output after backward. */
     int ext, ext_buf, ext_gcur;
+    int ext_train;                  /* training too (plain conv); a stacked conv: inference only */
     int failed;
     char err[256];
 } em;

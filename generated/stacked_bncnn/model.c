@@ -235,10 +235,11 @@ enum {
     B_grad1,
     B_grad2,
     B_parts,
+    B_L1_ext,
     RCG_NBUF
 };
-static const size_t rcg_pb[RCG_NBUF] = {0, 10368, 10368, 0, 0, 0, 18432, 0, 16928, 0, 15488, 0, 14112, 0, 12800, 0, 11552, 0, 0, 0, 0, 0, 5408, 5408, 0, 0, 0, 9248, 0, 8192, 0, 7200, 0, 6272, 0, 0, 0, 0, 0, 5, 5, 0, 0, 10368, 10368, 10368, 0};
-static const size_t rcg_fx[RCG_NBUF] = {16, 0, 0, 16, 16, 5760, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 144000, 72000, 72000, 8, 0, 0, 16, 16, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 15488, 7744, 7744, 8, 0, 0, 10, 10, 0, 0, 0, 1144704};
+static const size_t rcg_pb[RCG_NBUF] = {0, 10368, 10368, 0, 0, 0, 18432, 0, 16928, 0, 15488, 0, 14112, 0, 12800, 0, 11552, 0, 0, 0, 0, 0, 5408, 5408, 0, 0, 0, 9248, 0, 8192, 0, 7200, 0, 6272, 0, 0, 0, 0, 0, 5, 5, 0, 0, 10368, 10368, 10368, 0, 10368};
+static const size_t rcg_fx[RCG_NBUF] = {16, 0, 0, 16, 16, 5760, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 144000, 72000, 72000, 8, 0, 0, 16, 16, 1152, 0, 1152, 0, 1152, 0, 1152, 0, 1152, 15488, 7744, 7744, 8, 0, 0, 10, 10, 0, 0, 0, 1144704, 0};
 
 static size_t rcg_offsets(int B, size_t *off)
 {
@@ -12604,3 +12605,342 @@ int rcg_infer(int B, const float *params, const float *state, const int *cell_po
     return 0;
 }
 
+/* ================================================================ external first conv */
+
+/* Inference from layer 1's conv output (conv + bias, written by the caller into the workspace
+ * at rcg_ext_offset(B, 1)); layer 1's batchnorm is applied as an affine, not folded. */
+int rcg_infer_ext(int B, const float *params, const float *state, const int *cell_pos, float *y,
+                  float *ws)
+{
+    const float *frames = NULL;
+    const int64_t *starts = NULL;
+    if (B < 1) return RCG_ERR(RCG_E_BATCH, 0);
+    if (!cell_pos) return RCG_ERR(RCG_E_CELLPOS, 8);
+    for (int n = 0; n < 5; n++)
+        if (cell_pos[2 * n] < 0 || cell_pos[2 * n] > 15 || cell_pos[2 * n + 1] < 0 || cell_pos[2 * n + 1] > 15)
+            return RCG_ERR(RCG_E_CELLPOS, 8);
+    size_t off[RCG_NBUF];
+    rcg_offsets(B, off);
+    rcg_ctx cx_ = {params, (float *)state, ws, off, 0, cell_pos, NULL};
+    const rcg_ctx *cx = &cx_;
+    (void)frames; (void)starts; (void)cx;
+    { /* layer 2: batchnorm as a per-feature affine a*x + c */
+        float *st = CXW(B_L2_bnstat);
+        const float *rm = cx->state + S_2_batchnorm_running_mean, *rv = cx->state + S_2_batchnorm_running_var;
+        const float *sc = cx->params + P_2_batchnorm_scale, *sh = cx->params + P_2_batchnorm_shift;
+        for (int f = 0; f < 8; f++) {
+            const double a = (double)fabsf(sc[f]) / sqrt((double)rv[f] + 0.001);
+            st[f] = (float)a;
+            st[8 + f] = (float)(sh[f] - rm[f] * a);
+        }
+    }
+    { /* layer 6: batchnorm as a per-feature affine a*x + c */
+        float *st = CXW(B_L6_bnstat);
+        const float *rm = cx->state + S_6_batchnorm_running_mean, *rv = cx->state + S_6_batchnorm_running_var;
+        const float *sc = cx->params + P_6_batchnorm_scale, *sh = cx->params + P_6_batchnorm_shift;
+        for (int f = 0; f < 8; f++) {
+            const double a = (double)fabsf(sc[f]) / sqrt((double)rv[f] + 0.001);
+            st[f] = (float)a;
+            st[8 + f] = (float)(sh[f] - rm[f] * a);
+        }
+    }
+    { /* layer 10: batchnorm as a per-feature affine a*x + c */
+        float *st = CXW(B_L10_bnstat);
+        const float *rm = cx->state + S_10_batchnorm_running_mean, *rv = cx->state + S_10_batchnorm_running_var;
+        const float *sc = cx->params + P_10_batchnorm_scale, *sh = cx->params + P_10_batchnorm_shift;
+        for (int f = 0; f < 5; f++) {
+            const double a = (double)fabsf(sc[f]) / sqrt((double)rv[f] + 0.001);
+            st[f] = (float)a;
+            st[5 + f] = (float)(sh[f] - rm[f] * a);
+        }
+    }
+    { /* group 1 */
+        /* layer 1 (conv): computed by the caller into L1_ext; its chain as one pass */
+        const float *src = CXW(B_L1_ext);
+        #pragma omp parallel for schedule(static) collapse(2)
+        for (int b = 0; b < B; b++) {
+            for (int c = 0; c < 8; c++) {
+                for (int s = 0; s < 1296; s++) {
+                    const int f = c * 1296 + s;
+                    float v = src[(size_t)b * 10368 + f];
+                    v = v * CXW(B_L2_bnstat)[c] + CXW(B_L2_bnstat)[8 + c]; /* 2: batchnorm (running stats) */
+                    v = rcg_relu(v); /* 4 */
+                    CXW(B_L4_relu)[(size_t)b * 10368 + f] = v;
+                }
+            }
+        }
+    }
+    { /* group 2 */
+        /* collapse the stack: compose the sub-kernels into one 11x11 kernel */
+        memcpy(CXW(B_L5_col0), cx->params + P_5_conv_sub0_weight, 576 * sizeof(float));
+        {
+            const float *base = CXW(B_L5_col0), *stk = cx->params + P_5_conv_sub1_weight;
+            float *nw = CXW(B_L5_col1);
+            memset(nw, 0, 1600 * sizeof(float));
+            for (int so = 0; so < 8; so++) {
+                for (int q = 0; q < 8; q++) {
+                    for (int u = 0; u < 3; u++) {
+                        for (int v = 0; v < 3; v++) {
+                            const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                            for (int r = 0; r < 8; r++) {
+                                for (int yy = 0; yy < 3; yy++) {
+                                    for (int xx = 0; xx < 3; xx++) {
+                                        nw[(((size_t)so * 8 + r) * 5 + yy + u) * 5 + xx + v] += base[(((size_t)q * 8 + r) * 3 + yy) * 3 + xx] * a;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        {
+            const float *base = CXW(B_L5_col1), *stk = cx->params + P_5_conv_sub2_weight;
+            float *nw = CXW(B_L5_col0);
+            memset(nw, 0, 3136 * sizeof(float));
+            for (int so = 0; so < 8; so++) {
+                for (int q = 0; q < 8; q++) {
+                    for (int u = 0; u < 3; u++) {
+                        for (int v = 0; v < 3; v++) {
+                            const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                            for (int r = 0; r < 8; r++) {
+                                for (int yy = 0; yy < 5; yy++) {
+                                    for (int xx = 0; xx < 5; xx++) {
+                                        nw[(((size_t)so * 8 + r) * 7 + yy + u) * 7 + xx + v] += base[(((size_t)q * 8 + r) * 5 + yy) * 5 + xx] * a;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        {
+            const float *base = CXW(B_L5_col0), *stk = cx->params + P_5_conv_sub3_weight;
+            float *nw = CXW(B_L5_col1);
+            memset(nw, 0, 5184 * sizeof(float));
+            for (int so = 0; so < 8; so++) {
+                for (int q = 0; q < 8; q++) {
+                    for (int u = 0; u < 3; u++) {
+                        for (int v = 0; v < 3; v++) {
+                            const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                            for (int r = 0; r < 8; r++) {
+                                for (int yy = 0; yy < 7; yy++) {
+                                    for (int xx = 0; xx < 7; xx++) {
+                                        nw[(((size_t)so * 8 + r) * 9 + yy + u) * 9 + xx + v] += base[(((size_t)q * 8 + r) * 7 + yy) * 7 + xx] * a;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        {
+            const float *base = CXW(B_L5_col1), *stk = cx->params + P_5_conv_sub4_weight;
+            float *nw = CXW(B_L5_col0);
+            memset(nw, 0, 7744 * sizeof(float));
+            for (int so = 0; so < 8; so++) {
+                for (int q = 0; q < 8; q++) {
+                    for (int u = 0; u < 3; u++) {
+                        for (int v = 0; v < 3; v++) {
+                            const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                            for (int r = 0; r < 8; r++) {
+                                for (int yy = 0; yy < 9; yy++) {
+                                    for (int xx = 0; xx < 9; xx++) {
+                                        nw[(((size_t)so * 8 + r) * 11 + yy + u) * 11 + xx + v] += base[(((size_t)q * 8 + r) * 9 + yy) * 9 + xx] * a;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        { /* L5_inf weights: [c][ky][kx][o/8][(o%8)*2 + 0|1] */
+            const float *ws_ = CXW(B_L5_col0);
+            float *wt_ = CXW(B_L5_wt);
+            for (int o = 0; o < 8; o++) {
+                for (int c = 0; c < 8; c++) {
+                    for (int ky = 0; ky < 11; ky++) {
+                        for (int kx = 0; kx < 11; kx++) {
+                            const float v = ws_[(((size_t)o * 8 + c) * 11 + ky) * 11 + kx] * CXW(B_L6_bnstat)[o];
+                            float *d_ = wt_ + (((size_t)(c * 11 + ky) * 11 + kx) * 1 + o / 8) * 16 + (o % 8) * 2;
+                            d_[0] = v;
+                            d_[1] = v;
+                        }
+                    }
+                }
+            }
+        }
+        { /* folded bias: (b - mean) * gain / std + shift */
+            const float *ab = CXW(B_L6_bnstat);
+            float *bf = CXW(B_L5_bfold);
+            for (int o = 0; o < 8; o++) bf[o] = cx->params[P_5_conv_bias + o] * ab[o] + ab[8 + o];
+        }
+        #pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) L5_inf((CXW(B_L4_relu) + (size_t)(b) * 10368), CXW(B_L5_wt), CXW(B_L5_bfold), CXW(B_L8_relu) + (size_t)b * 5408, b, cx);
+    }
+    { /* group 3 */
+        #pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) L9_infer((CXW(B_L8_relu) + (size_t)(b) * 5408), cx->params + P_9_gcconv_weight, NULL, CXW(B_L11_softplus) + (size_t)b * 5, b, cx);
+    }
+    memcpy(y, CXW(B_L11_softplus), (size_t)B * 5 * sizeof(float));
+    return 0;
+}
+
+/* 1: the ext entry points for training and inference; 2: inference only (stacked layer 1,
+ * its collapsed weights from rcg_ext_weights). */
+const int rcg_ext = 2;
+/* Workspace float offset of: 0 the training conv output the caller writes, 1 the inference
+ * conv output the caller writes, 2 d loss / d conv output after rcg_train_backward_ext. Each
+ * holds B x 8 x 36 x 36 floats (conv + bias, before layer 1's chain). */
+size_t rcg_ext_offset(int B, int which)
+{
+    size_t off[RCG_NBUF];
+    rcg_offsets(B < 1 ? 1 : B, off);
+    return which == 1 ? off[B_L1_ext] : (size_t)-1;
+}
+
+/* Layer 1's stack collapsed into one kernel (8, 40, 15, 15) in the workspace (the same for
+ * any B); returns its float offset. */
+size_t rcg_ext_weights(int B, const float *params, float *ws)
+{
+    const float *frames = NULL;
+    const int64_t *starts = NULL;
+    const int *cell_pos = NULL;
+    size_t off[RCG_NBUF];
+    rcg_offsets(B, off);
+    rcg_ctx cx_ = {params, NULL, ws, off, 0, cell_pos, NULL};
+    const rcg_ctx *cx = &cx_;
+    (void)frames; (void)starts; (void)cx;
+    /* collapse the stack: compose the sub-kernels into one 15x15 kernel */
+    memcpy(CXW(B_L1_col0), cx->params + P_1_conv_sub0_weight, 2880 * sizeof(float));
+    {
+        const float *base = CXW(B_L1_col0), *stk = cx->params + P_1_conv_sub1_weight;
+        float *nw = CXW(B_L1_col1);
+        memset(nw, 0, 8000 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 3; yy++) {
+                                for (int xx = 0; xx < 3; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 5 + yy + u) * 5 + xx + v] += base[(((size_t)q * 40 + r) * 3 + yy) * 3 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        const float *base = CXW(B_L1_col1), *stk = cx->params + P_1_conv_sub2_weight;
+        float *nw = CXW(B_L1_col0);
+        memset(nw, 0, 15680 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 5; yy++) {
+                                for (int xx = 0; xx < 5; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 7 + yy + u) * 7 + xx + v] += base[(((size_t)q * 40 + r) * 5 + yy) * 5 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        const float *base = CXW(B_L1_col0), *stk = cx->params + P_1_conv_sub3_weight;
+        float *nw = CXW(B_L1_col1);
+        memset(nw, 0, 25920 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 7; yy++) {
+                                for (int xx = 0; xx < 7; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 9 + yy + u) * 9 + xx + v] += base[(((size_t)q * 40 + r) * 7 + yy) * 7 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        const float *base = CXW(B_L1_col1), *stk = cx->params + P_1_conv_sub4_weight;
+        float *nw = CXW(B_L1_col0);
+        memset(nw, 0, 38720 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 9; yy++) {
+                                for (int xx = 0; xx < 9; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 11 + yy + u) * 11 + xx + v] += base[(((size_t)q * 40 + r) * 9 + yy) * 9 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        const float *base = CXW(B_L1_col0), *stk = cx->params + P_1_conv_sub5_weight;
+        float *nw = CXW(B_L1_col1);
+        memset(nw, 0, 54080 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 11; yy++) {
+                                for (int xx = 0; xx < 11; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 13 + yy + u) * 13 + xx + v] += base[(((size_t)q * 40 + r) * 11 + yy) * 11 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        const float *base = CXW(B_L1_col1), *stk = cx->params + P_1_conv_sub6_weight;
+        float *nw = CXW(B_L1_col0);
+        memset(nw, 0, 72000 * sizeof(float));
+        for (int so = 0; so < 8; so++) {
+            for (int q = 0; q < 8; q++) {
+                for (int u = 0; u < 3; u++) {
+                    for (int v = 0; v < 3; v++) {
+                        const float a = stk[((so * 8 + q) * 3 + u) * 3 + v];
+                        for (int r = 0; r < 40; r++) {
+                            for (int yy = 0; yy < 13; yy++) {
+                                for (int xx = 0; xx < 13; xx++) {
+                                    nw[(((size_t)so * 40 + r) * 15 + yy + u) * 15 + xx + v] += base[(((size_t)q * 40 + r) * 13 + yy) * 13 + xx] * a;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return off[B_L1_col0];
+}

@@ -1801,10 +1801,12 @@ int rcg_infer_ext(int B, const float *params, const float *state, const int *cel
     return 0;
 }
 
+/* 1: the ext entry points for training and inference; 2: inference only (stacked layer 1,
+ * its collapsed weights from rcg_ext_weights). */
+const int rcg_ext = 1;
 /* Workspace float offset of: 0 the training conv output the caller writes, 1 the inference
  * conv output the caller writes, 2 d loss / d conv output after rcg_train_backward_ext. Each
  * holds B x 3 x 12 x 12 floats (conv + bias, before layer 1's chain). */
-const int rcg_ext = 1;
 size_t rcg_ext_offset(int B, int which)
 {
     size_t off[RCG_NBUF];
