@@ -46,7 +46,7 @@ COMP_OBJ := $(COMP_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv demo
+.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv bench-conv demo
 all: $(BUILD)/retinac $(BUILD)/libretinac.a
 
 $(BUILD)/%.o: %.c
@@ -103,6 +103,15 @@ $(BUILD)/bench/fftconv_bench: bench/fftconv_bench.c $(BUILD)/libretinac.a
 
 bench-fftconv: $(BUILD)/bench/fftconv_bench
 	$(BUILD)/bench/fftconv_bench
+
+# Generated direct-conv kernels one at a time, one thread, vs the core's FMA peak:
+# make bench-conv [CONV_ARGS="specs/nips_cnn.lua --reps 9"]
+$(BUILD)/bench/conv_kernels: bench/conv_kernels.c $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+bench-conv: $(BUILD)/bench/conv_kernels
+	OMP_NUM_THREADS=1 RETINAC_CACHE_DIR=$(CURDIR)/$(BUILD)/bench-cache $(BUILD)/bench/conv_kernels $(CONV_ARGS)
 
 # The runtime as a library: public header build/include/retinac.h, pkg-config file
 # build/retinac.pc, and examples/predict.c built against them (make examples).

@@ -318,6 +318,7 @@ static void plan_conv(em *E, em_plan *PL, int g)
         if (cl->has_dx[j]) {
             snprintf(nm, sizeof nm, "%s_dx", cl->fw[j].name);
             conv_init(E, li, &cl->dx[j], nm, cout, cl->ho[j] + 2 * (k - 1), cl->wo[j] + 2 * (k - 1), cin, k);
+            cl->dx[j].zpad = k - 1;   /* the padded output gradient: a zero border of k - 1 */
         }
         /* one buffer for the forward layout (training) and then the input-gradient layout */
         size_t pf = em_conv_prep_floats(&cl->fw[j]), pd = cl->has_dx[j] ? em_conv_prep_floats(&cl->dx[j]) : 0;

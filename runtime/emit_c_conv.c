@@ -1,17 +1,29 @@
 /* emit_c_conv.c — generated direct-convolution kernels for the C target.
  *
  * Forward (also used for the input gradient, as a correlation of the zero-padded output
- * gradient with the flipped, transposed kernel): per sample, register blocks of
- * tc output channels x th rows x tw columns; the columns are split into vector chunks
- * (16/8/4 floats, then scalars) so every load is exact (never past a row's end, so never past
- * the caller's frame buffer). Weights are pre-transposed to [cin][k][k][cout], so the tc
- * broadcasts of one tap are adjacent. Inner loop: one unaligned load per row chunk, tc
- * broadcast-FMAs per load. With constant trip counts the C compiler keeps every accumulator in
- * a register and unrolls.
- * Weight gradient: per sample, vectorized over the kernel columns kx (one chunk for k <= 16):
- * acc[o][c][kx..] += g[o][oy][ox] * x[c][oy+ky][ox+kx..] for a block of tco outputs x cb
- * inputs; the last kv-k columns of each row are peeled with partial loads (exact reads again).
- * Accumulators go to a per-part buffer [cin][k][cout][kv], reduced later in a fixed order.
+ * gradient with the flipped, transposed kernel), two forms:
+ *  - general: per sample, register blocks of tc output channels x th rows x tw columns; the
+ *    columns are split into vector chunks (16/8/4 floats, then scalars) so every load is exact
+ *    (never past a row's end, so never past the caller's frame buffer). Weights are
+ *    pre-transposed to [cin][k][k][cout], so the tc broadcasts of one tap are adjacent. Inner
+ *    loop: one unaligned load per row chunk, tc broadcast-FMAs per load.
+ *  - pair (cout % 8 == 0, 16 lanes, no blocking hints): lanes = 8 output channels x 2 columns,
+ *    so no lane is wasted on a row remainder (wo = 26 would leave 6 of 32 lanes idle); the k
+ *    weight vectors of a kernel row stay in registers; the accumulators are split in two
+ *    interleaved "waves" so enough independent FMAs are in flight; when the weights of 8
+ *    channels exceed 16 KiB the input channels go in chunks whose weights stay in L1.
+ *  With cv->zpad (the input gradient's zero border) rows and broadcast steps that read only
+ *  zeros are skipped: the input gradient costs the forward's FLOPs, not the padded shape's.
+ * Weight gradient, two forms: per sample, accumulators go to a per-part buffer
+ * [cin][k][cout][kv] (kv = em_conv_kv), reduced later in a fixed order.
+ *  - kx vectors: acc[o][c][kx..] += g[o][oy][ox] * x[c][oy+ky][ox+kx..] for a block of tco
+ *    outputs x cb inputs; the last kv-k columns of each row are peeled with partial loads.
+ *    Lanes past k are wasted (k = 11: 5 of 16).
+ *  - pair (with the forward's pair form, when it uses the lanes better): lanes = 8 output
+ *    channels x 2 columns of a transposed copy of the output gradient (stack), k accumulators
+ *    (one per kx) per (c, ky), kv = k.
+ * With constant trip counts the C compiler keeps every accumulator in a register and unrolls.
+ * All sums run in a fixed order: the output is deterministic for any thread count.
  */
 #include "emit_c_int.h"
 
@@ -30,12 +42,30 @@ static int kx_chunks(int k, int vw, int *widths)
     return n;
 }
 
-int em_conv_kv(const em_conv *cv)
+static int kx_kv(const em_conv *cv)
 {
     int w[EM_MAXCHUNK], n = kx_chunks(cv->k, cv->vw, w), kv = 0;
     for (int i = 0; i < n; i++) kv += w[i];
     return kv;
 }
+
+/* Weight-gradient pair form (see em_conv_dw): the columns of a full block (even, or all of an
+ * odd wo), or 0 for the kx-vector form. Registers: k accumulators + one gradient vector per
+ * column pair + one broadcast <= 30, as in the forward pair form. Taken when its lanes are
+ * better used than the kx form's (k / kv: 11 of 16 for k = 11) and the transposed gradient fits
+ * the stack (<= 32K floats). */
+static int dw_pair_tw(const em_conv *cv)
+{
+    int K = cv->k, ho = cv->hin - K + 1, wo = cv->win - K + 1;
+    if (!cv->pair) return 0;   /* unhinted, 16 lanes, cout % 8 == 0, k <= 20, wo >= 2 */
+    int pmax = 29 - K, nb = (wo + 2 * pmax - 1) / (2 * pmax), tw = 2 * ((wo + 2 * nb - 1) / (2 * nb));
+    if (tw > wo) tw = wo;
+    if ((size_t)(cv->cout / 8) * ho * ((wo + 1) / 2) * 16 > 32768) return 0;
+    int pairs = wo / tw * ((tw + 1) / 2) + (wo % tw + 1) / 2;
+    return (double)wo / (2 * pairs) > (double)K / kx_kv(cv) + 0.02 ? tw : 0;
+}
+
+int em_conv_kv(const em_conv *cv) { return dw_pair_tw(cv) ? cv->k : kx_kv(cv); }
 
 /* Largest block <= max (at least 1), then balanced so the blocks of n are near equal. */
 static int balanced(int n, int max)
@@ -67,7 +97,8 @@ void em_conv_config(const em *E, int li, em_conv *cv)
     if (tc > 32) tc = 32;
     cv->tc = tc > 0 ? (tc > cv->cout ? cv->cout : tc) : balanced(cv->cout, EM_REGS / regs);
     /* pair form: 8 output channels x 2 columns per 16-lane vector, all k weight vectors in
-     * registers (accumulators + k weights + 1 broadcast <= 30); only without blocking hints */
+     * registers (accumulators + k weights + 2 broadcasts <= 31; fewer, smaller blocks measured
+     * slower); only without blocking hints */
     int hinted = (ls && (ls->tile_c || ls->tile_h || ls->tile_w)) || ms->tile_c || ms->tile_h || ms->tile_w;
     cv->pair = 0;
     if (cv->vw == 16 && cv->cout % 8 == 0 && !hinted && cv->k <= 20 && wo >= 2) {
@@ -110,6 +141,16 @@ static int fwd_chunks(int w, int vw, int *valid)
     return n;
 }
 
+/* Zero padding (cv->zpad = Z): the kernel rows ky for which rows oy0 .. oy0 + bh - 1 all read
+ * zero input rows (outside [Z, hin - Z)) are skipped: ky0 <= ky < ky1. Skipped taps add exact
+ * zeros, so the sums are unchanged. */
+static void ky_range(rc_sb *s, const em_conv *cv, int bh)
+{
+    int Z = cv->zpad, K = cv->k;
+    rc_sb_line(s, "const int ky0 = %d - oy0 > 0 ? %d - oy0 : 0, ky1 = %d - oy0 < %d ? %d - oy0 : %d;", Z - bh + 1,
+               Z - bh + 1, cv->hin - Z, K, cv->hin - Z, K);
+}
+
 static void fwd_block(em *E, const em_conv *cv, int bc, int bh, int bw)
 {
     rc_sb *s = &E->k;
@@ -125,8 +166,10 @@ static void fwd_block(em *E, const em_conv *cv, int bc, int bh, int bw)
     for (int o = 0; o < bc; o++)
         for (int r = 0; r < bh; r++)
             for (int i = 0; i < nch; i++) rc_sb_line(s, "%s a%d_%d_%d = {0};", vt, o, r, i);
+    if (cv->zpad) ky_range(s, cv, bh);
     rc_sb_line(s, "for (int c = 0; c < %d; c++) {", cv->cin);
-    rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
+    if (cv->zpad) rc_sb_line(s, "for (int ky = ky0; ky < ky1; ky++) {");
+    else rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
     rc_sb_line(s, "const float *xr = x + ((size_t)c * %d + oy0 + ky) * %d + ox0;", cv->hin, cv->win);
     rc_sb_line(s, "const float *wr = wt + (size_t)(c * %d + ky) * %d + o0;", K, K * cv->cout);
     rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) {", K);
@@ -195,44 +238,102 @@ static void fwd_rows(rc_sb *s, const em_conv *cv, int bc)
     }
 }
 
-/* Pair form block: bw columns (odd bw: the last lane pair holds one valid column). */
-static void fwd_block_pair(em *E, const em_conv *cv, int bw)
+/* Pair form, channel chunks: when a block's weights ([cin][k][k] vectors for 8 channels) do not
+ * fit in half the L1 cache they would come from L2 for every block; then the input channels go
+ * in chunks of `cc` (weights of a chunk <= 16 KiB), each chunk sweeping all blocks, and the
+ * accumulators of a block are kept between chunks in a per-call scratch (lanes as in
+ * registers). The channels are still summed in order: the same bits as without chunks.
+ * Returns cc (cin: no chunks). */
+static int pair_chunk(const em_conv *cv)
+{
+    int K = cv->k, ho = cv->hin - K + 1, wo = cv->win - K + 1;
+    int cc = 16384 / (K * K * 64);
+    if (cc < 1) cc = 1;
+    if (cc >= cv->cin || (size_t)ho * ((wo + 1) / 2) * 16 > 32768) return cv->cin;
+    return cc;
+}
+
+/* Pair form block: bw columns (odd bw: the last lane pair holds one valid column). The k weight
+ * vectors of a kernel row stay in registers; accumulator a<p> gets its k taps from the
+ * broadcasts xb = (x[j], x[j + 1]), j = 2p .. 2p + k - 1. In j order only about k/2
+ * accumulators are live at a time, too few to cover the FMA latency (4 cycles x 2 ports), so
+ * the accumulators are split into two halves ("waves") whose steps are interleaved: about k
+ * independent FMAs per step; each accumulator still sums its taps in kx order. */
+static void fwd_block_pair(em *E, const em_conv *cv, int bw, int xc)
 {
     rc_sb *s = &E->k;
-    int ho = cv->hin - cv->k + 1, wo = cv->win - cv->k + 1, K = cv->k, nob = cv->cout / 8;
-    int P = (bw + 1) / 2;
-    rc_sb_line(s, "/* pair form: 8 channels x %d columns from (o0, oy0, ox0); lanes (channel, column parity) */", bw);
-    rc_sb_line(s, "static inline void %s_p%d(const float *restrict x, const float *restrict wt, "
-               "const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)",
-               cv->name, bw);
+    int ho = cv->hin - cv->k + 1, wo = cv->win - cv->k + 1, K = cv->k, nob = cv->cout / 8, npt = (wo + 1) / 2;
+    int P = (bw + 1) / 2, nw = P >= 2 ? 2 : 1, p0[3] = {0, (P + 1) / 2, P}, cc = pair_chunk(cv);
+    if (nw == 1) p0[1] = P;
+    /* zero padding: the block at column xc (>= 0, then ox0 == xc) reads nonzero input columns
+     * xlo <= j < xhi only; a broadcast step wholly outside is skipped */
+    int xlo = xc >= 0 ? cv->zpad - xc : -K, xhi = xc >= 0 ? cv->win - cv->zpad - xc : bw + 2 * K;
+    char fn[96];
+    if (xc >= 0) snprintf(fn, sizeof fn, "%s_p%d_x%d", cv->name, bw, xc);
+    else snprintf(fn, sizeof fn, "%s_p%d", cv->name, bw);
+    rc_sb_line(s, "/* pair form: 8 channels x %d columns from (o0, oy0, ox0); lanes (channel, column parity)%s%s */", bw,
+               cc < cv->cin ? "; input channels c0 .. c0 + cc - 1, partial sums kept in part" : "",
+               cv->zpad ? "; taps on the zero border skipped" : "");
+    rc_sb_line(s, "static inline void %s(const float *restrict x, const float *restrict wt, "
+               "const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0%s)",
+               fn, cc < cv->cin ? ", int c0, float *restrict part" : "");
     rc_sb_line(s, "{");
     rc_sb_line(s, "(void)bias; (void)b; (void)cx;");
+    if (cv->zpad) ky_range(s, cv, 1);
     for (int p = 0; p < P; p++) rc_sb_line(s, "rcg_v16 a%d = {0};", p);
-    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", cv->cin);
-    rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
+    if (cc < cv->cin) {
+        rc_sb_line(s, "float *restrict pp = part + ((size_t)oy0 * %d + ox0 / 2) * 16;", npt);
+        rc_sb_line(s, "const int c1 = c0 + %d < %d ? c0 + %d : %d;", cc, cv->cin, cc, cv->cin);
+        rc_sb_line(s, "if (c0 > 0) {");
+        for (int p = 0; p < P; p++) rc_sb_line(s, "a%d = rcg_ld16(pp + %d);", p, p * 16);
+        rc_sb_line(s, "}");
+        rc_sb_line(s, "for (int c = c0; c < c1; c++) {");
+    } else {
+        rc_sb_line(s, "for (int c = 0; c < %d; c++) {", cv->cin);
+    }
+    if (cv->zpad) rc_sb_line(s, "for (int ky = ky0; ky < ky1; ky++) {");
+    else rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
     rc_sb_line(s, "const float *xr = x + ((size_t)c * %d + oy0 + ky) * %d + ox0;", cv->hin, cv->win);
     rc_sb_line(s, "const float *wr = wt + ((size_t)(c * %d + ky) * %d + o0 / 8) * 16;", K, K * nob);
     for (int k = 0; k < K; k++) rc_sb_line(s, "const rcg_v16 w%d = rcg_ld16(wr + %d);", k, k * nob * 16);
-    int jmax = 2 * (P - 1) + K - 1;
-    for (int j = 0; j <= jmax; j++) {
-        int lo = j - (K - 1) > 0 ? (j - (K - 1) + 1) / 2 : 0, hi = j / 2 < P - 1 ? j / 2 : P - 1;
-        if (lo > hi) continue;
-        /* the pair reads x[j + 1]: past the needed columns only for an odd block's last pair */
-        int single = j + 1 > bw + K - 2;
-        rc_sb_line(s, "{");
-        rc_sb_line(s, "const rcg_v16 xb = rcg_bc%d(xr + %d);", single ? 1 : 2, j);
-        for (int p = lo; p <= hi; p++) rc_sb_line(s, "a%d += w%d * xb;", p, j - 2 * p);
+    /* the steps (broadcast columns j) of each wave, then emitted alternately */
+    int js[2][EM_MAXCHUNK], nj[2] = {0, 0};
+    for (int w = 0; w < nw; w++)
+        for (int j = 2 * p0[w]; j <= 2 * (p0[w + 1] - 1) + K - 1; j++) {
+            /* the pair reads x[j + 1]: past the needed columns only for an odd block's last pair */
+            int single = j + 1 > bw + K - 2;
+            if (j < xhi && j + !single >= xlo) js[w][nj[w]++] = j;
+        }
+    for (int i = 0; i < nj[0] || i < nj[1]; i++)
+        for (int w = 0; w < nw; w++) {
+            if (i >= nj[w]) continue;
+            int j = js[w][i], last = p0[w + 1] - 1;
+            int lo = j - (K - 1) > 0 ? (j - (K - 1) + 1) / 2 : 0, hi = j / 2 < last ? j / 2 : last;
+            if (lo < p0[w]) lo = p0[w];
+            rc_sb_line(s, "{");
+            rc_sb_line(s, "const rcg_v16 xb = rcg_bc%d(xr + %d);", j + 1 > bw + K - 2 ? 1 : 2, j);
+            for (int p = lo; p <= hi; p++) rc_sb_line(s, "a%d += w%d * xb;", p, j - 2 * p);
+            rc_sb_line(s, "}");
+        }
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+    if (cc < cv->cin) {
+        rc_sb_line(s, "if (c1 < %d) {", cv->cin);
+        for (int p = 0; p < P; p++) rc_sb_line(s, "rcg_st16(pp + %d, a%d);", p * 16, p);
+        rc_sb_line(s, "return;");
         rc_sb_line(s, "}");
     }
-    rc_sb_line(s, "}");
-    rc_sb_line(s, "}");
+    /* epilogue: row o of the block is the 64-bit lane o of every pair vector; copied out to a
+     * contiguous row first, so that the elementwise chain runs over unit-stride data */
     rc_sb_line(s, "float t[%d];", P * 16);
     for (int p = 0; p < P; p++) rc_sb_line(s, "rcg_st16(t + %d, a%d);", p * 16, p);
     rc_sb_line(s, "for (int o = 0; o < 8; o++) {");
     rc_sb_line(s, "const int c = o0 + o;");
+    rc_sb_line(s, "float r[%d];", 2 * P);
+    rc_sb_line(s, "for (int q = 0; q < %d; q++) memcpy(r + 2 * q, t + q * 16 + 2 * o, 2 * sizeof(float));", P);
     rc_sb_line(s, "float *yr = y + ((size_t)c * %d + oy0) * %d + ox0;", ho, wo);
     rc_sb_line(s, "for (int j = 0; j < %d; j++) {", bw);
-    rc_sb_line(s, "float v = t[(j >> 1) * 16 + o * 2 + (j & 1)]%s;", cv->has_bias ? " + bias[c]" : "");
+    rc_sb_line(s, "float v = r[j]%s;", cv->has_bias ? " + bias[c]" : "");
     if (cv->epi) {
         char f[128];
         snprintf(f, sizeof f, "((c * %d + oy0) * %d + ox0 + j)", ho, wo);
@@ -248,23 +349,42 @@ static void fwd_block_pair(em *E, const em_conv *cv, int bw)
 static void fwd_pair(em *E, const em_conv *cv)
 {
     rc_sb *s = &E->k;
-    int ho = cv->hin - cv->k + 1, wo = cv->win - cv->k + 1;
+    int ho = cv->hin - cv->k + 1, wo = cv->win - cv->k + 1, cc = pair_chunk(cv);
     int nxf = wo / cv->tw, rx = wo % cv->tw;
-    rc_sb_line(s, "/* %s: conv %dx%dx%d -> %dx%dx%d, kernel %d; pair form, blocks of 8 ch x %d cols */", cv->name,
+    rc_sb_line(s, "/* %s: conv %dx%dx%d -> %dx%dx%d, kernel %d; pair form, blocks of 8 ch x %d cols", cv->name,
                cv->cin, cv->hin, cv->win, cv->cout, ho, wo, cv->k, cv->tw);
-    fwd_block_pair(E, cv, cv->tw);
-    if (rx) fwd_block_pair(E, cv, rx);
+    if (cc < cv->cin) rc_sb_line(s, " * input channels in chunks of %d (their weights stay in L1) */", cc);
+    else rc_sb_line(s, " */");
+    if (cv->zpad) {   /* one block function per column position: the skipped steps differ */
+        for (int i = 0; i < nxf; i++) fwd_block_pair(E, cv, cv->tw, i * cv->tw);
+        if (rx) fwd_block_pair(E, cv, rx, nxf * cv->tw);
+    } else {
+        fwd_block_pair(E, cv, cv->tw, -1);
+        if (rx) fwd_block_pair(E, cv, rx, -1);
+    }
     rc_sb_line(s, "static void %s(const float *restrict x, const float *restrict wt, const float *restrict bias, "
                "float *restrict y, int b, const rcg_ctx *cx)", cv->name);
     rc_sb_line(s, "{");
+    const char *args = "x, wt, bias, y, b, cx, o0, oy0", *ca = "";
+    if (cc < cv->cin) {
+        rc_sb_line(s, "float part[%d] __attribute__((aligned(64)));   /* partial sums [oy][pair][16] */",
+                   ho * ((wo + 1) / 2) * 16);
+        ca = ", c0, part";
+    }
     rc_sb_line(s, "for (int o0 = 0; o0 < %d; o0 += 8) {", cv->cout);
+    if (cc < cv->cin) rc_sb_line(s, "for (int c0 = 0; c0 < %d; c0 += %d) {", cv->cin, cc);
     rc_sb_line(s, "for (int oy0 = 0; oy0 < %d; oy0++) {", ho);
-    const char *args = "x, wt, bias, y, b, cx, o0, oy0";
-    if (nxf == 1) rc_sb_line(s, "%s_p%d(%s, 0);", cv->name, cv->tw, args);
-    else rc_sb_line(s, "for (int ox0 = 0; ox0 < %d; ox0 += %d) %s_p%d(%s, ox0);", nxf * cv->tw, cv->tw, cv->name,
-                    cv->tw, args);
-    if (rx) rc_sb_line(s, "%s_p%d(%s, %d);", cv->name, rx, args, nxf * cv->tw);
+    if (cv->zpad) {
+        for (int i = 0; i < nxf; i++) rc_sb_line(s, "%s_p%d_x%d(%s, %d%s);", cv->name, cv->tw, i * cv->tw, args, i * cv->tw, ca);
+        if (rx) rc_sb_line(s, "%s_p%d_x%d(%s, %d%s);", cv->name, rx, nxf * cv->tw, args, nxf * cv->tw, ca);
+    } else {
+        if (nxf == 1) rc_sb_line(s, "%s_p%d(%s, 0%s);", cv->name, cv->tw, args, ca);
+        else rc_sb_line(s, "for (int ox0 = 0; ox0 < %d; ox0 += %d) %s_p%d(%s, ox0%s);", nxf * cv->tw, cv->tw, cv->name,
+                        cv->tw, args, ca);
+        if (rx) rc_sb_line(s, "%s_p%d(%s, %d%s);", cv->name, rx, args, nxf * cv->tw, ca);
+    }
     rc_sb_line(s, "}");
+    if (cc < cv->cin) rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_raw(s, "\n", 1);
@@ -420,8 +540,84 @@ static void dw_outs(rc_sb *s, const em_conv *cv, int bcb)
     if (ro) rc_sb_line(s, "%s_dwb%d_%d(x, g, acc, c0, ky, %d);", cv->name, bcb, ro, nof * cv->tco);
 }
 
+/* Pair form: the rows oy of one column block of bw columns starting at pair q0 (a name or a
+ * number): gradient vectors g<q> = lanes (o % 8, column parity) of columns 2 (q0 + q) + 0|1,
+ * broadcasts xb = (x[j], x[j + 1]) of the input row; accumulator a<kx> gets g<q> * xb at
+ * j = 2q + kx. */
+static void dw_pair_block(rc_sb *s, const em_conv *cv, int bw, const char *q0)
+{
+    int K = cv->k, ho = cv->hin - K + 1, wo = cv->win - K + 1, P = (bw + 1) / 2, npt = (wo + 1) / 2;
+    rc_sb_line(s, "for (int oy = 0; oy < %d; oy++) {", ho);
+    rc_sb_line(s, "const float *xr = x + ((size_t)c * %d + oy + ky) * %d + 2 * %s;", cv->hin, cv->win, q0);
+    rc_sb_line(s, "const float *gr = gt + ((size_t)(ob * %d + oy) * %d + %s) * 16;", ho, npt, q0);
+    for (int q = 0; q < P; q++) rc_sb_line(s, "const rcg_v16 g%d = rcg_ld16(gr + %d);", q, q * 16);
+    for (int j = 0; j <= 2 * (P - 1) + K - 1; j++) {
+        int lo = j - (K - 1) > 0 ? (j - (K - 1) + 1) / 2 : 0, hi = j / 2 < P - 1 ? j / 2 : P - 1;
+        if (lo > hi) continue;
+        /* x[j + 1] is past the needed columns only for an odd block's last pair (its lane is 0) */
+        rc_sb_line(s, "{");
+        rc_sb_line(s, "const rcg_v16 xb = rcg_bc%d(xr + %d);", j + 1 > bw + K - 2 ? 1 : 2, j);
+        for (int q = lo; q <= hi; q++) rc_sb_line(s, "a%d += g%d * xb;", j - 2 * q, q);
+        rc_sb_line(s, "}");
+    }
+    rc_sb_line(s, "}");
+}
+
+static void dw_pair(em *E, const em_conv *cv, int tw)
+{
+    rc_sb *s = &E->k;
+    int K = cv->k, ho = cv->hin - K + 1, wo = cv->win - K + 1, nob = cv->cout / 8, npt = (wo + 1) / 2;
+    int nxf = wo / tw, rx = wo % tw;
+    rc_sb_line(s, "/* %s_dw: weight gradient of one sample, pair form: lanes (o %% 8, column parity), %d kx "
+               "accumulators, blocks of %d columns; acc [%d][%d][%d][%d] */", cv->name, K, tw, cv->cin, K, cv->cout, K);
+    rc_sb_line(s, "static void %s_dw(const float *restrict x, const float *restrict g, float *restrict acc)", cv->name);
+    rc_sb_line(s, "{");
+    rc_sb_line(s, "/* gt[o / 8][oy][pair q][(o %% 8) * 2 + parity] = g[o][oy][2q + parity], 0 past the row */");
+    rc_sb_line(s, "float gt[%d] __attribute__((aligned(64)));", nob * ho * npt * 16);
+    rc_sb_line(s, "for (int ob = 0; ob < %d; ob++)", nob);
+    rc_sb_line(s, "for (int oy = 0; oy < %d; oy++)", ho);
+    rc_sb_line(s, "for (int q = 0; q < %d; q++)", npt);
+    rc_sb_line(s, "for (int l = 0; l < 16; l++) {");
+    rc_sb_line(s, "const int ox = 2 * q + (l & 1);");
+    rc_sb_line(s, "gt[((ob * %d + oy) * %d + q) * 16 + l] = ox < %d ? g[((size_t)(ob * 8 + (l >> 1)) * %d + oy) * %d + ox] : 0.0f;",
+               ho, npt, wo, ho, wo);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "for (int ob = 0; ob < %d; ob++) {", nob);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", cv->cin);
+    rc_sb_line(s, "for (int ky = 0; ky < %d; ky++) {", K);
+    for (int k = 0; k < K; k++) rc_sb_line(s, "rcg_v16 a%d = {0};", k);
+    if (nxf == 1) {
+        rc_sb_line(s, "{");
+        dw_pair_block(s, cv, tw, "0");
+        rc_sb_line(s, "}");
+    } else {
+        rc_sb_line(s, "for (int q0 = 0; q0 < %d; q0 += %d) {", nxf * tw / 2, tw / 2);
+        dw_pair_block(s, cv, tw, "q0");
+        rc_sb_line(s, "}");
+    }
+    if (rx) {
+        char q0[16];
+        snprintf(q0, sizeof q0, "%d", nxf * tw / 2);
+        rc_sb_line(s, "{");
+        dw_pair_block(s, cv, rx, q0);
+        rc_sb_line(s, "}");
+    }
+    rc_sb_line(s, "float t[%d];", K * 16);
+    for (int k = 0; k < K; k++) rc_sb_line(s, "rcg_st16(t + %d, a%d);", k * 16, k);
+    rc_sb_line(s, "float *p = acc + ((size_t)(c * %d + ky) * %d + ob * 8) * %d;", K, cv->cout, K);
+    rc_sb_line(s, "for (int o = 0; o < 8; o++)");
+    rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) p[o * %d + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];", K, K);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+    rc_sb_raw(s, "\n", 1);
+}
+
 void em_conv_dw(em *E, const em_conv *cv)
 {
+    int tw = dw_pair_tw(cv);
+    if (tw) { dw_pair(E, cv, tw); return; }
     rc_sb *s = &E->k;
     int ncf = cv->cin / cv->cb, rcn = cv->cin % cv->cb;
     int nof = cv->cout / cv->tco, ro = cv->cout % cv->tco;

@@ -46,6 +46,9 @@ typedef struct {
     int tc, th, tw, vw;             /* register block: channels, rows, columns; vector width */
     int cb, tco;                    /* weight gradient block: input channels, output channels */
     int pair;                       /* "pair" forward form: lanes = 8 channels x 2 columns */
+    int zpad;                       /* the input is zero within zpad rows/cols of its border (the
+                                       padded output gradient of an input-gradient conv, k - 1):
+                                       the forward kernel skips those taps; 0 = none */
     int has_bias;
     em_epi_fn epi;                  /* NULL: plain store */
     const void *epi_ctx;
