@@ -46,7 +46,7 @@ COMP_OBJ := $(COMP_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv bench-conv demo
+.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv bench-conv bench-epoch demo
 all: $(BUILD)/retinac $(BUILD)/libretinac.a
 
 $(BUILD)/%.o: %.c
@@ -109,6 +109,10 @@ bench-fftconv: $(BUILD)/bench/fftconv_bench
 $(BUILD)/bench/conv_kernels: bench/conv_kernels.c $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+# One real training epoch on a 300k-frame synthetic recording, next to PyTorch's (bench/epoch.sh)
+bench-epoch: $(BUILD)/retinac
+	sh bench/epoch.sh $(BUILD)
 
 bench-conv: $(BUILD)/bench/conv_kernels
 	OMP_NUM_THREADS=1 RETINAC_CACHE_DIR=$(CURDIR)/$(BUILD)/bench-cache $(BUILD)/bench/conv_kernels $(CONV_ARGS)

@@ -6,11 +6,11 @@
 # reliability ceiling and jackknife oracle, and the true rate's r, known for synthetic data).
 #
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
-# that budget (three epochs of the CNN at batch 32, about 5.5 of the ~7 minutes), not for the
-# best possible numbers. Measured 2026-11-26 on an idle 2-core Xeon @ 2.50 GHz: 6 min 46 s in
-# all; default recording (8 cells): BN-CNN mean test r 0.834, LN 0.405, split-half ceiling
-# 0.945 (the noise-free rate itself reaches 0.942). After so short a run the CNN's rate scale
-# is not yet calibrated, so its FEVe (an MSE-based score, 0.15) lags its r; train longer:
+# that budget (ten epochs of the CNN at batch 32, about 4.5 of the ~5.5 minutes), not for the
+# best possible numbers. Measured 2026-11-26 on an idle 2-core Xeon @ 2.50 GHz (FFT first conv):
+# 5 min 21 s in all (recording already synthesized; synthesis adds ~10 s); default recording
+# (8 cells): BN-CNN mean test r 0.837, FEVe 0.46; LN 0.405; split-half ceiling 0.945 (the
+# noise-free rate itself reaches 0.942). Longer runs are not measured here, e.g.
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
 # Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
 # (recording), RUNS (run folders), THREADS (OpenMP threads, default: all cores), JOBS (make -j),
@@ -27,7 +27,7 @@ JOBS=${JOBS:-$NPROC}
 BACKEND=${BACKEND:-c}
 DEVICE=${DEVICE:-cpu}
 FRESH=${FRESH:-1}
-CNN_EPOCHS=${CNN_EPOCHS:-3}
+CNN_EPOCHS=${CNN_EPOCHS:-10}
 CNN_BATCH=${CNN_BATCH:-32}
 CNN_LR=${CNN_LR:-0.002}
 LN_EPOCHS=${LN_EPOCHS:-4}
