@@ -16,6 +16,7 @@
 #include "backend_c.h"
 #include "ir.h"
 #include "model.h"
+#include "bias_bn.h"
 
 #define TOL 1e-5
 
@@ -50,18 +51,6 @@ static inline double rel_l2(const float *a, const float *b, int64_t n)
     }
     if (den == 0) return sqrt(num);
     return sqrt(num / den);
-}
-
-/* Is p the bias of a layer whose output goes into a batchnorm through noise/dropout only? */
-static inline int bias_before_bn(const rc_ir *ir, const rc_param *p)
-{
-    if (!strstr(p->name, ".bias")) return 0;
-    for (int i = p->layer + 1; i < ir->n_layers; i++) {
-        rc_layer_kind k = ir->layers[i].kind;
-        if (k == RC_LAYER_BATCHNORM) return 1;
-        if (k != RC_LAYER_NOISE && k != RC_LAYER_DROPOUT) return 0;
-    }
-    return 0;
 }
 
 /* Compare ref and c on ir: train forward (y, state), backward (every tensor), infer.

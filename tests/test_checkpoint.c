@@ -277,7 +277,8 @@ Test(checkpoint, sigkill_never_leaves_a_corrupt_checkpoint, .init = mk_tmp, .fin
     snprintf(spec, sizeof spec, "%s/specs/tiny.lua", RC_SRC_DIR);
     snprintf(ckp, sizeof ckp, "%s/checkpoint.h5", run);
     snprintf(best, sizeof best, "%s/best.h5", run);
-    /* short epochs: checkpoints are written every ~0.1 s, so kills often land inside a write */
+    /* short epochs: checkpoints are written every ~0.1 s, so kills often land inside a write;
+     * no early stopping (--patience 0), so only the kill ends a run */
     cr_assert_eq(tiny_retina_write(data, 4, 200, 60, 2), 0);
     int loaded = 0, absent = 0, tmp_seen = 0;
     int64_t last_epoch = 0;
@@ -289,7 +290,7 @@ Test(checkpoint, sigkill_never_leaves_a_corrupt_checkpoint, .init = mk_tmp, .fin
             int devnull = open("/dev/null", O_WRONLY);
             if (devnull >= 0) { dup2(devnull, 1); dup2(devnull, 2); }
             execl(RC_BIN, "retinac", "train", spec, "--data", data, "-o", run, "--epochs",
-                  "100000", "--batch", "16", "--backend", "ref", "--threads", "1", "-q",
+                  "100000", "--patience", "0", "--batch", "16", "--backend", "ref", "--threads", "1", "-q",
                   "--no-eval", resume ? "--resume" : NULL, (char *)NULL);
             _exit(127);
         }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "bias_bn.h"
 #include "ir.h"
 #include "loss.h"
 #include "model.h"
@@ -195,6 +196,15 @@ static void fd_check(fx *f, double h, double tol, int max_n, int kinked)
             checked++;
             e2 += (fd - g) * (fd - g);
             g2 += g * g;
+        }
+        if (bias_before_bn(ir, v)) {
+            /* zero in theory: both the analytic gradient and its difference from the FD
+             * estimate must be negligible against the whole gradient (a real dependence would
+             * be of the order of floor_ x 1000) */
+            cr_assert(sqrt(g2) <= 0.1 * floor_ && sqrt(e2) <= 0.1 * floor_, "%s: gradient %s should vanish: "
+                      "|g| %.3g, |fd - g| %.3g, whole gradient %.3g", ir->name, v->name, sqrt(g2), sqrt(e2),
+                      1e3 * floor_);
+            continue;
         }
         double rel = sqrt(e2) / fmax(sqrt(g2), floor_);
         cr_assert(rel <= tol, "%s: gradient %s: finite-difference L2-relative error %.3g > %.3g "
@@ -923,4 +933,36 @@ Test(ref_optim, tiny_training_decreases_loss)
     cr_assert(last < first - 0.05, "loss %g -> %g", first, last);
     rc_optim_free(&o);
     fx_free(&f);
+}
+
+/* rng.h's libm-free Box-Muller parts against libm on their whole input ranges, and the normal
+ * draws' moments and tail mass (a wrong constant or range reduction fails these). */
+Test(rng, box_muller_parts_and_moments)
+{
+    double e_ln = 0, e_cos = 0, e_sqrt = 0;
+    for (int i = 0; i < (1 << 24); i += 3) {
+        float u = ((float)i + 0.5f) * (1.0f / 16777216.0f);   /* every value rc_rng_uniform can give */
+        e_ln = fmax(e_ln, fabs(rc_rng__ln(u) - log((double)u)) / fmax(fabs(log((double)u)), 1e-30));
+        e_cos = fmax(e_cos, fabs(rc_rng__cos2pi(u) - cos(2 * 3.14159265358979323846 * (double)u)));
+        float v = -2.0f * rc_rng__ln(u);
+        e_sqrt = fmax(e_sqrt, fabs(rc_rng__sqrt(v) - sqrt((double)v)) / sqrt((double)v));
+    }
+    cr_expect_leq(e_ln, 5e-7, "ln: max relative error %g", e_ln);
+    cr_expect_leq(e_cos, 5e-7, "cos(2 pi u): max absolute error %g", e_cos);
+    cr_expect_leq(e_sqrt, 5e-7, "sqrt: max relative error %g", e_sqrt);
+    const int n = 1 << 21;
+    double s1 = 0, s2 = 0, s4 = 0;
+    int below = 0;
+    for (int i = 0; i < n; i++) {
+        double z = rc_rng_normal(42, 5, (uint64_t)i);
+        s1 += z;
+        s2 += z * z;
+        s4 += z * z * z * z;
+        below += z < 1.959964;
+    }
+    double m = s1 / n, var = s2 / n - m * m, kurt = s4 / n;
+    cr_expect_leq(fabs(m), 5.0 / sqrt((double)n), "mean %g", m);
+    cr_expect_leq(fabs(var - 1), 0.005, "variance %g", var);
+    cr_expect_leq(fabs(kurt - 3), 0.03, "fourth moment %g (normal: 3)", kurt);
+    cr_expect_leq(fabs((double)below / n - 0.975), 0.0006, "P(z < 1.96) = %g", (double)below / n);
 }
