@@ -6,11 +6,11 @@
 # reliability ceiling and jackknife oracle, and the true rate's r, known for synthetic data).
 #
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
-# that budget (ten epochs of the CNN at batch 32, about 4.5 of the ~5.5 minutes), not for the
-# best possible numbers. Measured 2026-11-26 on an idle 2-core Xeon @ 2.50 GHz (FFT first conv):
-# 5 min 21 s in all (recording already synthesized; synthesis adds ~10 s); default recording
-# (8 cells): BN-CNN mean test r 0.837, FEVe 0.46; LN 0.405; split-half ceiling 0.945 (the
-# noise-free rate itself reaches 0.942). Longer runs are not measured here, e.g.
+# that budget (ten epochs of the CNN at batch 32, about 3 of the ~4 minutes), not for the best
+# possible numbers. Measured 2026-11-26 on an idle 2-core Xeon @ 2.50 GHz (FFT first conv,
+# vectorized noise): 3 min 57 s in all (recording already synthesized; synthesis adds ~10 s);
+# default recording (8 cells): BN-CNN mean test r 0.838, FEVe 0.46; LN 0.405; split-half
+# ceiling 0.945 (the noise-free rate itself reaches 0.942). Longer runs are not measured here:
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
 # Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
 # (recording), RUNS (run folders), THREADS (OpenMP threads, default: all cores), JOBS (make -j),
