@@ -349,6 +349,9 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "done: %d epochs in %.1fs, best epoch %lld (val_loss %.6g)%s\n",
                 res.epochs_done, res.seconds, (long long)res.best_epoch, res.best_val_loss,
                 res.stopped_early ? ", stopped early" : "");
+    if (res.centers_estimated)
+        fprintf(stderr, "note: %s has no /cells/centers: the gcconv readout used receptive-field centers "
+                "estimated from spike-triggered averages (stored in the checkpoint)\n", o.data_path);
     if (res.has_test) {
         /* The same table `retinac eval RUNDIR` prints for this run (best.h5). */
         char bpath[1100];

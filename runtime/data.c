@@ -676,3 +676,90 @@ fail:
     rc_test_set_free(t);
     return -1;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Receptive-field centers from the spike-triggered average (data.h)                         */
+
+int rc_data_sta_centers(rc_data *d, int *centers, char *err, size_t errlen)
+{
+    const rc_data_info *in = &d->info;
+    const int C = in->n_cells, h = in->history, H = in->h, W = in->w, B = 256;
+    const int nl = h < RC_STA_MAX_LAG ? h : RC_STA_MAX_LAG;
+    const int64_t hw = (int64_t)H * W;
+    double mean, std;
+    if (rc_data_stats(d, &mean, &std, err, errlen) < 0) return -1;
+    /* two passes over the same subset: the mean label per cell, then the STAs weighted by
+     * y - mean y (so the frames' own mean does not leak in) */
+    float *sta = calloc((size_t)C * nl * hw, sizeof *sta);        /* (C, nl, H, W) */
+    double *ysum = calloc((size_t)C, sizeof *ysum);
+    double *energy = malloc((size_t)hw * sizeof *energy);
+    if (!sta || !ysum || !energy) {
+        free(sta); free(ysum); free(energy);
+        return ERRF(err, errlen, "%s: out of memory for the spike-triggered averages (%d cells)", d->path, C);
+    }
+    int rc = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        rc_iter *it = NULL;
+        if (rc_data_train_iter(d, B, 0x535441, 0, &it, err, errlen) < 0) goto out;
+        rc_batch b;
+        int64_t n = 0;
+        int k = 0;
+        while (n < RC_STA_MAX_WINDOWS && (k = rc_iter_next(it, &b, err, errlen)) == 1) {
+            if (pass == 0) {
+                for (int i = 0; i < b.B; i++)
+                    for (int c = 0; c < C; c++) ysum[c] += b.y[(int64_t)i * C + c];
+            } else {
+                #pragma omp parallel for schedule(static)
+                for (int c = 0; c < C; c++) {
+                    const float ym = (float)ysum[c];   /* the mean label (pass 0) */
+                    for (int i = 0; i < b.B; i++) {
+                        const float wgt = b.y[(int64_t)i * C + c] - ym;
+                        if (wgt == 0.0f) continue;
+                        for (int L = 1; L <= nl; L++) {
+                            const float *restrict fr = b.frames + (b.starts[i] + h - L) * hw;
+                            float *restrict s = sta + ((int64_t)c * nl + (L - 1)) * hw;
+                            #pragma omp simd
+                            for (int64_t p = 0; p < hw; p++) s[p] += wgt * fr[p];
+                        }
+                    }
+                }
+            }
+            n += b.B;
+        }
+        rc_iter_free(it);
+        if (k < 0) goto out;
+        if (n == 0) { ERRF(err, errlen, "%s: no training windows for the spike-triggered averages", d->path); goto out; }
+        if (pass == 0)
+            for (int c = 0; c < C; c++) ysum[c] /= (double)n;   /* now the mean label */
+    }
+    for (int c = 0; c < C; c++) {
+        for (int64_t p = 0; p < hw; p++) {
+            double e = 0;
+            for (int L = 0; L < nl; L++) {
+                const double v = sta[((int64_t)c * nl + L) * hw + p];
+                e += v * v;
+            }
+            energy[p] = e;
+        }
+        double best = -1;
+        int br = H / 2, bc = W / 2;
+        for (int r = 0; r < H; r++)
+            for (int q = 0; q < W; q++) {
+                double e = 0;
+                for (int dr = -2; dr <= 2; dr++)
+                    for (int dq = -2; dq <= 2; dq++) {
+                        const int rr = r + dr, qq = q + dq;
+                        if (rr >= 0 && rr < H && qq >= 0 && qq < W) e += energy[(int64_t)rr * W + qq];
+                    }
+                if (e > best) { best = e; br = r; bc = q; }
+            }
+        centers[2 * c] = br;
+        centers[2 * c + 1] = bc;
+    }
+    rc = 0;
+out:
+    free(sta);
+    free(ysum);
+    free(energy);
+    return rc;
+}

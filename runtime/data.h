@@ -112,6 +112,17 @@ int rc_data_stats(rc_data *d, double *mean, double *std, char *err, size_t errle
 /* Use given statistics (std already includes the 1e-7), e.g. from a checkpoint. */
 int rc_data_set_stats(rc_data *d, double mean, double std, char *err, size_t errlen);
 
+/* Receptive-field centers (n_cells, 2) (row, col, in the cropped frame) estimated from the
+ * spike-triggered average, for recordings without /cells/centers: over up to
+ * RC_STA_MAX_WINDOWS training windows (a seeded random subset), sta_c[L] = sum (y_c - mean y_c)
+ * x frame at lag L before the label, for L = 1 .. min(history, RC_STA_MAX_LAG); the center is
+ * the argmax of sum_L sta_c[L]^2 after a 5x5 box filter (an ON-OFF or subunit-pooling cell has
+ * its energy spread around its center; the filter finds the middle). Normalizes frames like
+ * training (computes the statistics if unset). No live iterator may exist. Returns 0 or -1. */
+#define RC_STA_MAX_WINDOWS 10000
+#define RC_STA_MAX_LAG 30
+int rc_data_sta_centers(rc_data *d, int *centers, char *err, size_t errlen);
+
 typedef struct {
     const float *frames;     /* (n_frames, H, W) normalized; the base `starts` index into */
     int64_t n_frames;

@@ -83,7 +83,8 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
     case RC_POS_DATA: {
         if (!centers) {
             set_err(err, errlen, "%s: layer %d (gcconv): position: \"data\" needs the cells' "
-                    "receptive-field centers, and the data gave none", ir->name, g + 1);
+                    "receptive-field centers, and the data gave none (training estimates them from "
+                    "spike-triggered averages; or use position \"center\" or \"reference\")", ir->name, g + 1);
             return -1;
         }
         int half = (K - 1) / 2;

@@ -376,6 +376,7 @@ typedef struct {
     rc_checkpoint ck;          /* borrowed pointers into the above + owned history */
     float *val_pred, *val_y;   /* (n_val, cells) */
     float *pred, *dy;          /* (B, cells) host copies */
+    int *est_centers;          /* (cells, 2) STA-estimated RF centers, or NULL */
 } trainer;
 
 /* Validation in eval mode: val_loss (data term mean + per-sample L1) and mean Pearson r. */
@@ -437,6 +438,7 @@ static void free_trainer(trainer *t)
     rc_data_close(t->data);
     rc_ckpt_hist_free(&t->ck);
     free(t->ck.centers);
+    free(t->est_centers);
     free(t->val_pred);
     free(t->val_y);
     free(t->pred);
@@ -524,7 +526,21 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         mean = prev.norm_mean;
         std = prev.norm_std;
     } else if (rc_data_stats(T.data, &mean, &std, err, errlen) < 0) goto out;
-    if (rc_model_init(&T.model, ir, ir->train.seed, T.info->centers, err, errlen) < 0) goto out;
+    /* RF centers: the recording's; else (a gcconv read out at the data's centers) a resumed
+     * run's, or estimated from spike-triggered averages */
+    const int *centers = T.info->centers;
+    int gl = rc_gc_layer(ir);
+    if (!centers && gl >= 0 && ir->layers[gl].position == RC_POS_DATA) {
+        if (have_prev && prev.centers) centers = prev.centers;
+        else {
+            T.est_centers = malloc((size_t)cells * 2 * sizeof(int));
+            if (!T.est_centers) { rc_errf(err, errlen, "out of memory"); goto out; }
+            if (rc_data_sta_centers(T.data, T.est_centers, err, errlen) < 0) goto out;
+            centers = T.est_centers;
+            res->centers_estimated = 1;
+        }
+    }
+    if (rc_model_init(&T.model, ir, ir->train.seed, centers, err, errlen) < 0) goto out;
     if (rc_optim_init(&T.opt, ir->train.optimizer, ir->params_total, ir->train.lr, ir->train.l2,
                       err, errlen) < 0)
         goto out;
@@ -548,10 +564,10 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     for (int c = 0; c < cells; c++) ids[c] = dopt.cells ? dopt.cells[c] : c;
     ck->cell_ids = ids;
     ck->cell_pos = T.model.cell_pos;
-    if (T.info->centers) {
+    if (centers) {
         ck->centers = malloc((size_t)cells * 2 * sizeof(int));
         if (!ck->centers) { rc_errf(err, errlen, "out of memory"); goto out; }
-        memcpy(ck->centers, T.info->centers, (size_t)cells * 2 * sizeof(int));
+        memcpy(ck->centers, centers, (size_t)cells * 2 * sizeof(int));
     }
     snprintf(ck->data_path, sizeof ck->data_path, "%s", o->data_path);
     if (o->data_path[0] != '/') {

@@ -82,6 +82,8 @@ typedef struct {
     rc_eval_metrics test;
     double *truth_r;             /* (cells) r of the true rate (synthetic data; NaN otherwise) */
     double truth_mean_r;         /* their mean, NaN if none */
+    int centers_estimated;       /* the gcconv readout needed RF centers, the recording had none:
+                                    estimated from spike-triggered averages (rc_data_sta_centers) */
 } rc_train_result;
 
 void rc_train_opts_default(rc_train_opts *o);

@@ -419,3 +419,42 @@ Test(train, fft_first_conv_matches_direct_over_streamed_chunks, .init = setup, .
     rc_train_result_free(&rf);
     rc_train_result_free(&rd);
 }
+
+/* A recording without /cells/centers and a gcconv read out at the data's centers: training
+ * estimates the centers from spike-triggered averages (within a pixel of the tiny retina's
+ * true centers), stores them in the checkpoint, and a resumed run keeps them. */
+static const char gc_spec[] =
+    "return model 'gc' {\n"
+    "  input = { history = 8, height = 16, width = 16 },\n"
+    "  conv { channels = 3, kernel = 5 }, relu {},\n"
+    "  gcconv { kernel = 3, position = 'data' }, softplus {},\n"
+    "  train = { lr = 1e-2, batch = 16, epochs = 1, l1_activity = 0, seed = 7 },\n"
+    "}\n";
+
+Test(train, sta_centers_when_the_recording_has_none, .init = setup, .fini = teardown, .timeout = 120)
+{
+    static rc_ir ir;
+    char err[1024];
+    cr_assert_eq(rc_spec_load_string("gc.lua", gc_spec, &ir, err, sizeof err), 0, "%s", err);
+    hid_t f = H5Fopen(data, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Ldelete(f, "/cells/centers", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    rc_train t = ir.train;
+    rc_train_result r;
+    train(&ir, &t, "gc", 0, 0, &r);
+    cr_assert_eq(r.centers_estimated, 1);
+    rc_train_result_free(&r);
+    rc_checkpoint ck;
+    load_ck("gc", "checkpoint.h5", &ck);
+    cr_assert(ck.centers);
+    for (int c = 0; c < TINY_CELLS; c++)
+        for (int a = 0; a < 2; a++)
+            cr_expect_leq(abs(ck.centers[2 * c + a] - tiny_centers[c][a]), 1, "cell %d: estimated (%d,%d), true (%d,%d)",
+                          c, ck.centers[2 * c], ck.centers[2 * c + 1], tiny_centers[c][0], tiny_centers[c][1]);
+    rc_ckpt_free(&ck);
+    t.epochs = 2;
+    train(&ir, &t, "gc", 1, 0, &r);   /* resume: the stored centers, no new estimate */
+    cr_expect_eq(r.centers_estimated, 0);
+    rc_train_result_free(&r);
+}
