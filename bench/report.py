@@ -8,21 +8,9 @@ validation windows at the streaming inference rate. A measured epoch: bench/epoc
 import argparse
 import json
 import os
-import platform
-import subprocess
 
 import epoch_split
-
-
-def lscpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
+from benchfmt import hms, lscpu_model
 
 
 def main():
@@ -143,13 +131,6 @@ def epoch_section(ours, torch, a, has_stream):
     print()
     print("**epoch time PyTorch / retinac: %.2fx** (retinac's speedup; extrapolated)." % (t / o))
 
-
-def hms(s):
-    if s < 60:
-        return "%.1f s" % s
-    s = int(round(s))
-    return "%d h %02d min %02d s" % (s // 3600, s // 60 % 60, s % 60) if s >= 3600 else \
-        "%d min %02d s" % (s // 60, s % 60)
 
 
 if __name__ == "__main__":
