@@ -253,22 +253,23 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
                            "conv followed by more layers", ir->name);
         want = 0;
     }
-    if (!want) {
+    if (!want) {   /* drop the plan and the spectra: the direct path needs neither */
         rc_fftconv_destroy(s->fft);
+        free(s->spectra);
+        free(s->done);
         s->fft = NULL;
+        s->spectra = NULL;
+        s->done = NULL;
+        s->spectra_cap = s->done_cap = 0;
         s->sframes = NULL;
         return 0;
     }
     if (s->fft) return 0;
     const rc_layer *L = &ir->layers[0];
-    const rc_param *w = NULL, *bias = NULL;
     char wn[32], bn[32];
     snprintf(wn, sizeof wn, "1.%s.weight", rc_layer_kind_name(L->kind));
     snprintf(bn, sizeof bn, "1.%s.bias", rc_layer_kind_name(L->kind));
-    for (int i = 0; i < ir->n_params; i++) {
-        if (!strcmp(ir->params[i].name, wn)) w = &ir->params[i];
-        if (!strcmp(ir->params[i].name, bn)) bias = &ir->params[i];
-    }
+    const rc_param *w = rc_ir_find_param(ir, wn), *bias = rc_ir_find_param(ir, bn);
     if (!s->ext_weights && (!w || w->count != (int64_t)L->out.c * L->in.c * L->kernel * L->kernel))
         return rc_errf(err, errlen, "c: %s: layer 1 (conv): no parameter '%s' of %d x %d x %d x %d floats", ir->name,
                        wn, L->out.c, L->in.c, L->kernel, L->kernel);

@@ -688,9 +688,10 @@ int rc_data_sta_centers(rc_data *d, int *centers, char *err, size_t errlen)
     const int64_t hw = (int64_t)H * W;
     double mean, std;
     if (rc_data_stats(d, &mean, &std, err, errlen) < 0) return -1;
-    /* two passes over the same subset: the mean label per cell, then the STAs weighted by
-     * y - mean y (so the frames' own mean does not leak in) */
-    float *sta = calloc((size_t)C * nl * hw, sizeof *sta);        /* (C, nl, H, W) */
+    /* One pass: sum y*x per cell and lag, sum x per lag (shared by the cells), sum y per cell;
+     * then sum (y - mean y) x = sum y x - mean y * sum x, so the frames' own mean does not leak
+     * into the STA. */
+    float *sta = calloc((size_t)(C + 1) * nl * hw, sizeof *sta);  /* (C + 1, nl, H, W): last = sum x */
     double *ysum = calloc((size_t)C, sizeof *ysum);
     double *energy = malloc((size_t)hw * sizeof *energy);
     if (!sta || !ysum || !energy) {
@@ -698,39 +699,37 @@ int rc_data_sta_centers(rc_data *d, int *centers, char *err, size_t errlen)
         return ERRF(err, errlen, "%s: out of memory for the spike-triggered averages (%d cells)", d->path, C);
     }
     int rc = -1;
-    for (int pass = 0; pass < 2; pass++) {
-        rc_iter *it = NULL;
-        if (rc_data_train_iter(d, B, 0x535441, 0, &it, err, errlen) < 0) goto out;
-        rc_batch b;
-        int64_t n = 0;
-        int k = 0;
-        while (n < RC_STA_MAX_WINDOWS && (k = rc_iter_next(it, &b, err, errlen)) == 1) {
-            if (pass == 0) {
-                for (int i = 0; i < b.B; i++)
-                    for (int c = 0; c < C; c++) ysum[c] += b.y[(int64_t)i * C + c];
-            } else {
-                #pragma omp parallel for schedule(static)
-                for (int c = 0; c < C; c++) {
-                    const float ym = (float)ysum[c];   /* the mean label (pass 0) */
-                    for (int i = 0; i < b.B; i++) {
-                        const float wgt = b.y[(int64_t)i * C + c] - ym;
-                        if (wgt == 0.0f) continue;
-                        for (int L = 1; L <= nl; L++) {
-                            const float *restrict fr = b.frames + (b.starts[i] + h - L) * hw;
-                            float *restrict s = sta + ((int64_t)c * nl + (L - 1)) * hw;
-                            #pragma omp simd
-                            for (int64_t p = 0; p < hw; p++) s[p] += wgt * fr[p];
-                        }
-                    }
+    rc_iter *it = NULL;
+    if (rc_data_train_iter(d, B, 0x535441, 0, &it, err, errlen) < 0) goto out;
+    rc_batch b;
+    int64_t n = 0;
+    int k = 0;
+    while (n < RC_STA_MAX_WINDOWS && (k = rc_iter_next(it, &b, err, errlen)) == 1) {
+        #pragma omp parallel for schedule(static)
+        for (int c = 0; c <= C; c++) {   /* c == C: the unweighted sum of the frames */
+            for (int i = 0; i < b.B; i++) {
+                const float wgt = c < C ? b.y[(int64_t)i * C + c] : 1.0f;
+                if (wgt == 0.0f) continue;
+                for (int L = 1; L <= nl; L++) {
+                    const float *restrict fr = b.frames + (b.starts[i] + h - L) * hw;
+                    float *restrict s = sta + ((int64_t)c * nl + (L - 1)) * hw;
+                    #pragma omp simd
+                    for (int64_t p = 0; p < hw; p++) s[p] += wgt * fr[p];
                 }
             }
-            n += b.B;
         }
-        rc_iter_free(it);
-        if (k < 0) goto out;
-        if (n == 0) { ERRF(err, errlen, "%s: no training windows for the spike-triggered averages", d->path); goto out; }
-        if (pass == 0)
-            for (int c = 0; c < C; c++) ysum[c] /= (double)n;   /* now the mean label */
+        for (int i = 0; i < b.B; i++)
+            for (int c = 0; c < C; c++) ysum[c] += b.y[(int64_t)i * C + c];
+        n += b.B;
+    }
+    rc_iter_free(it);
+    if (k < 0) goto out;
+    if (n == 0) { ERRF(err, errlen, "%s: no training windows for the spike-triggered averages", d->path); goto out; }
+    const float *sx = sta + (int64_t)C * nl * hw;
+    for (int c = 0; c < C; c++) {
+        const float ym = (float)(ysum[c] / (double)n);
+        float *sc = sta + (int64_t)c * nl * hw;
+        for (int64_t e = 0; e < (int64_t)nl * hw; e++) sc[e] -= ym * sx[e];
     }
     for (int c = 0; c < C; c++) {
         for (int64_t p = 0; p < hw; p++) {
