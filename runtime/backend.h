@@ -74,6 +74,21 @@ struct rc_backend {
 /* The reference backend: interprets the IR op by op. Never fails to create except on OOM. */
 int rc_ref_backend_create(const rc_ir *ir, rc_backend **out);
 
+/* Reference-only analysis calls (input gradients for receptive fields, runtime/rf.c); -1 on a
+ * backend that is not "ref". Workspace: ws_floats(B) as for infer.
+ * rc_ref_eval_forward: infer (eval mode), keeping the activations in ws for rc_ref_eval_grad.
+ *   x0 (B, out of layer 0) or NULL: layer 0's output computed elsewhere (e.g. by FFT); only for
+ *   a linear layer 0 (conv or dense), whose input is then never read.
+ * rc_ref_eval_grad: after rc_ref_eval_forward with the same B, ws and inputs,
+ *   dx (history, H, W) += sum over b of d(sum_n dy[b,n] * y[b,n]) / d(window of sample b),
+ *   in eval mode; dy (B, cells). Callable many times per forward (one dy per cell). */
+int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float *state,
+                        const int *cell_pos, const float *frames, const int64_t *starts,
+                        const float *x0, float *y, float *ws);
+int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell_pos,
+                     const float *frames, const int64_t *starts, const float *dy, float *dx,
+                     float *ws);
+
 static inline void rc_backend_destroy(rc_backend *be) { if (be) be->destroy(be); }
 
 #endif

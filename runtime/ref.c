@@ -21,9 +21,15 @@
  * B), every layer's output, BN batch mean/invstd, stacked-conv intermediates (after dropout), and
  * three gradient buffers for the backward sweep. Dropout masks are recomputed from the seed.
  * infer uses the same layout (eval mode: running stats, no noise/dropout, stack not collapsed).
- * Input gradients are not computed (layer 0 gets only parameter gradients).
+ * Training: input gradients are not computed (layer 0 gets only parameter gradients).
+ * Analysis (rc_ref_eval_forward / rc_ref_eval_grad, backend.h): the eval-mode gradient of the
+ * output with respect to the input window, summed over the batch (gradient STA, runtime/rf.c).
+ * A linear layer 0 (conv of any form, dense) is applied adjointly ONCE to the batch sum of its
+ * output gradients (the adjoint is linear, so sum_b A^T g_b = A^T sum_b g_b): per-sample input
+ * gradients of a 40x50x50 window would cost a full transposed conv each.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,14 +301,15 @@ static void conv_fwd(const ref_in *x, int B, int Cout, int K, int PY, int PX, co
                 }
 }
 
-/* Backward of conv_fwd: dW, db accumulated (+=); dx (B,Cin,H,W) overwritten if not NULL. */
+/* Backward of conv_fwd: dW, db accumulated (+=) unless dW is NULL (input gradient only);
+ * dx (B,Cin,H,W) overwritten if not NULL. */
 static void conv_bwd(const ref_in *x, int B, int Cout, int K, int PY, int PX, const float *W,
                      const float *dy, float *dW, float *db, float *dx)
 {
     int Cin = x->c, Hi = x->h, Wi = x->w, Ho = x->h - K + 1, Wo = x->w - K + 1;
     /* parameter gradients: each (phase, o) slice is owned by one iteration */
     #pragma omp parallel for collapse(2) schedule(static) if((double)B * Cout * Ho * Wo * Cin * K * K > REF_OMP_MIN)
-    for (int ph = 0; ph < PY * PX; ph++)
+    for (int ph = 0; ph < (dW ? PY * PX : 0); ph++)
         for (int o = 0; o < Cout; o++) {
             int py = ph / PX, px = ph % PX;
             float *dw = dW + ((size_t)ph * Cout + o) * Cin * K * K;
@@ -331,7 +338,61 @@ static void conv_bwd(const ref_in *x, int B, int Cout, int K, int PY, int PX, co
             }
         }
     if (!dx) return;
-    /* input gradient as a gather: dx[b,c,h,w] = sum over (o, kh, kw) with a valid output */
+    /* input gradient as a scatter into a per-sample double accumulator:
+     * dx[b,c,oh+kh,ow+kw] += W[ph(oh,ow),o,c,kh,kw] * dy[b,o,oh,ow]; zero dy entries (ReLU
+     * masks) are skipped. The gather form below is the fallback if the accumulator cannot be
+     * allocated; both sum the same terms in double. */
+    size_t plane = (size_t)Cin * Hi * Wi;
+    int nt = omp_get_max_threads();             /* no team is larger */
+    double *accs = malloc((size_t)nt * plane * sizeof *accs);
+    if (accs) {
+        #pragma omp parallel for schedule(static) if((double)B * Cout * Ho * Wo * Cin * K * K > REF_OMP_MIN)
+        for (int b = 0; b < B; b++) {
+            double *acc = accs + (size_t)omp_get_thread_num() * plane;
+            memset(acc, 0, plane * sizeof *acc);
+            for (int o = 0; o < Cout && PY * PX == 1; o++) {   /* untiled: rows vectorize */
+                const float *g = dy + ((size_t)b * Cout + o) * Ho * Wo;
+                const float *wt = W + (size_t)o * Cin * K * K;
+                for (int oh = 0; oh < Ho; oh++) {
+                    const float *grow = g + (size_t)oh * Wo;
+                    int nz = 0;
+                    for (int ow = 0; ow < Wo; ow++) nz |= grow[ow] != 0;
+                    if (!nz) continue;                   /* a row masked out by a ReLU */
+                    for (int c = 0; c < Cin; c++)
+                        for (int kh = 0; kh < K; kh++) {
+                            double *d = acc + ((size_t)c * Hi + oh + kh) * Wi;
+                            const float *wr = wt + (c * K + kh) * K;
+                            for (int kw = 0; kw < K; kw++) {
+                                double wv = wr[kw];
+                                #pragma omp simd       /* -O2 does not vectorize by itself */
+                                for (int ow = 0; ow < Wo; ow++) d[ow + kw] += wv * (double)grow[ow];
+                            }
+                        }
+                }
+            }
+            for (int o = 0; o < Cout && PY * PX > 1; o++) {    /* tiled: the phase moves with ow */
+                const float *g = dy + ((size_t)b * Cout + o) * Ho * Wo;
+                for (int oh = 0; oh < Ho; oh++)
+                    for (int ow = 0; ow < Wo; ow++) {
+                        double gv = g[(size_t)oh * Wo + ow];
+                        if (gv == 0) continue;
+                        int ph = (oh % PY) * PX + ow % PX;
+                        const float *wt = W + ((size_t)ph * Cout + o) * Cin * K * K;
+                        for (int c = 0; c < Cin; c++)
+                            for (int kh = 0; kh < K; kh++) {
+                                double *d = acc + ((size_t)c * Hi + oh + kh) * Wi + ow;
+                                const float *wr = wt + (c * K + kh) * K;
+                                for (int kw = 0; kw < K; kw++) d[kw] += (double)wr[kw] * gv;
+                            }
+                    }
+            }
+            float *dxb = dx + (size_t)b * plane;
+            for (size_t e = 0; e < plane; e++) dxb[e] = (float)acc[e];
+        }
+        free(accs);
+        return;
+    }
+    /* gather fallback: dx[b,c,h,w] = sum over (o, kh, kw) with a valid output */
     #pragma omp parallel for collapse(2) schedule(static) if((double)B * Cout * Hi * Wi * Cin * K * K > REF_OMP_MIN)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < Cin; c++)
@@ -412,6 +473,7 @@ typedef struct {
     const float *frames;
     const int64_t *starts;
     float *ws;
+    const float *x0;           /* (B, out of layer 0) given by the caller, or NULL (analysis) */
 } ref_run;
 
 static ref_in layer_input(const rc_ir *ir, const ref_plan *p, const ref_run *r, int i)
@@ -444,6 +506,10 @@ static int forward(rc_backend *be, const ref_run *r, float *y)
         ref_in x = layer_input(ir, &p, r, i);
         float *out = r->ws + p.out[i];
         int64_t F = shape_size(L->in);
+        if (i == 0 && r->x0) {     /* checked linear (conv/dense) by rc_ref_eval_forward */
+            memcpy(out, r->x0, (size_t)B * shape_size(L->out) * sizeof *out);
+            continue;
+        }
         switch (L->kind) {
         case RC_LAYER_CONV:
             if (L->stack > 0) {
@@ -498,7 +564,11 @@ static int forward(rc_backend *be, const ref_run *r, float *y)
             for (int b = 0; b < B; b++)
                 for (int64_t u = 0; u < U; u++) {
                     double acc = lp->b >= 0 ? r->params[lp->b + u] : 0.0;
-                    for (int64_t f = 0; f < F; f++) acc += (double)W[u * F + f] * ref_at(&x, b, f);
+                    int64_t hw = (int64_t)x.h * x.w;      /* f = c*hw + p, in order */
+                    for (int c = 0; c < x.c; c++) {
+                        const float *pl = ref_plane(&x, b, c), *wr = W + u * F + c * hw;
+                        for (int64_t q = 0; q < hw; q++) acc += (double)wr[q] * pl[q];
+                    }
                     out[b * U + u] = (float)acc;
                 }
             break;
@@ -580,7 +650,7 @@ static int ref_train_forward(rc_backend *be, int B, const float *params, float *
                              const int *cell_pos, uint64_t seed, const float *frames,
                              const int64_t *starts, float *y, float *ws)
 {
-    ref_run r = { B, params, state, state, cell_pos, seed, 1, frames, starts, ws };
+    ref_run r = { B, params, state, state, cell_pos, seed, 1, frames, starts, ws, NULL };
     int32_t b32 = B;
     memcpy(ws, &seed, sizeof seed);            /* header: what backward needs to redraw masks */
     memcpy(ws + 2, &b32, sizeof b32);
@@ -591,15 +661,64 @@ static int ref_infer(rc_backend *be, int B, const float *params, const float *st
                      const int *cell_pos, const float *frames, const int64_t *starts, float *y,
                      float *ws)
 {
-    ref_run r = { B, params, state, NULL, cell_pos, 0, 0, frames, starts, ws };
+    ref_run r = { B, params, state, NULL, cell_pos, 0, 0, frames, starts, ws, NULL };
     return forward(be, &r, y);
 }
 
 /* ---------------------------------------------------------------- backward sweep */
 
-static int ref_train_backward(rc_backend *be, int B, const float *params, const int *cell_pos,
-                              const float *frames, const int64_t *starts, const float *dy,
-                              float *grads, float *ws)
+/* Layers whose output is linear (affine) in their input, with the bias dropping out of the
+ * gradient: layer 0's adjoint can then be applied once to a sum of output gradients. */
+static int layer_linear(const rc_layer *L)
+{
+    return L->kind == RC_LAYER_CONV || L->kind == RC_LAYER_DENSE;
+}
+
+/* dx (in) = A^T g for layer 0's linear map A (a conv of any form, or dense), one sample.
+ * g (out of layer 0); t (scratch, >= the largest stacked intermediate) may be g's buffer's
+ * partner; dx, g and t are distinct buffers of the workspace's gradient size. */
+static void layer0_adjoint(const ref_self *s, const rc_ir *ir, const float *params, const float *g,
+                           float *t, float *dx)
+{
+    const rc_layer *L = &ir->layers[0];
+    const ref_lp *lp = &s->lp[0];
+    ref_in x;
+    memset(&x, 0, sizeof x);
+    x.c = ir->in.c; x.h = ir->in.h; x.w = ir->in.w;
+    if (L->kind == RC_LAYER_DENSE) {
+        int64_t U = shape_size(L->out), F = shape_size(L->in);
+        const float *W = params + lp->w;
+        for (int64_t f = 0; f < F; f++) {
+            double acc = 0;
+            for (int64_t u = 0; u < U; u++) acc += (double)W[u * F + f] * g[u];
+            dx[f] = (float)acc;
+        }
+    } else if (L->stack > 0) {
+        /* chain backwards: sub j's input gradient becomes sub j-1's output gradient; the
+         * intermediates ping-pong between t and dx so that sub 0 writes dx */
+        const float *cur = g;
+        for (int j = L->n_sub - 1; j >= 0; j--) {
+            ref_in xin = x;
+            xin.c = L->sub_cin[j];
+            for (int q = 0; q < j; q++) { xin.h -= L->sub_k[q] - 1; xin.w -= L->sub_k[q] - 1; }
+            float *dst = ((L->n_sub - 1 - j) % 2 == (L->n_sub - 1) % 2) ? dx : t;
+            conv_bwd(&xin, 1, L->sub_cout[j], L->sub_k[j], 1, 1, params + lp->sub_w[j], cur, NULL,
+                     NULL, dst);
+            cur = dst;
+        }
+    } else {
+        conv_bwd(&x, 1, L->out.c, L->kernel, lp->py, lp->px, params + lp->w, g, NULL, NULL, dx);
+    }
+}
+
+/* One backward sweep over the activations kept in ws.
+ * train = 1: the training backward (batch-statistics BN, the forward's noise/dropout masks),
+ *            parameter gradients accumulated into grads; layer 0 gets no input gradient.
+ * train = 0: eval mode (running-statistics BN, no noise/dropout), grads NULL; dx (in) +=
+ *            sum over b of the input-window gradient of sample b (see the file comment). */
+static int backward(rc_backend *be, int B, const float *params, const int *cell_pos,
+                    const float *frames, const int64_t *starts, const float *dy, float *grads,
+                    float *ws, int train, float *dx)
 {
     ref_self *s = be->self;
     const rc_ir *ir = be->ir;
@@ -612,16 +731,28 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
                               ir->name, B, (int)b32);
     ref_plan p;
     plan(ir, B, &p);
-    ref_run r = { B, params, NULL, NULL, cell_pos, seed, 1, frames, starts, ws };
+    ref_run r = { B, params, NULL, NULL, cell_pos, seed, train, frames, starts, ws, NULL };
     float *gin = ws + p.g[0], *gout = ws + p.g[1], *gx = ws + p.g[2];
     memcpy(gin, dy, (size_t)B * ir->cells * sizeof *gin);
+    int64_t n_in = shape_size(ir->in);
     for (int i = ir->n_layers - 1; i >= 0; i--) {
         const rc_layer *L = &ir->layers[i];
         const ref_lp *lp = &s->lp[i];
         ref_in x = layer_input(ir, &p, &r, i);
         const float *out = ws + p.out[i];
-        int need_dx = i > 0;
+        int need_dx = i > 0 || (!train && !layer_linear(L));
         int64_t F = shape_size(L->in);
+        if (i == 0 && !train && layer_linear(L)) {   /* sum_b A^T g_b = A^T sum_b g_b */
+            int64_t n_out = shape_size(L->out);
+            for (int64_t e = 0; e < n_out; e++) {
+                double acc = 0;
+                for (int b = 0; b < B; b++) acc += gin[b * n_out + e];
+                gout[e] = (float)acc;
+            }
+            layer0_adjoint(s, ir, params, gout, gin, gx);
+            for (int64_t e = 0; e < n_in; e++) dx[e] += gx[e];
+            break;
+        }
         switch (L->kind) {
         case RC_LAYER_CONV:
             if (L->stack > 0) {
@@ -638,10 +769,10 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
                     }
                     float *dst = j > 0 ? spare : (need_dx ? gout : NULL);
                     conv_bwd(&xin, B, L->sub_cout[j], L->sub_k[j], 1, 1, params + lp->sub_w[j], g,
-                             grads + lp->sub_w[j], j == L->n_sub - 1 && lp->b >= 0 ? grads + lp->b : NULL,
-                             dst);
+                             grads ? grads + lp->sub_w[j] : NULL,
+                             grads && j == L->n_sub - 1 && lp->b >= 0 ? grads + lp->b : NULL, dst);
                     if (j > 0) {
-                        if (L->stack_dropout > 0) {   /* dropout after sub j-1: stream (i, j) */
+                        if (train && L->stack_dropout > 0) {   /* dropout after sub j-1: stream (i, j) */
                             size_t n = (size_t)B * xin.c * xin.h * xin.w;
                             uint64_t st = RC_RNG_STREAM(i, j);
                             for (size_t k = 0; k < n; k++) dst[k] *= drop_scale(seed, st, k, L->stack_dropout);
@@ -652,16 +783,17 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
                 }
             } else {
                 conv_bwd(&x, B, L->out.c, L->kernel, lp->py, lp->px, params + lp->w, gin,
-                         grads + lp->w, lp->b >= 0 ? grads + lp->b : NULL, need_dx ? gout : NULL);
+                         grads ? grads + lp->w : NULL, grads && lp->b >= 0 ? grads + lp->b : NULL,
+                         need_dx ? gout : NULL);
             }
             break;
         case RC_LAYER_GCCONV: {
             int K = L->kernel, cells = ir->cells;
             const float *W = params + lp->w;
-            float *dW = grads + lp->w;
+            float *dW = grads ? grads + lp->w : NULL;
             if (!cell_pos) return fail(be, "ref: %s: layer %d (gcconv): no cell positions given", ir->name, i + 1);
             #pragma omp parallel for schedule(static) if((double)B * cells * x.c * K * K > REF_OMP_MIN)
-            for (int n = 0; n < cells; n++) {
+            for (int n = 0; n < (dW ? cells : 0); n++) {
                 int rr = cell_pos[2 * n], cc = cell_pos[2 * n + 1];
                 for (int c = 0; c < x.c; c++)
                     for (int kh = 0; kh < K; kh++)
@@ -697,10 +829,12 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
             int64_t U = shape_size(L->out);
             const float *W = params + lp->w;
             #pragma omp parallel for schedule(static) if((double)B * U * F > REF_OMP_MIN)
-            for (int64_t u = 0; u < U; u++) {
+            for (int64_t u = 0; u < (grads ? U : 0); u++) {
+                int64_t hw = (int64_t)x.h * x.w;
                 for (int64_t f = 0; f < F; f++) {
                     double acc = 0;
-                    for (int b = 0; b < B; b++) acc += (double)gin[b * U + u] * ref_at(&x, b, f);
+                    int c = (int)(f / hw);
+                    for (int b = 0; b < B; b++) acc += (double)gin[b * U + u] * ref_plane(&x, b, c)[f % hw];
                     grads[lp->w + u * F + f] += (float)acc;
                 }
                 if (lp->b >= 0) {
@@ -727,6 +861,15 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
             const float *mean = ws + p.extra[i], *invstd = mean + feat;
             for (int f = 0; f < feat; f++) {
                 double sdy = 0, sdyx = 0, m = mean[f], is = invstd[f];
+                if (!train) {            /* eval: a fixed affine map per feature */
+                    double gi = bn_gain(L, sc[f]) * is;
+                    for (int b = 0; b < B; b++)
+                        for (int k = 0; k < inner; k++) {
+                            int64_t e = (int64_t)f * inner + k;
+                            gout[b * F + e] = (float)(gi * gin[b * F + e]);
+                        }
+                    continue;
+                }
                 for (int b = 0; b < B; b++)
                     for (int k = 0; k < inner; k++) {
                         int64_t e = (int64_t)f * inner + k;
@@ -756,7 +899,7 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
             if (need_dx) {
                 uint64_t st = RC_RNG_STREAM(i, 0);
                 for (int64_t k = 0; k < B * F; k++)
-                    gout[k] = L->p > 0 ? gin[k] * drop_scale(seed, st, (uint64_t)k, L->p) : gin[k];
+                    gout[k] = train && L->p > 0 ? gin[k] * drop_scale(seed, st, (uint64_t)k, L->p) : gin[k];
             }
             break;
         case RC_LAYER_ACT:
@@ -770,9 +913,51 @@ static int ref_train_backward(rc_backend *be, int B, const float *params, const 
             return fail(be, "ref: %s: layer %d: unknown kind %d", ir->name, i + 1, (int)L->kind);
         }
         float *t = gin; gin = gout; gout = t;
+        if (i == 0 && !train)            /* a non-linear layer 0: sum the per-sample gradients */
+            for (int64_t e = 0; e < n_in; e++) {
+                double acc = 0;
+                for (int b = 0; b < B; b++) acc += gin[b * n_in + e];
+                dx[e] += (float)acc;
+            }
     }
     return 0;
 }
+
+static int ref_train_backward(rc_backend *be, int B, const float *params, const int *cell_pos,
+                              const float *frames, const int64_t *starts, const float *dy,
+                              float *grads, float *ws)
+{
+    return backward(be, B, params, cell_pos, frames, starts, dy, grads, ws, 1, NULL);
+}
+
+/* ---------------------------------------------------------------- analysis: input gradients */
+
+static int is_ref(const rc_backend *be) { return be && be->name && strcmp(be->name, "ref") == 0; }
+
+int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float *state,
+                        const int *cell_pos, const float *frames, const int64_t *starts,
+                        const float *x0, float *y, float *ws)
+{
+    if (!is_ref(be)) return -1;
+    if (x0 && !layer_linear(&be->ir->layers[0]))
+        return fail(be, "ref: %s: layer 1 (%s) is not linear: its output cannot be given", be->ir->name,
+                    rc_layer_kind_name(be->ir->layers[0].kind));
+    ref_run r = { B, params, state, NULL, cell_pos, 0, 0, frames, starts, ws, x0 };
+    uint64_t seed = 0;
+    int32_t b32 = B;
+    memcpy(ws, &seed, sizeof seed);
+    memcpy(ws + 2, &b32, sizeof b32);
+    return forward(be, &r, y);
+}
+
+int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell_pos,
+                     const float *frames, const int64_t *starts, const float *dy, float *dx,
+                     float *ws)
+{
+    if (!is_ref(be)) return -1;
+    return backward(be, B, params, cell_pos, frames, starts, dy, NULL, ws, 0, dx);
+}
+
 
 static void ref_destroy(rc_backend *be)
 {
