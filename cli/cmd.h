@@ -19,5 +19,6 @@ RC_DECLARE_CMD(synth)
 RC_DECLARE_CMD(train)
 RC_DECLARE_CMD(eval)
 RC_DECLARE_CMD(predict)
+RC_DECLARE_CMD(rf)
 
 #endif

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cmd.h"
@@ -34,18 +32,6 @@ const char cmd_eval_help[] =
     "  --backend c|ref    --device cpu|cuda   --threads N\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
-
-/* RUNDIR -> RUNDIR/best.h5 (or checkpoint.h5); a file stays itself. */
-static void resolve(const char *arg, char *out, size_t n)
-{
-    struct stat st;
-    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(out, n, "%s/best.h5", arg);
-        if (access(out, F_OK) != 0) snprintf(out, n, "%s/checkpoint.h5", arg);
-    } else {
-        snprintf(out, n, "%s", arg);
-    }
-}
 
 static void copy_str(char *out, size_t n, const char *s)
 {
@@ -149,7 +135,7 @@ int cmd_eval(int argc, char **argv)
     char err[1024];
     if (!cks || !ms || !truth || !paths || !labels) { fprintf(stderr, "retinac eval: out of memory\n"); goto out; }
     for (int i = 0; i < n; i++) {
-        resolve(runs[i], paths[i], sizeof paths[i]);
+        rc_ckpt_resolve(runs[i], paths[i], sizeof paths[i]);
         label_of(runs[i], labels[i], sizeof labels[i]);
         if (rc_ckpt_load(paths[i], &cks[i], err, sizeof err) < 0) { fprintf(stderr, "retinac eval: %s\n", err); goto out; }
         truth[i] = malloc((size_t)cks[i].cells * sizeof(double));

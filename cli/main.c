@@ -21,6 +21,7 @@ static const rc_command commands[] = {
     {"train",   cmd_train,   cmd_train_help,   "train a model on a recording"},
     {"eval",    cmd_eval,    cmd_eval_help,    "per-cell accuracy, ceiling and FEVe of trained runs"},
     {"predict", cmd_predict, cmd_predict_help, "write model responses to a stimulus"},
+    {"rf",      cmd_rf,      cmd_rf_help,      "receptive fields of a trained model (gradient STA, reverse correlation)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

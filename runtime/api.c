@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -27,13 +26,7 @@ const char *retinac_version(void) { return "0.1.0"; }
 retinac_model *retinac_open(const char *checkpoint, const char *backend, char *err, size_t errlen)
 {
     char path[1100];
-    struct stat st;
-    if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(path, sizeof path, "%s/best.h5", checkpoint);
-        if (access(path, F_OK) != 0) snprintf(path, sizeof path, "%s/checkpoint.h5", checkpoint);
-    } else {
-        snprintf(path, sizeof path, "%s", checkpoint);
-    }
+    rc_ckpt_resolve(checkpoint, path, sizeof path);
     retinac_model *m = calloc(1, sizeof *m);
     if (!m) { snprintf(err, errlen, "out of memory"); return NULL; }
     if (rc_ckpt_load(path, &m->ck, err, errlen) < 0) { free(m); return NULL; }

@@ -258,6 +258,17 @@ int rc_write_file_atomic(const char *path, const void *data, size_t n, char *err
     return rc_atomic_commit(tmp, path, err, errlen);
 }
 
+void rc_ckpt_resolve(const char *arg, char *out, size_t n)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(out, n, "%s/best.h5", arg);
+        if (access(out, F_OK) != 0) snprintf(out, n, "%s/checkpoint.h5", arg);
+    } else {
+        snprintf(out, n, "%s", arg);
+    }
+}
+
 int rc_ckpt_clean_stale(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -1,0 +1,538 @@
+/* rf.c — receptive fields of a trained model: gradient STA and reverse-correlation STA on
+ * seeded white noise, their rank-1 split, summaries and split-half reliability (see rf.h).
+ *
+ * Invariants: the noise is a pure function of (seed, frame, pixel) (rc_rng, stream RF_STREAM),
+ * so a result is a pure function of (checkpoint, options) up to the floating-point order of
+ * the backends. Windows are taken in batches of o->batch consecutive windows; batch k's
+ * frames are regenerated for it (history-1 frames overlap the previous batch), so memory is
+ * one batch of frames whatever the sample count. Even batches feed half 0, odd ones half 1.
+ */
+#include "rf.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "errbuf.h"
+#include "fftconv.h"
+#include "h5util.h"
+#include "model.h"
+#include "rng.h"
+#include "train.h"
+
+#define RF_STREAM 0x5246u   /* "RF": the white-noise stream */
+
+void rc_rf_opts_default(rc_rf_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->samples = 4096;
+    o->contrast = 1.0;
+    o->seed = 1;
+    o->grad = o->revcor = 1;
+    o->batch = 256;
+    o->fft = 1;
+}
+
+void rc_rf_free(rc_rf_result *r)
+{
+    if (!r) return;
+    free(r->grad); free(r->revcor);
+    free(r->grad_spatial); free(r->grad_temporal);
+    free(r->revcor_spatial); free(r->revcor_temporal);
+    free(r->grad_cell); free(r->revcor_cell);
+    memset(r, 0, sizeof *r);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* frames (n, hw): frames t0 .. t0+n-1 of the noise stream. */
+static void noise_frames(uint64_t seed, double contrast, int64_t t0, int64_t n, int64_t hw,
+                         float *frames)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t p = 0; p < hw; p++)
+            frames[t * hw + p] = (float)contrast *
+                                 rc_rng_normal(seed, RF_STREAM, (uint64_t)((t0 + t) * hw + p));
+}
+
+/* Pearson r of two vectors (0 when either is constant). */
+static double vec_r(const double *a, const double *b, int64_t n)
+{
+    double ma = 0, mb = 0;
+    for (int64_t i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
+    ma /= (double)n; mb /= (double)n;
+    double sab = 0, saa = 0, sbb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = a[i] - ma, y = b[i] - mb;
+        sab += x * y; saa += x * x; sbb += y * y;
+    }
+    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : 0.0;
+}
+
+int rc_rf_summarize(const float *sta, int history, int h, int w, float *spatial, float *temporal,
+                    rc_rf_cell *c)
+{
+    int64_t hw = (int64_t)h * w;
+    memset(c, 0, sizeof *c);
+    double *G = calloc((size_t)history * history, sizeof *G);
+    double *u = malloc((size_t)history * sizeof *u), *v = malloc((size_t)history * sizeof *v);
+    double *sp = calloc((size_t)hw, sizeof *sp);
+    if (!G || !u || !v || !sp) { free(G); free(u); free(v); free(sp); return -1; }
+    for (int a = 0; a < history; a++)               /* Gram matrix of the rows (lags) */
+        for (int b = a; b < history; b++) {
+            double s = 0;
+            for (int64_t p = 0; p < hw; p++) s += (double)sta[a * hw + p] * sta[b * hw + p];
+            G[a * history + b] = G[b * history + a] = s;
+        }
+    double tr = 0;
+    for (int a = 0; a < history; a++) { tr += G[a * history + a]; u[a] = 1.0 + 0.01 * a; }
+    double lam = 0;
+    for (int it = 0; it < 500 && tr > 0; it++) {    /* power iteration: top eigenvector of G */
+        double nrm = 0;
+        for (int a = 0; a < history; a++) {
+            double s = 0;
+            for (int b = 0; b < history; b++) s += G[a * history + b] * u[b];
+            v[a] = s;
+            nrm += s * s;
+        }
+        nrm = sqrt(nrm);
+        if (nrm == 0) break;
+        double diff = 0;
+        for (int a = 0; a < history; a++) { double x = v[a] / nrm; diff += fabs(x - u[a]); u[a] = x; }
+        lam = nrm;
+        if (diff < 1e-12 * history) break;
+    }
+    double sv = sqrt(lam);
+    c->rank1 = tr > 0 ? lam / tr : 0;
+    /* spatial = M^T u / s (unit norm), temporal = s u */
+    int64_t pk = 0;
+    for (int64_t p = 0; p < hw; p++) {
+        double s = 0;
+        for (int a = 0; a < history; a++) s += u[a] * sta[a * hw + p];
+        sp[p] = sv > 0 ? s / sv : 0;
+        if (fabs(sp[p]) > fabs(sp[pk])) pk = p;
+    }
+    double sign = sp[pk] < 0 ? -1.0 : 1.0;          /* spatial peak positive */
+    for (int64_t p = 0; p < hw; p++) { sp[p] *= sign; spatial[p] = (float)sp[p]; }
+    int tk = 0;
+    for (int a = 0; a < history; a++) {
+        temporal[a] = (float)(sign * sv * u[a]);
+        if (fabs(temporal[a]) > fabs(temporal[tk])) tk = a;
+    }
+    c->polarity = temporal[tk] >= 0 ? 1 : -1;
+    c->peak_lag = history - tk;
+    c->peak_row = (int)(pk / w);
+    c->peak_col = (int)(pk % w);
+    double peak = sp[pk], sw = 0, sr = 0, sc = 0;
+    for (int64_t p = 0; p < hw; p++) {
+        double wt = sp[p] - 0.2 * peak;
+        if (wt <= 0) continue;
+        sw += wt; sr += wt * (double)(p / w); sc += wt * (double)(p % w);
+    }
+    if (sw > 0) {
+        c->row = sr / sw;
+        c->col = sc / sw;
+        double s2 = 0;
+        for (int64_t p = 0; p < hw; p++) {
+            double wt = sp[p] - 0.2 * peak;
+            if (wt <= 0) continue;
+            double dr = (double)(p / w) - c->row, dc = (double)(p % w) - c->col;
+            s2 += wt * (dr * dr + dc * dc);
+        }
+        c->sigma = sqrt(s2 / sw);
+    }
+    free(G); free(u); free(v); free(sp);
+    return 0;
+}
+
+/* Layer 1's output by FFT where that is exact: a plain (untiled) conv, or a stacked one through
+ * its collapsed kernel (eval mode). NULL plan otherwise (the reference computes it). */
+typedef struct {
+    rc_fftconv *plan;
+    float *weight, *spectra;   /* (Cout, C, K, K), spectra of one batch of frames */
+    const float *bias;         /* (Cout) or NULL */
+} rf_fft;
+
+static int rf_fft_open(const rc_checkpoint *ck, int batch, rf_fft *f, char *err, size_t errlen)
+{
+    const rc_ir *ir = ck->ir;
+    const rc_layer *L = &ir->layers[0];
+    memset(f, 0, sizeof *f);
+    if (L->kind != RC_LAYER_CONV || L->period > 1) return 0;
+    size_t wn = (size_t)L->out.c * L->in.c * L->kernel * L->kernel;
+    if (!(f->weight = malloc(wn * sizeof *f->weight))) return rc_errf(err, errlen, "out of memory");
+    if (L->stack > 0) {
+        if (rc_stack_collapse(ir, 0, ck->params, f->weight, err, errlen) < 0) return -1;
+    } else {
+        const rc_param *w = rc_ir_find_param(ir, "1.conv.weight");
+        if (!w || (size_t)w->count != wn)
+            return rc_errf(err, errlen, "%s: layer 1 (conv): no weight of %zu floats", ir->name, wn);
+        memcpy(f->weight, ck->params + w->offset, wn * sizeof *f->weight);
+    }
+    const rc_param *b = rc_ir_find_param(ir, "1.conv.bias");
+    f->bias = L->bias && b ? ck->params + b->offset : NULL;
+    if (rc_fftconv_create(L->in.c, L->in.h, L->in.w, L->out.c, L->kernel, 0, &f->plan, err, errlen) < 0)
+        return -1;
+    int64_t T = (int64_t)batch + ir->history - 1;
+    if (!(f->spectra = malloc(rc_fftconv_spectra_floats(f->plan, T) * sizeof *f->spectra)))
+        return rc_errf(err, errlen, "out of memory for %lld frame spectra", (long long)T);
+    return 0;
+}
+
+static void rf_fft_close(rf_fft *f)
+{
+    rc_fftconv_destroy(f->plan);
+    free(f->weight);
+    free(f->spectra);
+    memset(f, 0, sizeof *f);
+}
+
+/* Accumulators of one estimate: two halves of (cells, history*hw) sums in double. */
+typedef struct {
+    double *s[2];
+    int64_t n[2];
+} rf_acc;
+
+static int acc_alloc(rf_acc *a, size_t n)
+{
+    memset(a, 0, sizeof *a);
+    a->s[0] = calloc(n, sizeof(double));
+    a->s[1] = calloc(n, sizeof(double));
+    return a->s[0] && a->s[1] ? 0 : -1;
+}
+
+static void acc_free(rf_acc *a) { free(a->s[0]); free(a->s[1]); }
+
+/* Gradient STA sums: for every batch, eval forward once, then one eval backward per cell. */
+static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, char *err,
+                    size_t errlen)
+{
+    const rc_ir *ir = ck->ir;
+    const int C = ir->history, cells = ck->cells, Bmax = o->batch;
+    const int64_t hw = (int64_t)ir->in.h * ir->in.w, win = (int64_t)C * hw;
+    rc_backend *be = NULL;
+    rf_fft fft;
+    memset(&fft, 0, sizeof fft);
+    float *frames = NULL, *ws = NULL, *x0 = NULL, *y = NULL, *dy = NULL, *dx = NULL;
+    int64_t *starts = NULL;
+    int rc = -1;
+    if (rc_ref_backend_create(ir, &be) != 0) { rc_errf(err, errlen, "ref backend: out of memory"); goto out; }
+    if (o->fft && rf_fft_open(ck, Bmax, &fft, err, errlen) < 0) goto out;
+    frames = malloc((size_t)(Bmax + C - 1) * hw * sizeof *frames);
+    ws = malloc(be->ws_floats(be, Bmax) * sizeof *ws);
+    y = malloc((size_t)Bmax * cells * sizeof *y);
+    dy = malloc((size_t)Bmax * cells * sizeof *dy);
+    dx = malloc((size_t)win * sizeof *dx);
+    starts = malloc((size_t)Bmax * sizeof *starts);
+    if (fft.plan) {
+        const rc_layer *L = &ir->layers[0];
+        x0 = malloc((size_t)Bmax * L->out.c * L->out.h * L->out.w * sizeof *x0);
+    }
+    if (!frames || !ws || !y || !dy || !dx || !starts || (fft.plan && !x0)) {
+        rc_errf(err, errlen, "out of memory for a batch of %d windows", Bmax);
+        goto out;
+    }
+    for (int b = 0; b < Bmax; b++) starts[b] = b;
+    int64_t k = 0;
+    for (int64_t s0 = 0; s0 < o->samples; s0 += Bmax, k++) {
+        int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);
+        int64_t T = (int64_t)B + C - 1;
+        noise_frames(o->seed, o->contrast, s0, T, hw, frames);
+        if (fft.plan &&
+            (rc_fftconv_spectra(fft.plan, frames, T, fft.spectra) < 0 ||
+             rc_fftconv_forward(fft.plan, fft.spectra, T, starts, B, fft.weight, fft.bias, x0) < 0)) {
+            rc_errf(err, errlen, "%s", rc_fftconv_error(fft.plan));
+            goto out;
+        }
+        if (rc_ref_eval_forward(be, B, ck->params, ck->state, ck->cell_pos, frames, starts,
+                                fft.plan ? x0 : NULL, y, ws) < 0) {
+            rc_errf(err, errlen, "%s", be->err);
+            goto out;
+        }
+        int half = (int)(k & 1);
+        for (int n = 0; n < cells; n++) {
+            memset(dy, 0, (size_t)B * cells * sizeof *dy);
+            for (int b = 0; b < B; b++) dy[(size_t)b * cells + n] = 1.0f;
+            memset(dx, 0, (size_t)win * sizeof *dx);
+            if (rc_ref_eval_grad(be, B, ck->params, ck->cell_pos, frames, starts, dy, dx, ws) < 0) {
+                rc_errf(err, errlen, "%s", be->err);
+                goto out;
+            }
+            double *s = acc->s[half] + (size_t)n * win;
+            for (int64_t e = 0; e < win; e++) s[e] += dx[e];
+        }
+        acc->n[half] += B;
+    }
+    rc = 0;
+out:
+    rf_fft_close(&fft);
+    rc_backend_destroy(be);
+    free(frames); free(ws); free(x0); free(y); free(dy); free(dx); free(starts);
+    return rc;
+}
+
+/* Reverse-correlation sums: s[half][n] = sum_b y[b,n] * window_b, plus the response sums
+ * (sy, syy per half and cell) and the window sums sx[half] (history*hw) for the centring. */
+static int run_revcor(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, double *sy,
+                      double *syy, double *sx, char *err, size_t errlen)
+{
+    const rc_ir *ir = ck->ir;
+    const int C = ir->history, cells = ck->cells, Bmax = o->batch;
+    const int64_t hw = (int64_t)ir->in.h * ir->in.w, win = (int64_t)C * hw;
+    rc_backend *be = NULL;
+    float *frames = malloc((size_t)(Bmax + C - 1) * hw * sizeof *frames);
+    float *y = malloc((size_t)Bmax * cells * sizeof *y);
+    int rc = -1;
+    if (!frames || !y) { rc_errf(err, errlen, "out of memory for a batch of %d windows", Bmax); goto out; }
+    if (rc_backend_open(ir, o->backend ? o->backend : "c", "cpu", &be, err, errlen) < 0) {
+        if (o->backend || rc_backend_open(ir, "ref", "cpu", &be, err, errlen) < 0) goto out;
+    }
+    int64_t k = 0;
+    for (int64_t s0 = 0; s0 < o->samples; s0 += Bmax, k++) {
+        int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);
+        int64_t T = (int64_t)B + C - 1;
+        int half = (int)(k & 1);
+        noise_frames(o->seed, o->contrast, s0, T, hw, frames);
+        if (rc_predict_frames(be, ck, frames, T, y, err, errlen) < 0) goto out;
+        for (int n = 0; n < cells; n++)
+            for (int b = 0; b < B; b++) {
+                double v = y[(size_t)b * cells + n];
+                sy[half * cells + n] += v;
+                syy[half * cells + n] += v * v;
+            }
+        /* s[n][c][p] += sum_b y[b,n] * frames[b + c][p]: a float partial per batch, then double */
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int n = 0; n <= cells; n++)          /* n == cells: the window sums sx */
+            for (int c = 0; c < C; c++) {
+                float part[4096];
+                for (int64_t p0 = 0; p0 < hw; p0 += 4096) {
+                    int64_t np = hw - p0 < 4096 ? hw - p0 : 4096;
+                    memset(part, 0, (size_t)np * sizeof *part);
+                    for (int b = 0; b < B; b++) {
+                        float a = n < cells ? y[(size_t)b * cells + n] : 1.0f;
+                        const float *fr = frames + (size_t)(b + c) * hw + p0;
+                        for (int64_t p = 0; p < np; p++) part[p] += a * fr[p];
+                    }
+                    double *dst = n < cells ? acc->s[half] + (size_t)n * win + (size_t)c * hw + p0
+                                            : sx + (size_t)half * win + (size_t)c * hw + p0;
+                    for (int64_t p = 0; p < np; p++) dst[p] += part[p];
+                }
+            }
+        acc->n[half] += B;
+    }
+    rc = 0;
+out:
+    rc_backend_destroy(be);
+    free(frames);
+    free(y);
+    return rc;
+}
+
+/* STA from one or both halves (h = 0, 1, or 2 = both) into out (win) as double. */
+static void grad_sta(const rf_acc *a, int n, int64_t win, int h, double *out)
+{
+    int64_t cnt = h == 2 ? a->n[0] + a->n[1] : a->n[h];
+    for (int64_t e = 0; e < win; e++) {
+        double s = h == 2 ? a->s[0][(size_t)n * win + e] + a->s[1][(size_t)n * win + e]
+                          : a->s[h][(size_t)n * win + e];
+        out[e] = cnt > 0 ? s / (double)cnt : 0.0;
+    }
+}
+
+/* revcor STA = sum_b z(y_b) (x_b - mean x) / N, z by the response's own mean and sd. */
+static void revcor_sta(const rf_acc *a, const double *sy, const double *syy, const double *sx,
+                       int cells, int n, int64_t win, int h, double *out)
+{
+    int64_t N = h == 2 ? a->n[0] + a->n[1] : a->n[h];
+    double s1 = h == 2 ? sy[n] + sy[cells + n] : sy[h * cells + n];
+    double s2 = h == 2 ? syy[n] + syy[cells + n] : syy[h * cells + n];
+    double m = N > 0 ? s1 / (double)N : 0, var = N > 0 ? s2 / (double)N - m * m : 0;
+    double sd = var > 0 ? sqrt(var) : 0;
+    for (int64_t e = 0; e < win; e++) {
+        double sxy = h == 2 ? a->s[0][(size_t)n * win + e] + a->s[1][(size_t)n * win + e]
+                            : a->s[h][(size_t)n * win + e];
+        double sxe = h == 2 ? sx[e] + sx[win + e] : sx[(size_t)h * win + e];
+        /* sum (y - m)(x - mx) = sxy - m * sx */
+        out[e] = N > 0 && sd > 0 ? (sxy - m * sxe) / (sd * (double)N) : 0.0;
+    }
+}
+
+/* Fill one estimate's arrays and summaries from its accumulators. */
+static int finish(const rc_rf_result *r, const rf_acc *a, const double *sy, const double *syy,
+                  const double *sx, float *sta, float *spatial, float *temporal, rc_rf_cell *cell)
+{
+    const int64_t hw = (int64_t)r->h * r->w, win = (int64_t)r->history * hw;
+    double *full = malloc((size_t)win * sizeof *full), *h0 = malloc((size_t)win * sizeof *h0),
+           *h1 = malloc((size_t)win * sizeof *h1);
+    int rc = -1;
+    if (!full || !h0 || !h1) goto out;
+    for (int n = 0; n < r->cells; n++) {
+        for (int h = 0; h < 3; h++) {
+            double *dst = h == 0 ? h0 : h == 1 ? h1 : full;
+            if (sy) revcor_sta(a, sy, syy, sx, r->cells, n, win, h, dst);
+            else grad_sta(a, n, win, h, dst);
+        }
+        float *s = sta + (size_t)n * win;
+        for (int64_t e = 0; e < win; e++) s[e] = (float)full[e];
+        if (rc_rf_summarize(s, r->history, r->h, r->w, spatial + (size_t)n * hw,
+                            temporal + (size_t)n * r->history, &cell[n]) < 0)
+            goto out;
+        double hr = vec_r(h0, h1, win);
+        cell[n].half_r = hr;
+        cell[n].reliability = hr > -1 ? 2 * hr / (1 + hr) : 0;
+    }
+    rc = 0;
+out:
+    free(full); free(h0); free(h1);
+    return rc;
+}
+
+int rc_rf_compute(const rc_checkpoint *ck, const rc_rf_opts *opts, rc_rf_result *r, char *err,
+                  size_t errlen)
+{
+    const rc_ir *ir = ck->ir;
+    memset(r, 0, sizeof *r);
+    rc_rf_opts oo = *opts, *o = &oo;
+    if (o->batch > (o->samples + 1) / 2) o->batch = (int)((o->samples + 1) / 2);
+    if (o->samples < 2) return rc_errf(err, errlen, "rf: --samples %lld: need at least 2", (long long)o->samples);
+    if (o->batch < 1) return rc_errf(err, errlen, "rf: batch %d: need at least 1", o->batch);
+    if (!(o->contrast > 0)) return rc_errf(err, errlen, "rf: --contrast %g: must be > 0", o->contrast);
+    if (!o->grad && !o->revcor) return rc_errf(err, errlen, "rf: no method chosen");
+    r->cells = ck->cells;
+    r->history = ir->history;
+    r->h = ir->in.h;
+    r->w = ir->in.w;
+    r->samples = o->samples;
+    r->contrast = o->contrast;
+    r->seed = o->seed;
+    const int64_t hw = (int64_t)r->h * r->w, win = (int64_t)r->history * hw;
+    const size_t all = (size_t)r->cells * win;
+    rf_acc acc;
+    memset(&acc, 0, sizeof acc);
+    double *sy = NULL, *syy = NULL, *sx = NULL;
+    int rc = -1;
+    for (int m = 0; m < 2; m++) {
+        if (!(m == 0 ? o->grad : o->revcor)) continue;
+        float **sta = m == 0 ? &r->grad : &r->revcor;
+        float **sp = m == 0 ? &r->grad_spatial : &r->revcor_spatial;
+        float **tp = m == 0 ? &r->grad_temporal : &r->revcor_temporal;
+        rc_rf_cell **cell = m == 0 ? &r->grad_cell : &r->revcor_cell;
+        *sta = malloc(all * sizeof **sta);
+        *sp = malloc((size_t)r->cells * hw * sizeof **sp);
+        *tp = malloc((size_t)r->cells * r->history * sizeof **tp);
+        *cell = calloc((size_t)r->cells, sizeof **cell);
+        if (!*sta || !*sp || !*tp || !*cell || acc_alloc(&acc, all) < 0) {
+            rc_errf(err, errlen, "rf: out of memory for %d cells x %lld floats", r->cells, (long long)win);
+            goto out;
+        }
+        double t0 = now_s();
+        if (m == 0) {
+            if (run_grad(ck, o, &acc, err, errlen) < 0) goto out;
+            if (finish(r, &acc, NULL, NULL, NULL, *sta, *sp, *tp, *cell) < 0) goto oom;
+            r->seconds_grad = now_s() - t0;
+        } else {
+            sy = calloc((size_t)2 * r->cells, sizeof *sy);
+            syy = calloc((size_t)2 * r->cells, sizeof *syy);
+            sx = calloc((size_t)2 * win, sizeof *sx);
+            if (!sy || !syy || !sx) goto oom;
+            if (run_revcor(ck, o, &acc, sy, syy, sx, err, errlen) < 0) goto out;
+            if (finish(r, &acc, sy, syy, sx, *sta, *sp, *tp, *cell) < 0) goto oom;
+            r->seconds_revcor = now_s() - t0;
+        }
+        acc_free(&acc);
+        memset(&acc, 0, sizeof acc);
+    }
+    rc = 0;
+    goto out;
+oom:
+    rc_errf(err, errlen, "rf: out of memory");
+out:
+    acc_free(&acc);
+    free(sy); free(syy); free(sx);
+    return rc;
+}
+
+/* One estimate's datasets under group g. */
+static int write_group(hid_t f, const char *g, const rc_rf_result *r, const float *sta,
+                       const float *spatial, const float *temporal, const rc_rf_cell *cell)
+{
+    char path[64];
+    int n = r->cells;
+    hid_t grp = H5Gcreate2(f, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (grp < 0 || H5Gclose(grp) < 0) return -1;
+    int64_t d4[4] = {n, r->history, r->h, r->w}, d3[3] = {n, r->h, r->w}, d2[2] = {n, r->history},
+            d1[1] = {n}, dc[2] = {n, 2};
+    snprintf(path, sizeof path, "%s/sta", g);
+    if (rc_h5_write_all(f, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, d4, sta) < 0) return -1;
+    snprintf(path, sizeof path, "%s/spatial", g);
+    if (rc_h5_write_all(f, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, spatial) < 0) return -1;
+    snprintf(path, sizeof path, "%s/temporal", g);
+    if (rc_h5_write_all(f, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, temporal) < 0) return -1;
+    double *dv = malloc((size_t)n * 2 * sizeof *dv);
+    int *iv = malloc((size_t)n * 2 * sizeof *iv);
+    int bad = !dv || !iv;
+    static const char *const dnames[] = {"rank1", "sigma", "half_r", "reliability"};
+    for (int q = 0; q < 4 && !bad; q++) {
+        for (int i = 0; i < n; i++)
+            dv[i] = q == 0 ? cell[i].rank1 : q == 1 ? cell[i].sigma : q == 2 ? cell[i].half_r
+                                                                             : cell[i].reliability;
+        snprintf(path, sizeof path, "%s/%s", g, dnames[q]);
+        bad = rc_h5_write_all(f, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d1, dv) < 0;
+    }
+    if (!bad) {
+        for (int i = 0; i < n; i++) { dv[2 * i] = cell[i].row; dv[2 * i + 1] = cell[i].col; }
+        snprintf(path, sizeof path, "%s/center", g);
+        bad = rc_h5_write_all(f, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dc, dv) < 0;
+    }
+    if (!bad) {
+        for (int i = 0; i < n; i++) { iv[2 * i] = cell[i].peak_row; iv[2 * i + 1] = cell[i].peak_col; }
+        snprintf(path, sizeof path, "%s/peak", g);
+        bad = rc_h5_write_all(f, path, H5T_STD_I32LE, H5T_NATIVE_INT, 2, dc, iv) < 0;
+    }
+    for (int q = 0; q < 2 && !bad; q++) {
+        for (int i = 0; i < n; i++) iv[i] = q == 0 ? cell[i].polarity : cell[i].peak_lag;
+        snprintf(path, sizeof path, "%s/%s", g, q == 0 ? "polarity" : "peak_lag");
+        bad = rc_h5_write_all(f, path, H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, iv) < 0;
+    }
+    free(dv);
+    free(iv);
+    return bad ? -1 : 0;
+}
+
+int rc_rf_write(const char *path, const rc_checkpoint *ck, const rc_rf_result *r, char *err,
+                size_t errlen)
+{
+    char tmp[1200];
+    rc_atomic_tmp(path, tmp, sizeof tmp);
+    rc_h5_quiet();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return rc_errf(err, errlen, "%s: cannot create", tmp);
+    int64_t d1[1] = {r->cells};
+    int bad = rc_h5_write_all(f, "/cell_ids", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, ck->cell_ids) < 0 ||
+              rc_h5_attr_set_string(f, "/", "model", ck->ir->name) < 0 ||
+              rc_h5_attr_set_string(f, "/", "spec_hash", ck->spec_hash) < 0 ||
+              rc_h5_attr_set_int64(f, "/", "samples", r->samples) < 0 ||
+              rc_h5_attr_set_double(f, "/", "contrast", r->contrast) < 0 ||
+              rc_h5_attr_set_int64(f, "/", "seed", (int64_t)r->seed) < 0 ||
+              rc_h5_attr_set_string(f, "/", "lag_convention",
+                                    "sta[c] is the frame history-c bins before the predicted bin") < 0;
+    if (!bad && r->grad)
+        bad = write_group(f, "/grad", r, r->grad, r->grad_spatial, r->grad_temporal, r->grad_cell) < 0;
+    if (!bad && r->revcor)
+        bad = write_group(f, "/revcor", r, r->revcor, r->revcor_spatial, r->revcor_temporal,
+                          r->revcor_cell) < 0;
+    if (H5Fclose(f) < 0) bad = 1;
+    if (bad) { unlink(tmp); return rc_errf(err, errlen, "%s: write failed", path); }
+    return rc_atomic_commit(tmp, path, err, errlen);
+}
