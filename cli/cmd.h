@@ -20,5 +20,6 @@ RC_DECLARE_CMD(train)
 RC_DECLARE_CMD(eval)
 RC_DECLARE_CMD(predict)
 RC_DECLARE_CMD(rf)
+RC_DECLARE_CMD(phenomena)
 
 #endif

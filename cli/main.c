@@ -22,6 +22,7 @@ static const rc_command commands[] = {
     {"eval",    cmd_eval,    cmd_eval_help,    "per-cell accuracy, ceiling and FEVe of trained runs"},
     {"predict", cmd_predict, cmd_predict_help, "write model responses to a stimulus"},
     {"rf",      cmd_rf,      cmd_rf_help,      "receptive fields of a trained model (gradient STA, reverse correlation)"},
+    {"phenomena", cmd_phenomena, cmd_phenomena_help, "in-silico retinal phenomena (OSR, F2/F1, OMS, ...)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -882,3 +882,96 @@ out:
     free(w.cells); free(w.vbuf); free(w.u8buf); free(w.tbuf);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The retina as a function: noise-free rates for an arbitrary stimulus (phenomena battery)   */
+
+struct rc_synth_retina {
+    rc_synth_opts o;
+    retina_par p;
+    cell_par *cells;
+};
+
+int rc_synth_retina_open(const rc_synth_opts *o, rc_synth_retina **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (o->cheap) return ERRF(err, errlen, "the --cheap retina has no simulated cells");
+    if (o->cells < 1 || o->cells > 256) return ERRF(err, errlen, "cells %d out of range 1..256", o->cells);
+    if (o->calib_frames && (o->calib_frames < 300 || o->calib_frames > 1000000))
+        return ERRF(err, errlen, "calibration frames %d out of range 300..1000000", o->calib_frames);
+    rc_synth_retina *r = calloc(1, sizeof *r);
+    float *vbuf = malloc((size_t)BLK * NPIX * NPIX * sizeof *vbuf);
+    if (!r || !vbuf) { free(r); free(vbuf); return ERRF(err, errlen, "out of memory"); }
+    r->o = *o;
+    r->o.sets = NULL;
+    r->o.n_sets = 0;
+    /* exactly rc_synth_write's retina: defaults, --set overrides, filters, cells, calibration */
+    retina_defaults(&r->p);
+    r->cells = calloc((size_t)o->cells, sizeof *r->cells);
+    int rc = -1;
+    if (apply_sets(&r->p, o, err, errlen) < 0) goto out;
+    retina_filters(&r->p);
+    if (!r->cells || cells_make(o->seed, o->cells, r->cells) < 0) { ERRF(err, errlen, "out of memory"); goto out; }
+    if (calibrate(o->seed, o->calib_frames > 0 ? o->calib_frames : 3000, &r->p, r->cells, o->cells, vbuf,
+                  err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    free(vbuf);
+    if (rc < 0) { rc_synth_retina_close(r); return -1; }
+    *out = r;
+    return 0;
+}
+
+int rc_synth_retina_cells(const rc_synth_retina *r) { return r->o.cells; }
+
+int rc_synth_retina_rate(rc_synth_retina *r, const float *s, int64_t T, float *lam, char *err,
+                         size_t errlen)
+{
+    retina R;
+    if (retina_init(&R, &r->p, r->cells, r->o.cells, 2) < 0) return ERRF(err, errlen, "out of memory");
+    double l[256];
+    for (int64_t t = 0; t < T; t++) {
+        retina_step(&R, s + t * NPIX * NPIX, l);
+        for (int c = 0; c < r->o.cells; c++) lam[t * r->o.cells + c] = (float)l[c];
+    }
+    retina_free(&R);
+    return 0;
+}
+
+void rc_synth_retina_close(rc_synth_retina *r)
+{
+    if (!r) return;
+    if (r->cells) for (int c = 0; c < r->o.cells; c++) free(r->cells[c].w);
+    free(r->cells);
+    free(r);
+}
+
+int rc_synth_stim_stats(const rc_synth_opts *o, double *mean, double *std, char *err, size_t errlen)
+{
+    if (o->frames < 1) return ERRF(err, errlen, "frames %lld: need at least 1", (long long)o->frames);
+    stimgen *g = calloc(1, sizeof *g);
+    float *vbuf = malloc((size_t)BLK * NPIX * NPIX * sizeof *vbuf);
+    if (!g || !vbuf) { free(g); free(vbuf); return ERRF(err, errlen, "out of memory"); }
+    g->seed = o->seed; g->split = SPLIT_TRAIN; g->kind = o->cheap ? RC_SYNTH_WHITENOISE : (int)o->stimulus;
+    g->u8 = !o->float32; g->cur_img = -1;
+    g->wn_contrast = o->cheap ? 1.0 : 0.7;
+    double s = 0, s2 = 0;
+    const int P = NPIX * NPIX;
+    for (int64_t t0 = 0; t0 < o->frames; t0 += BLK) {
+        int64_t n = o->frames - t0 < BLK ? o->frames - t0 : BLK;
+        stim_block(g, t0, n, vbuf);
+        for (int64_t i = 0; i < n * P; i++) {
+            /* the stored value: uint8 lrintf(v * 255) (as write_split) or float32 v */
+            double x = o->float32 ? (double)vbuf[i] : (double)lrintf(vbuf[i] * 255.0f);
+            s += x;
+            s2 += x * x;
+        }
+    }
+    double N = (double)o->frames * P, m = s / N;
+    *mean = m;
+    *std = sqrt(fmax(s2 / N - m * m, 0));
+    free(g);
+    free(vbuf);
+    return 0;
+}

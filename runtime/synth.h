@@ -45,6 +45,23 @@ int64_t rc_synth_test_frames(const rc_synth_opts *o);
 /* Write the recording to path atomically (path.tmpPID, then rename). */
 int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t errlen);
 
+/* The simulated retina as a function, for in-silico experiments (runtime/phenomena.h): the same
+ * options (seed, cells, --set, calib_frames) give the same retina as rc_synth_write, calibrated
+ * the same way (a few seconds). rate: lam (T, cells) = the noise-free Poisson intensity
+ * lambda(t) in spikes/s for frames s (T, 50, 50) in the retina's contrast units s = 2v - 1
+ * (v = stored value / 255 for uint8 files); lambda(t) depends on frames t-39..t-1 only, each
+ * call starts from a grey (s = 0) past. Stimuli are not quantized to 8 bits, not clipped. */
+typedef struct rc_synth_retina rc_synth_retina;
+int rc_synth_retina_open(const rc_synth_opts *o, rc_synth_retina **r, char *err, size_t errlen);
+int rc_synth_retina_cells(const rc_synth_retina *r);
+int rc_synth_retina_rate(rc_synth_retina *r, const float *s, int64_t T, float *lam, char *err,
+                         size_t errlen);
+void rc_synth_retina_close(rc_synth_retina *r);
+/* Mean and population std over every pixel of the training stimulus rc_synth_write would store
+ * for o (stored units: 0..255 for uint8, 0..1 for float32), i.e. the data layer's
+ * normalization of a model trained on that file (before its + 1e-7; uncropped). */
+int rc_synth_stim_stats(const rc_synth_opts *o, double *mean, double *std, char *err, size_t errlen);
+
 /* One 1/f^2 natural-like image (n x n, n a power of two), zero mean, unit sd; exposed for tests. */
 int rc_synth_image(uint64_t seed, uint64_t index, int n, double *out);
 

@@ -1,0 +1,328 @@
+/* cmd_phenomena.c — `retinac phenomena RUN|CHECKPOINT... [--retina SEED] [-o OUT.h5] [--json]
+ * [--only NAME,...]`: the in-silico retinal phenomena battery (runtime/phenomena.h) on trained
+ * models and on the ground-truth synthetic retina, one table row per summary number and one
+ * column per model, side by side (like `retinac eval`). -o writes every trace and number to
+ * HDF5 atomically. Exit 0 ok, 1 error, 2 usage.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "cmd.h"
+#include "h5util.h"
+#include "json.h"
+#include "phenomena.h"
+#include "train.h"
+
+const char cmd_phenomena_help[] =
+    "usage: retinac phenomena RUNDIR|CHECKPOINT... [--retina SEED] [-o OUT.h5] [--json] [options]\n"
+    "\n"
+    "Run the in-silico retinal phenomena battery of torch-deep-retina (retinal_phenomena.py) on\n"
+    "trained models and read off the numbers a scientist looks at: step response, omitted\n"
+    "stimulus response (OSR latency and size), reversing grating, contrast adaptation, motion\n"
+    "reversal, motion anticipation (lead of the moving-bar response over the flash profile),\n"
+    "object motion sensitivity (global / differential response), frequency doubling (F2/F1 per\n"
+    "bar width) and latency encoding (latency per flash intensity). Stimuli are in model-input\n"
+    "z-units (0 = the training mean, 1 = one training std), 10 ms frames, 55 um pixels, built at\n"
+    "each model's input size. One table: a row per number, a column per model.\n"
+    "A RUNDIR stands for RUNDIR/best.h5 (or checkpoint.h5 when there is no best.h5).\n"
+    "See docs/phenomena.md for each stimulus and number.\n"
+    "\n"
+    "  --retina SEED      add a column for the ground-truth synthetic retina of\n"
+    "                     `retinac synth --seed SEED` (its noise-free rate; a few seconds)\n"
+    "  --cells N          cells of that retina (default 8, as retinac synth)\n"
+    "  --only NAME,...    run only these phenomena: step, osr, reversing_grating,\n"
+    "                     contrast_adaptation, motion_reversal, motion_anticipation, oms,\n"
+    "                     freq_doubling, latency\n"
+    "  -o OUT.h5          write every trace and number: /<column>/<phenomenon>/<name>, the\n"
+    "                     stimulus parameters as attributes of /<column>/<phenomenon>\n"
+    "  --json             print {runs:[{name, source, numbers:{key: value}}]} instead of the table\n"
+    "  --seed N           seed of the noise stimuli (contrast adaptation, OMS; default 1)\n"
+    "  --backend c|ref    --threads N\n"
+    "\n"
+    "Exit status: 0 ok, 1 error, 2 usage error.\n";
+
+#define MAXCOL 64
+
+typedef struct {
+    char label[64];
+    char source[1100];
+    char model[64];
+    rc_pheno_model pm;
+    rc_pheno_out out;
+} column;
+
+typedef struct {
+    rc_backend *be;
+    const rc_checkpoint *ck;
+} ck_ctx;
+
+static int ck_predict(void *vctx, const float *frames, int64_t T, float *out, char *err, size_t errlen)
+{
+    ck_ctx *c = vctx;
+    return rc_predict_frames(c->be, c->ck, frames, T, out, err, errlen);
+}
+
+/* Column label: the run folder's (or file's) name, HDF5-safe, unique among the columns. */
+static void label_of(const char *arg, char *out, size_t n, const column *cols, int ncol)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", arg);
+    size_t L = strlen(buf);
+    while (L > 1 && buf[L - 1] == '/') buf[--L] = 0;
+    if (L > 3 && !strcmp(buf + L - 3, ".h5")) {
+        buf[L - 3] = 0;
+        char *b = strrchr(buf, '/');
+        if (b && (!strcmp(b + 1, "best") || !strcmp(b + 1, "checkpoint"))) *b = 0;
+    }
+    const char *b = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+    char base[48];
+    const char *src = *b ? b : "run";
+    size_t m = strlen(src);
+    if (m > sizeof base - 1) m = sizeof base - 1;   /* a column label, cut on purpose */
+    memcpy(base, src, m);
+    base[m] = 0;
+    for (char *p = base; *p; p++)
+        if (*p == '/' || *p == '.' || *p == ' ') *p = '_';
+    snprintf(out, n, "%s", base);
+    for (int k = 2;; k++) {
+        int clash = 0;
+        for (int i = 0; i < ncol; i++) clash |= !strcmp(cols[i].label, out);
+        if (!clash) break;
+        snprintf(out, n, "%s_%d", base, k);
+    }
+}
+
+static void print_table(const column *cols, int n)
+{
+    printf("%-40s", "number");
+    for (int i = 0; i < n; i++) printf(" %14s", cols[i].label);
+    printf("\n");
+    const rc_pheno_out *o0 = &cols[0].out;
+    char prev[64] = "";
+    for (int r = 0; r < o0->n_nums; r++) {
+        const char *key = o0->nums[r].key, *dot = strchr(key, '.');
+        size_t pl = dot ? (size_t)(dot - key) : strlen(key);
+        if (strlen(prev) != pl || strncmp(prev, key, pl)) {
+            snprintf(prev, sizeof prev, "%.*s", (int)pl, key);
+            if (r) printf("\n");
+        }
+        printf("%-40s", key);
+        for (int i = 0; i < n; i++) {
+            const rc_pheno_num *v = rc_pheno_find(&cols[i].out, key);
+            if (!v || !isfinite(v->value)) printf(" %14s", v ? "nan" : "-");
+            else printf(" %14.4g", v->value);
+        }
+        printf("\n");
+    }
+}
+
+static int write_h5(const char *path, const column *cols, int n, const char *only, char *err, size_t errlen)
+{
+    char tmp[1200];
+    rc_atomic_tmp(path, tmp, sizeof tmp);
+    rc_h5_quiet();
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (f < 0) return rc_h5_errf(err, errlen, "%s: cannot create", tmp);
+    int ok = rc_h5_attr_set_string(f, "/", "generator", "retinac phenomena") == 0 &&
+             rc_h5_attr_set_string(f, "/", "only", only ? only : "") == 0 &&
+             rc_h5_attr_set_string(f, "/", "units", "responses in the model's output units (spikes/s for the synthetic retina); time in 10 ms frames; positions in px (55 um)") == 0;
+    char key[256];
+    for (int i = 0; i < n && ok; i++) {
+        const column *c = &cols[i];
+        const rc_pheno_out *o = &c->out;
+        for (int k = 0; k < o->n_traces && ok; k++) {
+            const rc_pheno_trace *t = &o->traces[k];
+            snprintf(key, sizeof key, "/%s/%s", c->label, t->key);
+            ok = rc_h5_write_all(f, key, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->rank, t->dims, t->data) == 0 &&
+                 rc_h5_attr_set_string(f, key, "description", t->desc) == 0;
+        }
+        for (int k = 0; k < o->n_nums && ok; k++) {
+            const rc_pheno_num *v = &o->nums[k];
+            char ph[64];
+            snprintf(ph, sizeof ph, "%s", v->key);
+            char *dot = strchr(ph, '.');
+            if (!dot) continue;
+            *dot = 0;
+            snprintf(key, sizeof key, "/%s/%s/%s", c->label, ph, dot + 1);
+            int64_t one = 1;
+            ok = rc_h5_write_all(f, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &one, &v->value) == 0 &&
+                 rc_h5_attr_set_string(f, key, "description", "summary number (docs/phenomena.md)") == 0;
+        }
+        for (int k = 0; k < o->n_params && ok; k++) {
+            const rc_pheno_param *p = &o->params[k];
+            char grp[64];
+            snprintf(grp, sizeof grp, "%s", p->key);
+            char *sl = strchr(grp, '/');
+            if (!sl) continue;
+            *sl = 0;
+            snprintf(key, sizeof key, "/%s/%s", c->label, grp);
+            ok = rc_h5_attr_set_double(f, key, sl + 1, p->value) == 0;
+        }
+        snprintf(key, sizeof key, "/%s", c->label);
+        if (ok && rc_h5_exists(f, key) == 1)
+            ok = rc_h5_attr_set_string(f, key, "source", c->source) == 0 &&
+                 rc_h5_attr_set_string(f, key, "model", c->model) == 0 &&
+                 rc_h5_attr_set_int64(f, key, "history", c->pm.history) == 0 &&
+                 rc_h5_attr_set_int64(f, key, "height", c->pm.H) == 0 &&
+                 rc_h5_attr_set_int64(f, key, "width", c->pm.W) == 0 &&
+                 rc_h5_attr_set_int64(f, key, "cells", c->pm.cells) == 0;
+    }
+    if (H5Fclose(f) < 0) ok = 0;
+    if (!ok) {
+        unlink(tmp);
+        return rc_h5_errf(err, errlen, "%s: write failed (%s)", path, key);
+    }
+    return rc_atomic_commit(tmp, path, err, errlen);
+}
+
+static int parse_int(const char *s, long lo, long hi, long *v)
+{
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi) return -1;
+    *v = x;
+    return 0;
+}
+
+int cmd_phenomena(int argc, char **argv)
+{
+    const char *backend = "c", *out_path = NULL, *only = NULL;
+    int json = 0, threads = 0, n = 0, retina = 0, cells = 8;
+    long retina_seed = 0, seed = 1, v;
+    const char **runs = calloc((size_t)argc, sizeof *runs);
+    if (!runs) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (!next) { fprintf(stderr, "retinac phenomena: %s needs a value\n", a); free(runs); return 2; } i++; } while (0)
+#define BADNUM(lo, hi) do { fprintf(stderr, "retinac phenomena: %s '%s': expected an integer in %ld..%ld\n", a, next, (long)(lo), (long)(hi)); free(runs); return 2; } while (0)
+        if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); out_path = next; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--only")) { NEED(); only = next; }
+        else if (!strcmp(a, "--backend")) { NEED(); backend = next; }
+        else if (!strcmp(a, "--retina")) { NEED(); if (parse_int(next, 0, 2147483647L, &retina_seed) < 0) BADNUM(0, 2147483647L); retina = 1; }
+        else if (!strcmp(a, "--cells")) { NEED(); if (parse_int(next, 1, 256, &v) < 0) BADNUM(1, 256); cells = (int)v; }
+        else if (!strcmp(a, "--seed")) { NEED(); if (parse_int(next, 1, 2147483647L, &seed) < 0) BADNUM(1, 2147483647L); }
+        else if (!strcmp(a, "--threads")) { NEED(); if (parse_int(next, 1, 4096, &v) < 0) BADNUM(1, 4096); threads = (int)v; }
+        else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "retinac phenomena: unknown option %s (see retinac help phenomena)\n", a);
+            free(runs);
+            return 2;
+        } else runs[n++] = a;
+#undef NEED
+#undef BADNUM
+    }
+    char err[1024];
+    if (n == 0 && !retina) {
+        fputs("usage: retinac phenomena RUNDIR|CHECKPOINT... [--retina SEED] [-o OUT.h5] [--json] [--only NAME,...]\n", stderr);
+        free(runs);
+        return 2;
+    }
+    if (rc_pheno_check_only(only, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac phenomena: --only: %s\n", err);
+        free(runs);
+        return 2;
+    }
+    if (n + retina > MAXCOL) { fprintf(stderr, "retinac phenomena: at most %d columns\n", MAXCOL); free(runs); return 2; }
+    if (threads > 0) omp_set_num_threads(threads);
+    const int ncol = n + retina;
+    column *cols = calloc((size_t)ncol, sizeof *cols);
+    rc_checkpoint *cks = calloc((size_t)(n ? n : 1), sizeof *cks);
+    ck_ctx *ctxs = calloc((size_t)(n ? n : 1), sizeof *ctxs);
+    rc_pheno_synth *syn = NULL;
+    int status = 1;
+    if (!cols || !cks || !ctxs) { fprintf(stderr, "retinac phenomena: out of memory\n"); goto out; }
+    for (int i = 0; i < n; i++) {
+        column *c = &cols[i];
+        rc_ckpt_resolve(runs[i], c->source, sizeof c->source);
+        label_of(runs[i], c->label, sizeof c->label, cols, i);
+        if (rc_ckpt_load(c->source, &cks[i], err, sizeof err) < 0) { fprintf(stderr, "retinac phenomena: %s\n", err); goto out; }
+        const rc_ir *ir = cks[i].ir;
+        snprintf(c->model, sizeof c->model, "%s", ir->name);
+        if (rc_backend_open(ir, backend, "cpu", &ctxs[i].be, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac phenomena: %s: %s\n", c->source, err);
+            goto out;
+        }
+        ctxs[i].ck = &cks[i];
+        c->pm = (rc_pheno_model){.predict = ck_predict, .ctx = &ctxs[i], .history = ir->history,
+                                 .H = ir->in.h, .W = ir->in.w, .cells = cks[i].cells, .seed = (uint64_t)seed};
+    }
+    if (retina) {
+        column *c = &cols[n];
+        rc_synth_opts so;
+        rc_synth_opts_default(&so);
+        so.seed = (uint64_t)retina_seed;
+        so.cells = cells;
+        so.quiet = 1;
+        snprintf(c->label, sizeof c->label, "retina_s%ld", retina_seed);
+        snprintf(c->model, sizeof c->model, "synthetic retina");
+        snprintf(c->source, sizeof c->source, "retinac synth --seed %ld --cells %d (noise-free rate)", retina_seed, cells);
+        if (rc_pheno_synth_open(&so, &c->pm, &syn, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac phenomena: synthetic retina seed %ld: %s\n", retina_seed, err);
+            goto out;
+        }
+        c->pm.seed = (uint64_t)seed;
+        double mu, sd;
+        rc_pheno_synth_stats(syn, &mu, &sd);
+        snprintf(c->source, sizeof c->source,
+                 "retinac synth --seed %ld --cells %d (noise-free rate; z -> s = 2(z*%.4g + %.4g)/255 - 1)",
+                 retina_seed, cells, sd, mu);
+    }
+    for (int i = 0; i < ncol; i++)
+        if (rc_pheno_run(&cols[i].pm, only, &cols[i].out, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac phenomena: %s: %s\n", cols[i].source, err);
+            goto out;
+        }
+    if (json) {
+        rc_json j;
+        rc_json_init(&j, stdout, 1);
+        rc_json_begin_object(&j);
+        rc_json_key(&j, "runs");
+        rc_json_begin_array(&j);
+        for (int i = 0; i < ncol; i++) {
+            rc_json_begin_object(&j);
+            rc_json_key(&j, "name"); rc_json_string(&j, cols[i].label);
+            rc_json_key(&j, "source"); rc_json_string(&j, cols[i].source);
+            rc_json_key(&j, "model"); rc_json_string(&j, cols[i].model);
+            rc_json_key(&j, "numbers");
+            rc_json_begin_object(&j);
+            for (int k = 0; k < cols[i].out.n_nums; k++) {
+                rc_json_key(&j, cols[i].out.nums[k].key);
+                rc_json_number(&j, cols[i].out.nums[k].value);
+            }
+            rc_json_end_object(&j);
+            rc_json_end_object(&j);
+        }
+        rc_json_end_array(&j);
+        rc_json_end_object(&j);
+        if (rc_json_finish(&j) != 0) { fprintf(stderr, "retinac phenomena: writing JSON failed\n"); goto out; }
+    } else {
+        for (int i = 0; i < ncol; i++)
+            printf("%-14s %s (%s, %dx%d, %d cells)\n", cols[i].label, cols[i].source, cols[i].model,
+                   cols[i].pm.H, cols[i].pm.W, cols[i].pm.cells);
+        printf("\n");
+        print_table(cols, ncol);
+    }
+    if (out_path && write_h5(out_path, cols, ncol, only, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac phenomena: %s\n", err);
+        goto out;
+    }
+    status = 0;
+out:
+    for (int i = 0; cols && i < ncol; i++) rc_pheno_out_free(&cols[i].out);
+    for (int i = 0; ctxs && cks && i < n; i++) {
+        rc_backend_destroy(ctxs[i].be);
+        rc_ckpt_free(&cks[i]);
+    }
+    rc_pheno_synth_close(syn);
+    free(cols); free(cks); free(ctxs); free(runs);
+    return status;
+}
