@@ -30,6 +30,12 @@ else
   $(info retinac: no CUDA toolkit at $(CUDA_HOME): building without NVRTC)
 endif
 
+# Open MPI (libopenmpi-dev) for `retinac search` under mpirun: only cli/ objects and the retinac
+# binary see it (libretinac.a never needs MPI); without it, search runs serially only.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+CLI_MPI_FLAGS := $(if $(MPI_LIBS),-DRC_HAVE_MPI=1 $(MPI_CFLAGS),-DRC_HAVE_MPI=0)
+
 ifeq ($(SAN),1)
   CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS_ALL += -fsanitize=address,undefined
@@ -61,8 +67,9 @@ $(BUILD)/libretinac_compiler.a: $(COMP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(CLI_OBJ): CFLAGS_ALL += $(CLI_MPI_FLAGS)
 $(BUILD)/retinac: $(CLI_OBJ) $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
-	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL) $(MPI_LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(BUILD)/retinac
 	@mkdir -p $(dir $@)

@@ -21,5 +21,6 @@ RC_DECLARE_CMD(eval)
 RC_DECLARE_CMD(predict)
 RC_DECLARE_CMD(rf)
 RC_DECLARE_CMD(phenomena)
+RC_DECLARE_CMD(search)
 
 #endif

@@ -18,6 +18,7 @@
 #include "ir.h"
 #include "spec.h"
 #include "train.h"
+#include "train_flags.h"
 
 const char cmd_train_help[] =
     "usage: retinac train SPEC --data FILE -o RUNDIR [options]\n"
@@ -47,123 +48,6 @@ const char cmd_train_help[] =
     "  -q, --quiet            no progress output\n"
     "\n"
     "Exit status: 0 trained, 1 error, 2 usage error.\n";
-
-/* ------------------------------------------------------------------ flag parsing */
-
-static void dashes_to_underscores(const char *in, char *out, size_t n)
-{
-    size_t i = 0;
-    for (; in[i] && i + 1 < n; i++) out[i] = in[i] == '-' ? '_' : in[i];
-    out[i] = 0;
-}
-
-/* Set train field f from text. Returns 0 or -1 with a message. */
-static int set_train_field(const rc_field *f, rc_train *t, const char *val, char *err, size_t n)
-{
-    char *base = (char *)t + f->offset;
-    char *end;
-    errno = 0;
-    switch (f->type) {
-    case RC_F_INT: case RC_F_BOOL: {
-        long v;
-        if (f->type == RC_F_BOOL && (!strcmp(val, "true") || !strcmp(val, "false")))
-            v = !strcmp(val, "true");
-        else {
-            v = strtol(val, &end, 10);
-            if (*end || errno) goto bad;
-        }
-        if (v < f->min || v > f->max) goto range;
-        *(int *)base = (int)v;
-        return 0;
-    }
-    case RC_F_NUM: {
-        double v = strtod(val, &end);
-        if (*end || errno || !isfinite(v)) goto bad;
-        if (v < f->min || v > f->max) goto range;
-        *(double *)base = v;
-        return 0;
-    }
-    case RC_F_U64: {
-        if (val[0] == '-') goto bad;
-        unsigned long long v = strtoull(val, &end, 10);
-        if (*end || errno) goto bad;
-        *(uint64_t *)base = v;
-        return 0;
-    }
-    case RC_F_ENUM:
-        for (int i = 0; f->enums[i]; i++)
-            if (!strcmp(f->enums[i], val)) { *(int *)base = i; return 0; }
-        {
-            int k = snprintf(err, n, "--%s: '%s' is not one of", f->name, val);
-            for (int i = 0; f->enums[i] && k > 0 && (size_t)k < n; i++)
-                k += snprintf(err + k, n - (size_t)k, " %s", f->enums[i]);
-        }
-        return -1;
-    case RC_F_INTLIST: {
-        int *cnt = (int *)((char *)t + f->count_offset), c = 0;
-        const char *p = val;
-        while (*p) {
-            long v = strtol(p, &end, 10);
-            if (end == p || errno) goto bad;
-            if (v < f->min || v > f->max) goto range;
-            if (c >= f->max_count) { snprintf(err, n, "--%s: more than %d values", f->name, f->max_count); return -1; }
-            ((int *)base)[c++] = (int)v;
-            p = end;
-            if (*p == ',') p++;
-            else if (*p) goto bad;
-        }
-        *cnt = c;
-        return 0;
-    }
-    }
-bad:
-    snprintf(err, n, "--%s: '%s' is not a valid value", f->name, val);
-    return -1;
-range:
-    snprintf(err, n, "--%s: %s out of range [%g, %g]", f->name, val, f->min, f->max);
-    return -1;
-}
-
-/* "0,2,5-7" -> malloc'd list. */
-static int parse_cells(const char *s, int **out, int *n, char *err, size_t errlen)
-{
-    int cap = 16, k = 0;
-    int *v = malloc((size_t)cap * sizeof *v);
-    if (!v) { snprintf(err, errlen, "out of memory"); return -1; }
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long a = strtol(p, &end, 10), b;
-        if (end == p || a < 0 || a > 1000000 || errno) goto bad;
-        p = end;
-        b = a;
-        if (*p == '-') {
-            p++;
-            b = strtol(p, &end, 10);
-            if (end == p || b < a || b > 1000000) goto bad;
-            p = end;
-        }
-        for (long c = a; c <= b; c++) {
-            if (k == cap) {
-                int *nv = realloc(v, (size_t)(cap *= 2) * sizeof *nv);
-                if (!nv) goto bad;
-                v = nv;
-            }
-            v[k++] = (int)c;
-        }
-        if (*p == ',') p++;
-        else if (*p) goto bad;
-    }
-    if (k == 0) goto bad;
-    *out = v;
-    *n = k;
-    return 0;
-bad:
-    free(v);
-    snprintf(err, errlen, "--cells '%s': expected a list like 0,2,5-7", s);
-    return -1;
-}
 
 /* ------------------------------------------------------------------ progress */
 
@@ -254,7 +138,7 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--cells")) {
             NEED();
             free(cells);
-            if (parse_cells(next, &cells, &n_cells, err, sizeof err) < 0) { fprintf(stderr, "retinac train: %s\n", err); return 2; }
+            if (cli_parse_cells(next, &cells, &n_cells, err, sizeof err) < 0) { fprintf(stderr, "retinac train: %s\n", err); return 2; }
         } else if (!strcmp(a, "--rate-key")) { NEED(); o.rate_key = next; }
         else if (!strcmp(a, "--mem-budget")) {
             NEED();
@@ -263,17 +147,11 @@ int cmd_train(int argc, char **argv)
             if (*end || !(mb > 0) || mb > 1e9) { fprintf(stderr, "retinac train: --mem-budget '%s': expected MB > 0\n", next); return 2; }
             o.mem_budget = (size_t)(mb * 1048576.0);
         } else if (a[0] == '-' && a[1] == '-') {
-            char key[64];
-            dashes_to_underscores(a + 2, key, sizeof key);
-            if (!strcmp(key, "l1")) strcpy(key, "l1_activity");
-            if (!strcmp(key, "patience")) strcpy(key, "early_patience");
-            int found = 0;
-            for (int k = 0; k < nf; k++) found |= !strcmp(tf[k].name, key);
-            if (!found) { fprintf(stderr, "retinac train: unknown option %s (see retinac help train)\n", a); free(cells); return 2; }
+            const rc_field *f = cli_train_flag(a);
+            if (!f) { fprintf(stderr, "retinac train: unknown option %s (see retinac help train)\n", a); free(cells); return 2; }
             NEED();
             if (n_ov == 64) { fprintf(stderr, "retinac train: too many options\n"); free(cells); return 2; }
-            for (int k = 0; k < nf; k++)
-                if (!strcmp(tf[k].name, key)) ov_key[n_ov] = tf[k].name;
+            ov_key[n_ov] = f->name;
             ov_val[n_ov++] = next;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "retinac train: unknown option %s (see retinac help train)\n", a);
@@ -317,7 +195,7 @@ int cmd_train(int argc, char **argv)
     for (int k = 0; k < n_ov; k++) {
         for (int q = 0; q < nf; q++) {
             if (strcmp(tf[q].name, ov_key[k])) continue;
-            if (set_train_field(&tf[q], &train, ov_val[k], err, sizeof err) < 0) {
+            if (cli_set_train_field(&tf[q], &train, ov_val[k], err, sizeof err) < 0) {
                 fprintf(stderr, "retinac train: %s\n", err);
                 status = 2;
                 goto out;

@@ -23,6 +23,7 @@ static const rc_command commands[] = {
     {"predict", cmd_predict, cmd_predict_help, "write model responses to a stimulus"},
     {"rf",      cmd_rf,      cmd_rf_help,      "receptive fields of a trained model (gradient STA, reverse correlation)"},
     {"phenomena", cmd_phenomena, cmd_phenomena_help, "in-silico retinal phenomena (OSR, F2/F1, OMS, ...)"},
+    {"search",  cmd_search,  cmd_search_help,  "train every trial of the spec's search ranges (serial or mpirun)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,136 @@
+/* train_flags.c — train-field flags and the --cells list (see train_flags.h). Moved here
+ * from cmd_train.c so `retinac search` parses the same flags the same way. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train_flags.h"
+
+static void dashes_to_underscores(const char *in, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < n; i++) out[i] = in[i] == '-' ? '_' : in[i];
+    out[i] = 0;
+}
+
+int cli_set_train_field(const rc_field *f, rc_train *t, const char *val, char *err, size_t n)
+{
+    char *base = (char *)t + f->offset;
+    char *end;
+    errno = 0;
+    switch (f->type) {
+    case RC_F_INT: case RC_F_BOOL: {
+        long v;
+        if (f->type == RC_F_BOOL && (!strcmp(val, "true") || !strcmp(val, "false")))
+            v = !strcmp(val, "true");
+        else {
+            v = strtol(val, &end, 10);
+            if (*end || errno) goto bad;
+        }
+        if (v < f->min || v > f->max) goto range;
+        *(int *)base = (int)v;
+        return 0;
+    }
+    case RC_F_NUM: {
+        double v = strtod(val, &end);
+        if (*end || errno || !isfinite(v)) goto bad;
+        if (v < f->min || v > f->max) goto range;
+        *(double *)base = v;
+        return 0;
+    }
+    case RC_F_U64: {
+        if (val[0] == '-') goto bad;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (*end || errno) goto bad;
+        *(uint64_t *)base = v;
+        return 0;
+    }
+    case RC_F_ENUM:
+        for (int i = 0; f->enums[i]; i++)
+            if (!strcmp(f->enums[i], val)) { *(int *)base = i; return 0; }
+        {
+            int k = snprintf(err, n, "--%s: '%s' is not one of", f->name, val);
+            for (int i = 0; f->enums[i] && k > 0 && (size_t)k < n; i++)
+                k += snprintf(err + k, n - (size_t)k, " %s", f->enums[i]);
+        }
+        return -1;
+    case RC_F_INTLIST: {
+        int *cnt = (int *)((char *)t + f->count_offset), c = 0;
+        const char *p = val;
+        while (*p) {
+            long v = strtol(p, &end, 10);
+            if (end == p || errno) goto bad;
+            if (v < f->min || v > f->max) goto range;
+            if (c >= f->max_count) { snprintf(err, n, "--%s: more than %d values", f->name, f->max_count); return -1; }
+            ((int *)base)[c++] = (int)v;
+            p = end;
+            if (*p == ',') p++;
+            else if (*p) goto bad;
+        }
+        *cnt = c;
+        return 0;
+    }
+    }
+bad:
+    snprintf(err, n, "--%s: '%s' is not a valid value", f->name, val);
+    return -1;
+range:
+    snprintf(err, n, "--%s: %s out of range [%g, %g]", f->name, val, f->min, f->max);
+    return -1;
+}
+
+int cli_parse_cells(const char *s, int **out, int *n, char *err, size_t errlen)
+{
+    int cap = 16, k = 0;
+    int *v = malloc((size_t)cap * sizeof *v);
+    if (!v) { snprintf(err, errlen, "out of memory"); return -1; }
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || a < 0 || a > 1000000 || errno) goto bad;
+        p = end;
+        b = a;
+        if (*p == '-') {
+            p++;
+            b = strtol(p, &end, 10);
+            if (end == p || b < a || b > 1000000) goto bad;
+            p = end;
+        }
+        for (long c = a; c <= b; c++) {
+            if (k == cap) {
+                int *nv = realloc(v, (size_t)(cap *= 2) * sizeof *nv);
+                if (!nv) goto bad;
+                v = nv;
+            }
+            v[k++] = (int)c;
+        }
+        if (*p == ',') p++;
+        else if (*p) goto bad;
+    }
+    if (k == 0) goto bad;
+    *out = v;
+    *n = k;
+    return 0;
+bad:
+    free(v);
+    snprintf(err, errlen, "--cells '%s': expected a list like 0,2,5-7", s);
+    return -1;
+}
+
+const rc_field *cli_train_flag(const char *flag)
+{
+    if (flag[0] != '-' || flag[1] != '-') return NULL;
+    char key[64];
+    dashes_to_underscores(flag + 2, key, sizeof key);
+    if (!strcmp(key, "l1")) strcpy(key, "l1_activity");
+    if (!strcmp(key, "patience")) strcpy(key, "early_patience");
+    int nf;
+    const rc_field *tf = rc_fields(RC_SECTION_TRAIN, RC_LAYER_CONV, &nf);
+    for (int k = 0; k < nf; k++)
+        if (!strcmp(tf[k].name, key)) return &tf[k];
+    return NULL;
+}

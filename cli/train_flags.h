@@ -1,0 +1,20 @@
+/* train_flags.h — command-line handling of training settings shared by `retinac train` and
+ * `retinac search`: any train field of the IR's descriptor table works as a flag of the same
+ * name (dashes or underscores; --l1 = --l1-activity, --patience = --early-patience), so the
+ * flag list never drifts from the descriptors; and the --cells list syntax.
+ */
+#ifndef RC_CLI_TRAIN_FLAGS_H
+#define RC_CLI_TRAIN_FLAGS_H
+
+#include <stddef.h>
+
+#include "ir.h"
+
+/* The train field a flag ("--sched-patience", "--l1") names, or NULL. */
+const rc_field *cli_train_flag(const char *flag);
+/* Set train field f from text. Returns 0 or -1 with "--name: what" in err. */
+int cli_set_train_field(const rc_field *f, rc_train *t, const char *val, char *err, size_t n);
+/* "0,2,5-7" -> malloc'd list of cell indices. Returns 0 or -1 with a message. */
+int cli_parse_cells(const char *s, int **out, int *n, char *err, size_t errlen);
+
+#endif
