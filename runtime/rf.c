@@ -30,10 +30,11 @@
 void rc_rf_opts_default(rc_rf_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->samples = 4096;
+    o->samples = 2048;
     o->contrast = 1.0;
     o->seed = 1;
-    o->grad = o->revcor = 1;
+    o->grad = 1;
+    o->revcor = 0;     /* opt-in: it needs ~10x the windows for the same noise */
     o->batch = 256;
     o->fft = 1;
 }

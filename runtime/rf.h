@@ -26,10 +26,10 @@
 #include "checkpoint.h"
 
 typedef struct {
-    int64_t samples;      /* white-noise windows (default 4096) */
+    int64_t samples;      /* white-noise windows (default 2048) */
     double contrast;      /* noise std in model-input units (default 1) */
     uint64_t seed;        /* default 1 */
-    int grad, revcor;     /* which estimates (default both) */
+    int grad, revcor;     /* which estimates (default grad only) */
     int batch;            /* windows per batch (default 256; at most half the samples, so
                            * that both halves of the reliability split get windows) */
     int fft;              /* 1 (default): layer 1 by FFT where exact; 0: by the reference */

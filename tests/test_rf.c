@@ -241,6 +241,7 @@ Test(rf, linear_model_gradient_sta_is_its_filter_and_revcor_converges_to_it)
     rc_rf_opts_default(&o);
     o.samples = 8192;
     o.batch = 512;
+    o.revcor = 1;
     rc_rf_result r;
     char err[512];
     cr_assert_eq(rc_rf_compute(&f.ck, &o, &r, err, sizeof err), 0, "%s", err);
@@ -332,7 +333,7 @@ Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
     snprintf(path, sizeof path, "%s/ck.h5", tmpdir);
     cr_assert_eq(rc_ckpt_save(path, &f.ck, err, sizeof err), 0, "%s", err);
     snprintf(outp, sizeof outp, "%s/rf.h5", tmpdir);
-    snprintf(args, sizeof args, "%s --samples 96 --batch 32 --backend ref -o %s", path, outp);
+    snprintf(args, sizeof args, "%s --samples 96 --batch 32 --backend ref --method both -o %s", path, outp);
     cr_assert_eq(run(args, buf, sizeof buf), 0, "%s", buf);
     cr_assert(strstr(buf, "gradient STA") && strstr(buf, "reverse-correlation STA"), "%s", buf);
     cr_assert(strstr(buf, "|d| to recording centre"), "%s", buf);
@@ -364,7 +365,7 @@ Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
     H5Fclose(h);
     rc_rf_opts o;
     rc_rf_opts_default(&o);
-    o.samples = 96; o.batch = 32; o.backend = "ref";
+    o.samples = 96; o.batch = 32; o.backend = "ref"; o.revcor = 1;
     rc_rf_result r;
     cr_assert_eq(rc_rf_compute(&f.ck, &o, &r, err, sizeof err), 0, "%s", err);
     cr_assert_lt(rel_l2(sta, r.grad, 2 * 5 * 144), 1e-7);
