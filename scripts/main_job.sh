@@ -3,7 +3,9 @@
 # (data/synth.h5, `retinac synth`) if it is absent, train the 2016 BN-CNN (specs/bncnn.lua) and
 # the LN baseline (specs/ln.lua) on it with the JIT-compiled C backend, and print the
 # comparison table of `retinac eval` (per-cell test r and FEVe of both models, the data's
-# reliability ceiling and jackknife oracle, and the true rate's r, known for synthetic data).
+# reliability ceiling and jackknife oracle, and the true rate's r, known for synthetic data),
+# then read the BN-CNN's receptive fields (`retinac rf`, runs/bncnn/rf.h5) and the phenomena
+# battery of both models beside the simulated retina's own (`retinac phenomena`).
 #
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
 # that budget (ten epochs of the CNN at batch 32, about 3 of the ~4 minutes), not for the best
@@ -34,6 +36,8 @@ LN_EPOCHS=${LN_EPOCHS:-4}
 LN_BATCH=${LN_BATCH:-32}
 LN_LR=${LN_LR:-0.0005}
 RETINAC=${RETINAC:-}
+RF_SAMPLES=${RF_SAMPLES:-1024}
+SEED=1            # the recording's `retinac synth` seed: the phenomena's ground-truth column
 
 t0=$(date +%s)
 say() { printf '[main job %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
@@ -69,4 +73,11 @@ train ln specs/ln.lua "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
 say "evaluating on the test movie (retinac eval)"
 "$RETINAC" eval "$RUNS/bncnn" "$RUNS/ln" --data "$DATA" --backend "$BACKEND" --device "$DEVICE" \
     --threads "$THREADS"
+
+say "receptive fields of the BN-CNN (retinac rf, $RF_SAMPLES white-noise windows)"
+"$RETINAC" rf "$RUNS/bncnn" --samples "$RF_SAMPLES" --threads "$THREADS" -o "$RUNS/bncnn/rf.h5"
+
+say "in-silico phenomena: BN-CNN, LN and the simulated retina itself (retinac phenomena)"
+"$RETINAC" phenomena "$RUNS/bncnn" "$RUNS/ln" --retina "$SEED" --threads "$THREADS" \
+    -o "$RUNS/phenomena.h5"
 say "done"
