@@ -526,6 +526,9 @@ int rc_rf_write(const char *path, const rc_checkpoint *ck, const rc_rf_result *r
               rc_h5_attr_set_int64(f, "/", "samples", r->samples) < 0 ||
               rc_h5_attr_set_double(f, "/", "contrast", r->contrast) < 0 ||
               rc_h5_attr_set_int64(f, "/", "seed", (int64_t)r->seed) < 0 ||
+              /* centres and peaks are in model-input pixels; + these = recording pixels */
+              rc_h5_attr_set_int64(f, "/", "crop_row0", ck->crop_row0) < 0 ||
+              rc_h5_attr_set_int64(f, "/", "crop_col0", ck->crop_col0) < 0 ||
               rc_h5_attr_set_string(f, "/", "lag_convention",
                                     "sta[c] is the frame history-c bins before the predicted bin") < 0;
     if (!bad && r->grad)

@@ -329,6 +329,7 @@ Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
             "layer conv channels=2 kernel=5\nlayer batchnorm over=unit\nlayer relu\nlayer dense\n"
             "layer softplus\n", 2, 4);
     f.ck.centers = f.centers;
+    f.ck.crop_row0 = 2;                /* stored with the file's centres */
     char path[512], outp[512], args[1200], buf[8192], err[512];
     snprintf(path, sizeof path, "%s/ck.h5", tmpdir);
     cr_assert_eq(rc_ckpt_save(path, &f.ck, err, sizeof err), 0, "%s", err);
@@ -358,6 +359,12 @@ Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
     /* the file's STA equals the library's for the same options */
     float *sta = malloc(2 * 5 * 144 * sizeof *sta);
     cr_assert(sta);
+    int64_t crop_row0 = -1;
+    hid_t at = H5Aopen(h, "crop_row0", H5P_DEFAULT);
+    cr_assert_geq(at, 0, "crop_row0 attribute missing");
+    cr_assert_geq(H5Aread(at, H5T_NATIVE_INT64, &crop_row0), 0);
+    H5Aclose(at);
+    cr_assert_eq(crop_row0, f.ck.crop_row0);
     hid_t d = H5Dopen2(h, "/grad/sta", H5P_DEFAULT);
     cr_assert_geq(d, 0);
     cr_assert_geq(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, sta), 0);
