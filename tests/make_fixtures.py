@@ -15,6 +15,8 @@ tests/fixtures/torch_<model>.h5 holding everything tests/test_torch_fixtures.c c
   /grads/<name>       d loss_total / d param
   /state_after/<name> running statistics after that training forward
   /y_eval (B,cells)   eval-mode output with the initial params and state_after
+  /eval_dy (B,cells), /eval_dx_sum (history,H,W)   the eval-mode input gradient (gradient STA,
+                      runtime/rf.c): d sum(eval_dy * y_eval) / d windows, summed over the batch
   /adam_losses (10,)  loss_total before each of ten torch.optim.Adam(lr, weight_decay=l2) steps
                       (coupled L2) on the same batch, starting from the initial params/state
   /params_adam/<name>, /state_adam/<name>   after the ten steps
@@ -295,6 +297,11 @@ def make(name, history, H, W, cells, B, spec, train, seed):
     model.eval()
     with torch.no_grad():
         y_eval = model(x)
+    # eval-mode input gradient (drawn last from rng, so every earlier value is unchanged)
+    eval_dy = torch.tensor(rng.standard_normal(tuple(y_eval.shape)), dtype=torch.float32)
+    xg = x.detach().clone().requires_grad_(True)
+    (eval_dy * model(xg)).sum().backward()
+    eval_dx_sum = xg.grad.sum(0)
 
     # ten Adam steps (coupled L2) from the initial params and state on the same batch
     with torch.no_grad():
@@ -339,6 +346,8 @@ def make(name, history, H, W, cells, B, spec, train, seed):
         for n, t in s1.items():
             f["state_after/" + n] = t.numpy()
         f["y_eval"] = y_eval.numpy()
+        f["eval_dy"] = eval_dy.numpy()
+        f["eval_dx_sum"] = eval_dx_sum.numpy()
         f["adam_losses"] = np.array(adam_losses, dtype=np.float64)
         for n, p in params:
             f["params_adam/" + n] = p.detach().numpy()

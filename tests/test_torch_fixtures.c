@@ -192,6 +192,18 @@ static void check_model(const char *model)
     ds_read(f, file, "y_eval", H5T_NATIVE_FLOAT, ty, (int64_t)B * cells);
     check_tensor(model, "eval output", y, ty, (int64_t)B * cells, 0);
 
+    /* the eval-mode input gradient (gradient STA), summed over the batch */
+    int64_t win = (int64_t)ir->in.c * ir->in.h * ir->in.w;
+    float *edy = malloc(B * cells * sizeof(float)), *dx = calloc(win, sizeof(float));
+    float *tdx = malloc(win * sizeof(float));
+    ds_read(f, file, "eval_dy", H5T_NATIVE_FLOAT, edy, (int64_t)B * cells);
+    ds_read(f, file, "eval_dx_sum", H5T_NATIVE_FLOAT, tdx, win);
+    cr_assert_eq(rc_ref_eval_forward(be, B, params0, state, cell_pos, frames, starts, NULL, y, ws), 0, "%s", be->err);
+    check_tensor(model, "eval output (analysis path)", y, ty, (int64_t)B * cells, 0);
+    cr_assert_eq(rc_ref_eval_grad(be, B, params0, cell_pos, frames, starts, edy, dx, ws), 0, "%s", be->err);
+    check_tensor(model, "eval input gradient", dx, tdx, win, 0);
+    free(edy); free(dx); free(tdx);
+
     /* ten Adam steps with coupled L2 from the initial parameters */
     double tl[10];
     ds_read(f, file, "adam_losses", H5T_NATIVE_DOUBLE, tl, 10);
