@@ -135,24 +135,41 @@ int rc_rf_summarize(const float *sta, int history, int h, int w, float *spatial,
     c->peak_lag = history - tk;
     c->peak_row = (int)(pk / w);
     c->peak_col = (int)(pk % w);
-    double peak = sp[pk], sw = 0, sr = 0, sc = 0;
-    for (int64_t p = 0; p < hw; p++) {
-        double wt = sp[p] - 0.2 * peak;
-        if (wt <= 0) continue;
-        sw += wt; sr += wt * (double)(p / w); sc += wt * (double)(p % w);
+    /* The blob around the peak: the 4-connected pixels above 20% of the peak that reach it
+     * (a flood fill), so that noise or a second, separate hot spot elsewhere in the frame
+     * does not pull the centre towards the middle. */
+    double peak = sp[pk], thr = 0.2 * peak, sw = 0, sr = 0, sc = 0;
+    int64_t *stack = malloc((size_t)hw * sizeof *stack);
+    unsigned char *in = calloc((size_t)hw, 1);
+    if (!stack || !in) { free(stack); free(in); free(G); free(u); free(v); free(sp); return -1; }
+    int64_t top = 0;
+    stack[top++] = pk;
+    in[pk] = 1;
+    while (top > 0) {
+        int64_t p = stack[--top];
+        int r = (int)(p / w), q = (int)(p % w);
+        double wt = sp[p] - thr;
+        sw += wt; sr += wt * r; sc += wt * q;
+        const int nb[4][2] = {{r - 1, q}, {r + 1, q}, {r, q - 1}, {r, q + 1}};
+        for (int k = 0; k < 4; k++) {
+            if (nb[k][0] < 0 || nb[k][0] >= h || nb[k][1] < 0 || nb[k][1] >= w) continue;
+            int64_t e = (int64_t)nb[k][0] * w + nb[k][1];
+            if (!in[e] && sp[e] > thr) { in[e] = 1; stack[top++] = e; }
+        }
     }
     if (sw > 0) {
         c->row = sr / sw;
         c->col = sc / sw;
         double s2 = 0;
         for (int64_t p = 0; p < hw; p++) {
-            double wt = sp[p] - 0.2 * peak;
-            if (wt <= 0) continue;
-            double dr = (double)(p / w) - c->row, dc = (double)(p % w) - c->col;
+            if (!in[p]) continue;
+            double wt = sp[p] - thr, dr = (double)(p / w) - c->row, dc = (double)(p % w) - c->col;
             s2 += wt * (dr * dr + dc * dc);
         }
         c->sigma = sqrt(s2 / sw);
     }
+    free(stack);
+    free(in);
     free(G); free(u); free(v); free(sp);
     return 0;
 }

@@ -40,8 +40,9 @@ typedef struct {
 typedef struct {
     double rank1;         /* fraction of the STA's energy in its rank-1 part (0..1) */
     int peak_row, peak_col;   /* pixel of the largest |spatial| */
-    double row, col;      /* centroid of the spatial profile above 20% of its peak */
-    double sigma;         /* RMS radius of that profile, pixels */
+    double row, col;      /* centroid of the connected blob around the spatial peak above 20%
+                           * of the peak (4-connected flood fill) */
+    double sigma;         /* RMS radius of that blob, pixels */
     int polarity;         /* +1 ON (brightening drives the cell), -1 OFF */
     int peak_lag;         /* frames before the predicted bin at the temporal peak (1 = latest) */
     double half_r;        /* r between the two half-sample STAs */

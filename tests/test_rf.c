@@ -293,6 +293,18 @@ Test(rf, summary_recovers_a_separable_receptive_field)
     cr_assert_lt(fabs(c.sigma - 0.957 * sg), 0.1 * sg, "sigma %.3f", c.sigma);
     cr_assert_gt(sp[5 * W + 7], 0, "spatial peak made positive");
     cr_assert_lt(tp[7], 0, "the sign lives in the temporal filter");
+
+    /* a second, weaker hot spot far away does not move the centre or widen the radius */
+    for (int c2 = 0; c2 < HIST; c2++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                sta[(c2 * H + y) * W + x] += (float)(0.6 * t[c2] *
+                    exp(-((y - 12.0) * (y - 12.0) + (x - 12.0) * (x - 12.0)) / (2 * sg * sg)));
+    rc_rf_cell c2;
+    cr_assert_eq(rc_rf_summarize(sta, HIST, H, W, sp, tp, &c2), 0);
+    cr_assert_lt(fabs(c2.row - r0), 0.15, "row %.3f with a second hot spot", c2.row);
+    cr_assert_lt(fabs(c2.col - c0), 0.15, "col %.3f with a second hot spot", c2.col);
+    cr_assert_lt(fabs(c2.sigma - c.sigma), 0.05 * sg, "sigma %.3f vs %.3f", c2.sigma, c.sigma);
 }
 
 /* ---------------------------------------------------------------- the command */
