@@ -3,9 +3,14 @@
  * `retinac train` would (rc_train_run, best.h5 evaluated on the test split), then write
  * DIR/search.csv and DIR/search.json and print the trials sorted by validation loss.
  * Selection is on the validation loss only; the test metrics are reported, never used to pick.
- * Resumable: a trial whose folder holds search_row.txt (written last, atomically) is skipped;
+ * Resumable: a trial whose folder holds search_row.txt (written last, atomically, when the
+ * trial ends, ok or failed) is not trained again: a finished one is read back, a failed one is
+ * reported with its recorded error (--retry-failed trains it again, as Ray Tune's
+ * resume_errored: training is deterministic, so a diverged trial would only diverge again);
  * one with only checkpoint.h5 continues from it. Under mpirun the ranks split the trials
- * round-robin and rank 0 writes the summary (cli/search_mpi.c).
+ * round-robin and rank 0 writes the summary (cli/search_mpi.c); all ranks first agree that
+ * they expanded the same trials, so a mismatch fails fast instead of leaving rank 0 waiting.
+ * DIR/search_scope.txt pins the cells and response key of every trial in DIR.
  * Each trial runs with its own settings baked into the spec it trains (search section cleared,
  * train = the trial's), so the checkpoint's spec hash is the trial's configuration hash.
  * Exit 0 all trials ok, 1 error or a failed trial, 2 usage.
@@ -13,6 +18,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "cmd.h"
 #include "errbuf.h"
 #include "ir.h"
@@ -36,24 +43,27 @@ const char cmd_search_help[] =
     "Train one run per trial of SPEC's search section (grid values crossed with random draws,\n"
     "see specs/README.md) into DIR/<trial-name>/ (the files of `retinac train`), then write\n"
     "DIR/search.csv and DIR/search.json (one row per trial: values, best validation loss and its\n"
-    "epoch, test mean r and FEVe of best.h5, wall seconds) and print the trials sorted by\n"
-    "validation loss. The best trial is the one with the lowest validation loss: the test set\n"
-    "is never used to select.\n"
+    "epoch, test mean r and FEVe of best.h5, wall seconds over the trial's runs) and print the\n"
+    "trials sorted by validation loss. The best trial is the one with the lowest validation\n"
+    "loss: the test set is never used to select.\n"
     "A rerun skips finished trials (DIR/<trial>/search_row.txt) and continues interrupted ones\n"
-    "from their checkpoint, so a killed search picks up where it stopped.\n"
+    "from their checkpoint, so a killed search picks up where it stopped. A failed trial is\n"
+    "recorded in its folder with its error; a rerun reports it without training it again.\n"
+    "A rerun must use the same --cells and --rate-key (DIR/search_scope.txt records them).\n"
     "Under mpirun, trial i runs on rank i % K and rank 0 writes the summary.\n"
     "\n"
     "Search:\n"
     "  --trials N             random draws (overrides random.trials of the spec)\n"
     "  --dry-run              list the trials and exit\n"
+    "  --retry-failed         train the trials an earlier run recorded as failed again\n"
     "  --json                 print the summary as JSON (the content of search.json)\n"
     "Training settings for every trial (defaults from the spec's train section; any train field\n"
     "that is not searched works as a flag, as in retinac train):\n"
     "  --epochs N  --batch N  --seed N  --lr X  --l2 X  --patience N  --schedule ...\n"
     "Run:\n"
     "  --backend c|ref        c: JIT-compiled generated C (default); ref: the reference\n"
-    "  --device cpu|cuda      --threads N (OpenMP threads per rank; default: all cores, or\n"
-    "                         cores / ranks on the node under mpirun; OMP_NUM_THREADS is obeyed)\n"
+    "  --device cpu|cuda      --threads N (OpenMP threads per rank; default: all cores, or under\n"
+    "                         mpirun cores / ranks with trials on the node; OMP_NUM_THREADS is obeyed)\n"
     "  --cells LIST           cells to model, e.g. 0,2,5-7 (default all)\n"
     "  --rate-key K           response dataset (default firing_rate_10ms)\n"
     "  --mem-budget MB        data buffer budget per run (default $RETINAC_MEM_BUDGET or 4096)\n"
@@ -63,7 +73,7 @@ const char cmd_search_help[] =
 
 typedef struct {
     const char *spec_path, *data, *dir;
-    int quiet, json, dry_run;
+    int quiet, json, dry_run, retry_failed;
     int rank;
     rc_train_opts o;
 } search_ctx;
@@ -133,10 +143,11 @@ static void row_init(const rc_ir *spec, const rc_search_trial *t, rc_ir *tspec, 
     rc_ir_hash(tspec, row->config_hash);
 }
 
-/* Read a finished trial's row from DIR/<name>/search_row.txt: 1 done (row filled, marked
- * skipped), 0 not finished, -1 finished with other settings or unreadable (message in err). */
+/* Read an ended trial's row from DIR/<name>/search_row.txt: 1 ended (row filled, marked
+ * skipped; status OK, or FAILED with its recorded error), 0 to be trained (no row, or a failed
+ * one with retry), -1 ended with other settings or unreadable (message in err). */
 static int read_done(const char *dir, const rc_ir *spec, const rc_search_trial *t, rc_ir *tspec,
-                     rc_search_row *row, char *err, size_t errlen)
+                     int retry_failed, rc_search_row *row, char *err, size_t errlen)
 {
     char rundir[1200];
     snprintf(rundir, sizeof rundir, "%s/%s", dir, t->name);
@@ -145,15 +156,43 @@ static int read_done(const char *dir, const rc_ir *spec, const rc_search_trial *
     int rr = rc_search_row_read(rundir, &done, err, errlen);
     if (rr != 0) return rr > 0 ? 0 : -1;
     if (strcmp(done.config_hash, row->config_hash))
-        return rc_errf(err, errlen, "%s: finished with other settings (config %.12s, now %.12s): "
-                       "rerun with the same settings or use another -o DIR", rundir, done.config_hash,
+        return rc_errf(err, errlen, "%s: %s with other settings (config %.12s, now %.12s): "
+                       "rerun with the same settings or use another -o DIR", rundir,
+                       done.status == RC_TRIAL_OK ? "finished" : "failed", done.config_hash,
                        row->config_hash);
+    if (done.status != RC_TRIAL_OK && retry_failed) return 0;
     done.index = t->index;      /* a grown grid may renumber a trial; its name and settings hold */
     *row = done;
     return 1;
 }
 
-/* Run one unfinished trial into row (row_init'ed). A failure is recorded in the row. */
+/* Seconds of the epochs a trial's checkpoint recorded (its earlier, interrupted runs); 0 if it
+ * cannot be read (training then says why). */
+static double checkpoint_seconds(const char *path)
+{
+    rc_checkpoint ck;
+    char err[512];
+    memset(&ck, 0, sizeof ck);
+    if (rc_ckpt_load(path, &ck, err, sizeof err) < 0) return 0;
+    double s = 0;
+    for (int r = 0; r < ck.n_hist; r++)
+        if (isfinite(ck.hist[RC_HIST_SECONDS][r]) && ck.hist[RC_HIST_SECONDS][r] > 0) s += ck.hist[RC_HIST_SECONDS][r];
+    rc_ckpt_free(&ck);
+    return s;
+}
+
+/* A trial failed: the row carries the error and is recorded in its folder (atomically), so a
+ * rerun reports it; a failure to record it is added to the message. */
+static void record_failure(const char *rundir, rc_search_row *row, const char *why)
+{
+    char err[1024];
+    row_fail(row, "%s", why);
+    if (rc_search_row_write(rundir, row, err, sizeof err) < 0)
+        row_fail(row, "%s (not recorded: %s)", why, err);
+}
+
+/* Run one unfinished trial into row (row_init'ed). A failure is recorded in the row and in the
+ * trial's folder. */
 static void run_trial(const search_ctx *c, const rc_ir *spec, const rc_search_trial *t, int n,
                       rc_ir *tspec, rc_search_row *row)
 {
@@ -173,14 +212,22 @@ static void run_trial(const search_ctx *c, const rc_ir *spec, const rc_search_tr
     if (!c->quiet)
         fprintf(stderr, "[%d %s] trial %d/%d%s\n", c->rank, t->name, t->index + 1, n,
                 o.resume ? ": continuing its checkpoint" : "");
-    double t0 = mono();
-    rc_train_result res;
-    if (rc_train_run(tspec, &t->train, &o, &res, err, sizeof err) < 0) {
-        row->seconds = mono() - t0;
-        row_fail(row, "%s", err);
+    double t0 = mono(), earlier = o.resume ? checkpoint_seconds(ck) : 0;
+    /* a retried failure's row goes first: if this run is killed, the folder says "continue the
+     * checkpoint", not the old error */
+    char rowpath[1300];
+    snprintf(rowpath, sizeof rowpath, "%s/search_row.txt", rundir);
+    if (unlink(rowpath) != 0 && errno != ENOENT) {
+        row_fail(row, "%s: %s", rowpath, strerror(errno));
         return;
     }
-    row->seconds = mono() - t0;
+    rc_train_result res;
+    if (rc_train_run(tspec, &t->train, &o, &res, err, sizeof err) < 0) {
+        row->seconds = earlier + (mono() - t0);
+        record_failure(rundir, row, err);
+        return;
+    }
+    row->seconds = earlier + (mono() - t0);
     row->epochs_done = res.epochs_done;
     row->best_epoch = res.best_epoch;
     row->best_val_loss = res.best_val_loss;
@@ -189,14 +236,107 @@ static void run_trial(const search_ctx *c, const rc_ir *spec, const rc_search_tr
         row->test_mean_feve = res.test.mean_feve;
     }
     rc_train_result_free(&res);
+    row->status = RC_TRIAL_OK;
     if (rc_search_row_write(rundir, row, err, sizeof err) < 0) {
-        row_fail(row, "%s", err);
+        record_failure(rundir, row, err);
         return;
     }
-    row->status = RC_TRIAL_OK;
     if (!c->quiet)
         fprintf(stderr, "[%d %s] done: val_loss %.6g (epoch %lld), test r %.4f, %.1fs\n", c->rank, t->name,
                 row->best_val_loss, (long long)row->best_epoch, row->test_mean_r, row->seconds);
+}
+
+/* The value of line "KEY value" in text, cut to n bytes ("..." then); "?" if absent. */
+static void scope_value(const char *text, const char *key, char *out, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, key, kl) && p[kl] == ' ') {
+            size_t l = strcspn(p + kl + 1, "\n");
+            if (l < n) snprintf(out, n, "%.*s", (int)l, p + kl + 1);
+            else snprintf(out, n, "%.*s...", (int)(n - 4), p + kl + 1);
+            return;
+        }
+    snprintf(out, n, "?");
+}
+
+/* DIR/search_scope.txt: the cells and response key every trial in DIR models. The trials'
+ * configuration hashes cannot carry them (they are not in the model's spec), so without this a
+ * rerun with other --cells or --rate-key would silently reuse trials fitted to other cells.
+ * Written (atomically, by rank 0) when absent; compared when present, on every rank.
+ * Returns 0, or -1 with the setting that differs. */
+static int check_scope(const search_ctx *c, char *err, size_t errlen)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/search_scope.txt", c->dir);
+    size_t cap = 128 + 12 * (size_t)c->o.n_cells, len = 0;
+    char *want = malloc(cap);
+    if (!want) return rc_errf(err, errlen, "%s: out of memory", path);
+    len += (size_t)snprintf(want, cap, "retinac-search-scope 1\nrate_key %.60s\ncells ",
+                            c->o.rate_key ? c->o.rate_key : "firing_rate_10ms");
+    if (!c->o.cells) len += (size_t)snprintf(want + len, cap - len, "all");
+    for (int i = 0; c->o.cells && i < c->o.n_cells; i++)
+        len += (size_t)snprintf(want + len, cap - len, "%s%d", i ? "," : "", c->o.cells[i]);
+    len += (size_t)snprintf(want + len, cap - len, "\n");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        /* written by rank 0 alone: ranks on other nodes could share a pid, hence a temp name */
+        int rc = errno != ENOENT ? rc_errf(err, errlen, "%s: %s", path, strerror(errno))
+                 : c->rank == 0 ? rc_write_file_atomic(path, want, len, err, errlen) : 0;
+        free(want);
+        return rc;
+    }
+    /* the whole file (a longer cell list must be reported whole, not cut at our length) */
+    struct stat sb;
+    size_t size = fstat(fileno(f), &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size : 0;
+    char *have = size < (64u << 20) ? malloc(size + 1) : NULL;
+    size_t got = have ? fread(have, 1, size, f) : 0;
+    int rerr = ferror(f);
+    fclose(f);
+    int rc = 0;
+    if (!have || rerr) rc = rc_errf(err, errlen, "%s: %s", path, have ? "read error" : "out of memory");
+    else if (got != len || memcmp(have, want, len)) {
+        have[got] = 0;
+        char hv[96], wv[96];
+        const char *what = "cells";
+        scope_value(have, "rate_key", hv, sizeof hv);
+        scope_value(want, "rate_key", wv, sizeof wv);
+        if (strcmp(hv, wv)) what = "responses (--rate-key)";
+        else {
+            scope_value(have, "cells", hv, sizeof hv);
+            scope_value(want, "cells", wv, sizeof wv);
+        }
+        rc = rc_errf(err, errlen, "%s: the trials in %s model other %s (%s, now %s): rerun with the "
+                     "same --cells and --rate-key or use another -o DIR", path, c->dir, what, hv, wv);
+    }
+    free(have);
+    free(want);
+    return rc;
+}
+
+/* FNV-1a 64 over bytes, chained from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* What every rank must agree on before any trial runs: the row layout (the same binary), the
+ * output folder, the data, and each trial's name and configuration hash. */
+static uint64_t search_fingerprint(const search_ctx *c, const rc_search_trial *t, const rc_search_row *rows, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t row_size = sizeof(rc_search_row);
+    h = fnv(h, &row_size, sizeof row_size);
+    h = fnv(h, &n, sizeof n);
+    h = fnv(h, c->dir, strlen(c->dir) + 1);
+    h = fnv(h, c->data, strlen(c->data) + 1);
+    for (int i = 0; i < n; i++) {
+        h = fnv(h, t[i].name, strlen(t[i].name) + 1);
+        h = fnv(h, rows[i].config_hash, sizeof rows[i].config_hash);
+    }
+    return h;
 }
 
 static void print_dry_run(const rc_search *s, const rc_search_trial *t, int n, int json)
@@ -241,10 +381,17 @@ static void print_table(const rc_ir *spec, const rc_search_trial *t, const rc_se
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
     if (!order) return;
     int best = rc_search_rank(rows, n, order);
-    int skipped = 0, failed = 0;
-    for (int i = 0; i < n; i++) { skipped += rows[i].skipped; failed += rows[i].status != RC_TRIAL_OK; }
-    printf("search %s: %d trials (%d trained now, %d done earlier, %d failed) in %s\n", spec->name, n,
-           n - skipped - failed, skipped, failed, dir);
+    int now = 0, earlier = 0, failed = 0, failed_earlier = 0;
+    for (int i = 0; i < n; i++) {
+        int ok = rows[i].status == RC_TRIAL_OK;
+        now += ok && !rows[i].skipped;
+        earlier += ok && rows[i].skipped;
+        failed += !ok;
+        failed_earlier += !ok && rows[i].skipped;
+    }
+    printf("search %s: %d trials (%d trained now, %d done earlier, %d failed", spec->name, n, now, earlier, failed);
+    if (failed_earlier) printf(", %d of them in an earlier run: --retry-failed trains them again", failed_earlier);
+    printf(") in %s\n", dir);
     printf("%-4s %-32s", "#", "trial");
     for (int d = 0; d < s->n_dims; d++) printf(" %10.10s", s->dims[d].key);
     printf(" %12s %5s %7s %7s %8s\n", "val_loss", "epoch", "test_r", "feve", "seconds");
@@ -294,6 +441,7 @@ int cmd_search(int argc, char **argv)
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) c.quiet = 1;
         else if (!strcmp(a, "--json")) c.json = 1;
         else if (!strcmp(a, "--dry-run")) c.dry_run = 1;
+        else if (!strcmp(a, "--retry-failed")) c.retry_failed = 1;
         else if (!strcmp(a, "--backend")) { NEED(); c.o.backend = next; }
         else if (!strcmp(a, "--device")) { NEED(); c.o.device = next; }
         else if (!strcmp(a, "--rate-key")) { NEED(); c.o.rate_key = next; }
@@ -336,7 +484,7 @@ int cmd_search(int argc, char **argv)
     rc_ir *spec = malloc(sizeof *spec), *tspec = malloc(sizeof *tspec);
     rc_search_trial *t = NULL;
     rc_search_row *rows = NULL;
-    cli_mpi mpi = {0, 0, 1, 1};
+    cli_mpi mpi = {0, 0, 1, 1, NULL};
     int n = 0;
     if (!spec || !tspec) { fprintf(stderr, "retinac search: out of memory\n"); goto out; }
     if (rc_spec_load_any(c.spec_path, spec, err, sizeof err) < 0) {
@@ -395,12 +543,18 @@ int cmd_search(int argc, char **argv)
         if (say) fprintf(stderr, "retinac search: -o: %s\n", err);
         goto out;
     }
+    c.o.cells = cells;
+    c.o.n_cells = n_cells;
+    if (check_scope(&c, err, sizeof err) < 0) {
+        if (say) fprintf(stderr, "retinac search: %s\n", err);
+        goto out;
+    }
     rows = calloc((size_t)n, sizeof *rows);
     if (!rows) { fprintf(stderr, "retinac search: out of memory\n"); goto out; }
     /* finished trials first, on every rank alike: a folder finished with other settings stops
      * the search before anything is trained or any summary is overwritten */
     for (int i = 0; i < n; i++)
-        if (read_done(c.dir, spec, &t[i], tspec, &rows[i], err, sizeof err) < 0) {
+        if (read_done(c.dir, spec, &t[i], tspec, c.retry_failed, &rows[i], err, sizeof err) < 0) {
             if (say) fprintf(stderr, "retinac search: %s\n", err);
             goto out;
         }
@@ -411,10 +565,18 @@ int cmd_search(int argc, char **argv)
         goto out;
     }
     c.rank = mpi.rank;
-    if (!threads_set && !getenv("OMP_NUM_THREADS")) c.o.threads = cli_mpi_default_threads(&mpi);
+    int agree = cli_mpi_agree(&mpi, search_fingerprint(&c, t, rows, n), err, sizeof err);
+    if (agree == -2) {
+        fprintf(stderr, "retinac search: rank %d: %s\n", mpi.rank, err);
+        cli_mpi_abort(&mpi, 1);
+        goto out;
+    }
+    if (agree < 0) {
+        if (mpi.rank == 0) fprintf(stderr, "retinac search: %s\n", err);
+        goto out;               /* every rank got the same verdict: all leave, none waits */
+    }
+    if (!threads_set && !getenv("OMP_NUM_THREADS")) c.o.threads = cli_mpi_default_threads(&mpi, n);
     c.o.data_path = c.data;
-    c.o.cells = cells;
-    c.o.n_cells = n_cells;
     if (!c.quiet && mpi.rank == 0) {
         char th[64] = "the OpenMP default";
         if (c.o.threads) snprintf(th, sizeof th, "%d", c.o.threads);
@@ -425,6 +587,12 @@ int cmd_search(int argc, char **argv)
 
     int failed = 0;
     for (int i = mpi.rank; i < n; i += mpi.size) {
+        if (rows[i].skipped && rows[i].status != RC_TRIAL_OK) {
+            failed = 1;         /* reported even with -q: the summary will show it failed */
+            fprintf(stderr, "retinac search: trial %s failed in an earlier run (not retried; "
+                    "--retry-failed trains it again): %s\n", t[i].name, rows[i].error);
+            continue;
+        }
         if (rows[i].skipped) {
             if (!c.quiet) fprintf(stderr, "[%d %s] done earlier: val_loss %.6g (epoch %lld)\n", c.rank,
                                   t[i].name, rows[i].best_val_loss, (long long)rows[i].best_epoch);
@@ -456,10 +624,19 @@ int cmd_search(int argc, char **argv)
             print_table(spec, t, rows, n, c.dir);
         }
     }
-    status = failed ? 1 : 0;
+    /* rank 0 holds every row and carries the search's status; another rank's failed trials
+     * are in rank 0's summary, so it exits 0 once they are delivered: a non-zero exit there
+     * makes mpirun abort the job, which could kill rank 0 before it writes the summary */
+    status = failed && mpi.rank == 0 ? 1 : 0;
 out:
     if (cli_mpi_finalize(&mpi, err, sizeof err) < 0) {
         fprintf(stderr, "retinac search: rank %d: %s\n", mpi.rank, err);
+        status = 1;
+    }
+    /* the table, --json or --dry-run listing went to stdout: a lost write (full disk, closed
+     * pipe) is a failure, not a silent success */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "retinac search: writing the output to stdout failed: %s\n", strerror(errno));
         status = 1;
     }
     free(rows);

@@ -57,6 +57,7 @@ int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen)
     m->rank = 0;
     m->size = 1;
     m->local_size = 1;
+    m->local_ranks = NULL;
     if (!launched()) return 0;
 #if RC_HAVE_MPI
     int rc = MPI_Init(argc, argv);
@@ -69,6 +70,9 @@ int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen)
     MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
               "MPI_Comm_split_type");
     MPI_CHECK(MPI_Comm_size(node, &m->local_size), "MPI_Comm_size (node)");
+    m->local_ranks = malloc((size_t)m->local_size * sizeof *m->local_ranks);
+    if (!m->local_ranks) { snprintf(err, errlen, "out of memory"); return -1; }
+    MPI_CHECK(MPI_Allgather(&m->rank, 1, MPI_INT, m->local_ranks, 1, MPI_INT, node), "MPI_Allgather (node ranks)");
     MPI_CHECK(MPI_Comm_free(&node), "MPI_Comm_free");
     return 0;
 #else
@@ -79,6 +83,29 @@ int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen)
     snprintf(err, errlen, "launched by an MPI launcher, but this retinac was built without MPI "
              "(install libopenmpi-dev and rebuild)");
     return -1;
+#endif
+}
+
+int cli_mpi_agree(const cli_mpi *m, uint64_t fingerprint, char *err, size_t errlen)
+{
+    if (!m->active || m->size == 1) return 0;
+#if RC_HAVE_MPI
+    /* max of {f, ~f} gives {max f, ~min f}: the ranks agree iff max == min */
+    uint64_t in[2] = {fingerprint, ~fingerprint}, out[2];
+    int rc = MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        mpi_fail(rc, "MPI_Allreduce (search fingerprint)", err, errlen);
+        return -2;          /* this rank alone may know: the caller aborts the job */
+    }
+    if (out[0] != ~out[1]) {
+        snprintf(err, errlen, "the %d ranks expanded different searches (another spec, flags, -o DIR or "
+                 "retinac build on some rank): every rank must run the same command", m->size);
+        return -1;
+    }
+    return 0;
+#else
+    (void)fingerprint; (void)err; (void)errlen;
+    return 0;
 #endif
 }
 
@@ -140,6 +167,8 @@ int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err,
 
 int cli_mpi_finalize(cli_mpi *m, char *err, size_t errlen)
 {
+    free(m->local_ranks);
+    m->local_ranks = NULL;
     if (!m->active) return 0;
     m->active = 0;
 #if RC_HAVE_MPI
@@ -159,12 +188,15 @@ void cli_mpi_abort(const cli_mpi *m, int code)
 #endif
 }
 
-int cli_mpi_default_threads(const cli_mpi *m)
+int cli_mpi_default_threads(const cli_mpi *m, int n_trials)
 {
     if (m->local_size <= 1) return 0;
+    int busy = 0;                                    /* ranks on this node with a trial */
+    for (int i = 0; i < m->local_size; i++) busy += !m->local_ranks || m->local_ranks[i] < n_trials;
+    if (busy < 1) busy = 1;
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int mine = omp_get_num_procs();                  /* cores in this rank's affinity mask */
-    int share = online > 0 ? (int)(online / m->local_size) : 1;
+    int share = online > 0 ? (int)(online / busy) : 1;
     int t = mine < share ? mine : share;
     return t < 1 ? 1 : t;
 }

@@ -11,6 +11,7 @@
 #define RC_CLI_SEARCH_MPI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "search.h"
 
@@ -18,6 +19,8 @@ typedef struct {
     int active;        /* MPI_Init was called (launched by mpirun) */
     int rank, size;    /* 0 and 1 for a singleton */
     int local_size;    /* ranks on this node (MPI_COMM_TYPE_SHARED); 1 for a singleton */
+    int *local_ranks;  /* (local_size) their world ranks; NULL for a singleton; freed by
+                          cli_mpi_finalize */
 } cli_mpi;
 
 /* The rank a launcher assigned, from the environment, before any MPI call (0 if none). Used to
@@ -25,6 +28,13 @@ typedef struct {
 int cli_mpi_env_rank(void);
 /* Start MPI if launched by mpirun, else fill a singleton. Returns 0 or -1 with a message. */
 int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen);
+/* Check that every rank expanded the same search: `fingerprint` (of the trials, their settings,
+ * the output folder and the row layout) is compared across ranks with one MPI_Allreduce, so
+ * every rank gets the same verdict and all stop together on a mismatch (else rank 0 could wait
+ * forever for rows a rank with fewer trials never sends). Returns 0; -1 with a message when
+ * the ranks differ (every rank returns -1); -2 with a message when the MPI call itself failed
+ * (possibly on this rank only: abort the job). */
+int cli_mpi_agree(const cli_mpi *m, uint64_t fingerprint, char *err, size_t errlen);
 /* rows[n] (every rank holds the array; rank r filled rows i with i % size == r): on return,
  * rank 0 holds all of them. Returns 0 or -1 with a message. */
 int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err, size_t errlen);
@@ -34,7 +44,9 @@ int cli_mpi_finalize(cli_mpi *m, char *err, size_t errlen);
 void cli_mpi_abort(const cli_mpi *m, int code);
 /* OpenMP threads per rank when neither --threads nor OMP_NUM_THREADS says: 0 (the OpenMP
  * default) for a singleton or one rank per node, else max(1, min(cores this rank may run on,
- * cores online / ranks on this node)), so K ranks on one machine do not each take every core. */
-int cli_mpi_default_threads(const cli_mpi *m);
+ * cores online / ranks on this node that have trials)), so K ranks on one machine do not each
+ * take every core, and ranks left without a trial (more ranks than trials: rank r has trials
+ * iff r < n_trials) do not hold cores back. */
+int cli_mpi_default_threads(const cli_mpi *m, int n_trials);
 
 #endif

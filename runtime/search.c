@@ -265,24 +265,32 @@ int rc_search_expand(const rc_search *s, const rc_train *base, rc_search_trial *
 
 int rc_search_row_write(const char *rundir, const rc_search_row *r, char *err, size_t errlen)
 {
-    char path[1100], buf[1024], a[40], b[40], c[40], d[40];
+    char path[1100], buf[2048], a[40], b[40], c[40], d[40], msg[sizeof r->error];
     snprintf(path, sizeof path, "%s/search_row.txt", rundir);
+    if (r->status != RC_TRIAL_OK && r->status != RC_TRIAL_FAILED)
+        return rc_errf(err, errlen, "%s: trial %d has not ended", path, r->index);
     rc_search_fmt_num(r->best_val_loss, a, sizeof a);
     rc_search_fmt_num(r->test_mean_r, b, sizeof b);
     rc_search_fmt_num(r->test_mean_feve, c, sizeof c);
     rc_search_fmt_num(r->seconds, d, sizeof d);
+    /* the error is one line of the file: line breaks become spaces; "-" if empty */
+    snprintf(msg, sizeof msg, "%s", r->error[0] ? r->error : "-");
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
     int len = snprintf(buf, sizeof buf,
-                       ROW_MAGIC "\nindex %d\nconfig_hash %s\nepochs %d\nthreads %d\nbest_epoch %lld\n"
-                       "best_val_loss %s\ntest_mean_r %s\ntest_mean_feve %s\nseconds %s\n",
-                       r->index, r->config_hash, r->epochs_done, r->threads, (long long)r->best_epoch,
-                       a, b, c, d);
+                       ROW_MAGIC "\nindex %d\nconfig_hash %s\nstatus %s\nepochs %d\nthreads %d\n"
+                       "best_epoch %lld\nbest_val_loss %s\ntest_mean_r %s\ntest_mean_feve %s\nseconds %s\n",
+                       r->index, r->config_hash, r->status == RC_TRIAL_OK ? "ok" : "failed", r->epochs_done,
+                       r->threads, (long long)r->best_epoch, a, b, c, d);
+    if (len > 0 && r->status == RC_TRIAL_FAILED && (size_t)len < sizeof buf)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "error %s\n", msg);
     if (len < 0 || (size_t)len >= sizeof buf) return rc_errf(err, errlen, "%s: row too long", path);
     return rc_write_file_atomic(path, buf, (size_t)len, err, errlen);
 }
 
 int rc_search_row_read(const char *rundir, rc_search_row *r, char *err, size_t errlen)
 {
-    char path[1100], line[256];
+    char path[1100], line[1024];
     snprintf(path, sizeof path, "%s/search_row.txt", rundir);
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -290,19 +298,28 @@ int rc_search_row_read(const char *rundir, rc_search_row *r, char *err, size_t e
         return rc_errf(err, errlen, "%s: %s", path, strerror(errno));
     }
     memset(r, 0, sizeof *r);
-    int seen = 0, magic = 0;
+    int seen = 0, magic = 0, bad = 0, status = RC_TRIAL_OK;
     long long be = 0;
     while (fgets(line, sizeof line, f)) {
         char key[32], val[128];
         line[strcspn(line, "\n")] = 0;
         if (!strcmp(line, ROW_MAGIC)) { magic = 1; continue; }
+        if (!strncmp(line, "error ", 6)) {             /* the rest of the line, spaces and all */
+            snprintf(r->error, sizeof r->error, "%.*s", (int)sizeof r->error - 1, line + 6);
+            continue;
+        }
         if (sscanf(line, "%31s %127s", key, val) != 2) continue;
         double v = strtod(val, NULL);      /* "nan" reads back as NaN */
         if (!strcmp(key, "index")) { r->index = (int)v; seen |= 1; }
         else if (!strcmp(key, "config_hash")) {
-            if (strlen(val) != 64) break;       /* malformed: reported below */
+            if (strlen(val) != 64) { bad = 1; break; }
             memcpy(r->config_hash, val, 65);
             seen |= 2;
+        }
+        else if (!strcmp(key, "status")) {
+            if (!strcmp(val, "ok")) status = RC_TRIAL_OK;
+            else if (!strcmp(val, "failed")) status = RC_TRIAL_FAILED;
+            else { bad = 1; break; }
         }
         else if (!strcmp(key, "epochs")) { r->epochs_done = (int)v; seen |= 4; }
         else if (!strcmp(key, "threads")) r->threads = (int)v;
@@ -315,9 +332,11 @@ int rc_search_row_read(const char *rundir, rc_search_row *r, char *err, size_t e
     int rerr = ferror(f);
     fclose(f);
     if (rerr) return rc_errf(err, errlen, "%s: read error", path);
-    if (!magic || seen != 255) return rc_errf(err, errlen, "%s: not a complete search row file", path);
+    if (bad || !magic || seen != 255) return rc_errf(err, errlen, "%s: not a complete search row file", path);
+    if (status == RC_TRIAL_OK) r->error[0] = 0;
+    else if (!r->error[0]) snprintf(r->error, sizeof r->error, "-");
     r->best_epoch = be;
-    r->status = RC_TRIAL_OK;
+    r->status = status;
     r->skipped = 1;
     return 0;
 }

@@ -77,14 +77,21 @@ typedef struct {
     int64_t best_epoch;             /* 1-based epoch of the lowest validation loss */
     double best_val_loss;           /* the selection criterion */
     double test_mean_r, test_mean_feve;   /* of best.h5 on the test split; NaN if none */
-    double seconds;                 /* wall time of training + evaluation */
+    double seconds;                 /* wall time of training + evaluation, summed over the
+                                       runs of the trial: a trial continued from its checkpoint
+                                       adds the per-epoch seconds the checkpoint recorded (the
+                                       unfinished epoch and set-up of an interrupted run are
+                                       lost with it and not counted) */
     char config_hash[65];           /* sha256 of the spec's canonical text with this trial's
                                        train settings: a finished row only counts for them */
     char error[512];                /* status FAILED: the one-line error */
 } rc_search_row;
 
-/* The row file RUNDIR/search_row.txt: written last (atomically) when a trial finishes, so its
- * presence marks the trial done. read: 0, 1 if absent, -1 on a malformed file. */
+/* The row file RUNDIR/search_row.txt: written last (atomically) when a trial ends, so its
+ * presence marks the trial ended: `status ok`, or `status failed` with its one-line `error`
+ * (a rerun reports the failure instead of silently training again; a file without a status
+ * line reads as ok). read: 0 (r->status OK or FAILED, r->skipped = 1), 1 if absent, -1 on a
+ * malformed file. */
 int rc_search_row_write(const char *rundir, const rc_search_row *r, char *err, size_t errlen);
 int rc_search_row_read(const char *rundir, rc_search_row *r, char *err, size_t errlen);
 

@@ -8,15 +8,24 @@
  *     2-trial grid, 1 epoch, reference backend, one thread: summary files exist and parse, rows
  *     match the trials, the selected best has the lowest validation loss, a rerun skips the
  *     finished trials and rewrites the same files, `mpirun -n 2` gives the same rows as the
- *     serial run, a bad key / missing data file fails with one line naming it.
+ *     serial run, a bad key / missing data file fails with one line naming it;
+ *   - failures and reruns: a failed trial is recorded in its folder (search_row.txt, status
+ *     failed, its error), a rerun reports it without retraining it, --retry-failed retrains it;
+ *     a trial continued from its checkpoint reports the seconds of all its runs; a rerun with
+ *     other --cells / --rate-key is refused; under mpirun a rank's failing trial is recorded and
+ *     summarized, a rank without trials is harmless and leaves its cores to the ranks with
+ *     trials, only rank 0 exits non-zero, and ranks that expanded different searches stop at once
+ *     instead of leaving rank 0 waiting; a listing that cannot be written to stdout fails.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,6 +319,7 @@ Test(search_rows, row_file_round_trip_and_ranking)
     rc_search_row r, back;
     memset(&r, 0, sizeof r);
     r.index = 3;
+    r.status = RC_TRIAL_OK;
     r.epochs_done = 7;
     r.threads = 2;
     r.best_epoch = 5;
@@ -351,6 +361,48 @@ Test(search_rows, row_file_round_trip_and_ranking)
     cr_assert_eq(order[0], 2);
     cr_assert_eq(order[1], 0);
     cr_assert(order[2] == 1 && order[3] == 3, "failed / NaN rows must come last, by index");
+}
+
+Test(search_rows, failed_rows_round_trip_and_old_rows_read_ok)
+{
+    char dir[] = "/tmp/rc_search_frow_XXXXXX", err[512], path[128];
+    cr_assert(mkdtemp(dir));
+    rc_search_row r, back;
+    memset(&r, 0, sizeof r);
+    r.index = 2;
+    r.status = RC_TRIAL_FAILED;
+    r.best_val_loss = r.test_mean_r = r.test_mean_feve = NAN;
+    r.seconds = 0.5;
+    memset(r.config_hash, 'b', 64);
+    snprintf(r.error, sizeof r.error, "epoch 3 batch 1: training loss is nan\n(try a lower --lr)");
+    cr_assert_eq(rc_search_row_write(dir, &r, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_search_row_read(dir, &back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(back.status, RC_TRIAL_FAILED, "a failed row read back as status %d", back.status);
+    cr_assert_str_eq(back.error, "epoch 3 batch 1: training loss is nan (try a lower --lr)");
+    cr_assert(back.skipped);
+    cr_assert_eq(back.seconds, 0.5);
+    /* a pending row is not an ended trial: refused */
+    r.status = RC_TRIAL_PENDING;
+    cr_assert_eq(rc_search_row_write(dir, &r, err, sizeof err), -1);
+    /* a row file of the first format (no status line) is a finished trial */
+    snprintf(path, sizeof path, "%s/search_row.txt", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "retinac-search-row 1\nindex 1\nconfig_hash %064d\nepochs 2\nthreads 0\nbest_epoch 2\n"
+            "best_val_loss 0.25\ntest_mean_r 0.5\ntest_mean_feve 0.1\nseconds 3\n", 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rc_search_row_read(dir, &back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(back.status, RC_TRIAL_OK);
+    cr_assert_eq(back.best_val_loss, 0.25);
+    cr_assert_str_eq(back.error, "");
+    /* an unknown status is malformed, not silently ok */
+    f = fopen(path, "a");
+    cr_assert(f);
+    fputs("status maybe\n", f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rc_search_row_read(dir, &back, err, sizeof err), -1);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ end to end */
@@ -576,8 +628,253 @@ Test(search_cli, bad_key_and_missing_data_fail_with_one_line, .init = setup, .fi
     assert_one_line_error(cmd, "--lr");
     snprintf(cmd, sizeof cmd, "%s search %s/specs/tiny.lua --data %s -o %s/o 2>&1", RC_BIN, RC_SRC_DIR, data, dir);
     assert_one_line_error(cmd, "no search section");
+    /* a listing that cannot be written is a failure, not a silent success */
+    snprintf(cmd, sizeof cmd, "%s search %s --dry-run 2>&1 >/dev/full", RC_BIN, spec);
+    assert_one_line_error(cmd, "stdout");
     struct stat sb;
     char o[400];
     snprintf(o, sizeof o, "%s/o", dir);
     cr_assert_neq(stat(o, &sb), 0, "a failed search created its output folder");
+}
+
+/* ------------------------------------------------------------------ failures, reruns, MPI edges */
+
+#define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " \
+               "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 timeout 60 mpirun --oversubscribe "
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A trial folder holding a checkpoint.h5 that is not HDF5: training that trial fails (the
+ * resume cannot read it), deterministically and at once. */
+static void plant_bad_checkpoint(const char *out, const char *trial)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s", out);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/%s", out, trial);
+    cr_assert_eq(mkdir(path, 0777), 0, "mkdir %s", path);
+    snprintf(path, sizeof path, "%s/%s/checkpoint.h5", out, trial);
+    write_text(path, "not an HDF5 file\n");
+}
+
+/* The value of "key" in a trial's search_row.txt (a copy; caller frees). */
+static char *row_value(const char *out, const char *trial, const char *key)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/search_row.txt", out, trial);
+    char *text = slurp(path), *p = text;
+    size_t kl = strlen(key);
+    for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, key, kl) && p[kl] == ' ') {
+            p += kl + 1;
+            char *v = strndup(p, strcspn(p, "\n"));
+            free(text);
+            return v;
+        }
+    cr_assert_fail("%s has no %s line:\n%s", path, key, text);
+    return NULL;
+}
+
+Test(search_cli, failed_trial_is_recorded_reported_and_retried_on_request, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    char cmd[2048], out_dir[400], path[600];
+    int st;
+    snprintf(out_dir, sizeof out_dir, "%s/f", dir);
+    plant_bad_checkpoint(out_dir, "lr-0.002");
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN,
+             spec, data, out_dir);
+    char *o1 = run_cmd(cmd, &st);
+    cr_assert_neq(st, 0, "a failed trial must fail the search:\n%s", o1);
+    cr_assert(strstr(o1, "trial lr-0.002") && strstr(o1, "checkpoint.h5"), "%s", o1);
+    /* the failure is in the trial's folder, with its error */
+    char *status = row_value(out_dir, "lr-0.002", "status"), *error = row_value(out_dir, "lr-0.002", "error");
+    cr_assert_str_eq(status, "failed");
+    cr_assert(strstr(error, "checkpoint.h5") && strstr(error, "not an HDF5 file"), "recorded error: %s", error);
+    snprintf(path, sizeof path, "%s/search.csv", out_dir);
+    char *csv1 = slurp(path);
+    csv_t c;
+    parse_csv(csv1, &c);
+    cr_assert_str_eq(c.cell[1][col(&c, "status")], "failed");
+    cr_assert_str_eq(c.cell[0][col(&c, "status")], "ok");
+
+    /* rerun: reported, not retrained; the summary is the same */
+    char *o2 = run_cmd(cmd, &st);
+    cr_assert_neq(st, 0, "%s", o2);
+    cr_assert(strstr(o2, "lr-0.002 failed in an earlier run") && strstr(o2, "--retry-failed"), "%s", o2);
+    cr_assert(strstr(o2, "1 done earlier, 1 failed, 1 of them in an earlier run"), "%s", o2);
+    snprintf(path, sizeof path, "%s/lr-0.002/checkpoint.h5", out_dir);
+    char *ck = slurp(path);
+    cr_assert_str_eq(ck, "not an HDF5 file\n", "the failed trial was touched by the rerun");
+    snprintf(path, sizeof path, "%s/lr-0.002/best.h5", out_dir);
+    cr_assert_neq(access(path, F_OK), 0, "the failed trial was retrained");
+    snprintf(path, sizeof path, "%s/search.csv", out_dir);
+    char *csv2 = slurp(path);
+    cr_assert_str_eq(csv2, csv1, "the rerun changed search.csv");
+
+    /* the cause removed, --retry-failed trains it and replaces the failure */
+    snprintf(path, sizeof path, "%s/lr-0.002/checkpoint.h5", out_dir);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --retry-failed " SEARCH_ARGS " 2>&1",
+             RC_BIN, spec, data, out_dir);
+    char *o3 = run_cmd(cmd, &st);
+    cr_assert_eq(st, 0, "%s", o3);
+    cr_assert(strstr(o3, "(1 trained now, 1 done earlier, 0 failed)"), "%s", o3);
+    char *status3 = row_value(out_dir, "lr-0.002", "status");
+    cr_assert_str_eq(status3, "ok");
+    snprintf(path, sizeof path, "%s/lr-0.002/search_row.txt", out_dir);
+    char *row3 = slurp(path);
+    cr_assert_null(strstr(row3, "error"), "a finished row kept the old error:\n%s", row3);
+    free(o1); free(o2); free(o3); free(status); free(error); free(status3); free(csv1); free(csv2);
+    free(ck); free(row3);
+}
+
+Test(search_cli, continued_trial_reports_the_seconds_of_all_its_runs, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    char cmd[2048], out_dir[400], path[600];
+    int st;
+    snprintf(out_dir, sizeof out_dir, "%s/s", dir);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --epochs 2 --backend ref -q 2>&1",
+             RC_BIN, spec, data, out_dir);
+    char *o1 = run_cmd(cmd, &st);
+    cr_assert_eq(st, 0, "%s", o1);
+    /* an interruption after the last epoch, before the row was written: the rerun continues the
+     * checkpoint (no epoch left) and evaluates */
+    snprintf(path, sizeof path, "%s/lr-0.01/search_row.txt", out_dir);
+    cr_assert_eq(unlink(path), 0);
+    char *o2 = run_cmd(cmd, &st);
+    cr_assert_eq(st, 0, "%s", o2);
+    char *epochs = row_value(out_dir, "lr-0.01", "epochs"), *secs = row_value(out_dir, "lr-0.01", "seconds");
+    cr_assert_str_eq(epochs, "2");
+    /* the epochs of the first run count: seconds >= the per-epoch seconds of log.csv */
+    snprintf(path, sizeof path, "%s/lr-0.01/log.csv", out_dir);
+    char *log = slurp(path);
+    double sum = 0;
+    int rows = 0;
+    for (char *p = strchr(log, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
+        /* epoch,train_loss,val_loss,val_r,lr,seconds,... : the 6th field */
+        char *q = p + 1;
+        for (int k = 0; k < 5 && q; k++) q = strchr(q, ',') ? strchr(q, ',') + 1 : NULL;
+        cr_assert(q, "malformed log.csv:\n%s", log);
+        sum += strtod(q, NULL);
+        rows++;
+    }
+    cr_assert_eq(rows, 2, "log.csv:\n%s", log);
+    cr_assert_gt(sum, 0);
+    double s = strtod(secs, NULL);
+    cr_assert_geq(s, sum, "continued trial reports %.4gs, its two epochs took %.4gs", s, sum);
+    free(o1); free(o2); free(epochs); free(secs); free(log);
+}
+
+Test(search_cli, rerun_with_other_cells_or_rate_key_is_refused, .init = setup, .fini = teardown, .timeout = 120)
+{
+    char cmd[2048], out_dir[400];
+    int st;
+    snprintf(out_dir, sizeof out_dir, "%s/c", dir);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 " SEARCH_ARGS " 2>&1",
+             RC_BIN, spec, data, out_dir);
+    char *o1 = run_cmd(cmd, &st);
+    cr_assert_eq(st, 0, "%s", o1);
+    char *o2 = run_cmd(cmd, &st);          /* the same cells: done earlier */
+    cr_assert_eq(st, 0, "%s", o2);
+    cr_assert(strstr(o2, "2 done earlier"), "%s", o2);
+    /* all cells (no --cells), and another response key: refused before anything runs */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1",
+             RC_BIN, spec, data, out_dir);
+    assert_one_line_error(cmd, "other cells (0,1, now all)");
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 1 " SEARCH_ARGS " 2>&1",
+             RC_BIN, spec, data, out_dir);
+    assert_one_line_error(cmd, "other cells (0,1, now 1)");     /* the recorded list whole */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 --rate-key spikes "
+             SEARCH_ARGS " 2>&1", RC_BIN, spec, data, out_dir);
+    assert_one_line_error(cmd, "--rate-key");
+    free(o1); free(o2);
+}
+
+Test(search_cli, mpi_failing_rank_and_a_rank_without_trials, .init = setup, .fini = teardown, .timeout = 120)
+{
+    char cmd[2048], out_dir[400], path[600];
+    int st;
+    snprintf(out_dir, sizeof out_dir, "%s/m", dir);
+    plant_bad_checkpoint(out_dir, "lr-0.002");          /* trial 1: rank 1's */
+    /* 3 ranks, 2 trials: rank 2 has none */
+    snprintf(cmd, sizeof cmd, MPIRUN "-n 3 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN, spec,
+             data, out_dir);
+    char *o = run_cmd(cmd, &st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124,
+              "expected a failed search (not a timeout), status %d:\n%s", st, o);
+    cr_assert(strstr(o, "2 trials (1 trained now, 0 done earlier, 1 failed)"), "%s", o);
+    snprintf(path, sizeof path, "%s/search.csv", out_dir);
+    char *csv = slurp(path);
+    csv_t c;
+    parse_csv(csv, &c);
+    cr_assert_eq(c.n_rows, 2);
+    cr_assert_str_eq(c.cell[0][col(&c, "status")], "ok");
+    cr_assert_str_eq(c.cell[0][col(&c, "val_rank")], "1");
+    cr_assert_str_eq(c.cell[1][col(&c, "status")], "failed");
+    cr_assert(strstr(c.cell[1][col(&c, "error")], "checkpoint.h5"), "error cell '%s'", c.cell[1][col(&c, "error")]);
+    /* only rank 0 exits non-zero (it carries the search's status): a failing rank 1 that did
+     * would make mpirun abort the job, possibly before rank 0 wrote the summary */
+    cr_assert_null(strstr(o, "],1]"), "rank 1 exited non-zero:\n%s", o);
+    /* rank 1 recorded its failure in the trial's folder */
+    char *status = row_value(out_dir, "lr-0.002", "status");
+    cr_assert_str_eq(status, "failed");
+    free(o); free(csv); free(status);
+}
+
+Test(search_cli, mpi_ranks_with_different_searches_stop_at_once, .init = setup, .fini = teardown, .timeout = 120)
+{
+    char cmd[3000], spec4[400], out_dir[400];
+    int st;
+    snprintf(spec4, sizeof spec4, "%s/search4.lua", dir);
+    FILE *f = fopen(spec4, "w");
+    cr_assert(f);
+    fprintf(f, "%s  search = { grid = { lr = { 1e-2, 2e-3, 1e-3, 5e-4 } } },\n}\n", model_head);
+    cr_assert_eq(fclose(f), 0);
+    snprintf(out_dir, sizeof out_dir, "%s/d", dir);
+    /* rank 0 expands 4 trials and would wait for trial 3 from rank 1, which expands 2 */
+    snprintf(cmd, sizeof cmd, MPIRUN "-n 1 %s search %s --data %s -o %s " SEARCH_ARGS " : -n 1 %s search %s "
+             "--data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN, spec4, data, out_dir, RC_BIN, spec, data, out_dir);
+    double t0 = now_s();
+    char *o = run_cmd(cmd, &st);
+    double secs = now_s() - t0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124,
+              "expected a prompt failure (not a timeout), status %d after %.1fs:\n%s", st, secs, o);
+    cr_assert(strstr(o, "expanded different searches"), "%s", o);
+    char path[600];
+    snprintf(path, sizeof path, "%s/lr-0.01", out_dir);
+    cr_assert_neq(access(path, F_OK), 0, "a trial ran although the ranks disagreed");
+    free(o);
+}
+
+Test(search_cli, mpi_ranks_without_trials_leave_their_cores, .init = setup, .fini = teardown, .timeout = 120)
+{
+    char cmd[2048], spec1[400], want[64];
+    int st;
+    snprintf(spec1, sizeof spec1, "%s/search1.lua", dir);
+    FILE *f = fopen(spec1, "w");
+    cr_assert(f);
+    fprintf(f, "%s  search = { grid = { lr = { 1e-2 } } },\n}\n", model_head);
+    cr_assert_eq(fclose(f), 0);
+    /* 2 ranks on this node, 1 trial: rank 0 may use every core (not half); unbound, so the
+     * rank's mask is ours */
+    cpu_set_t cs;
+    cr_assert_eq(sched_getaffinity(0, sizeof cs, &cs), 0);
+    long online = sysconf(_SC_NPROCESSORS_ONLN), mine = CPU_COUNT(&cs);
+    snprintf(want, sizeof want, "threads per rank: %ld)", mine < online ? mine : online);
+    snprintf(cmd, sizeof cmd, "env -u OMP_NUM_THREADS OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+             "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 timeout 60 mpirun --oversubscribe "
+             "--bind-to none -n 2 %s search %s --data %s -o %s/t --epochs 1 --backend ref 2>&1",
+             RC_BIN, spec1, data, dir);
+    char *o = run_cmd(cmd, &st);
+    cr_assert_eq(st, 0, "%s", o);
+    cr_assert(strstr(o, "1 trials on 2 ranks") && strstr(o, want), "expected '%s':\n%s", want, o);
+    free(o);
 }
