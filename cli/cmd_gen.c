@@ -5,13 +5,11 @@
  * Targets are a table (gen_targets): the CUDA emitter adds its row ("cuda" -> model.cu, and an
  * --arch option) without touching the rest.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "checkpoint.h"
 #include "cmd.h"
 #include "emit_c.h"
 #include "emit_cuda.h"
@@ -44,40 +42,6 @@ static const struct {
     {"cuda", "model.cu", rc_emit_cuda_source},
 };
 #define N_TARGETS (sizeof gen_targets / sizeof gen_targets[0])
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != 0) continue;
-        char c = tmp[i];
-        tmp[i] = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        tmp[i] = c;
-    }
-    return 0;
-}
-
-static int write_atomic(const char *path, const char *text)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
-}
 
 int cmd_gen(int argc, char **argv)
 {
@@ -119,8 +83,9 @@ int cmd_gen(int argc, char **argv)
     if (cells == GEN_DEFAULT_CELLS) snprintf(dir, sizeof dir, "%s/%s", outdir, ir.name);
     else snprintf(dir, sizeof dir, "%s/%s-cells%d", outdir, ir.name, cells);
     snprintf(path, sizeof path, "%s/%s", dir, gen_targets[t].file);
-    if (mkdir_p(dir) || write_atomic(path, src)) {
-        fprintf(stderr, "retinac gen: %s: %s\n", path, strerror(errno));
+    if (rc_make_dirs(dir, err, sizeof err) < 0 ||
+        rc_write_file_atomic(path, src, strlen(src), err, sizeof err) < 0) {
+        fprintf(stderr, "retinac gen: %s\n", err);
         free(src);
         return 1;
     }

@@ -96,21 +96,6 @@ static void on_progress(void *vctx, const rc_train_progress *p)
             p->improved ? "  *best" : "", p->stopping ? "  (early stop)" : "");
 }
 
-/* mkdir -p; 0 or -1 with a message. */
-static int make_dirs(const char *path, char *err, size_t errlen)
-{
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return rc_errf(err, errlen, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
-    return 0;
-}
-
 /* The spec one trial trains: the model with the trial's settings as its train section and no
  * search section (its hash = the trial's configuration hash; editing the search section of
  * the spec does not invalidate finished or interrupted trials). */
@@ -539,7 +524,7 @@ int cmd_search(int argc, char **argv)
         if (say) fprintf(stderr, "retinac search: --data %s: %s\n", c.data, strerror(errno));
         goto out;
     }
-    if (make_dirs(c.dir, err, sizeof err) < 0) {
+    if (rc_make_dirs(c.dir, err, sizeof err) < 0) {
         if (say) fprintf(stderr, "retinac search: -o: %s\n", err);
         goto out;
     }

@@ -258,6 +258,26 @@ int rc_write_file_atomic(const char *path, const void *data, size_t n, char *err
     return rc_atomic_commit(tmp, path, err, errlen);
 }
 
+int rc_make_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return rc_errf(err, errlen, "%s: path too long", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rc_errf(err, errlen, "%s: not a directory", buf);
+    return 0;
+}
+
 void rc_ckpt_resolve(const char *arg, char *out, size_t n)
 {
     struct stat st;

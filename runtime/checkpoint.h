@@ -94,6 +94,10 @@ int rc_ckpt_hist_append(rc_checkpoint *ck, const double row[RC_HIST_COLS]);
 /* Free only the history arrays (for a borrowed checkpoint the trainer owns them). */
 void rc_ckpt_hist_free(rc_checkpoint *ck);
 
+/* mkdir -p: every missing directory of path; 0, or -1 with a message (also when path exists
+ * and is not a directory). */
+int rc_make_dirs(const char *path, char *err, size_t errlen);
+
 /* A run folder stands for its checkpoint: RUNDIR -> RUNDIR/best.h5, or RUNDIR/checkpoint.h5
  * when there is no best.h5; any other path is copied as it is. */
 void rc_ckpt_resolve(const char *arg, char *out, size_t n);

@@ -13,7 +13,6 @@
 #include "errbuf.h"
 #include "train.h"
 
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -62,27 +61,6 @@ void rc_train_result_free(rc_train_result *r)
     rc_eval_metrics_free(&r->test);
     free(r->truth_r);
     memset(r, 0, sizeof *r);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t errlen)
-{
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return rc_errf(err, errlen, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return rc_errf(err, errlen, "%s: not a directory", buf);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ backends */
@@ -452,7 +430,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     memset(res, 0, sizeof *res);
     res->truth_mean_r = NAN;
     if (!o->rundir || !o->data_path) return rc_errf(err, errlen, "train: a data file and a run folder are needed");
-    if (make_dirs(o->rundir, err, errlen) < 0) return -1;
+    if (rc_make_dirs(o->rundir, err, errlen) < 0) return -1;
     rc_ckpt_clean_stale(o->rundir);
     if (o->threads > 0) omp_set_num_threads(o->threads);
 
