@@ -17,6 +17,7 @@
 #include "h5util.h"
 #include "json.h"
 #include "phenomena.h"
+#include "rf.h"
 #include "train.h"
 
 const char cmd_phenomena_help[] =
@@ -27,7 +28,9 @@ const char cmd_phenomena_help[] =
     "stimulus response (OSR latency and size), reversing grating, contrast adaptation, motion\n"
     "reversal, motion anticipation (lead of the moving-bar response over the flash profile),\n"
     "object motion sensitivity (global / differential response), frequency doubling (F2/F1 per\n"
-    "bar width) and latency encoding (latency per flash intensity). Stimuli are in model-input\n"
+    "bar width), latency encoding (latency per flash intensity), and from gradient STAs on\n"
+    "white noise: the filter and nonlinearity at contrasts 0.1 and 0.7 (contrast_fig: gain\n"
+    "ratio, latency shift) and the filter's speed vs contrast (fast_contrast_adaptation). Stimuli are in model-input\n"
     "z-units (0 = the training mean, 1 = one training std), 10 ms frames, 55 um pixels, built at\n"
     "each model's input size. One table: a row per number, a column per model.\n"
     "A RUNDIR stands for RUNDIR/best.h5 (or checkpoint.h5 when there is no best.h5).\n"
@@ -37,12 +40,18 @@ const char cmd_phenomena_help[] =
     "                     `retinac synth --seed SEED` (its noise-free rate; a few seconds)\n"
     "  --cells N          cells of that retina (default 8, as retinac synth)\n"
     "  --only NAME,...    run only these phenomena: step, osr, reversing_grating,\n"
-    "                     contrast_adaptation, motion_reversal, motion_anticipation, oms,\n"
-    "                     freq_doubling, latency\n"
+    "                     contrast_adaptation, contrast_fig, motion_reversal,\n"
+    "                     motion_anticipation, oms, freq_doubling, fast_contrast_adaptation,\n"
+    "                     latency\n"
     "  -o OUT.h5          write every trace and number: /<column>/<phenomenon>/<name>, the\n"
     "                     stimulus parameters as attributes of /<column>/<phenomenon>\n"
     "  --json             print {runs:[{name, source, numbers:{key: value}}]} instead of the table\n"
-    "  --seed N           seed of the noise stimuli (contrast adaptation, OMS; default 1)\n"
+    "  --seed N           seed of the noise stimuli (contrast adaptation, OMS, the STAs;\n"
+    "                     default 1)\n"
+    "  --sta-samples N    white-noise windows per STA of contrast_fig (2 contrasts) and\n"
+    "                     fast_contrast_adaptation (4): eval-mode gradient STAs, ~30 ms per\n"
+    "                     window for an 8-cell BN-CNN (default 256; the retina column uses\n"
+    "                     reverse correlation on 32x as many windows)\n"
     "  --backend c|ref    --threads N\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
@@ -66,6 +75,26 @@ static int ck_predict(void *vctx, const float *frames, int64_t T, float *out, ch
 {
     ck_ctx *c = vctx;
     return rc_predict_frames(c->be, c->ck, frames, T, out, err, errlen);
+}
+
+/* The gradient STA (rf.h): eval-mode mean input gradient per cell on seeded white noise. */
+static int ck_sta(void *vctx, double contrast, int64_t samples, uint64_t seed, float *out,
+                  char *err, size_t errlen)
+{
+    ck_ctx *c = vctx;
+    rc_rf_opts o;
+    rc_rf_opts_default(&o);
+    o.contrast = contrast;
+    o.samples = samples;
+    o.seed = seed;
+    o.grad = 1;
+    o.revcor = 0;
+    rc_rf_result r;
+    int rc = rc_rf_compute(c->ck, &o, &r, err, errlen);
+    if (rc == 0)
+        memcpy(out, r.grad, (size_t)r.cells * r.history * r.h * r.w * sizeof *out);
+    rc_rf_free(&r);
+    return rc;
 }
 
 /* Column label: the run folder's (or file's) name, HDF5-safe, unique among the columns. */
@@ -197,7 +226,7 @@ int cmd_phenomena(int argc, char **argv)
 {
     const char *backend = "c", *out_path = NULL, *only = NULL;
     int json = 0, threads = 0, n = 0, retina = 0, cells = 8;
-    long retina_seed = 0, seed = 1, v;
+    long retina_seed = 0, seed = 1, v, sta_samples = RC_PHENO_STA_SAMPLES;
     const char **runs = calloc((size_t)argc, sizeof *runs);
     if (!runs) return 1;
     for (int i = 1; i < argc; i++) {
@@ -211,6 +240,7 @@ int cmd_phenomena(int argc, char **argv)
         else if (!strcmp(a, "--retina")) { NEED(); if (parse_int(next, 0, 2147483647L, &retina_seed) < 0) BADNUM(0, 2147483647L); retina = 1; }
         else if (!strcmp(a, "--cells")) { NEED(); if (parse_int(next, 1, 256, &v) < 0) BADNUM(1, 256); cells = (int)v; }
         else if (!strcmp(a, "--seed")) { NEED(); if (parse_int(next, 1, 2147483647L, &seed) < 0) BADNUM(1, 2147483647L); }
+        else if (!strcmp(a, "--sta-samples")) { NEED(); if (parse_int(next, 2, 1000000, &sta_samples) < 0) BADNUM(2, 1000000); }
         else if (!strcmp(a, "--threads")) { NEED(); if (parse_int(next, 1, 4096, &v) < 0) BADNUM(1, 4096); threads = (int)v; }
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "retinac phenomena: unknown option %s (see retinac help phenomena)\n", a);
@@ -253,7 +283,8 @@ int cmd_phenomena(int argc, char **argv)
         }
         ctxs[i].ck = &cks[i];
         c->pm = (rc_pheno_model){.predict = ck_predict, .ctx = &ctxs[i], .history = ir->history,
-                                 .H = ir->in.h, .W = ir->in.w, .cells = cks[i].cells, .seed = (uint64_t)seed};
+                                 .H = ir->in.h, .W = ir->in.w, .cells = cks[i].cells, .seed = (uint64_t)seed,
+                                 .sta = ck_sta, .sta_kind = "gradient STA", .sta_samples = sta_samples};
     }
     if (retina) {
         column *c = &cols[n];
@@ -270,6 +301,7 @@ int cmd_phenomena(int argc, char **argv)
             goto out;
         }
         c->pm.seed = (uint64_t)seed;
+        c->pm.sta_samples = 32 * sta_samples;   /* reverse correlation: ~32x the windows */
         double mu, sd;
         rc_pheno_synth_stats(syn, &mu, &sd);
         snprintf(c->source, sizeof c->source,

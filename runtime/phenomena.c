@@ -8,13 +8,10 @@
  *   - "mean" traces are the mean over cells, as the reference's figures;
  *   - noise stimuli are averaged over several seeded repeats where the reference used one
  *     noisy draw (documented per phenomenon), so numbers are stable across runs;
- *   - numbers are NaN where undefined (a zero denominator, no flash), never a crash.
- * Not in the battery (they need gradients of the output with respect to the input, which the
- * predictor interface does not give): #5 contrast_fig (LN fits of gradient STAs at contrasts
- * 0.1 and 0.7) and #10 fast_contrast_adaptation (temporal-filter centre of mass vs contrast).
- * TODO(gradients): when the runtime exposes input gradients (gradient STA), add an optional
- * `rc_pheno_grad` callback to rc_pheno_model and two phenomena "contrast_fig" and
- * "fast_contrast_adaptation" here (the reference's recipes are in docs/phenomena.md).
+ *   - numbers are NaN where undefined (a zero denominator, no flash), never a crash;
+ *   - contrast_fig and fast_contrast_adaptation read the model's optional sta callback (the
+ *     mean input gradient on white noise, or an estimate of it); without one they report NaN
+ *     numbers and no traces, so every column has the same rows.
  */
 #include "phenomena.h"
 
@@ -24,12 +21,14 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "rf.h"
+#include "rng.h"
 
 #define WIN0 40   /* the reference's first window predicts frame 40 */
 
 const char *const rc_pheno_names[] = {
-    "step", "osr", "reversing_grating", "contrast_adaptation", "motion_reversal",
-    "motion_anticipation", "oms", "freq_doubling", "latency",
+    "step", "osr", "reversing_grating", "contrast_adaptation", "contrast_fig", "motion_reversal",
+    "motion_anticipation", "oms", "freq_doubling", "fast_contrast_adaptation", "latency",
 };
 const int rc_pheno_count = (int)(sizeof rc_pheno_names / sizeof rc_pheno_names[0]);
 
@@ -691,12 +690,273 @@ out:
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* STA-based phenomena (#5, #10): shared pieces                                               */
+
+/* The model's STA at one contrast (cells, history, H, W) into sta, and per cell its rank-1
+ * temporal filter (cells, history) in rf.h's lag order (spatial peak positive). */
+static int sta_temporal(ctx *c, double contrast, float *sta, float *temporal)
+{
+    const rc_pheno_model *m = c->m;
+    const int h = m->history, C = m->cells;
+    const int64_t hw = (int64_t)m->H * m->W, win = (int64_t)h * hw;
+    const int64_t ns = m->sta_samples > 0 ? m->sta_samples : RC_PHENO_STA_SAMPLES;
+    char e[400];
+    e[0] = 0;
+    if (m->sta(m->ctx, contrast, ns, c->seed, sta, e, sizeof e) < 0)
+        return rc_errf(c->err, c->errlen, "%s: STA at contrast %g: %s", c->name, contrast, e[0] ? e : "failed");
+    float *sp = malloc((size_t)hw * sizeof *sp);
+    if (!sp) return rc_errf(c->err, c->errlen, "%s: out of memory", c->name);
+    for (int n = 0; n < C; n++) {
+        rc_rf_cell cell;
+        if (rc_rf_summarize(sta + (int64_t)n * win, h, m->H, m->W, sp, temporal + (int64_t)n * h, &cell) < 0) {
+            free(sp);
+            return rc_errf(c->err, c->errlen, "%s: out of memory", c->name);
+        }
+    }
+    free(sp);
+    return 0;
+}
+
+static const char *sta_kind(const ctx *c) { return c->m->sta_kind ? c->m->sta_kind : "gradient STA"; }
+
+/* Least-squares slope of y on x (n points), NaN if undefined or any y is NaN. */
+static double ls_slope(const double *x, const double *y, int n)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(y[i])) return NAN;
+        sx += x[i]; sy += y[i]; sxx += x[i] * x[i]; sxy += x[i] * y[i];
+    }
+    double den = n * sxx - sx * sx;
+    return n > 1 && den != 0 ? (n * sxy - sx * sy) / den : NAN;
+}
+
+/* Frame of the filter's largest |value|, as a latency in ms (lag 1 = 10 ms), refined by the
+ * parabola through the neighbours. temporal (history) in rf.h's lag order. */
+static double filter_latency_ms(const float *temporal, int history)
+{
+    float a[4096];
+    int h = history < 4096 ? history : 4096;
+    for (int j = 0; j < h; j++) a[j] = fabsf(temporal[history - 1 - j]);   /* a[j]: lag j+1 */
+    return (rc_pheno_peak(a, 0, h, NULL) + 1.0) * RC_PHENO_DT_MS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* 5. contrast_fig: filter and static nonlinearity at contrasts 0.1 and 0.7                   */
+
+static int ph_contrast_fig(ctx *c)
+{
+    /* contrast_fig(model, [0.1, 0.7]): per contrast the STA on white noise of that contrast,
+     * rescaled by theta so that the linear response's sd equals the contrast
+     * (normalize_filter; for a linear response theta = contrast / sd, no optimizer needed),
+     * the rank-1 temporal filter of the rescaled STA / 0.01 s (s^-1, as the reference), and
+     * the nonlinearity of the model's response against the linear response on a fresh noise
+     * movie, by 40 equal-count bins (Binterp(40)). The reference shows unit 0 only; here every
+     * cell, then the mean over cells. Numbers: the filter's peak latency and the
+     * nonlinearity's gain (the slope within one sd of the mean) per contrast, the latency
+     * shift and the gain ratio high / low of the mean gains (below 1: the gain falls at high
+     * contrast; a ratio of means, since a cell that barely responds at 0.1 has a gain near
+     * 0 whose per-cell ratio is meaningless). */
+    static const double con[2] = {0.1, 0.7};
+    static const char *const tag[2] = {"low", "high"};
+    const rc_pheno_model *m = c->m;
+    const int h = m->history, C = m->cells, NB = 40, N = 4000;
+    const int64_t hw = (int64_t)m->H * m->W, win = (int64_t)h * hw, T = (int64_t)N + h;
+    char k[64];
+    if (!m->sta) {
+        for (int i = 0; i < 2; i++) {
+            snprintf(k, sizeof k, "%s_latency_ms", tag[i]); num(c, k, NAN);
+            snprintf(k, sizeof k, "%s_gain", tag[i]); num(c, k, NAN);
+        }
+        num(c, "latency_shift_ms", NAN);
+        num(c, "gain_ratio", NAN);
+        param(c, "has_sta", 0);
+        return 0;
+    }
+    float *sta = malloc((size_t)(C * win) * sizeof *sta), *tmp = malloc((size_t)C * h * sizeof *tmp);
+    float *filt = malloc((size_t)2 * C * h * sizeof *filt), *fr = malloc((size_t)(T * hw) * sizeof *fr);
+    float *y = malloc((size_t)N * C * sizeof *y), *x = malloc((size_t)N * C * sizeof *x);
+    float *xs = malloc((size_t)N * sizeof *xs), *ys = malloc((size_t)N * sizeof *ys);
+    float *nlx = malloc((size_t)2 * C * NB * sizeof *nlx), *nly = malloc((size_t)2 * C * NB * sizeof *nly);
+    float *lat = malloc((size_t)2 * C * sizeof *lat), *gain = malloc((size_t)2 * C * sizeof *gain);
+    int rc = -1;
+    if (!sta || !tmp || !filt || !fr || !y || !x || !xs || !ys || !nlx || !nly || !lat || !gain) {
+        rc_errf(c->err, c->errlen, "contrast_fig: out of memory");
+        goto out;
+    }
+    for (int ci = 0; ci < 2; ci++) {
+        if (sta_temporal(c, con[ci], sta, tmp) < 0) goto out;
+        /* the noise movie (its own stream, not the STA's noise; the same draw scaled to each
+         * contrast, so a linear model's gain ratio is exactly 1) and the model's response */
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < T * hw; i++)
+            fr[i] = (float)con[ci] * rc_rng_normal(c->seed, 0x434e4c00u, (uint64_t)i);
+        char e[400];
+        e[0] = 0;
+        if (m->predict(m->ctx, fr, T, y, e, sizeof e) < 0) {
+            rc_errf(c->err, c->errlen, "contrast_fig: %s", e[0] ? e : "prediction failed");
+            goto out;
+        }
+        /* the linear response of the full STA: x[i][n] = sum over lag and pixel of
+         * sta[n] . window i (window i = frames i..i+h-1 predicts y[i]) */
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int n = 0; n < C; n++)
+            for (int i = 0; i < N; i++) {
+                const float *s = sta + (int64_t)n * win, *w = fr + (int64_t)i * hw;
+                float acc = 0;
+                for (int64_t e2 = 0; e2 < win; e2++) acc += s[e2] * w[e2];
+                x[(int64_t)i * C + n] = acc;
+            }
+        for (int n = 0; n < C; n++) {
+            double sx = 0, sxx = 0;
+            for (int i = 0; i < N; i++) { double v = x[(int64_t)i * C + n]; sx += v; sxx += v * v; }
+            double mean = sx / N, var = sxx / N - mean * mean;
+            double theta = var > 0 ? con[ci] / sqrt(var) : NAN;
+            for (int i = 0; i < N; i++) {
+                xs[i] = (float)(theta * x[(int64_t)i * C + n]);
+                ys[i] = y[(int64_t)i * C + n];
+            }
+            int64_t o = ((int64_t)ci * C + n);
+            double g = NAN;
+            if (isfinite(theta)) {
+                if (rc_pheno_nonlinearity(xs, ys, N, NB, nlx + o * NB, nly + o * NB, &g) < 0) {
+                    rc_errf(c->err, c->errlen, "contrast_fig: out of memory");
+                    goto out;
+                }
+            } else {
+                for (int b = 0; b < NB; b++) nlx[o * NB + b] = nly[o * NB + b] = NAN;
+            }
+            gain[o] = (float)g;
+            for (int j = 0; j < h; j++) filt[o * h + j] = (float)(theta * tmp[(int64_t)n * h + j] / (RC_PHENO_DT_MS * 1e-3));
+            lat[o] = isfinite(theta) ? (float)filter_latency_ms(tmp + (int64_t)n * h, h) : NAN;
+        }
+    }
+    double ml[2] = {0, 0}, mg[2] = {0, 0};
+    int nl[2] = {0, 0}, ng[2] = {0, 0};
+    for (int ci = 0; ci < 2; ci++)
+        for (int n = 0; n < C; n++) {
+            float l = lat[ci * C + n], g = gain[ci * C + n];
+            if (isfinite(l)) { ml[ci] += l; nl[ci]++; }
+            if (isfinite(g)) { mg[ci] += g; ng[ci]++; }
+        }
+    for (int ci = 0; ci < 2; ci++) {
+        ml[ci] = nl[ci] ? ml[ci] / nl[ci] : NAN;
+        mg[ci] = ng[ci] ? mg[ci] / ng[ci] : NAN;
+        snprintf(k, sizeof k, "%s_latency_ms", tag[ci]); num(c, k, ml[ci]);
+        snprintf(k, sizeof k, "%s_gain", tag[ci]); num(c, k, mg[ci]);
+    }
+    num(c, "latency_shift_ms", ml[1] - ml[0]);
+    num(c, "gain_ratio", ratio(mg[1], mg[0]));
+    param(c, "has_sta", 1);
+    param(c, "contrast_low", con[0]); param(c, "contrast_high", con[1]);
+    param(c, "sta_samples", (double)(m->sta_samples > 0 ? m->sta_samples : RC_PHENO_STA_SAMPLES));
+    param(c, "nonlinearity_windows", N); param(c, "bins", NB);
+    char desc[160];
+    snprintf(desc, sizeof desc, "(contrast 0.1/0.7, cells, history) rank-1 temporal filter of the rescaled %s / 0.01 s (s^-1); last = lag 1", sta_kind(c));
+    trace(c, "filter_cells", 3, 2, C, h, filt, desc);
+    trace(c, "nl_x_cells", 3, 2, C, NB, nlx, "(contrast 0.1/0.7, cells, 40 equal-count bins) mean linear response (z-units) per bin");
+    trace(c, "nl_y_cells", 3, 2, C, NB, nly, "(contrast 0.1/0.7, cells, 40 bins) mean model response per bin");
+    trace(c, "latency_ms_cells", 2, 2, C, 0, lat, "(contrast 0.1/0.7, cells) peak latency of |filter|");
+    trace(c, "gain_cells", 2, 2, C, 0, gain, "(contrast 0.1/0.7, cells) slope of the nonlinearity within 1 sd of the mean");
+    rc = 0;
+out:
+    free(sta); free(tmp); free(filt); free(fr); free(y); free(x); free(xs); free(ys);
+    free(nlx); free(nly); free(lat); free(gain);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* 10. fast_contrast_adaptation: the temporal filter's spectral centre of mass vs contrast     */
+
+static int ph_fast_contrast(ctx *c)
+{
+    /* generate_data(model, 0.5, 2.0, 4): contrasts linspace(0.5, 2, 4); per contrast and cell
+     * the STA on white noise, its rank-1 temporal filter, signfix (flip when the mean of the
+     * 15 most recent lags is positive: the reference's tau[25:]; it does not change the
+     * spectrum), the power spectrum's centre of mass over 0..15 Hz (rc_pheno_com_hz). The
+     * reference draws 200 frames (160 windows) per contrast, separately, for 5 hard-coded
+     * cells; here every cell, sta_samples windows (default 256), and the same noise draw
+     * scaled to each contrast (common random numbers: the slope is not blurred by four
+     * independent noise draws). Slope: least squares of the mean CoM over cells vs contrast
+     * (np.polyfit(c, mean, 1)); positive: faster filters at higher contrast. */
+    enum { NC = 4, K = 7 };
+    static const char *const key[NC] = {"com_hz_0p5", "com_hz_1p0", "com_hz_1p5", "com_hz_2p0"};
+    const rc_pheno_model *m = c->m;
+    const int h = m->history, C = m->cells;
+    const int64_t win = (int64_t)h * m->H * m->W;
+    double con[NC];
+    for (int i = 0; i < NC; i++) con[i] = 0.5 + 1.5 * i / (NC - 1);
+    if (!m->sta) {
+        for (int i = 0; i < NC; i++) num(c, key[i], NAN);
+        num(c, "slope_hz_per_unit", NAN);
+        param(c, "has_sta", 0);
+        return 0;
+    }
+    float *sta = malloc((size_t)(C * win) * sizeof *sta), *tau = malloc((size_t)NC * C * h * sizeof *tau);
+    float *pw = malloc((size_t)NC * C * K * sizeof *pw), *com = malloc((size_t)NC * C * sizeof *com);
+    float *cref = malloc((size_t)NC * C * sizeof *cref), *slc = malloc((size_t)C * sizeof *slc);
+    float *cf = malloc((size_t)NC * sizeof *cf);
+    int rc = -1;
+    if (!sta || !tau || !pw || !com || !cref || !slc || !cf) {
+        rc_errf(c->err, c->errlen, "fast_contrast_adaptation: out of memory");
+        goto out;
+    }
+    double mean[NC], xs[NC];
+    for (int ci = 0; ci < NC; ci++) {
+        float *t = tau + (int64_t)ci * C * h;
+        if (sta_temporal(c, con[ci], sta, t) < 0) goto out;
+        double s = 0;
+        int ns = 0;
+        for (int n = 0; n < C; n++) {
+            float *tn = t + (int64_t)n * h;
+            double rec = 0;
+            int nr = 0;
+            for (int j = h - 15 > 0 ? h - 15 : 0; j < h; j++) { rec += tn[j]; nr++; }
+            if (nr && rec / nr > 0)
+                for (int j = 0; j < h; j++) tn[j] = -tn[j];
+            int64_t o = (int64_t)ci * C + n;
+            com[o] = (float)rc_pheno_com_hz(tn, h, pw + o * K);
+            double r = 0;
+            for (int k = 0; k < K; k++) r += pw[o * K + k] * k * 2.5;
+            cref[o] = isfinite(com[o]) ? (float)r : NAN;
+            if (isfinite(com[o])) { s += com[o]; ns++; }
+        }
+        mean[ci] = ns ? s / ns : NAN;
+        xs[ci] = con[ci];
+        cf[ci] = (float)con[ci];
+        num(c, key[ci], mean[ci]);
+    }
+    num(c, "slope_hz_per_unit", ls_slope(xs, mean, NC));
+    for (int n = 0; n < C; n++) {
+        double yc[NC];
+        for (int ci = 0; ci < NC; ci++) yc[ci] = com[ci * C + n];
+        slc[n] = (float)ls_slope(xs, yc, NC);
+    }
+    param(c, "has_sta", 1);
+    param(c, "contrast_min", 0.5); param(c, "contrast_max", 2.0); param(c, "contrasts", NC);
+    param(c, "sta_samples", (double)(m->sta_samples > 0 ? m->sta_samples : RC_PHENO_STA_SAMPLES));
+    param(c, "bin_hz", 2.5); param(c, "bins", K);
+    char desc[160];
+    trace(c, "contrast", 1, NC, 0, 0, cf, "noise contrasts (sd, z-units), linspace(0.5, 2, 4)");
+    snprintf(desc, sizeof desc, "(contrast, cells, history) rank-1 temporal filter of the %s, signfixed; last = lag 1", sta_kind(c));
+    trace(c, "temporal_cells", 3, NC, C, h, tau, desc);
+    trace(c, "power_cells", 3, NC, C, K, pw, "(contrast, cells, 7 bins 0..15 Hz) power / its maximum (npower)");
+    trace(c, "com_hz_cells", 2, NC, C, 0, com, "(contrast, cells) centre of mass of the power over 0..15 Hz");
+    trace(c, "com_ref_cells", 2, NC, C, 0, cref, "(contrast, cells) the reference's sum(f * power/max) over 0..15 Hz (Hz)");
+    trace(c, "slope_cells", 1, C, 0, 0, slc, "per cell least-squares slope of the CoM vs contrast (Hz per unit)");
+    rc = 0;
+out:
+    free(sta); free(tau); free(pw); free(com); free(cref); free(slc); free(cf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* The battery                                                                                */
 
 typedef int (*ph_fn)(ctx *);
 static const ph_fn PH_FN[] = {
-    ph_step, ph_osr, ph_reversing, ph_contrast, ph_motion_reversal, ph_anticipation, ph_oms,
-    ph_f2, ph_latency,
+    ph_step, ph_osr, ph_reversing, ph_contrast, ph_contrast_fig, ph_motion_reversal,
+    ph_anticipation, ph_oms, ph_f2, ph_fast_contrast, ph_latency,
 };
 
 /* Whether name is in the comma-separated list (NULL/"" = everything). */
@@ -724,7 +984,7 @@ int rc_pheno_check_only(const char *only, char *err, size_t errlen)
         for (int i = 0; i < rc_pheno_count && !ok; i++)
             ok = strlen(rc_pheno_names[i]) == n && !strncmp(p, rc_pheno_names[i], n);
         if (!ok) {
-            char names[400] = "";
+            char names[600] = "";
             for (int i = 0; i < rc_pheno_count; i++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "", rc_pheno_names[i]);
             return rc_errf(err, errlen, "unknown phenomenon '%.*s' (known: %s)", (int)n, p, names);

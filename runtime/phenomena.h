@@ -31,12 +31,27 @@
 typedef int (*rc_pheno_predict)(void *ctx, const float *frames, int64_t T, float *out, char *err,
                                 size_t errlen);
 
+/* Optional: the mean input sensitivity per cell ("STA", the reference's utils.compute_sta) on
+ * `samples` windows of one stream of seeded Gaussian white noise of std `contrast` (z-units):
+ * out (cells, history, H, W), with out[n][c] the frame history-c before the predicted bin (c =
+ * history-1 is lag 1, rf.h's convention). Checkpoints give the eval-mode gradient STA
+ * (rc_rf_compute); the synthetic retina estimates the same quantity by reverse correlation
+ * (Stein's lemma, phenomena_synth.c). Only the shape matters to the battery (it is rescaled). */
+typedef int (*rc_pheno_sta_fn)(void *ctx, double contrast, int64_t samples, uint64_t seed,
+                               float *out, char *err, size_t errlen);
+
 typedef struct {
     rc_pheno_predict predict;
     void *ctx;
     int history, H, W, cells;
     uint64_t seed;               /* noise stimuli (contrast adaptation, OMS); 0 = default 1 */
+    /* Optional (NULL: contrast_fig and fast_contrast_adaptation report nan): */
+    rc_pheno_sta_fn sta;
+    const char *sta_kind;        /* how sta estimates it (trace descriptions); NULL = "gradient STA" */
+    int64_t sta_samples;         /* noise windows per STA; 0 = RC_PHENO_STA_SAMPLES */
 } rc_pheno_model;
+
+#define RC_PHENO_STA_SAMPLES 256 /* per STA: 6 STAs per battery, ~7 s each for an 8-cell BN-CNN */
 
 /* One summary number: key "phenomenon.name" (e.g. "osr.latency_ms"). */
 typedef struct {
@@ -68,9 +83,10 @@ typedef struct {
     int n_params, cap_params;
 } rc_pheno_out;
 
-/* The phenomena in battery order: step, osr, reversing_grating, contrast_adaptation,
- * motion_reversal, motion_anticipation, oms, freq_doubling, latency. (#5 contrast_fig and #10
- * fast_contrast_adaptation need input gradients: not in the battery yet, see phenomena.c.) */
+/* The phenomena in battery order (the reference's numbering 1..11): step, osr,
+ * reversing_grating, contrast_adaptation, contrast_fig, motion_reversal, motion_anticipation,
+ * oms, freq_doubling, fast_contrast_adaptation, latency. contrast_fig and
+ * fast_contrast_adaptation need the model's sta callback (NaN numbers without it). */
 extern const char *const rc_pheno_names[];
 extern const int rc_pheno_count;
 
@@ -147,5 +163,16 @@ double rc_pheno_dft_amp(const float *x, int n, int k);
 /* Sub-sample peak position of x[lo..hi): argmax refined by the parabola through its
  * neighbours (clamped to the range). *peak receives the parabola's value there. */
 double rc_pheno_peak(const float *x, int lo, int hi, double *peak);
+/* Centre of mass (Hz) of the power spectrum of a temporal filter over its first 7 frequency
+ * bins (0, 2.5, .., 15 Hz): the DFT of the 40 most recent lags (zero-padded when history < 40),
+ * i.e. 400 ms at 10 ms per frame. temporal (history) in rf.h's order (last = lag 1).
+ * power (7, may be NULL) receives the power normalized to its maximum over all bins (the
+ * reference's npower). NaN for an all-zero filter. */
+double rc_pheno_com_hz(const float *temporal, int history, float *power);
+/* Static nonlinearity by binned means (pyret's Binterp: nbins bins of equal count along x):
+ * bx, by (nbins) the mean x and mean y per bin; *gain the least-squares slope of y on x over
+ * the samples within one standard deviation of x's mean (NaN if undefined). -1: no memory. */
+int rc_pheno_nonlinearity(const float *x, const float *y, int64_t n, int nbins, float *bx,
+                          float *by, double *gain);
 
 #endif

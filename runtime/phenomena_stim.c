@@ -1,5 +1,5 @@
 /* phenomena_stim.c — the stimulus generators of the phenomena battery (phenomena.h) and two
- * small analysis helpers. Each generator follows torch-deep-retina's stimuli.py (reference
+ * small analysis helpers (DFT amplitude, peak, spectral centre of mass, binned nonlinearity). Each generator follows torch-deep-retina's stimuli.py (reference
  * §5.1) in model-input z-units; where the reference is ill-defined or buggy, the evidently
  * intended stimulus is drawn and the difference is noted here and in docs/phenomena.md.
  * Invariants: frames are (T, H, W) row-major float32; x is the column (the horizontal axis),
@@ -9,6 +9,7 @@
 #include "phenomena.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rng.h"
@@ -199,4 +200,82 @@ double rc_pheno_peak(const float *x, int lo, int hi, double *peak)
     }
     if (peak) *peak = val;
     return pos;
+}
+
+double rc_pheno_com_hz(const float *temporal, int history, float *power)
+{
+    /* The reference (fast_contrast_adaptation) cubic-upsamples the 40-lag kernel to 1000
+     * points over the same 400 ms and takes fftfreq(1000, 0.4 ms): bins 0, 2.5, .., 15 Hz. At
+     * those frequencies the upsampled kernel's DFT is the 40-sample DFT up to interpolation
+     * error, so the DFT is taken directly (10 ms frames, N = 40). The reference sums f * P over
+     * the 7 bins with P normalized to its maximum, not to its sum (not a centre of mass: it
+     * grows with the spectrum's width); the centre of mass sum(f P) / sum(P) is returned. */
+    enum { N = 40, K = 7 };
+    double x[N], P[N / 2 + 1], pmax = 0;
+    for (int j = 0; j < N; j++) {
+        int idx = history - (N - j);        /* x[N-1] is lag 1 */
+        x[j] = idx >= 0 ? temporal[idx] : 0.0;
+    }
+    for (int k = 0; k <= N / 2; k++) {
+        double re = 0, im = 0;
+        for (int j = 0; j < N; j++) {
+            double a = 2.0 * M_PI * k * j / N;
+            re += x[j] * cos(a);
+            im -= x[j] * sin(a);
+        }
+        P[k] = re * re + im * im;
+        if (P[k] > pmax) pmax = P[k];
+    }
+    double sp = 0, sfp = 0;
+    for (int k = 0; k < K; k++) {
+        double p = pmax > 0 ? P[k] / pmax : 0.0;
+        if (power) power[k] = (float)p;
+        sp += p;
+        sfp += p * k / (N * RC_PHENO_DT_MS * 1e-3);
+    }
+    return sp > 0 ? sfp / sp : NAN;
+}
+
+typedef struct { float x, y; } xy_pair;
+
+static int cmp_x(const void *a, const void *b)
+{
+    float xa = ((const xy_pair *)a)->x, xb = ((const xy_pair *)b)->x;
+    return xa < xb ? -1 : xa > xb;
+}
+
+int rc_pheno_nonlinearity(const float *x, const float *y, int64_t n, int nbins, float *bx,
+                          float *by, double *gain)
+{
+    *gain = NAN;
+    for (int b = 0; b < nbins; b++) bx[b] = by[b] = NAN;
+    if (n < 2 || nbins < 1) return 0;
+    double mx = 0, vx = 0;
+    for (int64_t i = 0; i < n; i++) mx += x[i];
+    mx /= (double)n;
+    for (int64_t i = 0; i < n; i++) vx += (x[i] - mx) * (x[i] - mx);
+    double sd = sqrt(vx / (double)n);
+    /* bins of equal count along sorted x (Binterp): bin b holds ranks [b n / nbins, (b+1) n / nbins) */
+    xy_pair *q = malloc((size_t)n * sizeof *q);
+    if (!q) return -1;
+    for (int64_t i = 0; i < n; i++) { q[i].x = x[i]; q[i].y = y[i]; }
+    qsort(q, (size_t)n, sizeof *q, cmp_x);
+    for (int b = 0; b < nbins; b++) {
+        int64_t lo = (int64_t)b * n / nbins, hi = (int64_t)(b + 1) * n / nbins;
+        double sx = 0, sy = 0;
+        for (int64_t r = lo; r < hi; r++) { sx += q[r].x; sy += q[r].y; }
+        bx[b] = hi > lo ? (float)(sx / (double)(hi - lo)) : NAN;
+        by[b] = hi > lo ? (float)(sy / (double)(hi - lo)) : NAN;
+    }
+    free(q);
+    /* gain: least-squares slope of y on x over |x - mean| <= sd */
+    double s0 = 0, s1 = 0, s2 = 0, sy = 0, sxy = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = x[i] - mx;
+        if (fabs(d) > sd) continue;
+        s0 += 1; s1 += d; s2 += d * d; sy += y[i]; sxy += d * y[i];
+    }
+    double den = s0 * s2 - s1 * s1;
+    if (s0 > 1 && den > 0) *gain = (s0 * sxy - s1 * sy) / den;
+    return 0;
 }

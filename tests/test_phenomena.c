@@ -1,7 +1,8 @@
 /* test_phenomena.c — the phenomena battery (runtime/phenomena.h, cli/cmd_phenomena.c):
  * stimulus generators against the reference's shapes and values, analyses on analytic
  * predictors whose answers are known, the ground-truth synthetic retina, and the command end
- * to end on a tiny trained checkpoint. Kept small: about 10 s on one core.
+ * to end on a tiny trained checkpoint; the STA-based items (contrast_fig,
+ * fast_contrast_adaptation) on analytic STA callbacks whose answers are exact. Kept small.
  */
 #include <criterion/criterion.h>
 #include <hdf5.h>
@@ -13,6 +14,7 @@
 
 #include "h5util.h"
 #include "phenomena.h"
+#include "rng.h"
 #include "tiny_retina.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -237,6 +239,177 @@ Test(pheno_analysis, unknown_name_is_an_error)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* STA-based items: analytic predictors with an exact STA callback                           */
+
+/* LN toys (history 40, 12x12, 2 cells; cell 1 = 2 x cell 0): g = sum over lags of
+ * LN_F[lag] x the centre pixel; LN_LINEAR y = g, LN_DIVISIVE y = g / rms of the centre pixel
+ * over the window (a gain that falls exactly as 1/contrast). The STA callback returns the
+ * filter itself, or for the fast-contrast toys a pure tone of kb(contrast) cycles per 40 lags
+ * on the centre pixel (its spectrum is one DFT bin: CoM = 2.5 kb Hz exactly). */
+enum { LN_LINEAR, LN_DIVISIVE };
+typedef struct {
+    int kind, tone;            /* tone: 0 none, 1 fixed 4 cycles, 2 cycles = 2 + 2 contrast */
+} ln_toy;
+
+static const float LN_F[6] = {0, 0.2f, 0.6f, 1.0f, 0.6f, 0.2f};   /* peak at lag 3: 30 ms */
+#define LN_H 40
+#define LN_S 12
+
+static int ln_predict(void *vctx, const float *fr, int64_t T, float *out, char *err, size_t errlen)
+{
+    (void)err; (void)errlen;
+    const ln_toy *m = vctx;
+    const int64_t P = LN_S * LN_S, cpx = (LN_S / 2) * LN_S + LN_S / 2;
+    for (int64_t i = 0; i + LN_H < T; i++) {
+        int64_t t = i + LN_H;
+        double g = 0, ss = 0;
+        for (int k = 1; k <= 5; k++) g += LN_F[k] * fr[(t - k) * P + cpx];
+        for (int k = 1; k <= LN_H; k++) ss += (double)fr[(t - k) * P + cpx] * fr[(t - k) * P + cpx];
+        double v = m->kind == LN_LINEAR ? g : g / sqrt(ss / LN_H);
+        out[i * 2] = (float)v;
+        out[i * 2 + 1] = (float)(2 * v);
+    }
+    return 0;
+}
+
+static int ln_sta(void *vctx, double contrast, int64_t samples, uint64_t seed, float *out,
+                  char *err, size_t errlen)
+{
+    (void)samples; (void)seed; (void)err; (void)errlen;
+    const ln_toy *m = vctx;
+    const int64_t P = LN_S * LN_S, cpx = (LN_S / 2) * LN_S + LN_S / 2, win = LN_H * P;
+    memset(out, 0, (size_t)(2 * win) * sizeof *out);
+    int kb = m->tone == 1 ? 4 : (int)lround(2 + 2 * contrast);
+    for (int n = 0; n < 2; n++)
+        for (int a = 0; a < LN_H; a++) {          /* a = history - lag */
+            int lag = LN_H - a;
+            float v = m->tone ? (float)sin(2 * M_PI * kb * a / LN_H) : lag <= 5 ? LN_F[lag] : 0.0f;
+            out[n * win + a * P + cpx] = (float)(n + 1) * v;
+        }
+    return 0;
+}
+
+static void run_ln(ln_toy *t, const char *only, int with_sta, rc_pheno_out *o)
+{
+    rc_pheno_model m = {.predict = ln_predict, .ctx = t, .history = LN_H, .H = LN_S, .W = LN_S,
+                        .cells = 2, .seed = 5, .sta = with_sta ? ln_sta : NULL};
+    char err[512];
+    memset(o, 0, sizeof *o);
+    cr_assert_eq(rc_pheno_run(&m, only, o, err, sizeof err), 0, "%s", err);
+}
+
+Test(pheno_sta, centre_of_mass_of_a_pure_tone)
+{
+    float k[40], pw[7];
+    for (int kb = 1; kb <= 6; kb++) {
+        for (int a = 0; a < 40; a++) k[a] = (float)cos(2 * M_PI * kb * a / 40 + 0.3);
+        cr_assert_float_eq(rc_pheno_com_hz(k, 40, pw), 2.5 * kb, 1e-6, "%d cycles per 400 ms", kb);
+        cr_assert_float_eq(pw[kb], 1.0, 1e-6);
+        for (int b = 0; b < 7; b++) if (b != kb) cr_assert_lt(pw[b], 1e-10);
+    }
+    /* only the 40 most recent lags count: a longer history's older lags are ignored */
+    float l[50];
+    for (int a = 0; a < 50; a++) l[a] = a < 10 ? 5.0f : (float)sin(2 * M_PI * 3 * (a - 10) / 40);
+    cr_assert_float_eq(rc_pheno_com_hz(l, 50, NULL), 7.5, 1e-6);
+    float z[40] = {0};
+    cr_assert(isnan(rc_pheno_com_hz(z, 40, NULL)));
+}
+
+Test(pheno_sta, fast_contrast_com_and_slope_are_exact)
+{
+    ln_toy fixed = {LN_LINEAR, 1}, faster = {LN_LINEAR, 2};
+    rc_pheno_out o;
+    run_ln(&fixed, "fast_contrast_adaptation", 1, &o);
+    for (const char *k = "fast_contrast_adaptation.com_hz_0p5\0fast_contrast_adaptation.com_hz_1p0\0"
+                         "fast_contrast_adaptation.com_hz_1p5\0fast_contrast_adaptation.com_hz_2p0\0"; *k; k += strlen(k) + 1)
+        cr_assert_float_eq(get(&o, k), 10.0, 1e-5, "%s = %g", k, get(&o, k));
+    cr_assert_float_eq(get(&o, "fast_contrast_adaptation.slope_hz_per_unit"), 0.0, 1e-5);
+    const rc_pheno_trace *t = rc_pheno_find_trace(&o, "fast_contrast_adaptation/temporal_cells");
+    cr_assert(t && t->rank == 3 && t->dims[0] == 4 && t->dims[1] == 2 && t->dims[2] == 40);
+    /* signfix: the 15 most recent lags have a mean <= 0 */
+    for (int ci = 0; ci < 4; ci++)
+        for (int n = 0; n < 2; n++) {
+            double s = 0;
+            for (int j = 25; j < 40; j++) s += t->data[(ci * 2 + n) * 40 + j];
+            cr_assert_leq(s, 1e-4);
+        }
+    rc_pheno_out_free(&o);
+    /* 3, 4, 5, 6 cycles per 400 ms at contrasts 0.5, 1, 1.5, 2: 7.5 .. 15 Hz, 5 Hz per unit */
+    run_ln(&faster, "fast_contrast_adaptation", 1, &o);
+    cr_assert_float_eq(get(&o, "fast_contrast_adaptation.com_hz_0p5"), 7.5, 1e-5);
+    cr_assert_float_eq(get(&o, "fast_contrast_adaptation.com_hz_2p0"), 15.0, 1e-5);
+    cr_assert_float_eq(get(&o, "fast_contrast_adaptation.slope_hz_per_unit"), 5.0, 1e-5);
+    const rc_pheno_trace *sc = rc_pheno_find_trace(&o, "fast_contrast_adaptation/slope_cells");
+    cr_assert(sc && sc->dims[0] == 2);
+    cr_assert_float_eq(sc->data[1], 5.0, 1e-4);
+    rc_pheno_out_free(&o);
+}
+
+Test(pheno_sta, contrast_fig_gain_ratio_and_latency)
+{
+    /* linear: the same noise scaled to each contrast and the filter rescaled to a linear
+     * response of sd = contrast: the gain is identical (ratio 1) and the latency the filter's */
+    ln_toy lin = {LN_LINEAR, 0}, div = {LN_DIVISIVE, 0};
+    rc_pheno_out o;
+    run_ln(&lin, "contrast_fig", 1, &o);
+    cr_assert_float_eq(get(&o, "contrast_fig.gain_ratio"), 1.0, 1e-4, "%g", get(&o, "contrast_fig.gain_ratio"));
+    cr_assert_float_eq(get(&o, "contrast_fig.low_latency_ms"), 30.0, 1e-4);
+    cr_assert_float_eq(get(&o, "contrast_fig.high_latency_ms"), 30.0, 1e-4);
+    cr_assert_float_eq(get(&o, "contrast_fig.latency_shift_ms"), 0.0, 1e-4);
+    /* gain = the filter's norm (y = g, x = g / norm); cell 1 twice that; mean 1.5 norm */
+    double nrm = 0;
+    for (int k = 1; k <= 5; k++) nrm += LN_F[k] * LN_F[k];
+    nrm = sqrt(nrm);
+    cr_assert_float_eq(get(&o, "contrast_fig.low_gain"), 1.5 * nrm, 0.03 * nrm, "%g vs %g", get(&o, "contrast_fig.low_gain"), 1.5 * nrm);
+    const rc_pheno_trace *x = rc_pheno_find_trace(&o, "contrast_fig/nl_x_cells"), *y = rc_pheno_find_trace(&o, "contrast_fig/nl_y_cells");
+    cr_assert(x && y && x->dims[0] == 2 && x->dims[1] == 2 && x->dims[2] == 40);
+    for (int b = 1; b < 40; b++) cr_assert_gt(x->data[40 + b], x->data[40 + b - 1], "equal-count bins sorted");
+    const rc_pheno_trace *f = rc_pheno_find_trace(&o, "contrast_fig/filter_cells");
+    cr_assert(f && f->dims[2] == 40);
+    /* rescaled so that the linear response to noise of sd c has sd c: unit norm (x 100 in
+     * s^-1) at both contrasts, for both cells */
+    for (int i = 0; i < 4; i++) {
+        double s = 0;
+        for (int j = 0; j < 40; j++) s += (double)f->data[i * 40 + j] * f->data[i * 40 + j];
+        cr_assert_float_eq(sqrt(s) * 0.01, 1.0, 0.03, "filter norm %g (contrast %d, cell %d)", sqrt(s) * 0.01, i / 2, i % 2);
+    }
+    rc_pheno_out_free(&o);
+    /* divisive: y = g / rms exactly scales as 1/contrast: gain ratio 0.1 / 0.7 */
+    run_ln(&div, "contrast_fig", 1, &o);
+    cr_assert_float_eq(get(&o, "contrast_fig.gain_ratio"), 1.0 / 7.0, 1e-3, "%g", get(&o, "contrast_fig.gain_ratio"));
+    rc_pheno_out_free(&o);
+    /* no STA callback: the rows exist with nan, no traces */
+    run_ln(&lin, "contrast_fig,fast_contrast_adaptation", 0, &o);
+    cr_assert(isnan(get(&o, "contrast_fig.gain_ratio")));
+    cr_assert(isnan(get(&o, "fast_contrast_adaptation.slope_hz_per_unit")));
+    cr_assert(isnan(get(&o, "fast_contrast_adaptation.com_hz_1p0")));
+    cr_assert_null(rc_pheno_find_trace(&o, "contrast_fig/filter_cells"));
+    rc_pheno_out_free(&o);
+}
+
+Test(pheno_sta, binned_nonlinearity_recovers_a_known_slope)
+{
+    const int64_t n = 20000;
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y), bx[40], by[40];
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = 0.5f + 2.0f * rc_rng_normal(9, 1, (uint64_t)i);
+        double d = x[i] - 0.5;
+        y[i] = (float)(3.0 * d + 0.7 * d * d);   /* even part: no slope over a symmetric range */
+    }
+    double g;
+    cr_assert_eq(rc_pheno_nonlinearity(x, y, n, 40, bx, by, &g), 0);
+    cr_assert_float_eq(g, 3.0, 0.05, "gain %g", g);
+    for (int b = 1; b < 40; b++) cr_assert_gt(bx[b], bx[b - 1]);
+    /* bin means follow the curve (within the bin's curvature) */
+    for (int b = 0; b < 40; b++) {
+        double d = bx[b] - 0.5;
+        cr_assert_float_eq(by[b], 3.0 * d + 0.7 * d * d, 0.05 + 0.2 * fabs(d), "bin %d", b);
+    }
+    free(x);
+    free(y);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* The ground truth                                                                           */
 
 /* Verified on the default retina of seeds 1-4 (the full battery, `retinac phenomena --retina
@@ -271,6 +444,23 @@ Test(pheno_truth, synthetic_retina_doubles_frequency_and_speeds_up, .timeout = 1
     double l1 = get(&o, "latency.ms_at_1"), l10 = get(&o, "latency.ms_at_10");
     cr_assert_lt(l10, l1 - 3.0, "latency at -10 (%g ms) not shorter than at -1 (%g ms)", l10, l1);
     cr_assert_lt(get(&o, "latency.slope_ms_per_unit"), 0.0);
+    rc_pheno_out_free(&o);
+    /* the retina has no gradient: its STA is reverse correlation (documented), which gives
+     * the STA items finite numbers and non-trivial filters */
+    cr_assert(m.sta && m.sta_kind && strstr(m.sta_kind, "reverse"), "%s", m.sta_kind ? m.sta_kind : "(null)");
+    m.sta_samples = 1024;
+    memset(&o, 0, sizeof o);
+    cr_assert_eq(rc_pheno_run(&m, "fast_contrast_adaptation", &o, err, sizeof err), 0, "%s", err);
+    const rc_pheno_trace *t = rc_pheno_find_trace(&o, "fast_contrast_adaptation/temporal_cells");
+    cr_assert(t && t->dims[0] == 4 && t->dims[1] == 4 && t->dims[2] == 40);
+    for (int n = 0; n < 4; n++) {
+        double e = 0;
+        for (int j = 0; j < 40; j++) e += (double)t->data[(3 * 4 + n) * 40 + j] * t->data[(3 * 4 + n) * 40 + j];
+        cr_assert(isfinite(e) && e > 0, "cell %d: filter energy %g", n, e);
+    }
+    double com = get(&o, "fast_contrast_adaptation.com_hz_2p0");
+    cr_assert(com > 1 && com < 15, "CoM %g Hz", com);
+    cr_assert(isfinite(get(&o, "fast_contrast_adaptation.slope_hz_per_unit")));
     rc_pheno_out_free(&o);
     rc_pheno_synth_close(s);
 }
@@ -318,11 +508,12 @@ Test(pheno_cli, tiny_checkpoint_end_to_end, .init = setup, .fini = teardown, .ti
     char *tr = run_cmd(cmd, &st);
     cr_assert_eq(st, 0, "train failed:\n%s", tr);
     free(tr);
-    snprintf(cmd, sizeof cmd, "%s phenomena %s/run -o %s/ph.h5 --backend ref --threads 1 2>&1", RC_BIN, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s phenomena %s/run -o %s/ph.h5 --backend ref --threads 1 --sta-samples 16 2>&1", RC_BIN, dir, dir);
     char *out = run_cmd(cmd, &st);
     cr_assert_eq(st, 0, "phenomena failed:\n%s", out);
     for (const char *k = "osr.latency_ms\0freq_doubling.w1\0oms.ratio\0motion_anticipation.lead_um\0"
-                         "latency.slope_ms_per_unit\0contrast_adaptation.adaptation_index\0"; *k; k += strlen(k) + 1)
+                         "latency.slope_ms_per_unit\0contrast_adaptation.adaptation_index\0"
+                         "contrast_fig.gain_ratio\0fast_contrast_adaptation.slope_hz_per_unit\0"; *k; k += strlen(k) + 1)
         cr_assert(strstr(out, k), "no row %s in:\n%s", k, out);
     cr_assert(strstr(out, "tiny, 16x16, 3 cells"), "%s", out);
     free(out);
@@ -332,8 +523,23 @@ Test(pheno_cli, tiny_checkpoint_end_to_end, .init = setup, .fini = teardown, .ti
     cr_assert_geq(f, 0, "no %s", path);
     for (const char *k = "/run/osr/response\0/run/osr/latency_ms\0/run/freq_doubling/f1\0"
                          "/run/freq_doubling/w3\0/run/oms/ratio_cells\0/run/latency/latency_ms\0"
-                         "/run/motion_anticipation/flash_profile\0/run/step/response_cells\0"; *k; k += strlen(k) + 1)
+                         "/run/motion_anticipation/flash_profile\0/run/step/response_cells\0"
+                         "/run/contrast_fig/filter_cells\0/run/contrast_fig/nl_y_cells\0/run/contrast_fig/gain_ratio\0"
+                         "/run/fast_contrast_adaptation/com_hz_cells\0/run/fast_contrast_adaptation/com_hz_1p0\0"
+                         "/run/fast_contrast_adaptation/slope_hz_per_unit\0"; *k; k += strlen(k) + 1)
         cr_assert_eq(rc_h5_is_dataset(f, k), 1, "no dataset %s", k);
+    /* the gradient STAs of a trained model give finite numbers (a tiny model, 16 windows) */
+    float v = NAN;
+    cr_assert_eq(rc_h5_read_all_f32(f, "/run/fast_contrast_adaptation/com_hz_1p0", &v, 1, path, NULL, 0), 0);
+    cr_assert(isfinite(v) && v >= 0 && v <= 15, "CoM %g", v);
+    float tc[4 * 3 * 8];   /* (contrasts, cells, history 8 of specs/tiny.lua) */
+    cr_assert_eq(rc_h5_read_all_f32(f, "/run/fast_contrast_adaptation/temporal_cells", tc, 4 * 3 * 8, path, NULL, 0), 0);
+    double ss = 0;
+    for (int i = 0; i < 4 * 3 * 8; i++) ss += (double)tc[i] * tc[i];
+    cr_assert_gt(ss, 0, "all-zero gradient STA filters");
+    double sts = 0;
+    cr_assert_eq(rc_h5_attr_get_double(f, "/run/contrast_fig", "sta_samples", &sts), 0);
+    cr_assert_eq(sts, 16.0);
     double hp = 0;
     cr_assert_eq(rc_h5_attr_get_double(f, "/run/reversing_grating", "halfperiod", &hp), 0);
     cr_assert_eq(hp, 50.0);
