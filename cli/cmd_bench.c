@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "backend.h"
 #include "backend_c.h"
 #include "cmd.h"
@@ -57,13 +58,6 @@ const char cmd_bench_help[] =
     "                 movie pass), movie_frames, movie_windows, movie_iters\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static double cpu_now(void)
 {
@@ -128,14 +122,14 @@ int cmd_bench(int argc, char **argv)
         return 2;
     }
     rc_backend *be = NULL;
-    double t0 = now();
+    double t0 = rc_clock_s();
     if (!strcmp(backend, "c")) {
         if (rc_c_backend_create(&ir, &be, err, sizeof err)) { fprintf(stderr, "retinac bench: %s\n", err); return 1; }
     } else if (rc_ref_backend_create(&ir, &be)) {
         fprintf(stderr, "retinac bench: out of memory\n");
         return 1;
     }
-    double t_create = now() - t0;
+    double t_create = rc_clock_s() - t0;
 
     int64_t T = 4 * (int64_t)B + hist;
     const int64_t n_movie = movie ? movie - hist : 0;   /* windows of the movie (data.h alignment) */
@@ -183,17 +177,17 @@ int cmd_bench(int argc, char **argv)
     if (be->set_stream && be->set_stream(be, frames, T)) goto fail;
     double t_train = 0, t_infer = 0, c_train = 0, c_infer = 0;
     for (int it = 0; it < warmup + iters; it++) {
-        double a = now(), ca = cpu_now();
+        double a = rc_clock_s(), ca = cpu_now();
         if (be->train_forward(be, B, params, state, cell_pos, (uint64_t)it + 1, frames, starts, y, ws)) goto fail;
         rc_loss_train(&ir.train, B, cells, y, target, dy);
         memset(grads, 0, sizeof(float) * ir.params_total);
         if (be->train_backward(be, B, params, cell_pos, frames, starts, dy, grads, ws)) goto fail;
-        if (it >= warmup) { t_train += now() - a; c_train += cpu_now() - ca; }
+        if (it >= warmup) { t_train += rc_clock_s() - a; c_train += cpu_now() - ca; }
     }
     for (int it = 0; it < warmup + iters; it++) {
-        double a = now(), ca = cpu_now();
+        double a = rc_clock_s(), ca = cpu_now();
         if (be->infer(be, B, params, state, cell_pos, frames, starts, y, ws)) goto fail;
-        if (it >= warmup) { t_infer += now() - a; c_infer += cpu_now() - ca; }
+        if (it >= warmup) { t_infer += rc_clock_s() - a; c_infer += cpu_now() - ca; }
     }
     /* streaming inference over the movie: warm up on its first batch, then each timed pass
      * declares the movie afresh (after an untimed forget) and runs every window in order */
@@ -207,14 +201,14 @@ int cmd_bench(int argc, char **argv)
         }
         for (int it = 0; it < movie_iters; it++) {
             if (be->set_stream && be->set_stream(be, NULL, 0)) goto fail;
-            double a = now(), ca = cpu_now();
+            double a = rc_clock_s(), ca = cpu_now();
             if (be->set_stream && be->set_stream(be, mframes, movie)) goto fail;
             for (int64_t i0 = 0; i0 < n_movie; i0 += B) {
                 int nb = (int)(n_movie - i0 < B ? n_movie - i0 : B);
                 for (int b = 0; b < nb; b++) starts[b] = i0 + b;
                 if (be->infer(be, nb, params, state, cell_pos, mframes, starts, my + i0 * cells, ws)) goto fail;
             }
-            t_stream += now() - a;
+            t_stream += rc_clock_s() - a;
             c_stream += cpu_now() - ca;
         }
         t_stream /= movie_iters;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "emit_c.h"
 #include "ir.h"
@@ -79,15 +80,13 @@ int cmd_compile(int argc, char **argv)
         fprintf(stderr, "retinac compile: %s\n", err);
         return 1;
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = rc_clock_s();
     int hit = 0;
     if (compile_targets[t].fn(&ir, spec, path, sizeof path, &hit, err, sizeof err)) {
         fprintf(stderr, "retinac compile: %s\n", err);
         return 1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    double s = rc_clock_s() - t0;
     printf("%s\n", path);
     fprintf(stderr, "retinac compile: %s: %s (%.2f s)\n", ir.name, hit ? "cache hit" : "compiled", s);
     return 0;

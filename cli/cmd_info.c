@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "data.h"
 #include "json.h"
@@ -47,13 +48,6 @@ typedef struct {
     double train_s, val_s, peak_rss_mb;
 } epoch_pass;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static volatile double info_sink;
 
 /* One epoch of training batches and one validation pass; only the data layer works. */
@@ -62,7 +56,7 @@ static int run_epoch_pass(rc_data *d, int B, epoch_pass *ep, char *err, size_t e
     rc_iter *it;
     rc_batch b;
     int k;
-    double t0 = now_s();
+    double t0 = rc_clock_s();
     if (rc_data_train_iter(d, B, 1, 0, &it, err, errlen) < 0) return -1;
     double sink = 0;   /* touch every label so that nothing is optimized away */
     while ((k = rc_iter_next(it, &b, err, errlen)) == 1) {
@@ -72,13 +66,13 @@ static int run_epoch_pass(rc_data *d, int B, epoch_pass *ep, char *err, size_t e
     }
     rc_iter_free(it);
     if (k < 0) return -1;
-    ep->train_s = now_s() - t0;
-    t0 = now_s();
+    ep->train_s = rc_clock_s() - t0;
+    t0 = rc_clock_s();
     if (rc_data_val_iter(d, B, &it, err, errlen) < 0) return -1;
     while ((k = rc_iter_next(it, &b, err, errlen)) == 1) { ep->val_windows += b.B; sink += b.y[0]; }
     rc_iter_free(it);
     if (k < 0) return -1;
-    ep->val_s = now_s() - t0;
+    ep->val_s = rc_clock_s() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     ep->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;   /* KB on Linux */

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
 #include "errbuf.h"
@@ -77,13 +78,6 @@ typedef struct {
     int rank;
     rc_train_opts o;
 } search_ctx;
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct { const char *name; int rank, quiet; } trial_progress;
 
@@ -197,7 +191,7 @@ static void run_trial(const search_ctx *c, const rc_ir *spec, const rc_search_tr
     if (!c->quiet)
         fprintf(stderr, "[%d %s] trial %d/%d%s\n", c->rank, t->name, t->index + 1, n,
                 o.resume ? ": continuing its checkpoint" : "");
-    double t0 = mono(), earlier = o.resume ? checkpoint_seconds(ck) : 0;
+    double t0 = rc_clock_s(), earlier = o.resume ? checkpoint_seconds(ck) : 0;
     /* a retried failure's row goes first: if this run is killed, the folder says "continue the
      * checkpoint", not the old error */
     char rowpath[1300];
@@ -208,11 +202,11 @@ static void run_trial(const search_ctx *c, const rc_ir *spec, const rc_search_tr
     }
     rc_train_result res;
     if (rc_train_run(tspec, &t->train, &o, &res, err, sizeof err) < 0) {
-        row->seconds = earlier + (mono() - t0);
+        row->seconds = earlier + (rc_clock_s() - t0);
         record_failure(rundir, row, err);
         return;
     }
-    row->seconds = earlier + (mono() - t0);
+    row->seconds = earlier + (rc_clock_s() - t0);
     row->epochs_done = res.epochs_done;
     row->best_epoch = res.best_epoch;
     row->best_val_loss = res.best_val_loss;

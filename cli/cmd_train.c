@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
 #include "ir.h"
@@ -57,13 +58,6 @@ typedef struct {
     int bar_shown;
 } progress_ctx;
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void fmt_eta(double s, char *buf, size_t n)
 {
     if (!isfinite(s) || s < 0) { snprintf(buf, n, "--:--"); return; }
@@ -78,7 +72,7 @@ static void on_progress(void *vctx, const rc_train_progress *p)
     if (c->quiet) return;
     if (!p->epoch_done) {
         if (!c->tty) return;
-        double t = mono();
+        double t = rc_clock_s();
         if (p->batch != p->batches && t - c->last < 0.1) return;
         c->last = t;
         const int W = 24;

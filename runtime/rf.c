@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "clock.h"
 #include "errbuf.h"
 #include "fftconv.h"
 #include "h5util.h"
@@ -47,13 +48,6 @@ void rc_rf_free(rc_rf_result *r)
     free(r->revcor_spatial); free(r->revcor_temporal);
     free(r->grad_cell); free(r->revcor_cell);
     memset(r, 0, sizeof *r);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* frames (n, hw): frames t0 .. t0+n-1 of the noise stream. */
@@ -454,11 +448,11 @@ int rc_rf_compute(const rc_checkpoint *ck, const rc_rf_opts *opts, rc_rf_result 
             rc_errf(err, errlen, "rf: out of memory for %d cells x %lld floats", r->cells, (long long)win);
             goto out;
         }
-        double t0 = now_s();
+        double t0 = rc_clock_s();
         if (m == 0) {
             if (run_grad(ck, o, &acc, err, errlen) < 0) goto out;
             if (finish(r, &acc, NULL, NULL, NULL, *sta, *sp, *tp, *cell) < 0) goto oom;
-            r->seconds_grad = now_s() - t0;
+            r->seconds_grad = rc_clock_s() - t0;
         } else {
             sy = calloc((size_t)2 * r->cells, sizeof *sy);
             syy = calloc((size_t)2 * r->cells, sizeof *syy);
@@ -466,7 +460,7 @@ int rc_rf_compute(const rc_checkpoint *ck, const rc_rf_opts *opts, rc_rf_result 
             if (!sy || !syy || !sx) goto oom;
             if (run_revcor(ck, o, &acc, sy, syy, sx, err, errlen) < 0) goto out;
             if (finish(r, &acc, sy, syy, sx, *sta, *sp, *tp, *cell) < 0) goto oom;
-            r->seconds_revcor = now_s() - t0;
+            r->seconds_revcor = rc_clock_s() - t0;
         }
         acc_free(&acc);
         memset(&acc, 0, sizeof acc);

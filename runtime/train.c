@@ -10,6 +10,7 @@
  *     style helpers below) owns device copies and the host keeps the authoritative copy only at
  *     epoch boundaries.
  */
+#include "clock.h"
 #include "errbuf.h"
 #include "train.h"
 
@@ -32,13 +33,6 @@
 
 #define EVAL_BATCH 256
 
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Seeds derived from the run seed: distinct streams for data order and per-step noise. */
 static uint64_t data_seed(uint64_t seed) { return rc_rng_mix(seed ^ 0x53485546464C45ull); }
@@ -602,10 +596,10 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     if (!T.val_pred || !T.val_y || !T.pred || !T.dy) { rc_errf(err, errlen, "out of memory for buffers"); goto out; }
 
     const rc_train *tr = &ir->train;
-    double t_run = now_s();
+    double t_run = rc_clock_s();
     int stop = tr->early_patience > 0 && ck->early_bad >= tr->early_patience;
     for (int e = (int)ck->epoch; e < tr->epochs && !stop; e++) {
-        double t0 = now_s();
+        double t0 = rc_clock_s();
         rc_iter *it = NULL;
         if (rc_data_train_iter(T.data, B, data_seed(tr->seed), e, &it, err, errlen) < 0) goto out;
         rc_train_progress p;
@@ -636,13 +630,13 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
             p.batch++;
             p.samples += B;
             p.loss = sum / (double)p.batch;
-            p.elapsed = now_s() - t0;
+            p.elapsed = rc_clock_s() - t0;
             p.samples_per_s = p.elapsed > 0 ? (double)p.samples / p.elapsed : 0;
             if (o->progress) o->progress(o->progress_ctx, &p);
         }
         rc_iter_free(it);
         if (k < 0) goto out;
-        double t_train = now_s() - t0;
+        double t_train = rc_clock_s() - t0;
         double val_loss, val_r;
         if (validate(&T, &val_loss, &val_r, err, errlen) < 0) goto out;
 
@@ -660,7 +654,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         ck->early_bad = ss.bad;
         ck->plateau_best = ss.plateau_best;
         ck->plateau_bad = ss.plateau_bad;
-        double secs = now_s() - t0;
+        double secs = rc_clock_s() - t0;
         double row[RC_HIST_COLS] = {e + 1, p.loss, val_loss, val_r, T.opt.lr, secs,
                                     t_train > 0 ? (double)p.samples / t_train : 0};
         if (rc_ckpt_hist_append(ck, row) < 0) { rc_errf(err, errlen, "out of memory"); goto out; }
@@ -680,7 +674,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         p.stopping = stop;
         if (o->progress) o->progress(o->progress_ctx, &p);
     }
-    res->seconds = now_s() - t_run;
+    res->seconds = rc_clock_s() - t_run;
     res->epochs_done = (int)ck->epoch;
     res->best_epoch = ck->best_epoch;
     res->best_val_loss = ck->best_val_loss;
