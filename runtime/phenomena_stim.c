@@ -118,6 +118,20 @@ void rc_pheno_flicker(float *fr, int n, int H, int W, const float *contrast, int
     }
 }
 
+/* One OMS frame (H, W): vertical stripes of `width` px (1/0), shifted by off_fg inside the disk
+ * of `radius` at the centre and by off_bg outside it. */
+static void oms_frame(float *fr, int H, int W, int width, double radius, int off_fg, int off_bg)
+{
+    const double cy = H / 2, cx = W / 2;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double dy = y - cy, dx = x - cx;
+            int o = dy * dy + dx * dx < radius * radius ? off_fg : off_bg;
+            int m = ((x - o) % (2 * width) + 2 * width) % (2 * width);
+            fr[(int64_t)y * W + x] = m < width ? 1.0f : 0.0f;
+        }
+}
+
 int rc_pheno_oms_stim(float *fr, int H, int W, int width, double radius, int pre, int n,
                       int post, double p_bg, double p_fg, int sync, uint64_t seed,
                       uint64_t stream)
@@ -132,7 +146,6 @@ int rc_pheno_oms_stim(float *fr, int H, int W, int width, double radius, int pre
     const int T = pre + n + post;
     if (!fr) return T;
     const int64_t P = (int64_t)H * W;
-    const double cy = H / 2, cx = W / 2;
     const uint64_t L_FG = stream * 16 + 1, L_BG = stream * 16 + 3;
     int off_bg = 0, off_fg = 0;
     for (int t = 0; t < T; t++) {
@@ -148,25 +161,9 @@ int rc_pheno_oms_stim(float *fr, int H, int W, int width, double radius, int pre
         }
         if (j == 0 && t > 0) {
             /* the pre frames are copies of jitter frame 0: rewrite them now that it is known */
-            for (int k = 0; k < pre; k++) {
-                for (int y = 0; y < H; y++)
-                    for (int x = 0; x < W; x++) {
-                        double dy = y - cy, dx = x - cx;
-                        int in = dy * dy + dx * dx < radius * radius;
-                        int o = in ? off_fg : off_bg;
-                        int m = ((x - o) % (2 * width) + 2 * width) % (2 * width);
-                        fr[k * P + (int64_t)y * W + x] = m < width ? 1.0f : 0.0f;
-                    }
-            }
+            for (int k = 0; k < pre; k++) oms_frame(fr + k * P, H, W, width, radius, off_fg, off_bg);
         }
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                double dy = y - cy, dx = x - cx;
-                int in = dy * dy + dx * dx < radius * radius;
-                int o = in ? off_fg : off_bg;
-                int m = ((x - o) % (2 * width) + 2 * width) % (2 * width);
-                fr[t * P + (int64_t)y * W + x] = m < width ? 1.0f : 0.0f;
-            }
+        oms_frame(fr + t * P, H, W, width, radius, off_fg, off_bg);
     }
     return T;
 }
