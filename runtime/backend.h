@@ -88,6 +88,19 @@ int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float 
 int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell_pos,
                      const float *frames, const int64_t *starts, const float *dy, float *dx,
                      float *ws);
+/* Optional, for the analysis calls only (training and infer always run the naive loops): for
+ * a plain (untiled, unstacked) conv at 0-based layer index `layer` > 0,
+ *   fwd replaces rc_ref_eval_forward's conv: x (B, Cin, H, W), weight (Cout, Cin, K, K),
+ *       bias (Cout) or NULL -> y (B, Cout, Ho, Wo) overwritten;
+ *   adj replaces rc_ref_eval_grad's input gradient: dy (B, Cout, Ho, Wo) -> dx (B, Cin, H, W)
+ *       overwritten.
+ * Returning -1 falls back to the naive loops for that call; NULL restores the default. */
+typedef int (*rc_ref_conv_forward_fn)(void *ctx, int layer, int B, const float *weight,
+                                      const float *bias, const float *x, float *y);
+typedef int (*rc_ref_conv_adjoint_fn)(void *ctx, int layer, int B, const float *weight,
+                                      const float *dy, float *dx);
+void rc_ref_set_conv_fast(rc_backend *be, rc_ref_conv_forward_fn fwd, rc_ref_conv_adjoint_fn adj,
+                          void *ctx);
 
 static inline void rc_backend_destroy(rc_backend *be) { if (be) be->destroy(be); }
 

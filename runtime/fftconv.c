@@ -99,6 +99,9 @@ struct rc_fftconv {
 
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void rc_fftw_planner_lock(void) { pthread_mutex_lock(&planner_lock); }
+void rc_fftw_planner_unlock(void) { pthread_mutex_unlock(&planner_lock); }
+
 static int fail(rc_fftconv *p, const char *fmt, ...)
 {
     va_list ap;

@@ -107,6 +107,11 @@ enum { RC_FFTCONV_ENGINE_LANES = 0, RC_FFTCONV_ENGINE_FFTW = 1 };
 int rc_fftconv_engine(const rc_fftconv *p);
 int rc_fftconv_set_engine(rc_fftconv *p, int engine);
 
+/* The process-wide lock around the FFTW planner (plan creation and destruction are not
+ * thread-safe in FFTW); other code in the process that plans must hold it too. */
+void rc_fftw_planner_lock(void);
+void rc_fftw_planner_unlock(void);
+
 /* Samples per dY-spectrum chunk in backward (bounds its scratch; does not change results). */
 #ifndef RC_FFTCONV_BWD_CHUNK
 #define RC_FFTCONV_BWD_CHUNK 64

@@ -57,6 +57,9 @@ typedef struct {
     int bad;                         /* IR inconsistent with the reference's expectations */
     char bad_msg[400];
     ref_lp lp[RC_MAX_LAYERS];
+    rc_ref_conv_adjoint_fn adj;      /* analysis only: a faster conv input gradient, or NULL */
+    rc_ref_conv_forward_fn cfwd;     /* analysis only: a faster eval conv forward, or NULL */
+    void *adj_ctx;
 } ref_self;
 
 /* Workspace layout for batch B (offsets in floats). */
@@ -89,6 +92,7 @@ static inline const float *ref_plane(const ref_in *t, int b, int c)
 /* Element f of sample b, f = (c*H + h)*W + w. */
 static inline float ref_at(const ref_in *t, int b, int64_t f)
 {
+    if (t->x) return t->x[(size_t)b * t->c * t->h * t->w + (size_t)f];   /* (B, C*H*W) */
     int64_t hw = (int64_t)t->h * t->w;
     return ref_plane(t, b, (int)(f / hw))[f % hw];
 }
@@ -528,8 +532,13 @@ static int forward(rc_backend *be, const ref_run *r, float *y)
                     cur.x = o; cur.c = L->sub_cout[j]; cur.h = ho; cur.w = wo;
                 }
             } else {
-                conv_fwd(&x, B, L->out.c, L->kernel, lp->py, lp->px, r->params + lp->w,
-                         lp->b >= 0 ? r->params + lp->b : NULL, out);
+                int done = 0;           /* eval (analysis): the caller's forward if set */
+                if (!r->train && s->cfwd && x.x && lp->py == 1 && lp->px == 1)
+                    done = s->cfwd(s->adj_ctx, i, B, r->params + lp->w,
+                                   lp->b >= 0 ? r->params + lp->b : NULL, x.x, out) == 0;
+                if (!done)
+                    conv_fwd(&x, B, L->out.c, L->kernel, lp->py, lp->px, r->params + lp->w,
+                             lp->b >= 0 ? r->params + lp->b : NULL, out);
             }
             break;
         case RC_LAYER_GCCONV: {
@@ -782,9 +791,13 @@ static int backward(rc_backend *be, int B, const float *params, const int *cell_
                     }
                 }
             } else {
-                conv_bwd(&x, B, L->out.c, L->kernel, lp->py, lp->px, params + lp->w, gin,
-                         grads ? grads + lp->w : NULL, grads && lp->b >= 0 ? grads + lp->b : NULL,
-                         need_dx ? gout : NULL);
+                int done = 0;           /* eval input gradient: the caller's adjoint if set */
+                if (!train && need_dx && s->adj && lp->py == 1 && lp->px == 1)
+                    done = s->adj(s->adj_ctx, i, B, params + lp->w, gin, gout) == 0;
+                if (!done)
+                    conv_bwd(&x, B, L->out.c, L->kernel, lp->py, lp->px, params + lp->w, gin,
+                             grads ? grads + lp->w : NULL, grads && lp->b >= 0 ? grads + lp->b : NULL,
+                             need_dx ? gout : NULL);
             }
             break;
         case RC_LAYER_GCCONV: {
@@ -948,6 +961,16 @@ int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float 
     memcpy(ws, &seed, sizeof seed);
     memcpy(ws + 2, &b32, sizeof b32);
     return forward(be, &r, y);
+}
+
+void rc_ref_set_conv_fast(rc_backend *be, rc_ref_conv_forward_fn fwd, rc_ref_conv_adjoint_fn adj,
+                          void *ctx)
+{
+    if (!is_ref(be)) return;
+    ref_self *s = be->self;
+    s->cfwd = fwd;
+    s->adj = adj;
+    s->adj_ctx = ctx;
 }
 
 int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell_pos,

@@ -32,7 +32,8 @@ typedef struct {
     int grad, revcor;     /* which estimates (default grad only) */
     int batch;            /* windows per batch (default 256; at most half the samples, so
                            * that both halves of the reliability split get windows) */
-    int fft;              /* 1 (default): layer 1 by FFT where exact; 0: by the reference */
+    int fft;              /* 1 (default): layer 1 and the input gradients of later plain convs
+                           * by FFT where exact; 0: everything by the reference's loops */
     const char *backend;  /* revcor inference backend: "c", "ref" or NULL (c, else ref) */
 } rc_rf_opts;
 
