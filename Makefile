@@ -52,7 +52,7 @@ COMP_OBJ := $(COMP_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean gen gen-check bench gpu-check gpu-bundle examples bench-fftconv bench-conv bench-epoch demo
+.PHONY: all test asan clean gen gen-check bench gpu-check gpu-profile gpu-bundle examples bench-fftconv bench-conv bench-epoch demo
 all: $(BUILD)/retinac $(BUILD)/libretinac.a
 
 $(BUILD)/%.o: %.c
@@ -175,5 +175,9 @@ gpu-bundle:
 
 gpu-check: gpu-bundle
 	tests/gpu/gpu_check.sh $(GPU_BUNDLE)
+
+# per-kernel times of gpu_bench on bncnn and stacked_bncnn (RETINAC_CUDA_PROFILE=1)
+gpu-profile: gpu-bundle
+	tests/gpu/gpu_profile.sh $(GPU_BUNDLE)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

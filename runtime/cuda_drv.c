@@ -5,8 +5,14 @@
  * runtime builds without the toolkit). The device runs in its primary context, made current on
  * the calling thread at open. Modules are compiled by runtime/nvrtc.c for the device's own
  * compute capability (asked of the driver), through the JIT cache.
+ *
+ * RETINAC_CUDA_PROFILE=1 times every launch (device synchronized before and after, so the
+ * numbers include ~10 us of launch latency each and serialize the stream) and prints a table per
+ * kernel, largest total first, to stderr when the device is closed. Off by default: it costs
+ * two synchronizations per launch.
  */
 #include "cuda_drv.h"
+#include "clock.h"
 #include "rc_nvrtc.h"
 
 #include <dlfcn.h>
@@ -52,11 +58,24 @@ typedef struct {
     CUresult (*cuGetErrorString)(CUresult, const char **);
 } drv_api;
 
+/* Per-kernel launch statistics for RETINAC_CUDA_PROFILE (fixed table: kernels past it are
+ * counted under the last row's name "other"). */
+#define PROF_MAX 128
+typedef struct {
+    CUfunction fn;
+    char name[64];
+    double seconds;
+    long launches;
+} prof_row;
+
 typedef struct {
     drv_api api;
     CUdevice dev;
     CUcontext ctx;
     char *log;
+    int profile;
+    int n_prof;
+    prof_row prof[PROF_MAX];
 } drv_priv;
 
 static const char *cu_str(const drv_api *a, CUresult r)
@@ -201,7 +220,41 @@ static int d_get_function(rc_cuda_dev *d, void *mod, const char *name, void **fn
     CUresult r = API(d)->cuModuleGetFunction(&f, mod, name);
     if (r) return dfail(d, "cuda: kernel %s not in module: %s (%d)", name, cu_str(API(d), r), r);
     *fn = f;
+    drv_priv *p = d->priv;
+    if (p->profile && p->n_prof < PROF_MAX) {
+        prof_row *row = &p->prof[p->n_prof++];
+        row->fn = f;
+        snprintf(row->name, sizeof row->name, "%s", p->n_prof == PROF_MAX ? "other" : name);
+    }
     return 0;
+}
+
+static prof_row *prof_find(drv_priv *p, CUfunction fn)
+{
+    for (int i = 0; i < p->n_prof; i++)
+        if (p->prof[i].fn == fn) return &p->prof[i];
+    return p->n_prof == PROF_MAX ? &p->prof[PROF_MAX - 1] : NULL;
+}
+
+static int prof_cmp(const void *a, const void *b)
+{
+    double x = ((const prof_row *)a)->seconds, y = ((const prof_row *)b)->seconds;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void prof_print(drv_priv *p, const char *desc)
+{
+    qsort(p->prof, (size_t)p->n_prof, sizeof p->prof[0], prof_cmp);
+    double total = 0;
+    for (int i = 0; i < p->n_prof; i++) total += p->prof[i].seconds;
+    fprintf(stderr, "RETINAC_CUDA_PROFILE (%s): %.3f ms in launches, synchronized\n", desc, total * 1e3);
+    fprintf(stderr, "  %-40s %9s %10s %7s\n", "kernel", "launches", "ms/launch", "share");
+    for (int i = 0; i < p->n_prof; i++) {
+        const prof_row *r = &p->prof[i];
+        if (!r->launches) continue;
+        fprintf(stderr, "  %-40s %9ld %10.4f %6.1f%%\n", r->name, r->launches, r->seconds * 1e3 / (double)r->launches,
+                total > 0 ? 100.0 * r->seconds / total : 0.0);
+    }
 }
 
 static int d_launch(rc_cuda_dev *d, void *fn, unsigned gx, unsigned gy, unsigned block, void *args,
@@ -209,7 +262,17 @@ static int d_launch(rc_cuda_dev *d, void *fn, unsigned gx, unsigned gy, unsigned
 {
     (void)argbytes;
     void *params[1] = { args };
+    drv_priv *p = d->priv;
+    if (!p->profile) {
+        CHECK(d, API(d)->cuLaunchKernel(fn, gx, gy, 1, block, 1, 1, 0, NULL, params, NULL), "cuLaunchKernel");
+        return 0;
+    }
+    CHECK(d, API(d)->cuCtxSynchronize(), "cuCtxSynchronize (before a profiled launch)");
+    double t0 = rc_clock_s();
     CHECK(d, API(d)->cuLaunchKernel(fn, gx, gy, 1, block, 1, 1, 0, NULL, params, NULL), "cuLaunchKernel");
+    CHECK(d, API(d)->cuCtxSynchronize(), "cuCtxSynchronize (a profiled kernel failed)");
+    prof_row *row = prof_find(p, fn);
+    if (row) { row->seconds += rc_clock_s() - t0; row->launches++; }
     return 0;
 }
 
@@ -224,6 +287,7 @@ static void d_close(rc_cuda_dev *d)
     if (!d) return;
     drv_priv *p = d->priv;
     if (p) {
+        if (p->profile) prof_print(p, d->desc);
         p->api.cuDevicePrimaryCtxRelease(p->dev);
         /* libcuda stays loaded: unloading a driver library while contexts may live is unsafe */
         free(p->log);
@@ -278,6 +342,10 @@ int rc_cuda_open(int ordinal, rc_cuda_dev **out, char *err, size_t errlen)
     }
     d->ops = &drv_ops;
     d->priv = p;
+    {
+        const char *pe = getenv("RETINAC_CUDA_PROFILE");
+        p->profile = pe && *pe && strcmp(pe, "0");
+    }
     d->arch = maj * 10 + min;
     d->sm_count = sms;
     {
