@@ -7,13 +7,14 @@
  *            batchnorm starts a segment (statistics kernel(s), then one apply kernel that also
  *            runs the pointwise layers after it); any other pointwise run is one kernel.
  *            In eval mode batchnorm is pointwise (running statistics), so it is folded into
- *            the producer's epilogue, and a stacked conv is collapsed on the device into one
- *            kernel before its conv runs.
+ *            the producer's epilogue, and a stacked conv runs as its chain of small convs or,
+ *            when that has more multiply-adds, collapsed on the device into one kernel.
  *   backward segments in reverse; the pointwise chain's gradient is computed on the fly inside
  *            the batchnorm reduction kernel or by one pointwise kernel; producers have a
  *            weight-gradient kernel (per-chunk partial sums, then a fixed-order reduction: no
- *            atomics, so results are bit-reproducible) and an input-gradient kernel (the conv's
- *            transposed, flipped kernel as a padded direct conv).
+ *            atomics, so results are bit-reproducible; P = 1 convs in runtime/emit_cuda_dw.c)
+ *            and an input-gradient kernel (the conv's transposed, flipped kernel as a padded
+ *            direct conv).
  * Convs with P = 1 and K <= 16 use a shared-memory tiled direct conv: a block owns one sample,
  * a tile of output rows/columns and up to 8 output channels; each thread holds 8 x 4 outputs in
  * registers and slides a row segment of the input over the kernel row. Other convs (tiled
@@ -21,8 +22,7 @@
  * Workspace: every region is (b * B + c) floats, b and c multiples of 4 (16-byte alignment for
  * any B); offsets are literals in the kernels.
  */
-#include "emit_cuda.h"
-#include "emit.h"
+#include "emit_cuda_int.h"
 #include "backend.h"
 
 #include <stdarg.h>
@@ -31,19 +31,6 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------- layout */
-
-typedef struct { int64_t b, c; } reg;
-
-typedef struct {
-    reg out[RC_MAX_LAYERS], gout[RC_MAX_LAYERS];
-    reg stats[RC_MAX_LAYERS];   /* BN: mean (F), invstd (F) */
-    reg bsum[RC_MAX_LAYERS];    /* BN backward: sdy (F), sdyx (F) */
-    reg part[RC_MAX_LAYERS];    /* BN channel: partial sums (C*S*2 doubles) */
-    reg sub[RC_MAX_LAYERS][RC_MAX_STACK], gsub[RC_MAX_LAYERS][RC_MAX_STACK];
-    reg dwp[RC_MAX_LAYERS][RC_MAX_STACK];   /* conv weight-gradient partials */
-    reg coll[RC_MAX_LAYERS], collt[RC_MAX_LAYERS][2];
-    int64_t tb, tc;
-} lay;
 
 static int64_t up4(int64_t x) { return (x + 3) & ~(int64_t)3; }
 
@@ -92,56 +79,16 @@ static dconv_sched plan_dconv(int Cin, int Cout, int K, int Ho, int Wo)
     return s;
 }
 
-/* Weight-gradient schedule for P = 1 convs. */
-typedef struct { int CO, NCO, KK, RS, NT, R, NCH; } dw_sched;
-
-static dw_sched plan_dw(int Cin, int Cout, int K, int Ho, int Wo, int Wi)
-{
-    dw_sched s;
-    s.CO = Cout < 8 ? Cout : 8;
-    s.NCO = (Cout + s.CO - 1) / s.CO;
-    s.KK = K * K;
-    s.RS = s.KK >= 128 ? 1 : 128 / s.KK;
-    int nt = s.KK * s.RS;
-    s.NT = (nt + 31) / 32 * 32;
-    s.R = Ho < 16 ? Ho : 16;
-    if (s.R < s.RS && Ho >= s.RS) s.R = s.RS;
-    while (s.R > 1 && (s.R + K - 1) * Wi + s.R * Wo * s.CO > 9000) s.R--;
-    int blocks = Cin * s.NCO;
-    s.NCH = (528 + blocks - 1) / blocks;
-    if (s.NCH > 64) s.NCH = 64;
-    if (s.NCH < 1) s.NCH = 1;
-    return s;
-}
-
 /* ---------------------------------------------------------------- emitter state */
 
-typedef struct {
-    const rc_ir *ir;
-    lay L;
-    rc_sb *sb;
-    rc_cuda_plan *plan;
-    int cap;
-    int phase;
-    char *err;
-    size_t errlen;
-    int fail;
-    int64_t poff[RC_MAX_LAYERS][RC_MAX_STACK + 2];   /* param offsets: w/sub w, bias, scale, shift */
-    int64_t sbias[RC_MAX_LAYERS], sscale[RC_MAX_LAYERS], sshift[RC_MAX_LAYERS];
-    int64_t srm[RC_MAX_LAYERS], srv[RC_MAX_LAYERS];
-    int period[RC_MAX_LAYERS];
-} em;
-
-#define P(...) rc_sb_put(e->sb, __VA_ARGS__)
-
-static char *ws(reg r, char buf[96])
+char *rc_cu_ws(reg r, char buf[96])
 {
     snprintf(buf, 96, "(a.ws + (long long)a.B * %lldLL + %lldLL)", (long long)r.b, (long long)r.c);
     return buf;
 }
 
-static void add_launch(em *e, const char *name, int layer, int block, int64_t gx_b, int64_t gx_c,
-                       int64_t per_block, int gy_b, int gy_c)
+void rc_cu_add_launch(em *e, const char *name, int layer, int block, int64_t gx_b, int64_t gx_c,
+                      int64_t per_block, int gy_b, int gy_c)
 {
     rc_cuda_plan *p = e->plan;
     if (p->n_launch == e->cap) {
@@ -193,7 +140,7 @@ static void in_flat(em *e, int i, const char *b, const char *f, char *out, size_
         snprintf(out, n, "a.frames[a.starts[%s] * %lldLL + (%s)]", b, (long long)hw, f);
     } else {
         char w[96];
-        snprintf(out, n, "%s[(long long)(%s) * %lldLL + (%s)]", ws(e->L.out[i - 1], w), b,
+        snprintf(out, n, "%s[(long long)(%s) * %lldLL + (%s)]", rc_cu_ws(e->L.out[i - 1], w), b,
                  (long long)sz(e->ir->layers[i - 1].out), f);
     }
 }
@@ -207,7 +154,7 @@ static void in_plane(em *e, int i, const char *b, const char *c, char *out, size
         snprintf(out, n, "(a.frames + (a.starts[%s] + (%s)) * %lldLL)", b, c, (long long)hw);
     } else {
         char w[96];
-        snprintf(out, n, "(%s + ((long long)(%s) * %d + (%s)) * %lldLL)", ws(e->L.out[i - 1], w),
+        snprintf(out, n, "(%s + ((long long)(%s) * %d + (%s)) * %lldLL)", rc_cu_ws(e->L.out[i - 1], w),
                  b, s.c, c, (long long)hw);
     }
 }
@@ -218,7 +165,7 @@ static void flt(char *out, double v) { rc_emit_float(out, v); }
 static void gsrc(em *e, int j, char *out, size_t n)
 {
     if (j == e->ir->n_layers - 1) snprintf(out, n, "a.dy");
-    else { char w[96]; snprintf(out, n, "%s", ws(e->L.gout[j], w)); }
+    else { char w[96]; snprintf(out, n, "%s", rc_cu_ws(e->L.gout[j], w)); }
 }
 
 /* Emit the pointwise chain i0..i1 applied to float v at (b, f) (F features of layer i0's
@@ -267,7 +214,7 @@ static void emit_chain_fwd(em *e, int i0, int i1, int train, int store_first_in)
             break;
         }
         if (train || l == i1)
-            P("        %s[(long long)b * %lldLL + f] = v;\n", ws(e->L.out[l], w), (long long)F);
+            P("        %s[(long long)b * %lldLL + f] = v;\n", rc_cu_ws(e->L.out[l], w), (long long)F);
         if (l == ir->n_layers - 1)
             P("        a.y[(long long)b * %dLL + f] = v;\n", ir->cells);
     }
@@ -323,7 +270,7 @@ static void emit_ew_fwd(em *e, int i0, int i1, int train)
     P("        float v = %s;\n", x);
     emit_chain_fwd(e, i0, i1, train, 0);
     P("    }\n}\n");
-    add_launch(e, name, i0, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, i0, 256, F, 0, 256, 0, 1);
 }
 
 /* Pointwise backward i1..i0 into gout[i0-1]. */
@@ -336,24 +283,14 @@ static void emit_ew_bwd(em *e, int i0, int i1)
     gsrc(e, i1, g, sizeof g);
     P("        float g = %s[t];\n", g);
     emit_chain_bwd(e, i0, i1);
-    P("        %s[t] = g;\n", ws(e->L.gout[i0 - 1], w));
+    P("        %s[t] = g;\n", rc_cu_ws(e->L.gout[i0 - 1], w));
     P("    }\n}\n");
-    add_launch(e, name, i0, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, i0, 256, F, 0, 256, 0, 1);
 }
 
 /* ---------------------------------------------------------------- conv */
 
-typedef struct {
-    int Cin, IH, IW;          /* source tensor */
-    int Cout, OH, OW, K, pad;
-    int flip;                 /* dx mode: weight(o,c,kh,kw) = W[c][o][K-1-kh][K-1-kw] */
-    char wexpr[128];          /* weight base pointer expression */
-    int layer;                /* input accessor layer (src_plane from layer input) or -1 */
-    char src_ws[96];          /* else: source (B, Cin, IH, IW) in ws at this expression */
-    int64_t bias;             /* param offset of the bias or -1 */
-} conv_desc;
-
-static void src_plane(em *e, const conv_desc *d, char *out, size_t n)
+void rc_cu_src_plane(em *e, const conv_desc *d, char *out, size_t n)
 {
     if (d->layer >= 0) in_plane(e, d->layer, "b", "c", out, n);
     else snprintf(out, n, "(%s + ((long long)b * %d + c) * %lldLL)", d->src_ws, d->Cin,
@@ -381,7 +318,7 @@ static void emit_dconv(em *e, const char *name, const conv_desc *d, const dconv_
 {
     int K = d->K, SH = s->TH + K - 1, SW = s->TW + K - 1;
     char pl[320], wa[320];
-    src_plane(e, d, pl, sizeof pl);
+    rc_cu_src_plane(e, d, pl, sizeof pl);
     weight_at(d, "o", "c", "kh", "kw", wa, sizeof wa);
     P("\n/* direct conv %dx%dx%d -> %dx%dx%d, k%d pad %d%s: tile %dx%d outputs x %d channels, "
       "%d px/thread, %d input channels per stage */\n",
@@ -436,7 +373,7 @@ static void emit_dconv(em *e, const char *name, const conv_desc *d, const dconv_
     P("                (void)f;\n");
     epi(e, ctx);
     P("            }\n        }\n    }\n}\n");
-    add_launch(e, name, d->layer, s->NT, 0, (int64_t)s->NTH * s->NTW * s->NCO, 1, 1, 0);
+    rc_cu_add_launch(e, name, d->layer, s->NT, 0, (int64_t)s->NTH * s->NTW * s->NCO, 1, 1, 0);
 }
 
 /* One thread per output element; tiled weights (P,P,Cout,Cin,K,K) with phase (oh%P, ow%P). */
@@ -444,7 +381,7 @@ static void emit_sconv(em *e, const char *name, const conv_desc *d, int Pp, epi_
                        const void *ctx)
 {
     char pl[320];
-    src_plane(e, d, pl, sizeof pl);
+    rc_cu_src_plane(e, d, pl, sizeof pl);
     int64_t F = (int64_t)d->Cout * d->OH * d->OW;
     P("\n/* conv %dx%dx%d -> %dx%dx%d, k%d, period %d: one thread per output */\n", d->Cin, d->IH,
       d->IW, d->Cout, d->OH, d->OW, d->K, Pp);
@@ -465,7 +402,7 @@ static void emit_sconv(em *e, const char *name, const conv_desc *d, int Pp, epi_
     if (d->bias >= 0) P("        v += a.params[%lldLL + ph * %d + o];\n", (long long)d->bias, d->Cout);
     epi(e, ctx);
     P("    }\n}\n");
-    add_launch(e, name, d->layer, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, d->layer, 256, F, 0, 256, 0, 1);
 }
 
 /* Epilogues. */
@@ -477,7 +414,7 @@ static void epi_chain(em *e, const void *vctx)
     char w[96];
     /* the chain code is written for 8-space indentation; harmless inside deeper blocks */
     if (c->train || c->i1 == c->layer)
-        P("        %s[(long long)b * %lldLL + f] = v;\n", ws(e->L.out[c->layer], w),
+        P("        %s[(long long)b * %lldLL + f] = v;\n", rc_cu_ws(e->L.out[c->layer], w),
           (long long)sz(e->ir->layers[c->layer].out));
     if (c->layer == e->ir->n_layers - 1) P("        a.y[(long long)b * %dLL + f] = v;\n", e->ir->cells);
     if (c->i1 > c->layer) emit_chain_fwd(e, c->layer + 1, c->i1, c->train, 0);
@@ -495,7 +432,7 @@ static void epi_store(em *e, const void *vctx)
         P("        v *= rc_rng_uniform(a.seed, %lluULL, (unsigned long long)b * %lldULL + (unsigned long long)f) >= %s ? %s : 0.0f;\n",
           (unsigned long long)c->stream, (long long)c->F, a1, a2);
     }
-    P("        %s[(long long)b * %lldLL + f] = v;\n", ws(c->dst, w), (long long)c->F);
+    P("        %s[(long long)b * %lldLL + f] = v;\n", rc_cu_ws(c->dst, w), (long long)c->F);
 }
 
 /* Conv forward (any variant) with source, weights and epilogue. */
@@ -506,90 +443,6 @@ static void emit_conv_any(em *e, const char *name, conv_desc *d, int Pp, epi_fn 
     else emit_sconv(e, name, d, Pp, epi, ctx);
 }
 
-/* Weight gradient of a P = 1 conv: partials per batch chunk, then a fixed-order reduction.
- * x: layer input accessor (layer >= 0) or ws source; g: gradient (B, Cout, OH, OW) expr. */
-static void emit_conv_dw(em *e, int layer, const char *tag, const conv_desc *d, const char *g,
-                         reg part, int64_t wgrad, int64_t bgrad)
-{
-    char name[64], pl[320], w[96];
-    int K = d->K;
-    dw_sched s = plan_dw(d->Cin, d->Cout, K, d->OH, d->OW, d->IW);
-    int64_t NW = (int64_t)d->Cout * d->Cin * K * K;
-    snprintf(name, sizeof name, "rc_tb_l%d_%s_dw", layer + 1, tag);
-    src_plane(e, d, pl, sizeof pl);
-    P("\n/* weight gradient partials: block = (input channel, %d output channels, batch chunk of %d) */\n",
-      s.CO, s.NCH);
-    P("extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(rc_kargs a)\n{\n", s.NT, name);
-    P("    __shared__ __align__(16) float s_x[%d][%d];\n", s.R + K - 1, d->IW);
-    P("    __shared__ __align__(16) float s_g[%d][%d][%d];\n", s.R, d->OW, s.CO);
-    P("    __shared__ float s_red[%d][%d];\n", s.NT, s.CO);
-    P("    const int c = blockIdx.x / %d, co0 = (blockIdx.x %% %d) * %d;\n", s.NCO, s.NCO, s.CO);
-    P("    const int per = (a.B + %d) / %d;\n", s.NCH - 1, s.NCH);
-    P("    const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);\n");
-    P("    const int t = threadIdx.x, kk = t %% %d, rs = t / %d, kh = kk / %d, kw = kk %% %d;\n",
-      s.KK, s.KK, K, K);
-    P("    const bool active = t < %d;\n", s.KK * s.RS);
-    P("    float acc[%d];\n#pragma unroll\n    for (int i = 0; i < %d; i++) acc[i] = 0.0f;\n", s.CO, s.CO);
-    P("    for (int b = b0; b < b1; b++) {\n");
-    P("        const float *xp = %s;\n", pl);
-    P("        for (int r0 = 0; r0 < %d; r0 += %d) {\n", d->OH, s.R);
-    P("            __syncthreads();\n");
-    P("            for (int q = t; q < %d; q += %d) {\n", (s.R + K - 1) * d->IW, s.NT);
-    P("                const int yy = q / %d, xx = q %% %d;\n", d->IW, d->IW);
-    P("                s_x[yy][xx] = r0 + yy < %d ? xp[(r0 + yy) * %d + xx] : 0.0f;\n", d->IH, d->IW);
-    P("            }\n");
-    P("            for (int q = t; q < %d; q += %d) {\n", s.R * d->OW * s.CO, s.NT);
-    P("                const int co = q / %d, r = (q / %d) %% %d, ow = q %% %d;\n", s.R * d->OW,
-      d->OW, s.R, d->OW);
-    P("                const int o = co0 + co;\n");
-    P("                s_g[r][ow][co] = (o < %d && r0 + r < %d) ? %s[(((long long)b * %d + o) * %d + r0 + r) * %d + ow] : 0.0f;\n",
-      d->Cout, d->OH, g, d->Cout, d->OH, d->OW);
-    P("            }\n            __syncthreads();\n");
-    P("            if (active) {\n");
-    P("#pragma unroll 1\n                for (int r = rs; r < %d; r += %d) {\n", s.R, s.RS);
-    P("                    const float *xr = &s_x[r + kh][kw];\n");
-    P("#pragma unroll 4\n                    for (int ow = 0; ow < %d; ow++) {\n", d->OW);
-    P("                        const float xv = xr[ow];\n");
-    P("#pragma unroll\n                        for (int co = 0; co < %d; co++) acc[co] += s_g[r][ow][co] * xv;\n", s.CO);
-    P("                    }\n                }\n            }\n        }\n    }\n");
-    P("    __syncthreads();\n");
-    P("#pragma unroll\n    for (int co = 0; co < %d; co++) s_red[t][co] = acc[co];\n", s.CO);
-    P("    __syncthreads();\n");
-    P("    if (active && rs == 0) {\n");
-    P("#pragma unroll\n        for (int co = 0; co < %d; co++) {\n", s.CO);
-    P("            float v = 0.0f;\n");
-    P("            for (int q = 0; q < %d; q++) v += s_red[q * %d + kk][co];\n", s.RS, s.KK);
-    P("            const int o = co0 + co;\n");
-    P("            if (o < %d) %s[(long long)blockIdx.y * %lldLL + ((long long)o * %d + c) * %d + kk] = v;\n",
-      d->Cout, ws(part, w), (long long)NW, d->Cin, s.KK);
-    P("        }\n    }\n}\n");
-    add_launch(e, name, layer, s.NT, 0, (int64_t)d->Cin * s.NCO, 1, 0, s.NCH);
-
-    /* reduction of the partials into grads */
-    snprintf(name, sizeof name, "rc_tb_l%d_%s_dw_sum", layer + 1, tag);
-    P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
-    P("    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;\n");
-    P("    if (q < %lldLL) {\n", (long long)NW);
-    P("        const float *p = %s;\n", ws(part, w));
-    P("        float v = 0.0f;\n");
-    P("        for (int k = 0; k < %d; k++) v += p[(long long)k * %lldLL + q];\n", s.NCH, (long long)NW);
-    P("        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)wgrad);
-    add_launch(e, name, layer, 256, 0, NW, 256, 0, 1);
-
-    if (bgrad >= 0) {
-        snprintf(name, sizeof name, "rc_tb_l%d_%s_db", layer + 1, tag);
-        P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
-        P("    __shared__ double s_r[32];\n");
-        P("    const int o = blockIdx.x;\n    double v = 0.0;\n");
-        P("    for (long long q = threadIdx.x; q < (long long)a.B * %d; q += 256) {\n", d->OH * d->OW);
-        P("        const long long b = q / %d, k = q %% %d;\n", d->OH * d->OW, d->OH * d->OW);
-        P("        v += %s[(b * %d + o) * %dLL + k];\n    }\n", g, d->Cout, d->OH * d->OW);
-        P("    v = rc_block_sum(v, s_r);\n");
-        P("    if (threadIdx.x == 0) a.grads[%lldLL + o] += (float)v;\n}\n", (long long)bgrad);
-        add_launch(e, name, layer, 256, 0, d->Cout, 1, 0, 1);
-    }
-}
-
 /* Simple (period P) conv gradients: dW, db straight into grads; one thread per weight. */
 static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const char *g,
                           int64_t wgrad, int64_t bgrad)
@@ -598,7 +451,7 @@ static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const ch
     int K = d->K;
     int64_t NW = (int64_t)Pp * Pp * d->Cout * d->Cin * K * K;
     snprintf(name, sizeof name, "rc_tb_l%d_conv_dw", layer + 1);
-    src_plane(e, d, pl, sizeof pl);
+    rc_cu_src_plane(e, d, pl, sizeof pl);
     P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
     P("    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;\n");
     P("    if (q < %lldLL) {\n", (long long)NW);
@@ -615,7 +468,7 @@ static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const ch
     P("                for (int ow = px; ow < %d; ow += %d) v += gg[oh * %d + ow] * x[(oh + kh) * %d + ow + kw];\n",
       d->OW, Pp, d->OW, d->IW);
     P("        }\n        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)wgrad);
-    add_launch(e, name, layer, 256, 0, NW, 256, 0, 1);
+    rc_cu_add_launch(e, name, layer, 256, 0, NW, 256, 0, 1);
     if (bgrad >= 0) {
         snprintf(name, sizeof name, "rc_tb_l%d_conv_db", layer + 1);
         P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
@@ -629,7 +482,7 @@ static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const ch
         P("                for (int ow = px; ow < %d; ow += %d) v += %s[(((long long)b * %d + o) * %d + oh) * %d + ow];\n",
           d->OW, Pp, g, d->Cout, d->OH, d->OW);
         P("        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)bgrad);
-        add_launch(e, name, layer, 256, 0, (int64_t)Pp * Pp * d->Cout, 256, 0, 1);
+        rc_cu_add_launch(e, name, layer, 256, 0, (int64_t)Pp * Pp * d->Cout, 256, 0, 1);
     }
 }
 
@@ -657,7 +510,7 @@ static void emit_sconv_dx(em *e, const char *name, int layer, const conv_desc *d
     P("                }\n            }\n        }\n");
     epi_store(e, st);
     P("    }\n}\n");
-    add_launch(e, name, layer, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, layer, 256, F, 0, 256, 0, 1);
 }
 
 /* Input gradient of a conv into st->dst (with a dropout mask if st->drop). */
@@ -693,6 +546,23 @@ static void conv_input_desc(em *e, int i, conv_desc *d)
     d->bias = -1;
 }
 
+/* Eval of a stacked conv: the chain of small convs (dropout off) or one conv with the collapsed
+ * kernel, whichever has fewer multiply-adds. The chain usually wins by far (stacked_bncnn layer 1:
+ * 13 M against 93 M per sample); the collapse wins for a short chain of wide layers. Same linear
+ * map either way; the CPU backends keep their own choice. */
+static int stack_chain_cheaper(const rc_layer *L)
+{
+    double chain = 0;
+    int h = L->in.h, w = L->in.w;
+    for (int j = 0; j < L->n_sub; j++) {
+        int k = L->sub_k[j];
+        h -= k - 1; w -= k - 1;
+        chain += (double)L->sub_cout[j] * L->sub_cin[j] * k * k * h * w;
+    }
+    double coll = (double)L->out.c * L->in.c * L->kernel * L->kernel * L->out.h * L->out.w;
+    return chain < coll;
+}
+
 static void emit_conv_fwd(em *e, int i, int i1, int train)
 {
     const rc_ir *ir = e->ir;
@@ -701,7 +571,7 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
     epi_chain_ctx ec = { i, i1, train };
     conv_desc d;
     conv_input_desc(e, i, &d);
-    if (L->stack > 0 && train) {
+    if (L->stack > 0 && (train || stack_chain_cheaper(L))) {
         int h = L->in.h, w = L->in.w;
         char prev[96] = "";
         for (int j = 0; j < L->n_sub; j++) {
@@ -721,9 +591,9 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
                 emit_conv_any(e, name, &s, 1, epi_chain, &ec);
             } else {
                 epi_store_ctx st = { e->L.sub[i][j], (int64_t)s.Cout * s.OH * s.OW,
-                                     L->stack_dropout > 0, L->stack_dropout, RC_RNG_STREAM(i, j + 1) };
+                                     train && L->stack_dropout > 0, L->stack_dropout, RC_RNG_STREAM(i, j + 1) };
                 emit_conv_any(e, name, &s, 1, epi_store, &st);
-                ws(e->L.sub[i][j], prev);
+                rc_cu_ws(e->L.sub[i][j], prev);
             }
             e->plan->launch[e->plan->n_launch - 1].layer = i;
             h = s.OH; w = s.OW;
@@ -739,8 +609,8 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
             int K2 = L->sub_k[j], Kn = Kc + K2 - 1, R = L->in.c, Q = L->sub_cout[j - 1], S = L->sub_cout[j];
             char base[128], dst[128], w1[96], tag[32];
             if (j == 1) snprintf(base, sizeof base, "(a.params + %lldLL)", (long long)e->poff[i][0]);
-            else snprintf(base, sizeof base, "%s", ws(e->L.collt[i][j % 2], w1));
-            snprintf(dst, sizeof dst, "%s", ws(j == L->n_sub - 1 ? e->L.coll[i] : e->L.collt[i][(j + 1) % 2], w1));
+            else snprintf(base, sizeof base, "%s", rc_cu_ws(e->L.collt[i][j % 2], w1));
+            snprintf(dst, sizeof dst, "%s", rc_cu_ws(j == L->n_sub - 1 ? e->L.coll[i] : e->L.collt[i][(j + 1) % 2], w1));
             snprintf(tag, sizeof tag, "collapse%d", j);
             kname(e, name, sizeof name, i, tag);
             int64_t N = (int64_t)S * R * Kn * Kn;
@@ -764,11 +634,11 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
               Q, K2, K2, R, Kc, Kc);
             P("                }\n            }\n");
             P("        %s[q] = v;\n    }\n}\n", dst);
-            add_launch(e, name, i, 256, 0, N, 256, 0, 1);
+            rc_cu_add_launch(e, name, i, 256, 0, N, 256, 0, 1);
             Kc = Kn;
         }
         char w1[96];
-        snprintf(d.wexpr, sizeof d.wexpr, "%s", ws(e->L.coll[i], w1));
+        snprintf(d.wexpr, sizeof d.wexpr, "%s", rc_cu_ws(e->L.coll[i], w1));
     } else if (L->stack > 0) {
         snprintf(d.wexpr, sizeof d.wexpr, "(a.params + %lldLL)", (long long)e->poff[i][0]);
     } else {
@@ -796,12 +666,12 @@ static void emit_conv_bwd(em *e, int i)
             s.Cout = L->sub_cout[j]; s.K = L->sub_k[j]; s.OH = hs[j + 1]; s.OW = wsz[j + 1];
             s.layer = j == 0 ? i : -1;
             char w1[96];
-            if (j > 0) snprintf(s.src_ws, sizeof s.src_ws, "%s", ws(e->L.sub[i][j - 1], w1));
+            if (j > 0) snprintf(s.src_ws, sizeof s.src_ws, "%s", rc_cu_ws(e->L.sub[i][j - 1], w1));
             snprintf(s.wexpr, sizeof s.wexpr, "(a.params + %lldLL)", (long long)e->poff[i][j]);
             s.bias = -1;
             char tag[32];
             snprintf(tag, sizeof tag, "sub%d", j);
-            emit_conv_dw(e, i, tag, &s, gj, e->L.dwp[i][j], e->poff[i][j],
+            rc_cu_emit_conv_dw(e, i, tag, &s, gj, e->L.dwp[i][j], e->poff[i][j],
                          j == L->n_sub - 1 ? e->sbias[i] : -1);
             if (j > 0 || i > 0) {
                 epi_store_ctx st;
@@ -815,7 +685,7 @@ static void emit_conv_bwd(em *e, int i)
                 kname(e, name, sizeof name, i, tag);
                 emit_conv_dx(e, name, i, &s, 1, gj, &st);
             }
-            if (j > 0) ws(e->L.gsub[i][j - 1], gj);
+            if (j > 0) rc_cu_ws(e->L.gsub[i][j - 1], gj);
         }
         return;
     }
@@ -824,7 +694,7 @@ static void emit_conv_bwd(em *e, int i)
     d.Cout = L->out.c; d.OH = L->out.h; d.OW = L->out.w; d.K = L->kernel;
     snprintf(d.wexpr, sizeof d.wexpr, "(a.params + %lldLL)", (long long)e->poff[i][0]);
     int Pp = e->period[i];
-    if (Pp == 1) emit_conv_dw(e, i, "conv", &d, g, e->L.dwp[i][0], e->poff[i][0], e->sbias[i]);
+    if (Pp == 1) rc_cu_emit_conv_dw(e, i, "conv", &d, g, e->L.dwp[i][0], e->poff[i][0], e->sbias[i]);
     else emit_sconv_dw(e, i, &d, Pp, g, e->poff[i][0], e->sbias[i]);
     if (i > 0) {
         epi_store_ctx st;
@@ -866,7 +736,7 @@ static void emit_dense_fwd(em *e, int i, int i1, int train)
     epi_chain_ctx ec = { i, i1, train };
     epi_chain(e, &ec);
     P("        }\n    }\n}\n");
-    add_launch(e, name, i, 256, NUC, 0, 1, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, NUC, 0, 1, 0, 1);
 }
 
 static void emit_dense_bwd(em *e, int i)
@@ -885,7 +755,7 @@ static void emit_dense_bwd(em *e, int i)
     P("        float v = 0.0f;\n");
     P("        for (int b = 0; b < a.B; b++) v += %s[(long long)b * %d + u] * %s;\n", g, U, x);
     P("        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)e->poff[i][0]);
-    add_launch(e, name, i, 256, 0, (int64_t)U * F, 256, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, 0, (int64_t)U * F, 256, 0, 1);
     if (e->sbias[i] >= 0) {
         kname(e, name, sizeof name, i, "dense_db");
         P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
@@ -893,7 +763,7 @@ static void emit_dense_bwd(em *e, int i)
         P("    if (u < %d) {\n        float v = 0.0f;\n", U);
         P("        for (int b = 0; b < a.B; b++) v += %s[(long long)b * %d + u];\n", g, U);
         P("        a.grads[%lldLL + u] += v;\n    }\n}\n", (long long)e->sbias[i]);
-        add_launch(e, name, i, 256, 0, U, 256, 0, 1);
+        rc_cu_add_launch(e, name, i, 256, 0, U, 256, 0, 1);
     }
     if (i > 0) {
         kname(e, name, sizeof name, i, "dense_dx");
@@ -902,8 +772,8 @@ static void emit_dense_bwd(em *e, int i)
         P("        float v = 0.0f;\n");
         P("        for (int u = 0; u < %d; u++) v += W[(long long)u * %lldLL + f] * %s[b * %d + u];\n",
           U, (long long)F, g, U);
-        P("        %s[t] = v;\n    }\n}\n", ws(e->L.gout[i - 1], w));
-        add_launch(e, name, i, 256, F, 0, 256, 0, 1);
+        P("        %s[t] = v;\n    }\n}\n", rc_cu_ws(e->L.gout[i - 1], w));
+        rc_cu_add_launch(e, name, i, 256, F, 0, 256, 0, 1);
     }
 }
 
@@ -933,7 +803,7 @@ static void emit_gc_fwd(em *e, int i, int i1, int train)
     epi_chain_ctx ec = { i, i1, train };
     epi_chain(e, &ec);
     P("    }\n}\n");
-    add_launch(e, name, i, 256, cells, 0, 1, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, cells, 0, 1, 0, 1);
 }
 
 static void emit_gc_bwd(em *e, int i)
@@ -955,7 +825,7 @@ static void emit_gc_bwd(em *e, int i)
     P("        for (int b = 0; b < a.B; b++) v += %s[(long long)b * %d + n] * %s[(r0 + kh) * %d + c0 + kw];\n",
       g, cells, pl, L->in.w);
     P("        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)e->poff[i][0]);
-    add_launch(e, name, i, 256, 0, NW, 256, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, 0, NW, 256, 0, 1);
     if (e->sbias[i] >= 0) {
         kname(e, name, sizeof name, i, "gcconv_db");
         P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
@@ -963,7 +833,7 @@ static void emit_gc_bwd(em *e, int i)
         P("    if (n < %d) {\n        float v = 0.0f;\n", cells);
         P("        for (int b = 0; b < a.B; b++) v += %s[(long long)b * %d + n];\n", g, cells);
         P("        a.grads[%lldLL + n] += v;\n    }\n}\n", (long long)e->sbias[i]);
-        add_launch(e, name, i, 256, 0, cells, 256, 0, 1);
+        rc_cu_add_launch(e, name, i, 256, 0, cells, 256, 0, 1);
     }
     if (i > 0) {
         int64_t F = sz(L->in);
@@ -977,8 +847,8 @@ static void emit_gc_bwd(em *e, int i)
         P("            const int kh = h - a.cell_pos[2 * n], kw = w - a.cell_pos[2 * n + 1];\n");
         P("            if (kh >= 0 && kh < %d && kw >= 0 && kw < %d)\n", K, K);
         P("                v += W[(((long long)n * %d + c) * %d + kh) * %d + kw] * %s[b * %d + n];\n", C, K, K, g, cells);
-        P("        }\n        %s[t] = v;\n    }\n}\n", ws(e->L.gout[i - 1], w));
-        add_launch(e, name, i, 256, F, 0, 256, 0, 1);
+        P("        }\n        %s[t] = v;\n    }\n}\n", rc_cu_ws(e->L.gout[i - 1], w));
+        rc_cu_add_launch(e, name, i, 256, F, 0, 256, 0, 1);
     }
 }
 
@@ -1032,7 +902,7 @@ static void bn_reduce_close_channel(em *e, int i, reg part)
     P("    s1 = rc_block_sum(s1, s_r);\n");
     P("    s2 = rc_block_sum(s2, s_r);\n");
     P("    if (threadIdx.x == 0) {\n");
-    P("        double *p = (double *)%s;\n", ws(part, w));
+    P("        double *p = (double *)%s;\n", rc_cu_ws(part, w));
     P("        p[2 * blockIdx.x] = s1; p[2 * blockIdx.x + 1] = s2;\n    }\n}\n");
     (void)i;
 }
@@ -1046,7 +916,7 @@ static void bn_final_open(em *e, const char *name, int i, reg part)
     P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
     P("    const long long feat = (long long)blockIdx.x * 256 + threadIdx.x;\n");
     P("    if (feat < %d) {\n", L->in.c);
-    P("        const double *p = (const double *)%s;\n", ws(part, w));
+    P("        const double *p = (const double *)%s;\n", rc_cu_ws(part, w));
     P("        double s1 = 0.0, s2 = 0.0;\n");
     P("        for (int k = 0; k < %d; k++) { s1 += p[2 * (feat * %d + k)]; s2 += p[2 * (feat * %d + k) + 1]; }\n",
       S, S, S);
@@ -1063,7 +933,7 @@ static void emit_bn_stats_final_body(em *e, int i)
     P("        const double n = (double)a.B * %d;\n", inner);
     P("        const double m = s1 / n;\n");
     P("        double v = s2 / n - m * m;\n        if (v < 0.0) v = 0.0;\n");
-    P("        float *st = %s;\n", ws(e->L.stats[i], w));
+    P("        float *st = %s;\n", rc_cu_ws(e->L.stats[i], w));
     P("        st[feat] = (float)m;\n");
     P("        st[%lldLL + feat] = (float)(1.0 / sqrt(v + %s));\n", (long long)feat, eps);
     P("        float *rm = a.state + %lldLL, *rv = a.state + %lldLL;\n", (long long)e->srm[i], (long long)e->srv[i]);
@@ -1086,15 +956,15 @@ static void emit_bn_fwd(em *e, int i, int i1)
         bn_reduce_close_unit(e, i);
         emit_bn_stats_final_body(e, i);
         P("    }\n}\n");
-        add_launch(e, name, i, block, 0, gx, per, 0, 1);
+        rc_cu_add_launch(e, name, i, block, 0, gx, per, 0, 1);
     } else {
         bn_reduce_close_channel(e, i, e->L.part[i]);
-        add_launch(e, name, i, block, 0, gx, per, 0, 1);
+        rc_cu_add_launch(e, name, i, block, 0, gx, per, 0, 1);
         kname(e, name, sizeof name, i, "bn_stats_final");
         bn_final_open(e, name, i, e->L.part[i]);
         emit_bn_stats_final_body(e, i);
         P("    }\n}\n");
-        add_launch(e, name, i, 256, 0, L->in.c, 256, 0, 1);
+        rc_cu_add_launch(e, name, i, 256, 0, L->in.c, 256, 0, 1);
     }
     /* apply + the pointwise chain after it */
     int64_t F = sz(L->in);
@@ -1103,15 +973,15 @@ static void emit_bn_fwd(em *e, int i, int i1)
     kname(e, name, sizeof name, i, "bn_apply");
     open_elem_kernel(e, name, F);
     P("        const long long q = f / %d;\n", inner);
-    P("        const float *st = %s;\n", ws(e->L.stats[i], w));
+    P("        const float *st = %s;\n", rc_cu_ws(e->L.stats[i], w));
     in_flat(e, i, "b", "f", x, sizeof x);
     P("        float v = (%s - st[q]) * st[%lldLL + q] * %s(a.params[%lldLL + q]) + a.params[%lldLL + q];\n", x,
       (long long)nfeat, L->abs_scale ? "fabsf" : "", (long long)e->sscale[i], (long long)e->sshift[i]);
-    P("        %s[t] = v;\n", ws(e->L.out[i], w));
+    P("        %s[t] = v;\n", rc_cu_ws(e->L.out[i], w));
     if (i == e->ir->n_layers - 1) P("        a.y[t] = v;\n");
     if (i1 > i) emit_chain_fwd(e, i + 1, i1, 1, 0);
     P("    }\n}\n");
-    add_launch(e, name, i, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, F, 0, 256, 0, 1);
 }
 
 static void emit_bn_bwd_final_body(em *e, int i)
@@ -1124,7 +994,7 @@ static void emit_bn_bwd_final_body(em *e, int i)
     else P("        const double ds = s2;\n");
     P("        a.grads[%lldLL + feat] += (float)ds;\n", (long long)e->sscale[i]);
     P("        a.grads[%lldLL + feat] += (float)s1;\n", (long long)e->sshift[i]);
-    P("        float *bs = %s;\n", ws(e->L.bsum[i], w));
+    P("        float *bs = %s;\n", rc_cu_ws(e->L.bsum[i], w));
     P("        bs[feat] = (float)s1; bs[%lldLL + feat] = (float)s2;\n", (long long)nfeat);
 }
 
@@ -1144,10 +1014,10 @@ static void emit_bn_bwd(em *e, int i, int i1)
     P("        float g = %s[t];\n", g);
     if (i1 > i) {
         emit_chain_bwd(e, i + 1, i1);
-        P("        %s[t] = g;\n", ws(e->L.gout[i], w));
+        P("        %s[t] = g;\n", rc_cu_ws(e->L.gout[i], w));
     }
     in_flat(e, i, "b", "f", x, sizeof x);
-    P("        const float *st = %s;\n", ws(e->L.stats[i], w));
+    P("        const float *st = %s;\n", rc_cu_ws(e->L.stats[i], w));
     P("        const long long qf = f / %d;\n", inner);
     P("        const double xh = ((double)%s - st[qf]) * st[%lldLL + qf];\n", x, (long long)nfeat);
     P("        s1 += g; s2 += g * xh;\n");
@@ -1155,32 +1025,32 @@ static void emit_bn_bwd(em *e, int i, int i1)
         bn_reduce_close_unit(e, i);
         emit_bn_bwd_final_body(e, i);
         P("    }\n}\n");
-        add_launch(e, name, i, block, 0, gx, per, 0, 1);
+        rc_cu_add_launch(e, name, i, block, 0, gx, per, 0, 1);
     } else {
         bn_reduce_close_channel(e, i, e->L.part[i]);
-        add_launch(e, name, i, block, 0, gx, per, 0, 1);
+        rc_cu_add_launch(e, name, i, block, 0, gx, per, 0, 1);
         kname(e, name, sizeof name, i, "bn_bwd_final");
         bn_final_open(e, name, i, e->L.part[i]);
         emit_bn_bwd_final_body(e, i);
         P("    }\n}\n");
-        add_launch(e, name, i, 256, 0, L->in.c, 256, 0, 1);
+        rc_cu_add_launch(e, name, i, 256, 0, L->in.c, 256, 0, 1);
     }
     if (i == 0) return;
     char gb[96];
-    if (i1 > i) ws(e->L.gout[i], gb);
+    if (i1 > i) rc_cu_ws(e->L.gout[i], gb);
     else gsrc(e, i, gb, sizeof gb);
     kname(e, name, sizeof name, i, "bn_dx");
     open_elem_kernel(e, name, F);
     P("        const long long q = f / %d;\n", inner);
-    P("        const float *st = %s, *bs = %s;\n", ws(e->L.stats[i], w), ws(e->L.bsum[i], x));
+    P("        const float *st = %s, *bs = %s;\n", rc_cu_ws(e->L.stats[i], w), rc_cu_ws(e->L.bsum[i], x));
     in_flat(e, i, "b", "f", x, sizeof x);
     P("        const float is = st[%lldLL + q], xh = (%s - st[q]) * is;\n", (long long)nfeat, x);
     P("        const float rn = 1.0f / ((float)a.B * %d.0f);\n", inner);
     P("        const float gain = %s(a.params[%lldLL + q]);\n", L->abs_scale ? "fabsf" : "", (long long)e->sscale[i]);
     P("        %s[t] = gain * is * (%s[t] - bs[q] * rn - xh * bs[%lldLL + q] * rn);\n",
-      ws(e->L.gout[i - 1], w), gb, (long long)nfeat);
+      rc_cu_ws(e->L.gout[i - 1], w), gb, (long long)nfeat);
     P("    }\n}\n");
-    add_launch(e, name, i, 256, F, 0, 256, 0, 1);
+    rc_cu_add_launch(e, name, i, 256, F, 0, 256, 0, 1);
 }
 
 extern const char rc_cuda_dev_prelude_text[];   /* emit_cuda_text.c */
@@ -1297,8 +1167,8 @@ static void layout(em *e)
                 int64_t tmax = 0;
                 for (int j = 0; j < l->n_sub; j++) {
                     int k = l->sub_k[j];
-                    dw_sched s = plan_dw(l->sub_cin[j], l->sub_cout[j], k, h - k + 1, w - k + 1, w);
-                    L->dwp[i][j] = alloc_reg(L, 0, (int64_t)s.NCH * l->sub_cout[j] * l->sub_cin[j] * k * k);
+                    dw_sched s = rc_cu_plan_dw(l->sub_cin[j], l->sub_cout[j], k, h - k + 1, w - k + 1, w);
+                    L->dwp[i][j] = alloc_reg(L, 0, (int64_t)s.NCH * l->sub_cout[j] * (l->sub_cin[j] * k * k + 1));
                     h -= k - 1; w -= k - 1;
                     if (j + 1 < l->n_sub) {
                         int64_t f = (int64_t)l->sub_cout[j] * h * w;
@@ -1313,8 +1183,8 @@ static void layout(em *e)
                 L->collt[i][0] = alloc_reg(L, 0, tmax);
                 L->collt[i][1] = alloc_reg(L, 0, tmax);
             } else if (e->period[i] == 1) {
-                dw_sched s = plan_dw(l->in.c, l->out.c, l->kernel, l->out.h, l->out.w, l->in.w);
-                L->dwp[i][0] = alloc_reg(L, 0, (int64_t)s.NCH * l->out.c * l->in.c * l->kernel * l->kernel);
+                dw_sched s = rc_cu_plan_dw(l->in.c, l->out.c, l->kernel, l->out.h, l->out.w, l->in.w);
+                L->dwp[i][0] = alloc_reg(L, 0, (int64_t)s.NCH * l->out.c * (l->in.c * l->kernel * l->kernel + 1));
             }
         }
     }

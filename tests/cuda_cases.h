@@ -74,6 +74,7 @@ static int cc_build(int k, rc_ir *ir, char *name, size_t nlen, char *err, size_t
         l = cc_add(ir, RC_LAYER_NOISE); l->std = 0.05;
         cc_act(ir, RC_ACT_RELU);
         l = cc_add(ir, RC_LAYER_CONV); l->channels = 3; l->kernel = 3; l->stack = 2; l->bias = 0;
+        l->stack_channels = 8;   /* wide and short: eval collapses this one (chain for layer 1) */
         l = cc_add(ir, RC_LAYER_BATCHNORM); l->over = RC_BN_CHANNEL;
         cc_act(ir, RC_ACT_RELU);
         l = cc_add(ir, RC_LAYER_GCCONV); l->kernel = 3; l->position = RC_POS_CENTER;
@@ -109,6 +110,22 @@ static int cc_build(int k, rc_ir *ir, char *name, size_t nlen, char *err, size_t
         l = cc_add(ir, RC_LAYER_CONV); l->channels = 9; l->kernel = 2;
         cc_act(ir, RC_ACT_SOFTPLUS);
         l = cc_add(ir, RC_LAYER_DENSE);
+        break;
+    case 6:   /* kwtile weight gradient with row phases AND column segments (K 11 on 3 x 30 outputs) */
+        snprintf(name, nlen, "kwtile_segments");
+        ir->history = 3; ir->height = 13; ir->width = 40;
+        l = cc_add(ir, RC_LAYER_CONV); l->channels = 5; l->kernel = 11;
+        cc_act(ir, RC_ACT_RELU);
+        l = cc_add(ir, RC_LAYER_DENSE);
+        cc_act(ir, RC_ACT_SOFTPLUS);
+        break;
+    case 7:   /* chunked weight gradient: 90 input channels x K 3 > 256 combos, two channel chunks */
+        snprintf(name, nlen, "dw_channel_chunks");
+        ir->history = 90; ir->height = 9; ir->width = 9;
+        l = cc_add(ir, RC_LAYER_CONV); l->channels = 2; l->kernel = 3;
+        cc_act(ir, RC_ACT_RELU);
+        l = cc_add(ir, RC_LAYER_DENSE);
+        cc_act(ir, RC_ACT_SOFTPLUS);
         break;
     default:
         return 1;

@@ -152,6 +152,8 @@ Test(nvrtc, case_stacked_gcconv) { check_case(2); }
 Test(nvrtc, case_ln) { check_case(3); }
 Test(nvrtc, case_dropout_acts) { check_case(4); }
 Test(nvrtc, case_bigkernel) { check_case(5); }
+Test(nvrtc, case_kwtile_segments) { check_case(6); }
+Test(nvrtc, case_dw_channel_chunks) { check_case(7); }
 
 Test(nvrtc, util_kernels)
 {
@@ -296,3 +298,5 @@ Test(emu, stacked_bnchannel_gcconv, .timeout = 300) { check_emu(2, 3); }
 Test(emu, ln_dense, .timeout = 300) { check_emu(3, 3); }
 Test(emu, dropout_acts, .timeout = 300) { check_emu(4, 3); }
 Test(emu, bigkernel_bnfirst, .timeout = 300) { check_emu(5, 3); }
+Test(emu, kwtile_segments, .timeout = 300) { check_emu(6, 3); }
+Test(emu, dw_channel_chunks, .timeout = 300) { check_emu(7, 3); }

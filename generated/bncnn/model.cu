@@ -258,7 +258,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_stats(rc_kargs 
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 41472LL + 1008000LL);
+        float *st = (a.ws + (long long)a.B * 41472LL + 1008112LL);
         st[feat] = (float)m;
         st[10368LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 0LL, *rv = a.state + 10368LL;
@@ -273,13 +273,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_apply(rc_kargs 
     if (t < (long long)a.B * 10368LL) {
         long long b = t / 10368LL, f = t % 10368LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 41472LL + 1008000LL);
+        const float *st = (a.ws + (long long)a.B * 41472LL + 1008112LL);
         float v = ((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[q]) * st[10368LL + q] * (a.params[72008LL + q]) + a.params[82376LL + q];
-        (a.ws + (long long)a.B * 20736LL + 1008000LL)[t] = v;
+        (a.ws + (long long)a.B * 20736LL + 1008112LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 128ULL, (unsigned long long)b * 10368ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 41472LL + 1049472LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 41472LL + 1049584LL)[(long long)b * 10368LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 62208LL + 1049472LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 62208LL + 1049584LL)[(long long)b * 10368LL + f] = v;
     }
 }
 
@@ -304,7 +304,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_tf_l5_conv(rc_kargs a)
             const int cc = q / 1368, r = q % 1368, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 62208LL + 1049472LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 62208LL + 1049584LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3872; q += 182) {
@@ -342,7 +342,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_tf_l5_conv(rc_kargs a)
                 float v = acc[co][p] + a.params[100488LL + o];
                 const long long f = ((long long)o * 26 + oh) * 26 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 82944LL + 1049472LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 82944LL + 1049584LL)[(long long)b * 5408LL + f] = v;
             }
         }
     }
@@ -356,7 +356,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats(rc_kargs 
     double s1 = 0.0, s2 = 0.0;
     if (feat < 5408LL)
     for (long long b = ty; b < a.B; b += 8) {
-        const double xv = (a.ws + (long long)a.B * 82944LL + 1049472LL)[(long long)(b) * 5408LL + (f)];
+        const double xv = (a.ws + (long long)a.B * 82944LL + 1049584LL)[(long long)(b) * 5408LL + (f)];
         s1 += xv; s2 += xv * xv;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -367,7 +367,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats(rc_kargs 
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 104576LL + 1545088LL);
+        float *st = (a.ws + (long long)a.B * 104576LL + 1545712LL);
         st[feat] = (float)m;
         st[5408LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 20736LL, *rv = a.state + 26144LL;
@@ -382,13 +382,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
     if (t < (long long)a.B * 5408LL) {
         long long b = t / 5408LL, f = t % 5408LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 104576LL + 1545088LL);
-        float v = ((a.ws + (long long)a.B * 82944LL + 1049472LL)[(long long)(b) * 5408LL + (f)] - st[q]) * st[5408LL + q] * (a.params[100496LL + q]) + a.params[105904LL + q];
-        (a.ws + (long long)a.B * 93760LL + 1545088LL)[t] = v;
+        const float *st = (a.ws + (long long)a.B * 104576LL + 1545712LL);
+        float v = ((a.ws + (long long)a.B * 82944LL + 1049584LL)[(long long)(b) * 5408LL + (f)] - st[q]) * st[5408LL + q] * (a.params[100496LL + q]) + a.params[105904LL + q];
+        (a.ws + (long long)a.B * 93760LL + 1545712LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 384ULL, (unsigned long long)b * 5408ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 104576LL + 1566720LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 104576LL + 1567344LL)[(long long)b * 5408LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 115392LL + 1566720LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)b * 5408LL + f] = v;
     }
 }
 
@@ -403,7 +403,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l9_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 111312LL;
     for (long long k = threadIdx.x; k < 5408LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 115392LL + 1566720LL)[(long long)(b) * 5408LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)(b) * 5408LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 5408LL + k] * xv;
@@ -414,7 +414,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l9_dense(rc_kargs a)
         if (threadIdx.x == 0 && u0 + u < 5) {
         const long long f = u0 + u;
         float v = (float)s;
-        (a.ws + (long long)a.B * 126208LL + 1566720LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)b * 5LL + f] = v;
         }
     }
 }
@@ -427,7 +427,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_stats(rc_kargs
     double s1 = 0.0, s2 = 0.0;
     if (feat < 5LL)
     for (long long b = ty; b < a.B; b += 8) {
-        const double xv = (a.ws + (long long)a.B * 126208LL + 1566720LL)[(long long)(b) * 5LL + (f)];
+        const double xv = (a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)(b) * 5LL + (f)];
         s1 += xv; s2 += xv * xv;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -438,7 +438,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_stats(rc_kargs
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 126240LL + 1566720LL);
+        float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL);
         st[feat] = (float)m;
         st[5LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 31552LL, *rv = a.state + 31557LL;
@@ -453,11 +453,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_apply(rc_kargs
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 126240LL + 1566720LL);
-        float v = ((a.ws + (long long)a.B * 126208LL + 1566720LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[138352LL + q]) + a.params[138357LL + q];
-        (a.ws + (long long)a.B * 126224LL + 1566720LL)[t] = v;
+        const float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL);
+        float v = ((a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[138352LL + q]) + a.params[138357LL + q];
+        (a.ws + (long long)a.B * 126224LL + 1567344LL)[t] = v;
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 126240LL + 1566744LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 126240LL + 1567368LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
 }
@@ -474,11 +474,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 126224LL + 1566720LL)[(long long)(b) * 5LL + (f)]);
-        (a.ws + (long long)a.B * 126232LL + 1566720LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 126240LL + 1566720LL);
+        g *= rc_actd_softplus((a.ws + (long long)a.B * 126224LL + 1567344LL)[(long long)(b) * 5LL + (f)]);
+        (a.ws + (long long)a.B * 126232LL + 1567344LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL);
         const long long qf = f / 1;
-        const double xh = ((double)(a.ws + (long long)a.B * 126208LL + 1566720LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
+        const double xh = ((double)(a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
         s1 += g; s2 += g * xh;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -489,7 +489,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
         const double ds = s2;
         a.grads[138352LL + feat] += (float)ds;
         a.grads[138357LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 126240LL + 1566732LL);
+        float *bs = (a.ws + (long long)a.B * 126240LL + 1567356LL);
         bs[feat] = (float)s1; bs[5LL + feat] = (float)s2;
     }
 }
@@ -500,11 +500,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 126240LL + 1566720LL), *bs = (a.ws + (long long)a.B * 126240LL + 1566732LL);
-        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 126208LL + 1566720LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
+        const float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL), *bs = (a.ws + (long long)a.B * 126240LL + 1567356LL);
+        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1.0f);
         const float gain = (a.params[138352LL + q]);
-        (a.ws + (long long)a.B * 126216LL + 1566720LL)[t] = gain * is * ((a.ws + (long long)a.B * 126232LL + 1566720LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
+        (a.ws + (long long)a.B * 126216LL + 1567344LL)[t] = gain * is * ((a.ws + (long long)a.B * 126232LL + 1567344LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
     }
 }
 
@@ -514,7 +514,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l9_dense_dw(rc_kargs 
     if (q < 27040LL) {
         const long long u = q / 5408LL, k = q % 5408LL;
         float v = 0.0f;
-        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 126216LL + 1566720LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 115392LL + 1566720LL)[(long long)(b) * 5408LL + (k)];
+        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 126216LL + 1567344LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)(b) * 5408LL + (k)];
         a.grads[111312LL + q] += v;
     }
 }
@@ -526,8 +526,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l9_dense_dx(rc_kargs 
         long long b = t / 5408LL, f = t % 5408LL;
         const float *W = a.params + 111312LL;
         float v = 0.0f;
-        for (int u = 0; u < 5; u++) v += W[(long long)u * 5408LL + f] * (a.ws + (long long)a.B * 126216LL + 1566720LL)[b * 5 + u];
-        (a.ws + (long long)a.B * 120800LL + 1566720LL)[t] = v;
+        for (int u = 0; u < 5; u++) v += W[(long long)u * 5408LL + f] * (a.ws + (long long)a.B * 126216LL + 1567344LL)[b * 5 + u];
+        (a.ws + (long long)a.B * 120800LL + 1567344LL)[t] = v;
     }
 }
 
@@ -540,12 +540,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
     if (feat < 5408LL)
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5408LL + f;
-        float g = (a.ws + (long long)a.B * 120800LL + 1566720LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 104576LL + 1566720LL)[(long long)(b) * 5408LL + (f)]);
-        (a.ws + (long long)a.B * 99168LL + 1545088LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 104576LL + 1545088LL);
+        float g = (a.ws + (long long)a.B * 120800LL + 1567344LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 104576LL + 1567344LL)[(long long)(b) * 5408LL + (f)]);
+        (a.ws + (long long)a.B * 99168LL + 1545712LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 104576LL + 1545712LL);
         const long long qf = f / 1;
-        const double xh = ((double)(a.ws + (long long)a.B * 82944LL + 1049472LL)[(long long)(b) * 5408LL + (f)] - st[qf]) * st[5408LL + qf];
+        const double xh = ((double)(a.ws + (long long)a.B * 82944LL + 1049584LL)[(long long)(b) * 5408LL + (f)] - st[qf]) * st[5408LL + qf];
         s1 += g; s2 += g * xh;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -556,7 +556,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
         const double ds = s2;
         a.grads[100496LL + feat] += (float)ds;
         a.grads[105904LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 104576LL + 1555904LL);
+        float *bs = (a.ws + (long long)a.B * 104576LL + 1556528LL);
         bs[feat] = (float)s1; bs[5408LL + feat] = (float)s2;
     }
 }
@@ -567,93 +567,117 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 5408LL) {
         long long b = t / 5408LL, f = t % 5408LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 104576LL + 1545088LL), *bs = (a.ws + (long long)a.B * 104576LL + 1555904LL);
-        const float is = st[5408LL + q], xh = ((a.ws + (long long)a.B * 82944LL + 1049472LL)[(long long)(b) * 5408LL + (f)] - st[q]) * is;
+        const float *st = (a.ws + (long long)a.B * 104576LL + 1545712LL), *bs = (a.ws + (long long)a.B * 104576LL + 1556528LL);
+        const float is = st[5408LL + q], xh = ((a.ws + (long long)a.B * 82944LL + 1049584LL)[(long long)(b) * 5408LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1.0f);
         const float gain = (a.params[100496LL + q]);
-        (a.ws + (long long)a.B * 88352LL + 1049472LL)[t] = gain * is * ((a.ws + (long long)a.B * 99168LL + 1545088LL)[t] - bs[q] * rn - xh * bs[5408LL + q] * rn);
+        (a.ws + (long long)a.B * 88352LL + 1049584LL)[t] = gain * is * ((a.ws + (long long)a.B * 99168LL + 1545712LL)[t] - bs[q] * rn - xh * bs[5408LL + q] * rn);
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_conv_dw(rc_kargs a)
+/* weight gradient partials (kw-tile form): block = (1 input channel(s), 8 output channels, 1/64 of
+ * the batch); thread = (input channel, kh, 4 kw) x (row phase of 7, column segment of 1):
+ * a 4 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[26][36];
-    __shared__ __align__(16) float s_g[16][26][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
+    __shared__ __align__(16) float s_x[1][23][37];
+    __shared__ __align__(16) float s_g[13][26][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 1, co0 = (blockIdx.x % 1) * 8;
     const int per = (a.B + 63) / 64;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 121, rs = t / 121, kh = kk / 11, kw = kk % 11;
-    const bool active = t < 121;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 33, part = t / 33, rs = part % 7, os = part / 7;
+    const int ow_lo = os * 26, ow_hi = min(26, ow_lo + 26);
+    const bool active = t < 231;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 33; sl0 += 33) {
+        const int sl = sl0 + ts, cc = sl / 33, kh = sl / 3 % 11, kw0 = (sl % 3) * 4;
+        const bool live = active && sl < 33 && c0 + cc < 8;
+        float acc[4][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 62208LL + 1049472LL) + ((long long)(b) * 8 + (c)) * 1296LL);
-        for (int r0 = 0; r0 < 26; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 936; q += 128) {
-                const int yy = q / 36, xx = q % 36;
-                s_x[yy][xx] = r0 + yy < 36 ? xp[(r0 + yy) * 36 + xx] : 0.0f;
-            }
-            for (int q = t; q < 3328; q += 128) {
-                const int co = q / 416, r = (q / 26) % 16, ow = q % 26;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 26) ? (a.ws + (long long)a.B * 88352LL + 1049472LL)[(((long long)b * 8 + o) * 26 + r0 + r) * 26 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            const int c = c0;
+            const float *xp = ((a.ws + (long long)a.B * 62208LL + 1049584LL) + ((long long)(b) * 8 + (c)) * 1296LL);
+            for (int r0 = 0; r0 < 26; r0 += 13) {
+                __syncthreads();
+                for (int q = t; q < 851; q += 256) {
+                    const int qc = q / 851, yy = q / 37 % 23, xx = q % 37;
+                    s_x[qc][yy][xx] = r0 + yy < 36 && xx < 36 ? xp[(r0 + yy) * 36 + xx] : 0.0f;
+                }
+                for (int q = t; q < 2704; q += 256) {
+                    const int co = q / 338, r = (q / 26) % 13, ow = q % 26;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 26) ? (a.ws + (long long)a.B * 88352LL + 1049584LL)[(((long long)b * 8 + o) * 26 + r0 + r) * 26 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 2704; f += 256) gsum += (&s_g[0][0][0])[f];
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 1) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 26; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 13; r += 7) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[4];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 3; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 4
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[3] = xr[ow + 3];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 4; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 3; j++) xw[j] = xw[j + 1];
+                        }
                     }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 11) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 7; q++) v += s_red[q * 33 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 93760LL + 1049584LL)[(long long)blockIdx.y * 7752LL + (((long long)o * 8 + c0 + cc) * 11 + kh) * 11 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 1; q++) v += s_red[q * 121 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 93760LL + 1049472LL)[(long long)blockIdx.y * 7744LL + ((long long)o * 8 + c) * 121 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 8) {
+        float v = 0.0f;
+        for (int q = t; q < 256; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 93760LL + 1049584LL)[(long long)blockIdx.y * 7752LL + 7744LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_conv_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 7744LL) {
-        const float *p = (a.ws + (long long)a.B * 93760LL + 1049472LL);
+    if (q < 7752LL) {
+        const float *p = (a.ws + (long long)a.B * 93760LL + 1049584LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 7744LL + q];
-        a.grads[92744LL + q] += v;
+        for (int k = 0; k < 64; k++) v += p[(long long)k * 7752LL + q];
+        a.grads[q < 7744LL ? 92744LL + q : 92744LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_conv_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 676; q += 256) {
-        const long long b = q / 676, k = q % 676;
-        v += (a.ws + (long long)a.B * 88352LL + 1049472LL)[(b * 8 + o) * 676LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[100488LL + o] += (float)v;
 }
 
 /* direct conv 8x26x26 -> 8x36x36, k11 pad 10 (transposed): tile 18x36 outputs x 8 channels, 4 px/thread, 4 input channels per stage */
@@ -677,7 +701,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l5_conv_dx(rc_kargs a
             const int cc = q / 1288, r = q % 1288, yy = r / 46, xx = r % 46;
             const int c = c0 + cc, ih = oh0 + yy - 10, iw = ow0 + xx - 10;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 26 && iw >= 0 && iw < 26) v = ((a.ws + (long long)a.B * 88352LL + 1049472LL) + ((long long)b * 8 + c) * 676LL)[ih * 26 + iw];
+            if (c < 8 && ih >= 0 && ih < 26 && iw >= 0 && iw < 26) v = ((a.ws + (long long)a.B * 88352LL + 1049584LL) + ((long long)b * 8 + c) * 676LL)[ih * 26 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3872; q += 162) {
@@ -715,7 +739,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l5_conv_dx(rc_kargs a
                 float v = acc[co][p];
                 const long long f = ((long long)o * 36 + oh) * 36 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 72576LL + 1049472LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 72576LL + 1049584LL)[(long long)b * 10368LL + f] = v;
             }
         }
     }
@@ -730,10 +754,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
     if (feat < 10368LL)
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 10368LL + f;
-        float g = (a.ws + (long long)a.B * 72576LL + 1049472LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1049472LL)[(long long)(b) * 10368LL + (f)]);
-        (a.ws + (long long)a.B * 31104LL + 1008000LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 41472LL + 1008000LL);
+        float g = (a.ws + (long long)a.B * 72576LL + 1049584LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1049584LL)[(long long)(b) * 10368LL + (f)]);
+        (a.ws + (long long)a.B * 31104LL + 1008112LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 41472LL + 1008112LL);
         const long long qf = f / 1;
         const double xh = ((double)(a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[qf]) * st[10368LL + qf];
         s1 += g; s2 += g * xh;
@@ -746,7 +770,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
         const double ds = s2;
         a.grads[72008LL + feat] += (float)ds;
         a.grads[82376LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 41472LL + 1028736LL);
+        float *bs = (a.ws + (long long)a.B * 41472LL + 1028848LL);
         bs[feat] = (float)s1; bs[10368LL + feat] = (float)s2;
     }
 }
@@ -757,93 +781,117 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 10368LL) {
         long long b = t / 10368LL, f = t % 10368LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 41472LL + 1008000LL), *bs = (a.ws + (long long)a.B * 41472LL + 1028736LL);
+        const float *st = (a.ws + (long long)a.B * 41472LL + 1008112LL), *bs = (a.ws + (long long)a.B * 41472LL + 1028848LL);
         const float is = st[10368LL + q], xh = ((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1.0f);
         const float gain = (a.params[72008LL + q]);
-        (a.ws + (long long)a.B * 10368LL + 0LL)[t] = gain * is * ((a.ws + (long long)a.B * 31104LL + 1008000LL)[t] - bs[q] * rn - xh * bs[10368LL + q] * rn);
+        (a.ws + (long long)a.B * 10368LL + 0LL)[t] = gain * is * ((a.ws + (long long)a.B * 31104LL + 1008112LL)[t] - bs[q] * rn - xh * bs[10368LL + q] * rn);
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 14) */
+/* weight gradient partials (kw-tile form): block = (1 input channel(s), 8 output channels, 1/14 of
+ * the batch); thread = (input channel, kh, 4 kw) x (row phase of 4, column segment of 1):
+ * a 4 x 8 (kw x co) register tile sliding along the row */
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[30][50];
-    __shared__ __align__(16) float s_g[16][36][8];
+    __shared__ __align__(16) float s_x[1][26][51];
+    __shared__ __align__(16) float s_g[12][36][8];
     __shared__ float s_red[256][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
+    const int c0 = blockIdx.x / 1 * 1, co0 = (blockIdx.x % 1) * 8;
     const int per = (a.B + 13) / 14;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 225, rs = t / 225, kh = kk / 15, kw = kk % 15;
-    const bool active = t < 225;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 60, part = t / 60, rs = part % 4, os = part / 4;
+    const int ow_lo = os * 36, ow_hi = min(36, ow_lo + 36);
+    const bool active = t < 240;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 60; sl0 += 60) {
+        const int sl = sl0 + ts, cc = sl / 60, kh = sl / 4 % 15, kw0 = (sl % 4) * 4;
+        const bool live = active && sl < 60 && c0 + cc < 40;
+        float acc[4][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
-        for (int r0 = 0; r0 < 36; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 1500; q += 256) {
-                const int yy = q / 50, xx = q % 50;
-                s_x[yy][xx] = r0 + yy < 50 ? xp[(r0 + yy) * 50 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4608; q += 256) {
-                const int co = q / 576, r = (q / 36) % 16, ow = q % 36;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 36) ? (a.ws + (long long)a.B * 10368LL + 0LL)[(((long long)b * 8 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            const int c = c0;
+            const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
+            for (int r0 = 0; r0 < 36; r0 += 12) {
+                __syncthreads();
+                for (int q = t; q < 1326; q += 256) {
+                    const int qc = q / 1326, yy = q / 51 % 26, xx = q % 51;
+                    s_x[qc][yy][xx] = r0 + yy < 50 && xx < 50 ? xp[(r0 + yy) * 50 + xx] : 0.0f;
+                }
+                for (int q = t; q < 3456; q += 256) {
+                    const int co = q / 432, r = (q / 36) % 12, ow = q % 36;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 36) ? (a.ws + (long long)a.B * 10368LL + 0LL)[(((long long)b * 8 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 3456; f += 256) gsum += (&s_g[0][0][0])[f];
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 1) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 36; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 12; r += 4) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[4];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 3; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 4
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[3] = xr[ow + 3];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 4; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 3; j++) xw[j] = xw[j + 1];
+                        }
                     }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 15) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 4; q++) v += s_red[q * 60 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 20736LL + 0LL)[(long long)blockIdx.y * 72008LL + (((long long)o * 40 + c0 + cc) * 15 + kh) * 15 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 1; q++) v += s_red[q * 225 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 20736LL + 0LL)[(long long)blockIdx.y * 72000LL + ((long long)o * 40 + c) * 225 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 8) {
+        float v = 0.0f;
+        for (int q = t; q < 256; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 20736LL + 0LL)[(long long)blockIdx.y * 72008LL + 72000LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 72000LL) {
+    if (q < 72008LL) {
         const float *p = (a.ws + (long long)a.B * 20736LL + 0LL);
         float v = 0.0f;
-        for (int k = 0; k < 14; k++) v += p[(long long)k * 72000LL + q];
-        a.grads[0LL + q] += v;
+        for (int k = 0; k < 14; k++) v += p[(long long)k * 72008LL + q];
+        a.grads[q < 72000LL ? 0LL + q : 0LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 1296; q += 256) {
-        const long long b = q / 1296, k = q % 1296;
-        v += (a.ws + (long long)a.B * 10368LL + 0LL)[(b * 8 + o) * 1296LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[72000LL + o] += (float)v;
 }
 
 /* ================= inference ================= */
@@ -910,7 +958,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
         { long long q = f;
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[10368LL + q] + 0.001f)) * (a.params[72008LL + q]) + a.params[82376LL + q]; }
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 62208LL + 1049472LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 62208LL + 1049584LL)[(long long)b * 10368LL + f] = v;
             }
         }
     }
@@ -937,7 +985,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
             const int cc = q / 1368, r = q % 1368, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 62208LL + 1049472LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 62208LL + 1049584LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3872; q += 182) {
@@ -978,7 +1026,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
         { long long q = f;
           v = (v - a.state[20736LL + q]) * (1.0f / sqrtf(a.state[26144LL + q] + 0.001f)) * (a.params[100496LL + q]) + a.params[105904LL + q]; }
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 115392LL + 1566720LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)b * 5408LL + f] = v;
             }
         }
     }
@@ -995,7 +1043,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 111312LL;
     for (long long k = threadIdx.x; k < 5408LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 115392LL + 1566720LL)[(long long)(b) * 5408LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)(b) * 5408LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 5408LL + k] * xv;
@@ -1009,7 +1057,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_dense(rc_kargs a)
         { long long q = f;
           v = (v - a.state[31552LL + q]) * (1.0f / sqrtf(a.state[31557LL + q] + 0.001f)) * (a.params[138352LL + q]) + a.params[138357LL + q]; }
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 126240LL + 1566744LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 126240LL + 1567368LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
     }

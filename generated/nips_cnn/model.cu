@@ -232,9 +232,9 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tf_l1_conv(rc_kargs a)
                 (void)f;
         (a.ws + (long long)a.B * 0LL + 0LL)[(long long)b * 20736LL + f] = v;
         v += 0.1f * rc_rng_normal(a.seed, 64ULL, (unsigned long long)b * 20736ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 41472LL + 1008000LL)[(long long)b * 20736LL + f] = v;
+        (a.ws + (long long)a.B * 41472LL + 1008112LL)[(long long)b * 20736LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 82944LL + 1008000LL)[(long long)b * 20736LL + f] = v;
+        (a.ws + (long long)a.B * 82944LL + 1008112LL)[(long long)b * 20736LL + f] = v;
             }
         }
     }
@@ -261,7 +261,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tf_l4_conv(rc_kargs a)
             const int cc = q / 1296, r = q % 1296, yy = r / 36, xx = r % 36;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 16 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 82944LL + 1008000LL) + ((long long)(b) * 16 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 16 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 82944LL + 1008112LL) + ((long long)(b) * 16 + (c)) * 1296LL)[ih * 36 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3240; q += 196) {
@@ -299,11 +299,11 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tf_l4_conv(rc_kargs a)
                 float v = acc[co][p] + a.params[154384LL + o];
                 const long long f = ((long long)o * 28 + oh) * 28 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 124416LL + 1008000LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 124416LL + 1008112LL)[(long long)b * 6272LL + f] = v;
         v += 0.1f * rc_rng_normal(a.seed, 256ULL, (unsigned long long)b * 6272ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 136960LL + 1350144LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 136960LL + 6320624LL)[(long long)b * 6272LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 149504LL + 1350144LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)b * 6272LL + f] = v;
             }
         }
     }
@@ -320,7 +320,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l7_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 154392LL;
     for (long long k = threadIdx.x; k < 6272LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 149504LL + 1350144LL)[(long long)(b) * 6272LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)(b) * 6272LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 6272LL + k] * xv;
@@ -331,9 +331,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l7_dense(rc_kargs a)
         if (threadIdx.x == 0 && u0 + u < 5) {
         const long long f = u0 + u;
         float v = (float)s + a.params[185752LL + f];
-        (a.ws + (long long)a.B * 162048LL + 1350144LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 162048LL + 6320624LL)[(long long)b * 5LL + f] = v;
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 162064LL + 1350144LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 162064LL + 6320624LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
     }
@@ -347,8 +347,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l8_pointwise_bwd(rc_k
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 162048LL + 1350144LL)[(long long)(b) * 5LL + (f)]);
-        (a.ws + (long long)a.B * 162056LL + 1350144LL)[t] = g;
+        g *= rc_actd_softplus((a.ws + (long long)a.B * 162048LL + 6320624LL)[(long long)(b) * 5LL + (f)]);
+        (a.ws + (long long)a.B * 162056LL + 6320624LL)[t] = g;
     }
 }
 
@@ -358,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l7_dense_dw(rc_kargs 
     if (q < 31360LL) {
         const long long u = q / 6272LL, k = q % 6272LL;
         float v = 0.0f;
-        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 162056LL + 1350144LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 149504LL + 1350144LL)[(long long)(b) * 6272LL + (k)];
+        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 162056LL + 6320624LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)(b) * 6272LL + (k)];
         a.grads[154392LL + q] += v;
     }
 }
@@ -368,7 +368,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l7_dense_db(rc_kargs 
     const int u = blockIdx.x * 256 + threadIdx.x;
     if (u < 5) {
         float v = 0.0f;
-        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 162056LL + 1350144LL)[(long long)b * 5 + u];
+        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 162056LL + 6320624LL)[(long long)b * 5 + u];
         a.grads[185752LL + u] += v;
     }
 }
@@ -380,8 +380,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l7_dense_dx(rc_kargs 
         long long b = t / 6272LL, f = t % 6272LL;
         const float *W = a.params + 154392LL;
         float v = 0.0f;
-        for (int u = 0; u < 5; u++) v += W[(long long)u * 6272LL + f] * (a.ws + (long long)a.B * 162056LL + 1350144LL)[b * 5 + u];
-        (a.ws + (long long)a.B * 155776LL + 1350144LL)[t] = v;
+        for (int u = 0; u < 5; u++) v += W[(long long)u * 6272LL + f] * (a.ws + (long long)a.B * 162056LL + 6320624LL)[b * 5 + u];
+        (a.ws + (long long)a.B * 155776LL + 6320624LL)[t] = v;
     }
 }
 
@@ -390,91 +390,119 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_pointwise_bwd(rc_k
     long long t = (long long)blockIdx.x * 256 + threadIdx.x;
     if (t < (long long)a.B * 6272LL) {
         long long b = t / 6272LL, f = t % 6272LL;
-        float g = (a.ws + (long long)a.B * 155776LL + 1350144LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 136960LL + 1350144LL)[(long long)(b) * 6272LL + (f)]);
-        (a.ws + (long long)a.B * 130688LL + 1008000LL)[t] = g;
+        float g = (a.ws + (long long)a.B * 155776LL + 6320624LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 136960LL + 6320624LL)[(long long)(b) * 6272LL + (f)]);
+        (a.ws + (long long)a.B * 130688LL + 1008112LL)[t] = g;
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 33) */
-extern "C" __global__ void __launch_bounds__(96, 1) rc_tb_l4_conv_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (16 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 9 kw) x (row phase of 1, column segment of 1):
+ * a 9 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(160, 1) rc_tb_l4_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[24][36];
-    __shared__ __align__(16) float s_g[16][28][8];
-    __shared__ float s_red[96][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 32) / 33;
+    __shared__ __align__(16) float s_x[16][13][37];
+    __shared__ __align__(16) float s_g[5][28][8];
+    __shared__ float s_red[160][8];
+    const int c0 = blockIdx.x / 1 * 16, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 81, rs = t / 81, kh = kk / 9, kw = kk % 9;
-    const bool active = t < 81;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 144, part = t / 144, rs = part % 1, os = part / 1;
+    const int ow_lo = os * 28, ow_hi = min(28, ow_lo + 28);
+    const bool active = t < 144;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 144; sl0 += 144) {
+        const int sl = sl0 + ts, cc = sl / 9, kh = sl / 1 % 9, kw0 = (sl % 1) * 9;
+        const bool live = active && sl < 144 && c0 + cc < 16;
+        float acc[9][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 82944LL + 1008000LL) + ((long long)(b) * 16 + (c)) * 1296LL);
-        for (int r0 = 0; r0 < 28; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 864; q += 96) {
-                const int yy = q / 36, xx = q % 36;
-                s_x[yy][xx] = r0 + yy < 36 ? xp[(r0 + yy) * 36 + xx] : 0.0f;
-            }
-            for (int q = t; q < 3584; q += 96) {
-                const int co = q / 448, r = (q / 28) % 16, ow = q % 28;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 28) ? (a.ws + (long long)a.B * 130688LL + 1008000LL)[(((long long)b * 8 + o) * 28 + r0 + r) * 28 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
-#pragma unroll 1
-                for (int r = rs; r < 16; r += 1) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 28; ow++) {
-                        const float xv = xr[ow];
+        for (int j = 0; j < 9; j++)
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 28; r0 += 5) {
+                __syncthreads();
+                for (int q = t; q < 7696; q += 160) {
+                    const int qc = q / 481, yy = q / 37 % 13, xx = q % 37;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 16 && r0 + yy < 36 && xx < 36) {
+                        const float *xp = ((a.ws + (long long)a.B * 82944LL + 1008112LL) + ((long long)(b) * 16 + (c)) * 1296LL);
+                        v = xp[(r0 + yy) * 36 + xx];
                     }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 1120; q += 160) {
+                    const int co = q / 140, r = (q / 28) % 5, ow = q % 28;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 28) ? (a.ws + (long long)a.B * 130688LL + 1008112LL)[(((long long)b * 8 + o) * 28 + r0 + r) * 28 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 1120; f += 160) gsum += (&s_g[0][0][0])[f];
+                if (live) {
+#pragma unroll 1
+                    for (int r = rs; r < 5; r += 1) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[9];
+#pragma unroll
+                        for (int j = 0; j < 8; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[8] = xr[ow + 8];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 9; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 8; j++) xw[j] = xw[j + 1];
+                        }
+                    }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 9; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 9) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 1; q++) v += s_red[q * 144 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 136960LL + 1008112LL)[(long long)blockIdx.y * 10376LL + (((long long)o * 16 + c0 + cc) * 9 + kh) * 9 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 1; q++) v += s_red[q * 81 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 136960LL + 1008000LL)[(long long)blockIdx.y * 10368LL + ((long long)o * 16 + c) * 81 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 8) {
+        float v = 0.0f;
+        for (int q = t; q < 160; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 136960LL + 1008112LL)[(long long)blockIdx.y * 10376LL + 10368LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l4_conv_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 10368LL) {
-        const float *p = (a.ws + (long long)a.B * 136960LL + 1008000LL);
+    if (q < 10376LL) {
+        const float *p = (a.ws + (long long)a.B * 136960LL + 1008112LL);
         float v = 0.0f;
-        for (int k = 0; k < 33; k++) v += p[(long long)k * 10368LL + q];
-        a.grads[144016LL + q] += v;
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 10376LL + q];
+        a.grads[q < 10368LL ? 144016LL + q : 144016LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l4_conv_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 784; q += 256) {
-        const long long b = q / 784, k = q % 784;
-        v += (a.ws + (long long)a.B * 130688LL + 1008000LL)[(b * 8 + o) * 784LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[154384LL + o] += (float)v;
 }
 
 /* direct conv 8x28x28 -> 16x36x36, k9 pad 8 (transposed): tile 18x36 outputs x 8 channels, 4 px/thread, 5 input channels per stage */
@@ -498,7 +526,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l4_conv_dx(rc_kargs a
             const int cc = q / 1144, r = q % 1144, yy = r / 44, xx = r % 44;
             const int c = c0 + cc, ih = oh0 + yy - 8, iw = ow0 + xx - 8;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 130688LL + 1008000LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
+            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 130688LL + 1008112LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3240; q += 162) {
@@ -536,7 +564,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l4_conv_dx(rc_kargs a
                 float v = acc[co][p];
                 const long long f = ((long long)o * 36 + oh) * 36 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 103680LL + 1008000LL)[(long long)b * 20736LL + f] = v;
+        (a.ws + (long long)a.B * 103680LL + 1008112LL)[(long long)b * 20736LL + f] = v;
             }
         }
     }
@@ -547,91 +575,115 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_pointwise_bwd(rc_k
     long long t = (long long)blockIdx.x * 256 + threadIdx.x;
     if (t < (long long)a.B * 20736LL) {
         long long b = t / 20736LL, f = t % 20736LL;
-        float g = (a.ws + (long long)a.B * 103680LL + 1008000LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1008000LL)[(long long)(b) * 20736LL + (f)]);
+        float g = (a.ws + (long long)a.B * 103680LL + 1008112LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1008112LL)[(long long)(b) * 20736LL + (f)]);
         (a.ws + (long long)a.B * 20736LL + 0LL)[t] = g;
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 7) */
+/* weight gradient partials (kw-tile form): block = (1 input channel(s), 8 output channels, 1/7 of
+ * the batch); thread = (input channel, kh, 4 kw) x (row phase of 4, column segment of 1):
+ * a 4 x 8 (kw x co) register tile sliding along the row */
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[30][50];
-    __shared__ __align__(16) float s_g[16][36][8];
+    __shared__ __align__(16) float s_x[1][26][51];
+    __shared__ __align__(16) float s_g[12][36][8];
     __shared__ float s_red[256][8];
-    const int c = blockIdx.x / 2, co0 = (blockIdx.x % 2) * 8;
+    const int c0 = blockIdx.x / 2 * 1, co0 = (blockIdx.x % 2) * 8;
     const int per = (a.B + 6) / 7;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 225, rs = t / 225, kh = kk / 15, kw = kk % 15;
-    const bool active = t < 225;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 60, part = t / 60, rs = part % 4, os = part / 4;
+    const int ow_lo = os * 36, ow_hi = min(36, ow_lo + 36);
+    const bool active = t < 240;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 60; sl0 += 60) {
+        const int sl = sl0 + ts, cc = sl / 60, kh = sl / 4 % 15, kw0 = (sl % 4) * 4;
+        const bool live = active && sl < 60 && c0 + cc < 40;
+        float acc[4][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
-        for (int r0 = 0; r0 < 36; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 1500; q += 256) {
-                const int yy = q / 50, xx = q % 50;
-                s_x[yy][xx] = r0 + yy < 50 ? xp[(r0 + yy) * 50 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4608; q += 256) {
-                const int co = q / 576, r = (q / 36) % 16, ow = q % 36;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 16 && r0 + r < 36) ? (a.ws + (long long)a.B * 20736LL + 0LL)[(((long long)b * 16 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            const int c = c0;
+            const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
+            for (int r0 = 0; r0 < 36; r0 += 12) {
+                __syncthreads();
+                for (int q = t; q < 1326; q += 256) {
+                    const int qc = q / 1326, yy = q / 51 % 26, xx = q % 51;
+                    s_x[qc][yy][xx] = r0 + yy < 50 && xx < 50 ? xp[(r0 + yy) * 50 + xx] : 0.0f;
+                }
+                for (int q = t; q < 3456; q += 256) {
+                    const int co = q / 432, r = (q / 36) % 12, ow = q % 36;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 16 && r0 + r < 36) ? (a.ws + (long long)a.B * 20736LL + 0LL)[(((long long)b * 16 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 3456; f += 256) gsum += (&s_g[0][0][0])[f];
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 1) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 36; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 12; r += 4) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[4];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 3; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 4
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[3] = xr[ow + 3];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 4; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 3; j++) xw[j] = xw[j + 1];
+                        }
                     }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 15) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 4; q++) v += s_red[q * 60 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 16) (a.ws + (long long)a.B * 41472LL + 0LL)[(long long)blockIdx.y * 144016LL + (((long long)o * 40 + c0 + cc) * 15 + kh) * 15 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 1; q++) v += s_red[q * 225 + kk][co];
-            const int o = co0 + co;
-            if (o < 16) (a.ws + (long long)a.B * 41472LL + 0LL)[(long long)blockIdx.y * 144000LL + ((long long)o * 40 + c) * 225 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 16) {
+        float v = 0.0f;
+        for (int q = t; q < 256; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 41472LL + 0LL)[(long long)blockIdx.y * 144016LL + 144000LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 144000LL) {
+    if (q < 144016LL) {
         const float *p = (a.ws + (long long)a.B * 41472LL + 0LL);
         float v = 0.0f;
-        for (int k = 0; k < 7; k++) v += p[(long long)k * 144000LL + q];
-        a.grads[0LL + q] += v;
+        for (int k = 0; k < 7; k++) v += p[(long long)k * 144016LL + q];
+        a.grads[q < 144000LL ? 0LL + q : 0LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 1296; q += 256) {
-        const long long b = q / 1296, k = q % 1296;
-        v += (a.ws + (long long)a.B * 20736LL + 0LL)[(b * 16 + o) * 1296LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[144000LL + o] += (float)v;
 }
 
 /* ================= inference ================= */
@@ -696,7 +748,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
                 const long long f = ((long long)o * 36 + oh) * 36 + ow;
                 (void)f;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 82944LL + 1008000LL)[(long long)b * 20736LL + f] = v;
+        (a.ws + (long long)a.B * 82944LL + 1008112LL)[(long long)b * 20736LL + f] = v;
             }
         }
     }
@@ -723,7 +775,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_if_l4_conv(rc_kargs a)
             const int cc = q / 1296, r = q % 1296, yy = r / 36, xx = r % 36;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 16 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 82944LL + 1008000LL) + ((long long)(b) * 16 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 16 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 82944LL + 1008112LL) + ((long long)(b) * 16 + (c)) * 1296LL)[ih * 36 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 3240; q += 196) {
@@ -762,7 +814,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_if_l4_conv(rc_kargs a)
                 const long long f = ((long long)o * 28 + oh) * 28 + ow;
                 (void)f;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 149504LL + 1350144LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)b * 6272LL + f] = v;
             }
         }
     }
@@ -779,7 +831,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l7_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 154392LL;
     for (long long k = threadIdx.x; k < 6272LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 149504LL + 1350144LL)[(long long)(b) * 6272LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)(b) * 6272LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 6272LL + k] * xv;
@@ -791,7 +843,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l7_dense(rc_kargs a)
         const long long f = u0 + u;
         float v = (float)s + a.params[185752LL + f];
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 162064LL + 1350144LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 162064LL + 6320624LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
     }

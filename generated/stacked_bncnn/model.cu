@@ -234,7 +234,7 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tf_l1_conv_sub0(rc_kargs
                 const long long f = ((long long)o * 48 + oh) * 48 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 1ULL, (unsigned long long)b * 18432ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 20736LL + 40320LL)[(long long)b * 18432LL + f] = v;
+        (a.ws + (long long)a.B * 20736LL + 1478656LL)[(long long)b * 18432LL + f] = v;
             }
         }
     }
@@ -261,7 +261,7 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tf_l1_conv_sub1(rc_kargs
             const int cc = q / 900, r = q % 900, yy = r / 50, xx = r % 50;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 48 && iw >= 0 && iw < 48) v = ((a.ws + (long long)a.B * 20736LL + 40320LL) + ((long long)b * 8 + c) * 2304LL)[ih * 48 + iw];
+            if (c < 8 && ih >= 0 && ih < 48 && iw >= 0 && iw < 48) v = ((a.ws + (long long)a.B * 20736LL + 1478656LL) + ((long long)b * 8 + c) * 2304LL)[ih * 48 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 192) {
@@ -300,7 +300,7 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tf_l1_conv_sub1(rc_kargs
                 const long long f = ((long long)o * 46 + oh) * 46 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 2ULL, (unsigned long long)b * 16928ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 57600LL + 77184LL)[(long long)b * 16928LL + f] = v;
+        (a.ws + (long long)a.B * 57600LL + 1777664LL)[(long long)b * 16928LL + f] = v;
             }
         }
     }
@@ -327,7 +327,7 @@ extern "C" __global__ void __launch_bounds__(242, 1) rc_tf_l1_conv_sub2(rc_kargs
             const int cc = q / 1104, r = q % 1104, yy = r / 46, xx = r % 46;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 46 && iw >= 0 && iw < 46) v = ((a.ws + (long long)a.B * 57600LL + 77184LL) + ((long long)b * 8 + c) * 2116LL)[ih * 46 + iw];
+            if (c < 8 && ih >= 0 && ih < 46 && iw >= 0 && iw < 46) v = ((a.ws + (long long)a.B * 57600LL + 1777664LL) + ((long long)b * 8 + c) * 2116LL)[ih * 46 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 242) {
@@ -366,7 +366,7 @@ extern "C" __global__ void __launch_bounds__(242, 1) rc_tf_l1_conv_sub2(rc_kargs
                 const long long f = ((long long)o * 44 + oh) * 44 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 3ULL, (unsigned long long)b * 15488ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 91456LL + 114048LL)[(long long)b * 15488LL + f] = v;
+        (a.ws + (long long)a.B * 91456LL + 2076672LL)[(long long)b * 15488LL + f] = v;
             }
         }
     }
@@ -393,7 +393,7 @@ extern "C" __global__ void __launch_bounds__(231, 1) rc_tf_l1_conv_sub3(rc_kargs
             const int cc = q / 1058, r = q % 1058, yy = r / 46, xx = r % 46;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 44 && iw >= 0 && iw < 44) v = ((a.ws + (long long)a.B * 91456LL + 114048LL) + ((long long)b * 8 + c) * 1936LL)[ih * 44 + iw];
+            if (c < 8 && ih >= 0 && ih < 44 && iw >= 0 && iw < 44) v = ((a.ws + (long long)a.B * 91456LL + 2076672LL) + ((long long)b * 8 + c) * 1936LL)[ih * 44 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 231) {
@@ -432,7 +432,7 @@ extern "C" __global__ void __launch_bounds__(231, 1) rc_tf_l1_conv_sub3(rc_kargs
                 const long long f = ((long long)o * 42 + oh) * 42 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 4ULL, (unsigned long long)b * 14112ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 122432LL + 150912LL)[(long long)b * 14112LL + f] = v;
+        (a.ws + (long long)a.B * 122432LL + 2375680LL)[(long long)b * 14112LL + f] = v;
             }
         }
     }
@@ -459,7 +459,7 @@ extern "C" __global__ void __launch_bounds__(200, 1) rc_tf_l1_conv_sub4(rc_kargs
             const int cc = q / 924, r = q % 924, yy = r / 42, xx = r % 42;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 42 && iw >= 0 && iw < 42) v = ((a.ws + (long long)a.B * 122432LL + 150912LL) + ((long long)b * 8 + c) * 1764LL)[ih * 42 + iw];
+            if (c < 8 && ih >= 0 && ih < 42 && iw >= 0 && iw < 42) v = ((a.ws + (long long)a.B * 122432LL + 2375680LL) + ((long long)b * 8 + c) * 1764LL)[ih * 42 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 200) {
@@ -498,7 +498,7 @@ extern "C" __global__ void __launch_bounds__(200, 1) rc_tf_l1_conv_sub4(rc_kargs
                 const long long f = ((long long)o * 40 + oh) * 40 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 5ULL, (unsigned long long)b * 12800ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 150656LL + 187776LL)[(long long)b * 12800LL + f] = v;
+        (a.ws + (long long)a.B * 150656LL + 2674688LL)[(long long)b * 12800LL + f] = v;
             }
         }
     }
@@ -525,7 +525,7 @@ extern "C" __global__ void __launch_bounds__(190, 1) rc_tf_l1_conv_sub5(rc_kargs
             const int cc = q / 882, r = q % 882, yy = r / 42, xx = r % 42;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 40 && iw >= 0 && iw < 40) v = ((a.ws + (long long)a.B * 150656LL + 187776LL) + ((long long)b * 8 + c) * 1600LL)[ih * 40 + iw];
+            if (c < 8 && ih >= 0 && ih < 40 && iw >= 0 && iw < 40) v = ((a.ws + (long long)a.B * 150656LL + 2674688LL) + ((long long)b * 8 + c) * 1600LL)[ih * 40 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 190) {
@@ -564,7 +564,7 @@ extern "C" __global__ void __launch_bounds__(190, 1) rc_tf_l1_conv_sub5(rc_kargs
                 const long long f = ((long long)o * 38 + oh) * 38 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 6ULL, (unsigned long long)b * 11552ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 176256LL + 224640LL)[(long long)b * 11552LL + f] = v;
+        (a.ws + (long long)a.B * 176256LL + 2973696LL)[(long long)b * 11552LL + f] = v;
             }
         }
     }
@@ -591,7 +591,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tf_l1_conv_sub6(rc_kargs
             const int cc = q / 760, r = q % 760, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 38 && iw >= 0 && iw < 38) v = ((a.ws + (long long)a.B * 176256LL + 224640LL) + ((long long)b * 8 + c) * 1444LL)[ih * 38 + iw];
+            if (c < 8 && ih >= 0 && ih < 38 && iw >= 0 && iw < 38) v = ((a.ws + (long long)a.B * 176256LL + 2973696LL) + ((long long)b * 8 + c) * 1444LL)[ih * 38 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 162) {
@@ -650,7 +650,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_stats(rc_kargs 
     s1 = rc_block_sum(s1, s_r);
     s2 = rc_block_sum(s2, s_r);
     if (threadIdx.x == 0) {
-        double *p = (double *)(a.ws + (long long)a.B * 220096LL + 477536LL);
+        double *p = (double *)(a.ws + (long long)a.B * 220096LL + 3488736LL);
         p[2 * blockIdx.x] = s1; p[2 * blockIdx.x + 1] = s2;
     }
 }
@@ -659,14 +659,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_stats_final(rc_
 {
     const long long feat = (long long)blockIdx.x * 256 + threadIdx.x;
     if (feat < 8) {
-        const double *p = (const double *)(a.ws + (long long)a.B * 220096LL + 477536LL);
+        const double *p = (const double *)(a.ws + (long long)a.B * 220096LL + 3488736LL);
         double s1 = 0.0, s2 = 0.0;
         for (int k = 0; k < 33; k++) { s1 += p[2 * (feat * 33 + k)]; s2 += p[2 * (feat * 33 + k) + 1]; }
         const double n = (double)a.B * 1296;
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 220096LL + 477504LL);
+        float *st = (a.ws + (long long)a.B * 220096LL + 3488704LL);
         st[feat] = (float)m;
         st[8LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 0LL, *rv = a.state + 8LL;
@@ -681,13 +681,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_apply(rc_kargs 
     if (t < (long long)a.B * 10368LL) {
         long long b = t / 10368LL, f = t % 10368LL;
         const long long q = f / 1296;
-        const float *st = (a.ws + (long long)a.B * 220096LL + 477504LL);
+        const float *st = (a.ws + (long long)a.B * 220096LL + 3488704LL);
         float v = ((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[q]) * st[8LL + q] * fabsf(a.params[6344LL + q]) + a.params[6352LL + q];
-        (a.ws + (long long)a.B * 199360LL + 477504LL)[t] = v;
+        (a.ws + (long long)a.B * 199360LL + 3488704LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 128ULL, (unsigned long long)b * 10368ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 220096LL + 478592LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 220096LL + 3489792LL)[(long long)b * 10368LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 240832LL + 478592LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 240832LL + 3489792LL)[(long long)b * 10368LL + f] = v;
     }
 }
 
@@ -712,7 +712,7 @@ extern "C" __global__ void __launch_bounds__(153, 1) rc_tf_l5_conv_sub0(rc_kargs
             const int cc = q / 722, r = q % 722, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 240832LL + 478592LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 240832LL + 3489792LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 153) {
@@ -751,7 +751,7 @@ extern "C" __global__ void __launch_bounds__(153, 1) rc_tf_l5_conv_sub0(rc_kargs
                 const long long f = ((long long)o * 34 + oh) * 34 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 257ULL, (unsigned long long)b * 9248ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 272384LL + 515456LL)[(long long)b * 9248LL + f] = v;
+        (a.ws + (long long)a.B * 272384LL + 3788800LL)[(long long)b * 9248LL + f] = v;
             }
         }
     }
@@ -778,7 +778,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l5_conv_sub1(rc_kargs
             const int cc = q / 1156, r = q % 1156, yy = r / 34, xx = r % 34;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 34 && iw >= 0 && iw < 34) v = ((a.ws + (long long)a.B * 272384LL + 515456LL) + ((long long)b * 8 + c) * 1156LL)[ih * 34 + iw];
+            if (c < 8 && ih >= 0 && ih < 34 && iw >= 0 && iw < 34) v = ((a.ws + (long long)a.B * 272384LL + 3788800LL) + ((long long)b * 8 + c) * 1156LL)[ih * 34 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 256) {
@@ -817,7 +817,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l5_conv_sub1(rc_kargs
                 const long long f = ((long long)o * 32 + oh) * 32 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 258ULL, (unsigned long long)b * 8192ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 290880LL + 552320LL)[(long long)b * 8192LL + f] = v;
+        (a.ws + (long long)a.B * 290880LL + 4087808LL)[(long long)b * 8192LL + f] = v;
             }
         }
     }
@@ -844,7 +844,7 @@ extern "C" __global__ void __launch_bounds__(240, 1) rc_tf_l5_conv_sub2(rc_kargs
             const int cc = q / 1088, r = q % 1088, yy = r / 34, xx = r % 34;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32) v = ((a.ws + (long long)a.B * 290880LL + 552320LL) + ((long long)b * 8 + c) * 1024LL)[ih * 32 + iw];
+            if (c < 8 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32) v = ((a.ws + (long long)a.B * 290880LL + 4087808LL) + ((long long)b * 8 + c) * 1024LL)[ih * 32 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 240) {
@@ -883,7 +883,7 @@ extern "C" __global__ void __launch_bounds__(240, 1) rc_tf_l5_conv_sub2(rc_kargs
                 const long long f = ((long long)o * 30 + oh) * 30 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 259ULL, (unsigned long long)b * 7200ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 307264LL + 589184LL)[(long long)b * 7200LL + f] = v;
+        (a.ws + (long long)a.B * 307264LL + 4386816LL)[(long long)b * 7200LL + f] = v;
             }
         }
     }
@@ -910,7 +910,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tf_l5_conv_sub3(rc_kargs
             const int cc = q / 900, r = q % 900, yy = r / 30, xx = r % 30;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 30 && iw >= 0 && iw < 30) v = ((a.ws + (long long)a.B * 307264LL + 589184LL) + ((long long)b * 8 + c) * 900LL)[ih * 30 + iw];
+            if (c < 8 && ih >= 0 && ih < 30 && iw >= 0 && iw < 30) v = ((a.ws + (long long)a.B * 307264LL + 4386816LL) + ((long long)b * 8 + c) * 900LL)[ih * 30 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 196) {
@@ -949,7 +949,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tf_l5_conv_sub3(rc_kargs
                 const long long f = ((long long)o * 28 + oh) * 28 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 260ULL, (unsigned long long)b * 6272ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 321664LL + 626048LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 321664LL + 4685824LL)[(long long)b * 6272LL + f] = v;
             }
         }
     }
@@ -976,7 +976,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_tf_l5_conv_sub4(rc_kargs
             const int cc = q / 840, r = q % 840, yy = r / 30, xx = r % 30;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 321664LL + 626048LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
+            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 321664LL + 4685824LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 182) {
@@ -1014,7 +1014,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_tf_l5_conv_sub4(rc_kargs
                 float v = acc[co][p] + a.params[9240LL + o];
                 const long long f = ((long long)o * 26 + oh) * 26 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 261568LL + 478592LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 261568LL + 3489792LL)[(long long)b * 5408LL + f] = v;
             }
         }
     }
@@ -1029,13 +1029,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats(rc_kargs 
     double s1 = 0.0, s2 = 0.0;
     for (long long q = e0 + threadIdx.x; q < e1; q += 256) {
         const long long b = q / 676, f = feat * 676 + q % 676;
-        const double xv = (a.ws + (long long)a.B * 261568LL + 478592LL)[(long long)(b) * 5408LL + (f)];
+        const double xv = (a.ws + (long long)a.B * 261568LL + 3489792LL)[(long long)(b) * 5408LL + (f)];
         s1 += xv; s2 += xv * xv;
     }
     s1 = rc_block_sum(s1, s_r);
     s2 = rc_block_sum(s2, s_r);
     if (threadIdx.x == 0) {
-        double *p = (double *)(a.ws + (long long)a.B * 345024LL + 686176LL);
+        double *p = (double *)(a.ws + (long long)a.B * 345024LL + 5008096LL);
         p[2 * blockIdx.x] = s1; p[2 * blockIdx.x + 1] = s2;
     }
 }
@@ -1044,14 +1044,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats_final(rc_
 {
     const long long feat = (long long)blockIdx.x * 256 + threadIdx.x;
     if (feat < 8) {
-        const double *p = (const double *)(a.ws + (long long)a.B * 345024LL + 686176LL);
+        const double *p = (const double *)(a.ws + (long long)a.B * 345024LL + 5008096LL);
         double s1 = 0.0, s2 = 0.0;
         for (int k = 0; k < 33; k++) { s1 += p[2 * (feat * 33 + k)]; s2 += p[2 * (feat * 33 + k) + 1]; }
         const double n = (double)a.B * 676;
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 345024LL + 686144LL);
+        float *st = (a.ws + (long long)a.B * 345024LL + 5008064LL);
         st[feat] = (float)m;
         st[8LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 16LL, *rv = a.state + 24LL;
@@ -1066,13 +1066,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
     if (t < (long long)a.B * 5408LL) {
         long long b = t / 5408LL, f = t % 5408LL;
         const long long q = f / 676;
-        const float *st = (a.ws + (long long)a.B * 345024LL + 686144LL);
-        float v = ((a.ws + (long long)a.B * 261568LL + 478592LL)[(long long)(b) * 5408LL + (f)] - st[q]) * st[8LL + q] * fabsf(a.params[9248LL + q]) + a.params[9256LL + q];
-        (a.ws + (long long)a.B * 334208LL + 686144LL)[t] = v;
+        const float *st = (a.ws + (long long)a.B * 345024LL + 5008064LL);
+        float v = ((a.ws + (long long)a.B * 261568LL + 3489792LL)[(long long)(b) * 5408LL + (f)] - st[q]) * st[8LL + q] * fabsf(a.params[9248LL + q]) + a.params[9256LL + q];
+        (a.ws + (long long)a.B * 334208LL + 5008064LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 384ULL, (unsigned long long)b * 5408ULL + (unsigned long long)f);
-        (a.ws + (long long)a.B * 345024LL + 687232LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 345024LL + 5009152LL)[(long long)b * 5408LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 355840LL + 687232LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 355840LL + 5009152LL)[(long long)b * 5408LL + f] = v;
     }
 }
 
@@ -1087,13 +1087,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l9_gcconv(rc_kargs a)
     float acc = 0.0f;
     for (int q = threadIdx.x; q < 968; q += 256) {
         const int c = q / 121, kh = q / 11 % 11, kw = q % 11;
-        acc += W[q] * ((a.ws + (long long)a.B * 355840LL + 687232LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
+        acc += W[q] * ((a.ws + (long long)a.B * 355840LL + 5009152LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
     }
     const double s = rc_block_sum((double)acc, s_r);
     if (threadIdx.x == 0) {
         const long long f = n;
         float v = (float)s;
-        (a.ws + (long long)a.B * 366656LL + 687232LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)b * 5LL + f] = v;
     }
 }
 
@@ -1105,7 +1105,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_stats(rc_kargs
     double s1 = 0.0, s2 = 0.0;
     if (feat < 5LL)
     for (long long b = ty; b < a.B; b += 8) {
-        const double xv = (a.ws + (long long)a.B * 366656LL + 687232LL)[(long long)(b) * 5LL + (f)];
+        const double xv = (a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)(b) * 5LL + (f)];
         s1 += xv; s2 += xv * xv;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -1116,7 +1116,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_stats(rc_kargs
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 366688LL + 687232LL);
+        float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL);
         st[feat] = (float)m;
         st[5LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 32LL, *rv = a.state + 37LL;
@@ -1131,11 +1131,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_apply(rc_kargs
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 366688LL + 687232LL);
-        float v = ((a.ws + (long long)a.B * 366656LL + 687232LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * fabsf(a.params[14104LL + q]) + a.params[14109LL + q];
-        (a.ws + (long long)a.B * 366672LL + 687232LL)[t] = v;
+        const float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL);
+        float v = ((a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * fabsf(a.params[14104LL + q]) + a.params[14109LL + q];
+        (a.ws + (long long)a.B * 366672LL + 5009152LL)[t] = v;
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 366688LL + 687256LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 366688LL + 5009176LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
 }
@@ -1152,11 +1152,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 366672LL + 687232LL)[(long long)(b) * 5LL + (f)]);
-        (a.ws + (long long)a.B * 366680LL + 687232LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 366688LL + 687232LL);
+        g *= rc_actd_softplus((a.ws + (long long)a.B * 366672LL + 5009152LL)[(long long)(b) * 5LL + (f)]);
+        (a.ws + (long long)a.B * 366680LL + 5009152LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL);
         const long long qf = f / 1;
-        const double xh = ((double)(a.ws + (long long)a.B * 366656LL + 687232LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
+        const double xh = ((double)(a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
         s1 += g; s2 += g * xh;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -1167,7 +1167,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
         const double ds = s2 * (sc > 0.0f ? 1.0 : (sc < 0.0f ? -1.0 : 0.0));
         a.grads[14104LL + feat] += (float)ds;
         a.grads[14109LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 366688LL + 687244LL);
+        float *bs = (a.ws + (long long)a.B * 366688LL + 5009164LL);
         bs[feat] = (float)s1; bs[5LL + feat] = (float)s2;
     }
 }
@@ -1178,11 +1178,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 366688LL + 687232LL), *bs = (a.ws + (long long)a.B * 366688LL + 687244LL);
-        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 366656LL + 687232LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
+        const float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL), *bs = (a.ws + (long long)a.B * 366688LL + 5009164LL);
+        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1.0f);
         const float gain = fabsf(a.params[14104LL + q]);
-        (a.ws + (long long)a.B * 366664LL + 687232LL)[t] = gain * is * ((a.ws + (long long)a.B * 366680LL + 687232LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
+        (a.ws + (long long)a.B * 366664LL + 5009152LL)[t] = gain * is * ((a.ws + (long long)a.B * 366680LL + 5009152LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
     }
 }
 
@@ -1193,7 +1193,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l9_gcconv_dw(rc_kargs
         const int n = (int)(q / 968), c = (int)(q / 121 % 8), kh = (int)(q / 11 % 11), kw = (int)(q % 11);
         const int r0 = a.cell_pos[2 * n], c0 = a.cell_pos[2 * n + 1];
         float v = 0.0f;
-        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 366664LL + 687232LL)[(long long)b * 5 + n] * ((a.ws + (long long)a.B * 355840LL + 687232LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
+        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 366664LL + 5009152LL)[(long long)b * 5 + n] * ((a.ws + (long long)a.B * 355840LL + 5009152LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
         a.grads[9264LL + q] += v;
     }
 }
@@ -1209,9 +1209,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l9_gcconv_dx(rc_kargs
         for (int n = 0; n < 5; n++) {
             const int kh = h - a.cell_pos[2 * n], kw = w - a.cell_pos[2 * n + 1];
             if (kh >= 0 && kh < 11 && kw >= 0 && kw < 11)
-                v += W[(((long long)n * 8 + c) * 11 + kh) * 11 + kw] * (a.ws + (long long)a.B * 366664LL + 687232LL)[b * 5 + n];
+                v += W[(((long long)n * 8 + c) * 11 + kh) * 11 + kw] * (a.ws + (long long)a.B * 366664LL + 5009152LL)[b * 5 + n];
         }
-        (a.ws + (long long)a.B * 361248LL + 687232LL)[t] = v;
+        (a.ws + (long long)a.B * 361248LL + 5009152LL)[t] = v;
     }
 }
 
@@ -1225,18 +1225,18 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
     for (long long q = e0 + threadIdx.x; q < e1; q += 256) {
         const long long b = q / 676, f = feat * 676 + q % 676;
         const long long t = b * 5408LL + f;
-        float g = (a.ws + (long long)a.B * 361248LL + 687232LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 345024LL + 687232LL)[(long long)(b) * 5408LL + (f)]);
-        (a.ws + (long long)a.B * 339616LL + 686144LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 345024LL + 686144LL);
+        float g = (a.ws + (long long)a.B * 361248LL + 5009152LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 345024LL + 5009152LL)[(long long)(b) * 5408LL + (f)]);
+        (a.ws + (long long)a.B * 339616LL + 5008064LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 345024LL + 5008064LL);
         const long long qf = f / 676;
-        const double xh = ((double)(a.ws + (long long)a.B * 261568LL + 478592LL)[(long long)(b) * 5408LL + (f)] - st[qf]) * st[8LL + qf];
+        const double xh = ((double)(a.ws + (long long)a.B * 261568LL + 3489792LL)[(long long)(b) * 5408LL + (f)] - st[qf]) * st[8LL + qf];
         s1 += g; s2 += g * xh;
     }
     s1 = rc_block_sum(s1, s_r);
     s2 = rc_block_sum(s2, s_r);
     if (threadIdx.x == 0) {
-        double *p = (double *)(a.ws + (long long)a.B * 345024LL + 686176LL);
+        double *p = (double *)(a.ws + (long long)a.B * 345024LL + 5008096LL);
         p[2 * blockIdx.x] = s1; p[2 * blockIdx.x + 1] = s2;
     }
 }
@@ -1245,14 +1245,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_final(rc_ka
 {
     const long long feat = (long long)blockIdx.x * 256 + threadIdx.x;
     if (feat < 8) {
-        const double *p = (const double *)(a.ws + (long long)a.B * 345024LL + 686176LL);
+        const double *p = (const double *)(a.ws + (long long)a.B * 345024LL + 5008096LL);
         double s1 = 0.0, s2 = 0.0;
         for (int k = 0; k < 33; k++) { s1 += p[2 * (feat * 33 + k)]; s2 += p[2 * (feat * 33 + k) + 1]; }
         const float sc = a.params[9248LL + feat];
         const double ds = s2 * (sc > 0.0f ? 1.0 : (sc < 0.0f ? -1.0 : 0.0));
         a.grads[9248LL + feat] += (float)ds;
         a.grads[9256LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 345024LL + 686160LL);
+        float *bs = (a.ws + (long long)a.B * 345024LL + 5008080LL);
         bs[feat] = (float)s1; bs[8LL + feat] = (float)s2;
     }
 }
@@ -1263,93 +1263,121 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 5408LL) {
         long long b = t / 5408LL, f = t % 5408LL;
         const long long q = f / 676;
-        const float *st = (a.ws + (long long)a.B * 345024LL + 686144LL), *bs = (a.ws + (long long)a.B * 345024LL + 686160LL);
-        const float is = st[8LL + q], xh = ((a.ws + (long long)a.B * 261568LL + 478592LL)[(long long)(b) * 5408LL + (f)] - st[q]) * is;
+        const float *st = (a.ws + (long long)a.B * 345024LL + 5008064LL), *bs = (a.ws + (long long)a.B * 345024LL + 5008080LL);
+        const float is = st[8LL + q], xh = ((a.ws + (long long)a.B * 261568LL + 3489792LL)[(long long)(b) * 5408LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 676.0f);
         const float gain = fabsf(a.params[9248LL + q]);
-        (a.ws + (long long)a.B * 266976LL + 478592LL)[t] = gain * is * ((a.ws + (long long)a.B * 339616LL + 686144LL)[t] - bs[q] * rn - xh * bs[8LL + q] * rn);
+        (a.ws + (long long)a.B * 266976LL + 3489792LL)[t] = gain * is * ((a.ws + (long long)a.B * 339616LL + 5008064LL)[t] - bs[q] * rn - xh * bs[8LL + q] * rn);
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_sub4_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 8, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l5_sub4_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][28];
+    __shared__ __align__(16) float s_x[8][18][29];
     __shared__ __align__(16) float s_g[16][26][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ float s_red[192][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 8, os = part / 8;
+    const int ow_lo = os * 26, ow_hi = min(26, ow_lo + 26);
+    const bool active = t < 192;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 321664LL + 626048LL) + ((long long)b * 8 + c) * 784LL);
-        for (int r0 = 0; r0 < 26; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 504; q += 128) {
-                const int yy = q / 28, xx = q % 28;
-                s_x[yy][xx] = r0 + yy < 28 ? xp[(r0 + yy) * 28 + xx] : 0.0f;
-            }
-            for (int q = t; q < 3328; q += 128) {
-                const int co = q / 416, r = (q / 26) % 16, ow = q % 26;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 26) ? (a.ws + (long long)a.B * 266976LL + 478592LL)[(((long long)b * 8 + o) * 26 + r0 + r) * 26 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
-#pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 26; ow++) {
-                        const float xv = xr[ow];
+        for (int j = 0; j < 3; j++)
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 26; r0 += 16) {
+                __syncthreads();
+                for (int q = t; q < 4176; q += 192) {
+                    const int qc = q / 522, yy = q / 29 % 18, xx = q % 29;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 28 && xx < 28) {
+                        const float *xp = ((a.ws + (long long)a.B * 321664LL + 4685824LL) + ((long long)b * 8 + c) * 784LL);
+                        v = xp[(r0 + yy) * 28 + xx];
                     }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3328; q += 192) {
+                    const int co = q / 416, r = (q / 26) % 16, ow = q % 26;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 26) ? (a.ws + (long long)a.B * 266976LL + 3489792LL)[(((long long)b * 8 + o) * 26 + r0 + r) * 26 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 3328; f += 192) gsum += (&s_g[0][0][0])[f];
+                if (live) {
+#pragma unroll 1
+                    for (int r = rs; r < 16; r += 8) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
+#pragma unroll
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
+                    }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 8; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 334208LL + 4685824LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 334208LL + 626048LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 8) {
+        float v = 0.0f;
+        for (int q = t; q < 192; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 334208LL + 4685824LL)[(long long)blockIdx.y * 584LL + 576LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub4_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 334208LL + 626048LL);
+    if (q < 584LL) {
+        const float *p = (a.ws + (long long)a.B * 334208LL + 4685824LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
-        a.grads[8664LL + q] += v;
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
+        a.grads[q < 576LL ? 8664LL + q : 8664LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub4_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 676; q += 256) {
-        const long long b = q / 676, k = q % 676;
-        v += (a.ws + (long long)a.B * 266976LL + 478592LL)[(b * 8 + o) * 676LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[9240LL + o] += (float)v;
 }
 
 /* direct conv 8x26x26 -> 8x28x28, k3 pad 2 (transposed): tile 28x28 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
@@ -1373,7 +1401,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tb_l5_sub4_dx(rc_kargs a
             const int cc = q / 900, r = q % 900, yy = r / 30, xx = r % 30;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 26 && iw >= 0 && iw < 26) v = ((a.ws + (long long)a.B * 266976LL + 478592LL) + ((long long)b * 8 + c) * 676LL)[ih * 26 + iw];
+            if (c < 8 && ih >= 0 && ih < 26 && iw >= 0 && iw < 26) v = ((a.ws + (long long)a.B * 266976LL + 3489792LL) + ((long long)b * 8 + c) * 676LL)[ih * 26 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 196) {
@@ -1412,65 +1440,92 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tb_l5_sub4_dx(rc_kargs a
                 const long long f = ((long long)o * 28 + oh) * 28 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 260ULL, (unsigned long long)b * 6272ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 327936LL + 626048LL)[(long long)b * 6272LL + f] = v;
+        (a.ws + (long long)a.B * 327936LL + 4685824LL)[(long long)b * 6272LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_sub3_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 8, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l5_sub3_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][30];
+    __shared__ __align__(16) float s_x[8][18][31];
     __shared__ __align__(16) float s_g[16][28][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ float s_red[192][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 8, os = part / 8;
+    const int ow_lo = os * 28, ow_hi = min(28, ow_lo + 28);
+    const bool active = t < 192;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 307264LL + 589184LL) + ((long long)b * 8 + c) * 900LL);
-        for (int r0 = 0; r0 < 28; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 540; q += 128) {
-                const int yy = q / 30, xx = q % 30;
-                s_x[yy][xx] = r0 + yy < 30 ? xp[(r0 + yy) * 30 + xx] : 0.0f;
-            }
-            for (int q = t; q < 3584; q += 128) {
-                const int co = q / 448, r = (q / 28) % 16, ow = q % 28;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 28) ? (a.ws + (long long)a.B * 327936LL + 626048LL)[(((long long)b * 8 + o) * 28 + r0 + r) * 28 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 28; r0 += 16) {
+                __syncthreads();
+                for (int q = t; q < 4464; q += 192) {
+                    const int qc = q / 558, yy = q / 31 % 18, xx = q % 31;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 30 && xx < 30) {
+                        const float *xp = ((a.ws + (long long)a.B * 307264LL + 4386816LL) + ((long long)b * 8 + c) * 900LL);
+                        v = xp[(r0 + yy) * 30 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3584; q += 192) {
+                    const int co = q / 448, r = (q / 28) % 16, ow = q % 28;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 28) ? (a.ws + (long long)a.B * 327936LL + 4685824LL)[(((long long)b * 8 + o) * 28 + r0 + r) * 28 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 28; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 16; r += 8) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 321664LL + 589184LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 8; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 321664LL + 4386816LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -1479,9 +1534,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub3_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 321664LL + 589184LL);
+        const float *p = (a.ws + (long long)a.B * 321664LL + 4386816LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[8088LL + q] += v;
     }
 }
@@ -1507,7 +1562,7 @@ extern "C" __global__ void __launch_bounds__(240, 1) rc_tb_l5_sub3_dx(rc_kargs a
             const int cc = q / 1088, r = q % 1088, yy = r / 34, xx = r % 34;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 327936LL + 626048LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
+            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 327936LL + 4685824LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 240) {
@@ -1546,65 +1601,92 @@ extern "C" __global__ void __launch_bounds__(240, 1) rc_tb_l5_sub3_dx(rc_kargs a
                 const long long f = ((long long)o * 30 + oh) * 30 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 259ULL, (unsigned long long)b * 7200ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 314464LL + 589184LL)[(long long)b * 7200LL + f] = v;
+        (a.ws + (long long)a.B * 314464LL + 4386816LL)[(long long)b * 7200LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_sub2_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 8, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l5_sub2_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][32];
+    __shared__ __align__(16) float s_x[8][18][33];
     __shared__ __align__(16) float s_g[16][30][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ float s_red[192][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 8, os = part / 8;
+    const int ow_lo = os * 30, ow_hi = min(30, ow_lo + 30);
+    const bool active = t < 192;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 290880LL + 552320LL) + ((long long)b * 8 + c) * 1024LL);
-        for (int r0 = 0; r0 < 30; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 576; q += 128) {
-                const int yy = q / 32, xx = q % 32;
-                s_x[yy][xx] = r0 + yy < 32 ? xp[(r0 + yy) * 32 + xx] : 0.0f;
-            }
-            for (int q = t; q < 3840; q += 128) {
-                const int co = q / 480, r = (q / 30) % 16, ow = q % 30;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 30) ? (a.ws + (long long)a.B * 314464LL + 589184LL)[(((long long)b * 8 + o) * 30 + r0 + r) * 30 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 30; r0 += 16) {
+                __syncthreads();
+                for (int q = t; q < 4752; q += 192) {
+                    const int qc = q / 594, yy = q / 33 % 18, xx = q % 33;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 32 && xx < 32) {
+                        const float *xp = ((a.ws + (long long)a.B * 290880LL + 4087808LL) + ((long long)b * 8 + c) * 1024LL);
+                        v = xp[(r0 + yy) * 32 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3840; q += 192) {
+                    const int co = q / 480, r = (q / 30) % 16, ow = q % 30;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 30) ? (a.ws + (long long)a.B * 314464LL + 4386816LL)[(((long long)b * 8 + o) * 30 + r0 + r) * 30 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 30; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 16; r += 8) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 307264LL + 552320LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 8; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 307264LL + 4087808LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -1613,9 +1695,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub2_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 307264LL + 552320LL);
+        const float *p = (a.ws + (long long)a.B * 307264LL + 4087808LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[7512LL + q] += v;
     }
 }
@@ -1641,7 +1723,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub2_dx(rc_kargs a
             const int cc = q / 1156, r = q % 1156, yy = r / 34, xx = r % 34;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 30 && iw >= 0 && iw < 30) v = ((a.ws + (long long)a.B * 314464LL + 589184LL) + ((long long)b * 8 + c) * 900LL)[ih * 30 + iw];
+            if (c < 8 && ih >= 0 && ih < 30 && iw >= 0 && iw < 30) v = ((a.ws + (long long)a.B * 314464LL + 4386816LL) + ((long long)b * 8 + c) * 900LL)[ih * 30 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 256) {
@@ -1680,65 +1762,92 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub2_dx(rc_kargs a
                 const long long f = ((long long)o * 32 + oh) * 32 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 258ULL, (unsigned long long)b * 8192ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 299072LL + 552320LL)[(long long)b * 8192LL + f] = v;
+        (a.ws + (long long)a.B * 299072LL + 4087808LL)[(long long)b * 8192LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_sub1_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 5, column segment of 2):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub1_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][34];
-    __shared__ __align__(16) float s_g[16][32][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][17][35];
+    __shared__ __align__(16) float s_g[15][32][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 5, os = part / 5;
+    const int ow_lo = os * 16, ow_hi = min(32, ow_lo + 16);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 272384LL + 515456LL) + ((long long)b * 8 + c) * 1156LL);
-        for (int r0 = 0; r0 < 32; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 612; q += 128) {
-                const int yy = q / 34, xx = q % 34;
-                s_x[yy][xx] = r0 + yy < 34 ? xp[(r0 + yy) * 34 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4096; q += 128) {
-                const int co = q / 512, r = (q / 32) % 16, ow = q % 32;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 32) ? (a.ws + (long long)a.B * 299072LL + 552320LL)[(((long long)b * 8 + o) * 32 + r0 + r) * 32 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 32; r0 += 15) {
+                __syncthreads();
+                for (int q = t; q < 4760; q += 256) {
+                    const int qc = q / 595, yy = q / 35 % 17, xx = q % 35;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 34 && xx < 34) {
+                        const float *xp = ((a.ws + (long long)a.B * 272384LL + 3788800LL) + ((long long)b * 8 + c) * 1156LL);
+                        v = xp[(r0 + yy) * 34 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3840; q += 256) {
+                    const int co = q / 480, r = (q / 32) % 15, ow = q % 32;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 32) ? (a.ws + (long long)a.B * 299072LL + 4087808LL)[(((long long)b * 8 + o) * 32 + r0 + r) * 32 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 32; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 15; r += 5) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 290880LL + 515456LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 290880LL + 3788800LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -1747,9 +1856,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub1_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 290880LL + 515456LL);
+        const float *p = (a.ws + (long long)a.B * 290880LL + 3788800LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[6936LL + q] += v;
     }
 }
@@ -1775,7 +1884,7 @@ extern "C" __global__ void __launch_bounds__(153, 1) rc_tb_l5_sub1_dx(rc_kargs a
             const int cc = q / 722, r = q % 722, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32) v = ((a.ws + (long long)a.B * 299072LL + 552320LL) + ((long long)b * 8 + c) * 1024LL)[ih * 32 + iw];
+            if (c < 8 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32) v = ((a.ws + (long long)a.B * 299072LL + 4087808LL) + ((long long)b * 8 + c) * 1024LL)[ih * 32 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 153) {
@@ -1814,65 +1923,92 @@ extern "C" __global__ void __launch_bounds__(153, 1) rc_tb_l5_sub1_dx(rc_kargs a
                 const long long f = ((long long)o * 34 + oh) * 34 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 257ULL, (unsigned long long)b * 9248ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 281632LL + 515456LL)[(long long)b * 9248LL + f] = v;
+        (a.ws + (long long)a.B * 281632LL + 3788800LL)[(long long)b * 9248LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l5_sub0_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 7, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l5_sub0_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][36];
-    __shared__ __align__(16) float s_g[16][34][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][16][37];
+    __shared__ __align__(16) float s_g[14][34][8];
+    __shared__ float s_red[192][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 7, os = part / 7;
+    const int ow_lo = os * 34, ow_hi = min(34, ow_lo + 34);
+    const bool active = t < 168;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 240832LL + 478592LL) + ((long long)(b) * 8 + (c)) * 1296LL);
-        for (int r0 = 0; r0 < 34; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 648; q += 128) {
-                const int yy = q / 36, xx = q % 36;
-                s_x[yy][xx] = r0 + yy < 36 ? xp[(r0 + yy) * 36 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4352; q += 128) {
-                const int co = q / 544, r = (q / 34) % 16, ow = q % 34;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 34) ? (a.ws + (long long)a.B * 281632LL + 515456LL)[(((long long)b * 8 + o) * 34 + r0 + r) * 34 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 34; r0 += 14) {
+                __syncthreads();
+                for (int q = t; q < 4736; q += 192) {
+                    const int qc = q / 592, yy = q / 37 % 16, xx = q % 37;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 36 && xx < 36) {
+                        const float *xp = ((a.ws + (long long)a.B * 240832LL + 3489792LL) + ((long long)(b) * 8 + (c)) * 1296LL);
+                        v = xp[(r0 + yy) * 36 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3808; q += 192) {
+                    const int co = q / 476, r = (q / 34) % 14, ow = q % 34;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 34) ? (a.ws + (long long)a.B * 281632LL + 3788800LL)[(((long long)b * 8 + o) * 34 + r0 + r) * 34 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 34; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 14; r += 7) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 272384LL + 478592LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 7; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 272384LL + 3489792LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -1881,9 +2017,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_sub0_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 272384LL + 478592LL);
+        const float *p = (a.ws + (long long)a.B * 272384LL + 3489792LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[6360LL + q] += v;
     }
 }
@@ -1909,7 +2045,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l5_sub0_dx(rc_kargs a
             const int cc = q / 760, r = q % 760, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 34 && iw >= 0 && iw < 34) v = ((a.ws + (long long)a.B * 281632LL + 515456LL) + ((long long)b * 8 + c) * 1156LL)[ih * 34 + iw];
+            if (c < 8 && ih >= 0 && ih < 34 && iw >= 0 && iw < 34) v = ((a.ws + (long long)a.B * 281632LL + 3788800LL) + ((long long)b * 8 + c) * 1156LL)[ih * 34 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 162) {
@@ -1947,7 +2083,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tb_l5_sub0_dx(rc_kargs a
                 float v = acc[co][p];
                 const long long f = ((long long)o * 36 + oh) * 36 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 251200LL + 478592LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 251200LL + 3489792LL)[(long long)b * 10368LL + f] = v;
             }
         }
     }
@@ -1963,10 +2099,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
     for (long long q = e0 + threadIdx.x; q < e1; q += 256) {
         const long long b = q / 1296, f = feat * 1296 + q % 1296;
         const long long t = b * 10368LL + f;
-        float g = (a.ws + (long long)a.B * 251200LL + 478592LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 220096LL + 478592LL)[(long long)(b) * 10368LL + (f)]);
-        (a.ws + (long long)a.B * 209728LL + 477504LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 220096LL + 477504LL);
+        float g = (a.ws + (long long)a.B * 251200LL + 3489792LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 220096LL + 3489792LL)[(long long)(b) * 10368LL + (f)]);
+        (a.ws + (long long)a.B * 209728LL + 3488704LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 220096LL + 3488704LL);
         const long long qf = f / 1296;
         const double xh = ((double)(a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[qf]) * st[8LL + qf];
         s1 += g; s2 += g * xh;
@@ -1974,7 +2110,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
     s1 = rc_block_sum(s1, s_r);
     s2 = rc_block_sum(s2, s_r);
     if (threadIdx.x == 0) {
-        double *p = (double *)(a.ws + (long long)a.B * 220096LL + 477536LL);
+        double *p = (double *)(a.ws + (long long)a.B * 220096LL + 3488736LL);
         p[2 * blockIdx.x] = s1; p[2 * blockIdx.x + 1] = s2;
     }
 }
@@ -1983,14 +2119,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_final(rc_ka
 {
     const long long feat = (long long)blockIdx.x * 256 + threadIdx.x;
     if (feat < 8) {
-        const double *p = (const double *)(a.ws + (long long)a.B * 220096LL + 477536LL);
+        const double *p = (const double *)(a.ws + (long long)a.B * 220096LL + 3488736LL);
         double s1 = 0.0, s2 = 0.0;
         for (int k = 0; k < 33; k++) { s1 += p[2 * (feat * 33 + k)]; s2 += p[2 * (feat * 33 + k) + 1]; }
         const float sc = a.params[6344LL + feat];
         const double ds = s2 * (sc > 0.0f ? 1.0 : (sc < 0.0f ? -1.0 : 0.0));
         a.grads[6344LL + feat] += (float)ds;
         a.grads[6352LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 220096LL + 477520LL);
+        float *bs = (a.ws + (long long)a.B * 220096LL + 3488720LL);
         bs[feat] = (float)s1; bs[8LL + feat] = (float)s2;
     }
 }
@@ -2001,93 +2137,121 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 10368LL) {
         long long b = t / 10368LL, f = t % 10368LL;
         const long long q = f / 1296;
-        const float *st = (a.ws + (long long)a.B * 220096LL + 477504LL), *bs = (a.ws + (long long)a.B * 220096LL + 477520LL);
+        const float *st = (a.ws + (long long)a.B * 220096LL + 3488704LL), *bs = (a.ws + (long long)a.B * 220096LL + 3488720LL);
         const float is = st[8LL + q], xh = ((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 10368LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1296.0f);
         const float gain = fabsf(a.params[6344LL + q]);
-        (a.ws + (long long)a.B * 10368LL + 0LL)[t] = gain * is * ((a.ws + (long long)a.B * 209728LL + 477504LL)[t] - bs[q] * rn - xh * bs[8LL + q] * rn);
+        (a.ws + (long long)a.B * 10368LL + 0LL)[t] = gain * is * ((a.ws + (long long)a.B * 209728LL + 3488704LL)[t] - bs[q] * rn - xh * bs[8LL + q] * rn);
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub6_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub6_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][38];
-    __shared__ __align__(16) float s_g[16][36][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][15][39];
+    __shared__ __align__(16) float s_g[13][36][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 36, ow_hi = min(36, ow_lo + 36);
+    const bool active = t < 240;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 8 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 176256LL + 224640LL) + ((long long)b * 8 + c) * 1444LL);
-        for (int r0 = 0; r0 < 36; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 684; q += 128) {
-                const int yy = q / 38, xx = q % 38;
-                s_x[yy][xx] = r0 + yy < 38 ? xp[(r0 + yy) * 38 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4608; q += 128) {
-                const int co = q / 576, r = (q / 36) % 16, ow = q % 36;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 36) ? (a.ws + (long long)a.B * 10368LL + 0LL)[(((long long)b * 8 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
-#pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 36; ow++) {
-                        const float xv = xr[ow];
+        for (int j = 0; j < 3; j++)
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 36; r0 += 13) {
+                __syncthreads();
+                for (int q = t; q < 4680; q += 256) {
+                    const int qc = q / 585, yy = q / 39 % 15, xx = q % 39;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 38 && xx < 38) {
+                        const float *xp = ((a.ws + (long long)a.B * 176256LL + 2973696LL) + ((long long)b * 8 + c) * 1444LL);
+                        v = xp[(r0 + yy) * 38 + xx];
                     }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3744; q += 256) {
+                    const int co = q / 468, r = (q / 36) % 13, ow = q % 36;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 36) ? (a.ws + (long long)a.B * 10368LL + 0LL)[(((long long)b * 8 + o) * 36 + r0 + r) * 36 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 3744; f += 256) gsum += (&s_g[0][0][0])[f];
+                if (live) {
+#pragma unroll 1
+                    for (int r = rs; r < 13; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
+#pragma unroll
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
+                    }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 199360LL + 2973696LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 199360LL + 224640LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
-        }
+    if (bias_block && t < 8 && co0 + t < 8) {
+        float v = 0.0f;
+        for (int q = t; q < 256; q += 8) v += s_red[q][0];
+        (a.ws + (long long)a.B * 199360LL + 2973696LL)[(long long)blockIdx.y * 584LL + 576LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub6_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 199360LL + 224640LL);
+    if (q < 584LL) {
+        const float *p = (a.ws + (long long)a.B * 199360LL + 2973696LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
-        a.grads[5760LL + q] += v;
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
+        a.grads[q < 576LL ? 5760LL + q : 5760LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub6_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 1296; q += 256) {
-        const long long b = q / 1296, k = q % 1296;
-        v += (a.ws + (long long)a.B * 10368LL + 0LL)[(b * 8 + o) * 1296LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[6336LL + o] += (float)v;
 }
 
 /* direct conv 8x36x36 -> 8x38x38, k3 pad 2 (transposed): tile 19x40 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
@@ -2150,65 +2314,92 @@ extern "C" __global__ void __launch_bounds__(190, 1) rc_tb_l1_sub6_dx(rc_kargs a
                 const long long f = ((long long)o * 38 + oh) * 38 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 6ULL, (unsigned long long)b * 11552ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 187808LL + 224640LL)[(long long)b * 11552LL + f] = v;
+        (a.ws + (long long)a.B * 187808LL + 2973696LL)[(long long)b * 11552LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub5_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub5_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][40];
-    __shared__ __align__(16) float s_g[16][38][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][15][41];
+    __shared__ __align__(16) float s_g[13][38][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 38, ow_hi = min(38, ow_lo + 38);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 150656LL + 187776LL) + ((long long)b * 8 + c) * 1600LL);
-        for (int r0 = 0; r0 < 38; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 720; q += 128) {
-                const int yy = q / 40, xx = q % 40;
-                s_x[yy][xx] = r0 + yy < 40 ? xp[(r0 + yy) * 40 + xx] : 0.0f;
-            }
-            for (int q = t; q < 4864; q += 128) {
-                const int co = q / 608, r = (q / 38) % 16, ow = q % 38;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 38) ? (a.ws + (long long)a.B * 187808LL + 224640LL)[(((long long)b * 8 + o) * 38 + r0 + r) * 38 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 38; r0 += 13) {
+                __syncthreads();
+                for (int q = t; q < 4920; q += 256) {
+                    const int qc = q / 615, yy = q / 41 % 15, xx = q % 41;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 40 && xx < 40) {
+                        const float *xp = ((a.ws + (long long)a.B * 150656LL + 2674688LL) + ((long long)b * 8 + c) * 1600LL);
+                        v = xp[(r0 + yy) * 40 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3952; q += 256) {
+                    const int co = q / 494, r = (q / 38) % 13, ow = q % 38;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 38) ? (a.ws + (long long)a.B * 187808LL + 2973696LL)[(((long long)b * 8 + o) * 38 + r0 + r) * 38 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 38; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 13; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 176256LL + 187776LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 176256LL + 2674688LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2217,9 +2408,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub5_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 176256LL + 187776LL);
+        const float *p = (a.ws + (long long)a.B * 176256LL + 2674688LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[5184LL + q] += v;
     }
 }
@@ -2245,7 +2436,7 @@ extern "C" __global__ void __launch_bounds__(200, 1) rc_tb_l1_sub5_dx(rc_kargs a
             const int cc = q / 924, r = q % 924, yy = r / 42, xx = r % 42;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 38 && iw >= 0 && iw < 38) v = ((a.ws + (long long)a.B * 187808LL + 224640LL) + ((long long)b * 8 + c) * 1444LL)[ih * 38 + iw];
+            if (c < 8 && ih >= 0 && ih < 38 && iw >= 0 && iw < 38) v = ((a.ws + (long long)a.B * 187808LL + 2973696LL) + ((long long)b * 8 + c) * 1444LL)[ih * 38 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 200) {
@@ -2284,65 +2475,92 @@ extern "C" __global__ void __launch_bounds__(200, 1) rc_tb_l1_sub5_dx(rc_kargs a
                 const long long f = ((long long)o * 40 + oh) * 40 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 5ULL, (unsigned long long)b * 12800ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 163456LL + 187776LL)[(long long)b * 12800LL + f] = v;
+        (a.ws + (long long)a.B * 163456LL + 2674688LL)[(long long)b * 12800LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub4_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 6, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(160, 1) rc_tb_l1_sub4_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][42];
-    __shared__ __align__(16) float s_g[16][40][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][14][43];
+    __shared__ __align__(16) float s_g[12][40][8];
+    __shared__ float s_red[160][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 6, os = part / 6;
+    const int ow_lo = os * 40, ow_hi = min(40, ow_lo + 40);
+    const bool active = t < 144;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 122432LL + 150912LL) + ((long long)b * 8 + c) * 1764LL);
-        for (int r0 = 0; r0 < 40; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 756; q += 128) {
-                const int yy = q / 42, xx = q % 42;
-                s_x[yy][xx] = r0 + yy < 42 ? xp[(r0 + yy) * 42 + xx] : 0.0f;
-            }
-            for (int q = t; q < 5120; q += 128) {
-                const int co = q / 640, r = (q / 40) % 16, ow = q % 40;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 40) ? (a.ws + (long long)a.B * 163456LL + 187776LL)[(((long long)b * 8 + o) * 40 + r0 + r) * 40 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 40; r0 += 12) {
+                __syncthreads();
+                for (int q = t; q < 4816; q += 160) {
+                    const int qc = q / 602, yy = q / 43 % 14, xx = q % 43;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 42 && xx < 42) {
+                        const float *xp = ((a.ws + (long long)a.B * 122432LL + 2375680LL) + ((long long)b * 8 + c) * 1764LL);
+                        v = xp[(r0 + yy) * 42 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3840; q += 160) {
+                    const int co = q / 480, r = (q / 40) % 12, ow = q % 40;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 40) ? (a.ws + (long long)a.B * 163456LL + 2674688LL)[(((long long)b * 8 + o) * 40 + r0 + r) * 40 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 40; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 12; r += 6) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 150656LL + 150912LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 6; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 150656LL + 2375680LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2351,9 +2569,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub4_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 150656LL + 150912LL);
+        const float *p = (a.ws + (long long)a.B * 150656LL + 2375680LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[4608LL + q] += v;
     }
 }
@@ -2379,7 +2597,7 @@ extern "C" __global__ void __launch_bounds__(231, 1) rc_tb_l1_sub4_dx(rc_kargs a
             const int cc = q / 1058, r = q % 1058, yy = r / 46, xx = r % 46;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 40 && iw >= 0 && iw < 40) v = ((a.ws + (long long)a.B * 163456LL + 187776LL) + ((long long)b * 8 + c) * 1600LL)[ih * 40 + iw];
+            if (c < 8 && ih >= 0 && ih < 40 && iw >= 0 && iw < 40) v = ((a.ws + (long long)a.B * 163456LL + 2674688LL) + ((long long)b * 8 + c) * 1600LL)[ih * 40 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 231) {
@@ -2418,65 +2636,92 @@ extern "C" __global__ void __launch_bounds__(231, 1) rc_tb_l1_sub4_dx(rc_kargs a
                 const long long f = ((long long)o * 42 + oh) * 42 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 4ULL, (unsigned long long)b * 14112ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 136544LL + 150912LL)[(long long)b * 14112LL + f] = v;
+        (a.ws + (long long)a.B * 136544LL + 2375680LL)[(long long)b * 14112LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub3_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub3_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][44];
-    __shared__ __align__(16) float s_g[16][42][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][13][45];
+    __shared__ __align__(16) float s_g[11][42][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 42, ow_hi = min(42, ow_lo + 42);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 91456LL + 114048LL) + ((long long)b * 8 + c) * 1936LL);
-        for (int r0 = 0; r0 < 42; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 792; q += 128) {
-                const int yy = q / 44, xx = q % 44;
-                s_x[yy][xx] = r0 + yy < 44 ? xp[(r0 + yy) * 44 + xx] : 0.0f;
-            }
-            for (int q = t; q < 5376; q += 128) {
-                const int co = q / 672, r = (q / 42) % 16, ow = q % 42;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 42) ? (a.ws + (long long)a.B * 136544LL + 150912LL)[(((long long)b * 8 + o) * 42 + r0 + r) * 42 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 42; r0 += 11) {
+                __syncthreads();
+                for (int q = t; q < 4680; q += 256) {
+                    const int qc = q / 585, yy = q / 45 % 13, xx = q % 45;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 44 && xx < 44) {
+                        const float *xp = ((a.ws + (long long)a.B * 91456LL + 2076672LL) + ((long long)b * 8 + c) * 1936LL);
+                        v = xp[(r0 + yy) * 44 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3696; q += 256) {
+                    const int co = q / 462, r = (q / 42) % 11, ow = q % 42;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 42) ? (a.ws + (long long)a.B * 136544LL + 2375680LL)[(((long long)b * 8 + o) * 42 + r0 + r) * 42 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 42; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 11; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 122432LL + 114048LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 122432LL + 2076672LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2485,9 +2730,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub3_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 122432LL + 114048LL);
+        const float *p = (a.ws + (long long)a.B * 122432LL + 2076672LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[4032LL + q] += v;
     }
 }
@@ -2513,7 +2758,7 @@ extern "C" __global__ void __launch_bounds__(242, 1) rc_tb_l1_sub3_dx(rc_kargs a
             const int cc = q / 1104, r = q % 1104, yy = r / 46, xx = r % 46;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 42 && iw >= 0 && iw < 42) v = ((a.ws + (long long)a.B * 136544LL + 150912LL) + ((long long)b * 8 + c) * 1764LL)[ih * 42 + iw];
+            if (c < 8 && ih >= 0 && ih < 42 && iw >= 0 && iw < 42) v = ((a.ws + (long long)a.B * 136544LL + 2375680LL) + ((long long)b * 8 + c) * 1764LL)[ih * 42 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 242) {
@@ -2552,65 +2797,92 @@ extern "C" __global__ void __launch_bounds__(242, 1) rc_tb_l1_sub3_dx(rc_kargs a
                 const long long f = ((long long)o * 44 + oh) * 44 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 3ULL, (unsigned long long)b * 15488ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 106944LL + 114048LL)[(long long)b * 15488LL + f] = v;
+        (a.ws + (long long)a.B * 106944LL + 2076672LL)[(long long)b * 15488LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub2_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub2_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][46];
-    __shared__ __align__(16) float s_g[16][44][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][13][47];
+    __shared__ __align__(16) float s_g[11][44][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 44, ow_hi = min(44, ow_lo + 44);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 57600LL + 77184LL) + ((long long)b * 8 + c) * 2116LL);
-        for (int r0 = 0; r0 < 44; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 828; q += 128) {
-                const int yy = q / 46, xx = q % 46;
-                s_x[yy][xx] = r0 + yy < 46 ? xp[(r0 + yy) * 46 + xx] : 0.0f;
-            }
-            for (int q = t; q < 5632; q += 128) {
-                const int co = q / 704, r = (q / 44) % 16, ow = q % 44;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 44) ? (a.ws + (long long)a.B * 106944LL + 114048LL)[(((long long)b * 8 + o) * 44 + r0 + r) * 44 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 44; r0 += 11) {
+                __syncthreads();
+                for (int q = t; q < 4888; q += 256) {
+                    const int qc = q / 611, yy = q / 47 % 13, xx = q % 47;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 46 && xx < 46) {
+                        const float *xp = ((a.ws + (long long)a.B * 57600LL + 1777664LL) + ((long long)b * 8 + c) * 2116LL);
+                        v = xp[(r0 + yy) * 46 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3872; q += 256) {
+                    const int co = q / 484, r = (q / 44) % 11, ow = q % 44;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 44) ? (a.ws + (long long)a.B * 106944LL + 2076672LL)[(((long long)b * 8 + o) * 44 + r0 + r) * 44 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 44; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 11; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 91456LL + 77184LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 91456LL + 1777664LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2619,9 +2891,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub2_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 91456LL + 77184LL);
+        const float *p = (a.ws + (long long)a.B * 91456LL + 1777664LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[3456LL + q] += v;
     }
 }
@@ -2647,7 +2919,7 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l1_sub2_dx(rc_kargs a
             const int cc = q / 900, r = q % 900, yy = r / 50, xx = r % 50;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 44 && iw >= 0 && iw < 44) v = ((a.ws + (long long)a.B * 106944LL + 114048LL) + ((long long)b * 8 + c) * 1936LL)[ih * 44 + iw];
+            if (c < 8 && ih >= 0 && ih < 44 && iw >= 0 && iw < 44) v = ((a.ws + (long long)a.B * 106944LL + 2076672LL) + ((long long)b * 8 + c) * 1936LL)[ih * 44 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 192) {
@@ -2686,65 +2958,92 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l1_sub2_dx(rc_kargs a
                 const long long f = ((long long)o * 46 + oh) * 46 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 2ULL, (unsigned long long)b * 16928ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 74528LL + 77184LL)[(long long)b * 16928LL + f] = v;
+        (a.ws + (long long)a.B * 74528LL + 1777664LL)[(long long)b * 16928LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub1_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub1_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][48];
-    __shared__ __align__(16) float s_g[16][46][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 63) / 64;
+    __shared__ __align__(16) float s_x[8][12][49];
+    __shared__ __align__(16) float s_g[10][46][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 24, part = t / 24, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 46, ow_hi = min(46, ow_lo + 46);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 24; sl0 += 24) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 24 && c0 + cc < 8;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 20736LL + 40320LL) + ((long long)b * 8 + c) * 2304LL);
-        for (int r0 = 0; r0 < 46; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 864; q += 128) {
-                const int yy = q / 48, xx = q % 48;
-                s_x[yy][xx] = r0 + yy < 48 ? xp[(r0 + yy) * 48 + xx] : 0.0f;
-            }
-            for (int q = t; q < 5888; q += 128) {
-                const int co = q / 736, r = (q / 46) % 16, ow = q % 46;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 46) ? (a.ws + (long long)a.B * 74528LL + 77184LL)[(((long long)b * 8 + o) * 46 + r0 + r) * 46 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 46; r0 += 10) {
+                __syncthreads();
+                for (int q = t; q < 4704; q += 256) {
+                    const int qc = q / 588, yy = q / 49 % 12, xx = q % 49;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 48 && xx < 48) {
+                        const float *xp = ((a.ws + (long long)a.B * 20736LL + 1478656LL) + ((long long)b * 8 + c) * 2304LL);
+                        v = xp[(r0 + yy) * 48 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 3680; q += 256) {
+                    const int co = q / 460, r = (q / 46) % 10, ow = q % 46;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 46) ? (a.ws + (long long)a.B * 74528LL + 1777664LL)[(((long long)b * 8 + o) * 46 + r0 + r) * 46 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 46; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 10; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 57600LL + 40320LL)[(long long)blockIdx.y * 576LL + ((long long)o * 8 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 10; q++) v += s_red[q * 24 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 57600LL + 1478656LL)[(long long)blockIdx.y * 584LL + (((long long)o * 8 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2753,9 +3052,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub1_dw_sum(rc_kar
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
     if (q < 576LL) {
-        const float *p = (a.ws + (long long)a.B * 57600LL + 40320LL);
+        const float *p = (a.ws + (long long)a.B * 57600LL + 1478656LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 576LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 584LL + q];
         a.grads[2880LL + q] += v;
     }
 }
@@ -2781,7 +3080,7 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l1_sub1_dx(rc_kargs a
             const int cc = q / 900, r = q % 900, yy = r / 50, xx = r % 50;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 46 && iw >= 0 && iw < 46) v = ((a.ws + (long long)a.B * 74528LL + 77184LL) + ((long long)b * 8 + c) * 2116LL)[ih * 46 + iw];
+            if (c < 8 && ih >= 0 && ih < 46 && iw >= 0 && iw < 46) v = ((a.ws + (long long)a.B * 74528LL + 1777664LL) + ((long long)b * 8 + c) * 2116LL)[ih * 46 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 576; q += 192) {
@@ -2820,65 +3119,92 @@ extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l1_sub1_dx(rc_kargs a
                 const long long f = ((long long)o * 48 + oh) * 48 + ow;
                 (void)f;
         v *= rc_rng_uniform(a.seed, 1ULL, (unsigned long long)b * 18432ULL + (unsigned long long)f) >= 0.05f ? 1.0526316f : 0.0f;
-        (a.ws + (long long)a.B * 39168LL + 40320LL)[(long long)b * 18432LL + f] = v;
+        (a.ws + (long long)a.B * 39168LL + 1478656LL)[(long long)b * 18432LL + f] = v;
             }
         }
     }
 }
 
-/* weight gradient partials: block = (input channel, 8 output channels, batch chunk of 14) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_sub0_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (40 input channel(s), 8 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 2, column segment of 1):
+ * a 3 x 8 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub0_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[18][50];
-    __shared__ __align__(16) float s_g[16][48][8];
-    __shared__ float s_red[128][8];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 8;
-    const int per = (a.B + 13) / 14;
+    __shared__ __align__(16) float s_x[40][4][51];
+    __shared__ __align__(16) float s_g[2][48][8];
+    __shared__ float s_red[256][8];
+    const int c0 = blockIdx.x / 1 * 40, co0 = (blockIdx.x % 1) * 8;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[8];
+    const int t = threadIdx.x, ts = t % 120, part = t / 120, rs = part % 2, os = part / 2;
+    const int ow_lo = os * 48, ow_hi = min(48, ow_lo + 48);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 120; sl0 += 120) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 120 && c0 + cc < 40;
+        float acc[3][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
-        for (int r0 = 0; r0 < 48; r0 += 16) {
-            __syncthreads();
-            for (int q = t; q < 900; q += 128) {
-                const int yy = q / 50, xx = q % 50;
-                s_x[yy][xx] = r0 + yy < 50 ? xp[(r0 + yy) * 50 + xx] : 0.0f;
-            }
-            for (int q = t; q < 6144; q += 128) {
-                const int co = q / 768, r = (q / 48) % 16, ow = q % 48;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 8 && r0 + r < 48) ? (a.ws + (long long)a.B * 39168LL + 40320LL)[(((long long)b * 8 + o) * 48 + r0 + r) * 48 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 3; j++)
+#pragma unroll
+            for (int co = 0; co < 8; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 48; r0 += 2) {
+                __syncthreads();
+                for (int q = t; q < 8160; q += 256) {
+                    const int qc = q / 204, yy = q / 51 % 4, xx = q % 51;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 40 && r0 + yy < 50 && xx < 50) {
+                        const float *xp = (a.frames + (a.starts[b] + (c)) * 2500LL);
+                        v = xp[(r0 + yy) * 50 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 768; q += 256) {
+                    const int co = q / 96, r = (q / 48) % 2, ow = q % 48;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 8 && r0 + r < 48) ? (a.ws + (long long)a.B * 39168LL + 1478656LL)[(((long long)b * 8 + o) * 48 + r0 + r) * 48 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 16; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 48; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 2; r += 2) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
 #pragma unroll
-                        for (int co = 0; co < 8; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[8];
+#pragma unroll
+                            for (int co = 0; co < 8; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 8; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 8; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 8; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 8) (a.ws + (long long)a.B * 20736LL + 0LL)[(long long)blockIdx.y * 2880LL + ((long long)o * 40 + c) * 9 + kk] = v;
+            for (int co = 0; co < 8; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 8; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 2; q++) v += s_red[q * 120 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 8) (a.ws + (long long)a.B * 20736LL + 0LL)[(long long)blockIdx.y * 2888LL + (((long long)o * 40 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -2889,150 +3215,408 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_sub0_dw_sum(rc_kar
     if (q < 2880LL) {
         const float *p = (a.ws + (long long)a.B * 20736LL + 0LL);
         float v = 0.0f;
-        for (int k = 0; k < 14; k++) v += p[(long long)k * 2880LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 2888LL + q];
         a.grads[0LL + q] += v;
     }
 }
 
 /* ================= inference ================= */
 
-/* stacked conv collapse step 1: (8,40,3) then (8,8,3) -> (8,40,5) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse1(rc_kargs a)
+/* direct conv 40x50x50 -> 8x48x48, k3 pad 0: tile 16x48 outputs x 8 channels, 4 px/thread, 10 input channels per stage */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_if_l1_conv_sub0(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 8000LL) {
-        const int x = (int)(q % 5), y = (int)(q / 5 % 5), r = (int)(q / 25 % 40), s = (int)(q / 1000LL);
-        const float *base = (a.params + 0LL), *st = a.params + 2880LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 3) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 3) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 3 + yy) * 3 + xx];
+    __shared__ __align__(16) float s_in[10][18][50];
+    __shared__ __align__(16) float s_w[10][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 48, oh0 = (bx / 1) * 16;
+    const int tx = threadIdx.x % 12, ty = threadIdx.x / 12;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 40; c0 += 10) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 9000; q += 192) {
+            const int cc = q / 900, r = q % 900, yy = r / 50, xx = r % 50;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 40 && ih >= 0 && ih < 50 && iw >= 0 && iw < 50) v = (a.frames + (a.starts[b] + (c)) * 2500LL)[ih * 50 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 720; q += 192) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 40 && o < 8) ? (a.params + 0LL)[(((long long)(o) * 40 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 10; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 333504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 48 && ow < 48) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 48 + oh) * 48 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 20736LL + 1478656LL)[(long long)b * 18432LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 2: (8,40,5) then (8,8,3) -> (8,40,7) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse2(rc_kargs a)
+/* direct conv 8x48x48 -> 8x46x46, k3 pad 0: tile 16x48 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_if_l1_conv_sub1(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 15680LL) {
-        const int x = (int)(q % 7), y = (int)(q / 7 % 7), r = (int)(q / 49 % 40), s = (int)(q / 1960LL);
-        const float *base = (a.ws + (long long)a.B * 199360LL + 333504LL), *st = a.params + 3456LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 5) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 5) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 5 + yy) * 5 + xx];
+    __shared__ __align__(16) float s_in[8][18][50];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 48, oh0 = (bx / 1) * 16;
+    const int tx = threadIdx.x % 12, ty = threadIdx.x / 12;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 7200; q += 192) {
+            const int cc = q / 900, r = q % 900, yy = r / 50, xx = r % 50;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 48 && iw >= 0 && iw < 48) v = ((a.ws + (long long)a.B * 20736LL + 1478656LL) + ((long long)b * 8 + c) * 2304LL)[ih * 48 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 192) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 2880LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 405504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 46 && ow < 46) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 46 + oh) * 46 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 57600LL + 1777664LL)[(long long)b * 16928LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 3: (8,40,7) then (8,8,3) -> (8,40,9) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse3(rc_kargs a)
+/* direct conv 8x46x46 -> 8x44x44, k3 pad 0: tile 22x44 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(242, 1) rc_if_l1_conv_sub2(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 25920LL) {
-        const int x = (int)(q % 9), y = (int)(q / 9 % 9), r = (int)(q / 81 % 40), s = (int)(q / 3240LL);
-        const float *base = (a.ws + (long long)a.B * 199360LL + 405504LL), *st = a.params + 4032LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 7) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 7) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 7 + yy) * 7 + xx];
+    __shared__ __align__(16) float s_in[8][24][46];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 44, oh0 = (bx / 1) * 22;
+    const int tx = threadIdx.x % 11, ty = threadIdx.x / 11;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 8832; q += 242) {
+            const int cc = q / 1104, r = q % 1104, yy = r / 46, xx = r % 46;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 46 && iw >= 0 && iw < 46) v = ((a.ws + (long long)a.B * 57600LL + 1777664LL) + ((long long)b * 8 + c) * 2116LL)[ih * 46 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 242) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 3456LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 333504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 44 && ow < 44) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 44 + oh) * 44 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 91456LL + 2076672LL)[(long long)b * 15488LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 4: (8,40,9) then (8,8,3) -> (8,40,11) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse4(rc_kargs a)
+/* direct conv 8x44x44 -> 8x42x42, k3 pad 0: tile 21x44 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(231, 1) rc_if_l1_conv_sub3(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 38720LL) {
-        const int x = (int)(q % 11), y = (int)(q / 11 % 11), r = (int)(q / 121 % 40), s = (int)(q / 4840LL);
-        const float *base = (a.ws + (long long)a.B * 199360LL + 333504LL), *st = a.params + 4608LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 9) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 9) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 9 + yy) * 9 + xx];
+    __shared__ __align__(16) float s_in[8][23][46];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 44, oh0 = (bx / 1) * 21;
+    const int tx = threadIdx.x % 11, ty = threadIdx.x / 11;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 8464; q += 231) {
+            const int cc = q / 1058, r = q % 1058, yy = r / 46, xx = r % 46;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 44 && iw >= 0 && iw < 44) v = ((a.ws + (long long)a.B * 91456LL + 2076672LL) + ((long long)b * 8 + c) * 1936LL)[ih * 44 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 231) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 4032LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 405504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 42 && ow < 42) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 42 + oh) * 42 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 122432LL + 2375680LL)[(long long)b * 14112LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 5: (8,40,11) then (8,8,3) -> (8,40,13) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse5(rc_kargs a)
+/* direct conv 8x42x42 -> 8x40x40, k3 pad 0: tile 20x40 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(200, 1) rc_if_l1_conv_sub4(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 54080LL) {
-        const int x = (int)(q % 13), y = (int)(q / 13 % 13), r = (int)(q / 169 % 40), s = (int)(q / 6760LL);
-        const float *base = (a.ws + (long long)a.B * 199360LL + 405504LL), *st = a.params + 5184LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 11) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 11) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 11 + yy) * 11 + xx];
+    __shared__ __align__(16) float s_in[8][22][42];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 40, oh0 = (bx / 1) * 20;
+    const int tx = threadIdx.x % 10, ty = threadIdx.x / 10;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 7392; q += 200) {
+            const int cc = q / 924, r = q % 924, yy = r / 42, xx = r % 42;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 42 && iw >= 0 && iw < 42) v = ((a.ws + (long long)a.B * 122432LL + 2375680LL) + ((long long)b * 8 + c) * 1764LL)[ih * 42 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 200) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 4608LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 333504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 40 && ow < 40) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 40 + oh) * 40 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 150656LL + 2674688LL)[(long long)b * 12800LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 6: (8,40,13) then (8,8,3) -> (8,40,15) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_collapse6(rc_kargs a)
+/* direct conv 8x40x40 -> 8x38x38, k3 pad 0: tile 19x40 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(190, 1) rc_if_l1_conv_sub5(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 72000LL) {
-        const int x = (int)(q % 15), y = (int)(q / 15 % 15), r = (int)(q / 225 % 40), s = (int)(q / 9000LL);
-        const float *base = (a.ws + (long long)a.B * 199360LL + 333504LL), *st = a.params + 5760LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 13) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 13) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 40 + r) * 13 + yy) * 13 + xx];
+    __shared__ __align__(16) float s_in[8][21][42];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 40, oh0 = (bx / 1) * 19;
+    const int tx = threadIdx.x % 10, ty = threadIdx.x / 10;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 7056; q += 190) {
+            const int cc = q / 882, r = q % 882, yy = r / 42, xx = r % 42;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 40 && iw >= 0 && iw < 40) v = ((a.ws + (long long)a.B * 150656LL + 2674688LL) + ((long long)b * 8 + c) * 1600LL)[ih * 40 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 190) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 5184LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 199360LL + 261504LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 38 && ow < 38) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 38 + oh) * 38 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 176256LL + 2973696LL)[(long long)b * 11552LL + f] = v;
+            }
+        }
     }
 }
 
-/* direct conv 40x50x50 -> 8x36x36, k15 pad 0: tile 18x36 outputs x 8 channels, 4 px/thread, 2 input channels per stage */
-extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
+/* direct conv 8x38x38 -> 8x36x36, k3 pad 0: tile 18x36 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv_sub6(rc_kargs a)
 {
-    __shared__ __align__(16) float s_in[2][32][50];
-    __shared__ __align__(16) float s_w[2][15][15][8];
+    __shared__ __align__(16) float s_in[8][20][38];
+    __shared__ __align__(16) float s_w[8][3][3][8];
     const int b = blockIdx.y;
     int bx = blockIdx.x;
     const int coc = bx % 1; bx /= 1;
@@ -3043,30 +3627,30 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
     for (int i = 0; i < 8; i++)
 #pragma unroll
         for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
-    for (int c0 = 0; c0 < 40; c0 += 2) {
+    for (int c0 = 0; c0 < 8; c0 += 8) {
         __syncthreads();
-        for (int q = threadIdx.x; q < 3200; q += 162) {
-            const int cc = q / 1600, r = q % 1600, yy = r / 50, xx = r % 50;
+        for (int q = threadIdx.x; q < 6080; q += 162) {
+            const int cc = q / 760, r = q % 760, yy = r / 38, xx = r % 38;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 40 && ih >= 0 && ih < 50 && iw >= 0 && iw < 50) v = (a.frames + (a.starts[b] + (c)) * 2500LL)[ih * 50 + iw];
+            if (c < 8 && ih >= 0 && ih < 38 && iw >= 0 && iw < 38) v = ((a.ws + (long long)a.B * 176256LL + 2973696LL) + ((long long)b * 8 + c) * 1444LL)[ih * 38 + iw];
             s_in[cc][yy][xx] = v;
         }
-        for (int q = threadIdx.x; q < 3600; q += 162) {
-            const int co = q % 8, r = q / 8, kw = r % 15, kh = (r / 15) % 15, cc = r / 225;
+        for (int q = threadIdx.x; q < 576; q += 162) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
             const int c = c0 + cc, o = co0 + co;
-            s_w[cc][kh][kw][co] = (c < 40 && o < 8) ? (a.ws + (long long)a.B * 199360LL + 261504LL)[(((long long)(o) * 40 + (c)) * 15 + (kh)) * 15 + (kw)] : 0.0f;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 5760LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
         }
         __syncthreads();
 #pragma unroll 1
-        for (int cc = 0; cc < 2; cc++) {
+        for (int cc = 0; cc < 8; cc++) {
 #pragma unroll 1
-            for (int kh = 0; kh < 15; kh++) {
-                float xr[18];
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
 #pragma unroll
-                for (int t = 0; t < 18; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
 #pragma unroll
-                for (int kw = 0; kw < 15; kw++) {
+                for (int kw = 0; kw < 3; kw++) {
 #pragma unroll
                     for (int co = 0; co < 8; co++) {
                         const float wv = s_w[cc][kh][kw][co];
@@ -3090,105 +3674,277 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
         { long long q = (f / 1296);
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[8LL + q] + 0.001f)) * fabsf(a.params[6344LL + q]) + a.params[6352LL + q]; }
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 240832LL + 478592LL)[(long long)b * 10368LL + f] = v;
+        (a.ws + (long long)a.B * 240832LL + 3489792LL)[(long long)b * 10368LL + f] = v;
             }
         }
     }
 }
 
-/* stacked conv collapse step 1: (8,8,3) then (8,8,3) -> (8,8,5) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_collapse1(rc_kargs a)
+/* direct conv 8x36x36 -> 8x34x34, k3 pad 0: tile 17x36 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(153, 1) rc_if_l5_conv_sub0(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 1600LL) {
-        const int x = (int)(q % 5), y = (int)(q / 5 % 5), r = (int)(q / 25 % 8), s = (int)(q / 200LL);
-        const float *base = (a.params + 6360LL), *st = a.params + 6936LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 3) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 3) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 8 + r) * 3 + yy) * 3 + xx];
+    __shared__ __align__(16) float s_in[8][19][38];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 36, oh0 = (bx / 1) * 17;
+    const int tx = threadIdx.x % 9, ty = threadIdx.x / 9;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 5776; q += 153) {
+            const int cc = q / 722, r = q % 722, yy = r / 38, xx = r % 38;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 240832LL + 3489792LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 153) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 6360LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 334208LL + 670656LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 34 && ow < 34) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 34 + oh) * 34 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 272384LL + 3788800LL)[(long long)b * 9248LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 2: (8,8,5) then (8,8,3) -> (8,8,7) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_collapse2(rc_kargs a)
+/* direct conv 8x34x34 -> 8x32x32, k3 pad 0: tile 32x32 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_conv_sub1(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 3136LL) {
-        const int x = (int)(q % 7), y = (int)(q / 7 % 7), r = (int)(q / 49 % 8), s = (int)(q / 392LL);
-        const float *base = (a.ws + (long long)a.B * 334208LL + 670656LL), *st = a.params + 7512LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 5) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 5) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 8 + r) * 5 + yy) * 5 + xx];
+    __shared__ __align__(16) float s_in[8][34][34];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 32, oh0 = (bx / 1) * 32;
+    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 9248; q += 256) {
+            const int cc = q / 1156, r = q % 1156, yy = r / 34, xx = r % 34;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 34 && iw >= 0 && iw < 34) v = ((a.ws + (long long)a.B * 272384LL + 3788800LL) + ((long long)b * 8 + c) * 1156LL)[ih * 34 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 256) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 6936LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 334208LL + 678400LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 32 && ow < 32) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 32 + oh) * 32 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 290880LL + 4087808LL)[(long long)b * 8192LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 3: (8,8,7) then (8,8,3) -> (8,8,9) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_collapse3(rc_kargs a)
+/* direct conv 8x32x32 -> 8x30x30, k3 pad 0: tile 30x32 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(240, 1) rc_if_l5_conv_sub2(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 5184LL) {
-        const int x = (int)(q % 9), y = (int)(q / 9 % 9), r = (int)(q / 81 % 8), s = (int)(q / 648LL);
-        const float *base = (a.ws + (long long)a.B * 334208LL + 678400LL), *st = a.params + 8088LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 7) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 7) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 8 + r) * 7 + yy) * 7 + xx];
+    __shared__ __align__(16) float s_in[8][32][34];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 32, oh0 = (bx / 1) * 30;
+    const int tx = threadIdx.x % 8, ty = threadIdx.x / 8;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 8704; q += 240) {
+            const int cc = q / 1088, r = q % 1088, yy = r / 34, xx = r % 34;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32) v = ((a.ws + (long long)a.B * 290880LL + 4087808LL) + ((long long)b * 8 + c) * 1024LL)[ih * 32 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 240) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 7512LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 334208LL + 670656LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 30 && ow < 30) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 30 + oh) * 30 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 307264LL + 4386816LL)[(long long)b * 7200LL + f] = v;
+            }
+        }
     }
 }
 
-/* stacked conv collapse step 4: (8,8,9) then (8,8,3) -> (8,8,11) */
-extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_collapse4(rc_kargs a)
+/* direct conv 8x30x30 -> 8x28x28, k3 pad 0: tile 28x28 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(196, 1) rc_if_l5_conv_sub3(rc_kargs a)
 {
-    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 7744LL) {
-        const int x = (int)(q % 11), y = (int)(q / 11 % 11), r = (int)(q / 121 % 8), s = (int)(q / 968LL);
-        const float *base = (a.ws + (long long)a.B * 334208LL + 670656LL), *st = a.params + 8664LL;
-        float v = 0.0f;
-        for (int qc = 0; qc < 8; qc++)
-            for (int dy = 0; dy < 3; dy++) {
-                const int yy = y - dy;
-                if (yy < 0 || yy >= 9) continue;
-                for (int dx = 0; dx < 3; dx++) {
-                    const int xx = x - dx;
-                    if (xx < 0 || xx >= 9) continue;
-                    v += st[((s * 8 + qc) * 3 + dy) * 3 + dx] * base[((qc * 8 + r) * 9 + yy) * 9 + xx];
+    __shared__ __align__(16) float s_in[8][30][30];
+    __shared__ __align__(16) float s_w[8][3][3][8];
+    const int b = blockIdx.y;
+    int bx = blockIdx.x;
+    const int coc = bx % 1; bx /= 1;
+    const int co0 = coc * 8, ow0 = (bx % 1) * 28, oh0 = (bx / 1) * 28;
+    const int tx = threadIdx.x % 7, ty = threadIdx.x / 7;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
+    for (int c0 = 0; c0 < 8; c0 += 8) {
+        __syncthreads();
+        for (int q = threadIdx.x; q < 7200; q += 196) {
+            const int cc = q / 900, r = q % 900, yy = r / 30, xx = r % 30;
+            const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
+            float v = 0.0f;
+            if (c < 8 && ih >= 0 && ih < 30 && iw >= 0 && iw < 30) v = ((a.ws + (long long)a.B * 307264LL + 4386816LL) + ((long long)b * 8 + c) * 900LL)[ih * 30 + iw];
+            s_in[cc][yy][xx] = v;
+        }
+        for (int q = threadIdx.x; q < 576; q += 196) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
+            const int c = c0 + cc, o = co0 + co;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 8088LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int cc = 0; cc < 8; cc++) {
+#pragma unroll 1
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
+#pragma unroll
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+#pragma unroll
+                    for (int co = 0; co < 8; co++) {
+                        const float wv = s_w[cc][kh][kw][co];
+#pragma unroll
+                        for (int p = 0; p < 4; p++) acc[co][p] += wv * xr[kw + p];
+                    }
                 }
             }
-        (a.ws + (long long)a.B * 334208LL + 662912LL)[q] = v;
+        }
+    }
+    const int oh = oh0 + ty;
+#pragma unroll
+    for (int co = 0; co < 8; co++) {
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            const int o = co0 + co, ow = ow0 + tx * 4 + p;
+            if (o < 8 && oh < 28 && ow < 28) {
+                float v = acc[co][p];
+                const long long f = ((long long)o * 28 + oh) * 28 + ow;
+                (void)f;
+        (a.ws + (long long)a.B * 321664LL + 4685824LL)[(long long)b * 6272LL + f] = v;
+            }
+        }
     }
 }
 
-/* direct conv 8x36x36 -> 8x26x26, k11 pad 0: tile 26x28 outputs x 8 channels, 4 px/thread, 4 input channels per stage */
-extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
+/* direct conv 8x28x28 -> 8x26x26, k3 pad 0: tile 26x28 outputs x 8 channels, 4 px/thread, 8 input channels per stage */
+extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv_sub4(rc_kargs a)
 {
-    __shared__ __align__(16) float s_in[4][36][38];
-    __shared__ __align__(16) float s_w[4][11][11][8];
+    __shared__ __align__(16) float s_in[8][28][30];
+    __shared__ __align__(16) float s_w[8][3][3][8];
     const int b = blockIdx.y;
     int bx = blockIdx.x;
     const int coc = bx % 1; bx /= 1;
@@ -3199,30 +3955,30 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
     for (int i = 0; i < 8; i++)
 #pragma unroll
         for (int p = 0; p < 4; p++) acc[i][p] = 0.0f;
-    for (int c0 = 0; c0 < 8; c0 += 4) {
+    for (int c0 = 0; c0 < 8; c0 += 8) {
         __syncthreads();
-        for (int q = threadIdx.x; q < 5472; q += 182) {
-            const int cc = q / 1368, r = q % 1368, yy = r / 38, xx = r % 38;
+        for (int q = threadIdx.x; q < 6720; q += 182) {
+            const int cc = q / 840, r = q % 840, yy = r / 30, xx = r % 30;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 8 && ih >= 0 && ih < 36 && iw >= 0 && iw < 36) v = ((a.ws + (long long)a.B * 240832LL + 478592LL) + ((long long)(b) * 8 + (c)) * 1296LL)[ih * 36 + iw];
+            if (c < 8 && ih >= 0 && ih < 28 && iw >= 0 && iw < 28) v = ((a.ws + (long long)a.B * 321664LL + 4685824LL) + ((long long)b * 8 + c) * 784LL)[ih * 28 + iw];
             s_in[cc][yy][xx] = v;
         }
-        for (int q = threadIdx.x; q < 3872; q += 182) {
-            const int co = q % 8, r = q / 8, kw = r % 11, kh = (r / 11) % 11, cc = r / 121;
+        for (int q = threadIdx.x; q < 576; q += 182) {
+            const int co = q % 8, r = q / 8, kw = r % 3, kh = (r / 3) % 3, cc = r / 9;
             const int c = c0 + cc, o = co0 + co;
-            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.ws + (long long)a.B * 334208LL + 662912LL)[(((long long)(o) * 8 + (c)) * 11 + (kh)) * 11 + (kw)] : 0.0f;
+            s_w[cc][kh][kw][co] = (c < 8 && o < 8) ? (a.params + 8664LL)[(((long long)(o) * 8 + (c)) * 3 + (kh)) * 3 + (kw)] : 0.0f;
         }
         __syncthreads();
 #pragma unroll 1
-        for (int cc = 0; cc < 4; cc++) {
+        for (int cc = 0; cc < 8; cc++) {
 #pragma unroll 1
-            for (int kh = 0; kh < 11; kh++) {
-                float xr[14];
+            for (int kh = 0; kh < 3; kh++) {
+                float xr[6];
 #pragma unroll
-                for (int t = 0; t < 14; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
+                for (int t = 0; t < 6; t++) xr[t] = s_in[cc][ty + kh][tx * 4 + t];
 #pragma unroll
-                for (int kw = 0; kw < 11; kw++) {
+                for (int kw = 0; kw < 3; kw++) {
 #pragma unroll
                     for (int co = 0; co < 8; co++) {
                         const float wv = s_w[cc][kh][kw][co];
@@ -3246,7 +4002,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
         { long long q = (f / 676);
           v = (v - a.state[16LL + q]) * (1.0f / sqrtf(a.state[24LL + q] + 0.001f)) * fabsf(a.params[9248LL + q]) + a.params[9256LL + q]; }
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 355840LL + 687232LL)[(long long)b * 5408LL + f] = v;
+        (a.ws + (long long)a.B * 355840LL + 5009152LL)[(long long)b * 5408LL + f] = v;
             }
         }
     }
@@ -3263,7 +4019,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_gcconv(rc_kargs a)
     float acc = 0.0f;
     for (int q = threadIdx.x; q < 968; q += 256) {
         const int c = q / 121, kh = q / 11 % 11, kw = q % 11;
-        acc += W[q] * ((a.ws + (long long)a.B * 355840LL + 687232LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
+        acc += W[q] * ((a.ws + (long long)a.B * 355840LL + 5009152LL) + ((long long)(b) * 8 + (c)) * 676LL)[(r0 + kh) * 26 + c0 + kw];
     }
     const double s = rc_block_sum((double)acc, s_r);
     if (threadIdx.x == 0) {
@@ -3272,7 +4028,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_gcconv(rc_kargs a)
         { long long q = f;
           v = (v - a.state[32LL + q]) * (1.0f / sqrtf(a.state[37LL + q] + 0.001f)) * fabsf(a.params[14104LL + q]) + a.params[14109LL + q]; }
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 366688LL + 687256LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 366688LL + 5009176LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
 }

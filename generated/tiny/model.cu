@@ -231,7 +231,7 @@ extern "C" __global__ void __launch_bounds__(36, 1) rc_tf_l1_conv(rc_kargs a)
                 (void)f;
         (a.ws + (long long)a.B * 0LL + 0LL)[(long long)b * 432LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 864LL + 38400LL)[(long long)b * 432LL + f] = v;
+        (a.ws + (long long)a.B * 864LL + 308736LL)[(long long)b * 432LL + f] = v;
             }
         }
     }
@@ -258,7 +258,7 @@ extern "C" __global__ void __launch_bounds__(30, 1) rc_tf_l3_conv(rc_kargs a)
             const int cc = q / 168, r = q % 168, yy = r / 14, xx = r % 14;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 3 && ih >= 0 && ih < 12 && iw >= 0 && iw < 12) v = ((a.ws + (long long)a.B * 864LL + 38400LL) + ((long long)(b) * 3 + (c)) * 144LL)[ih * 12 + iw];
+            if (c < 3 && ih >= 0 && ih < 12 && iw >= 0 && iw < 12) v = ((a.ws + (long long)a.B * 864LL + 308736LL) + ((long long)(b) * 3 + (c)) * 144LL)[ih * 12 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 81; q += 30) {
@@ -296,9 +296,9 @@ extern "C" __global__ void __launch_bounds__(30, 1) rc_tf_l3_conv(rc_kargs a)
                 float v = acc[co][p] + a.params[684LL + o];
                 const long long f = ((long long)o * 10 + oh) * 10 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 1728LL + 38400LL)[(long long)b * 300LL + f] = v;
+        (a.ws + (long long)a.B * 1728LL + 308736LL)[(long long)b * 300LL + f] = v;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 2328LL + 43584LL)[(long long)b * 300LL + f] = v;
+        (a.ws + (long long)a.B * 2328LL + 351744LL)[(long long)b * 300LL + f] = v;
             }
         }
     }
@@ -315,7 +315,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l5_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 687LL;
     for (long long k = threadIdx.x; k < 300LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 2328LL + 43584LL)[(long long)(b) * 300LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 2328LL + 351744LL)[(long long)(b) * 300LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 300LL + k] * xv;
@@ -326,7 +326,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l5_dense(rc_kargs a)
         if (threadIdx.x == 0 && u0 + u < 5) {
         const long long f = u0 + u;
         float v = (float)s;
-        (a.ws + (long long)a.B * 2928LL + 43584LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 2928LL + 351744LL)[(long long)b * 5LL + f] = v;
         }
     }
 }
@@ -339,7 +339,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats(rc_kargs 
     double s1 = 0.0, s2 = 0.0;
     if (feat < 5LL)
     for (long long b = ty; b < a.B; b += 8) {
-        const double xv = (a.ws + (long long)a.B * 2928LL + 43584LL)[(long long)(b) * 5LL + (f)];
+        const double xv = (a.ws + (long long)a.B * 2928LL + 351744LL)[(long long)(b) * 5LL + (f)];
         s1 += xv; s2 += xv * xv;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -350,7 +350,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_stats(rc_kargs 
         const double m = s1 / n;
         double v = s2 / n - m * m;
         if (v < 0.0) v = 0.0;
-        float *st = (a.ws + (long long)a.B * 2960LL + 43584LL);
+        float *st = (a.ws + (long long)a.B * 2960LL + 351744LL);
         st[feat] = (float)m;
         st[5LL + feat] = (float)(1.0 / sqrt(v + 0.001));
         float *rm = a.state + 0LL, *rv = a.state + 5LL;
@@ -365,11 +365,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 2960LL + 43584LL);
-        float v = ((a.ws + (long long)a.B * 2928LL + 43584LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[2187LL + q]) + a.params[2192LL + q];
-        (a.ws + (long long)a.B * 2944LL + 43584LL)[t] = v;
+        const float *st = (a.ws + (long long)a.B * 2960LL + 351744LL);
+        float v = ((a.ws + (long long)a.B * 2928LL + 351744LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[2187LL + q]) + a.params[2192LL + q];
+        (a.ws + (long long)a.B * 2944LL + 351744LL)[t] = v;
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 2960LL + 43608LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 2960LL + 351768LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
 }
@@ -386,11 +386,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 2944LL + 43584LL)[(long long)(b) * 5LL + (f)]);
-        (a.ws + (long long)a.B * 2952LL + 43584LL)[t] = g;
-        const float *st = (a.ws + (long long)a.B * 2960LL + 43584LL);
+        g *= rc_actd_softplus((a.ws + (long long)a.B * 2944LL + 351744LL)[(long long)(b) * 5LL + (f)]);
+        (a.ws + (long long)a.B * 2952LL + 351744LL)[t] = g;
+        const float *st = (a.ws + (long long)a.B * 2960LL + 351744LL);
         const long long qf = f / 1;
-        const double xh = ((double)(a.ws + (long long)a.B * 2928LL + 43584LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
+        const double xh = ((double)(a.ws + (long long)a.B * 2928LL + 351744LL)[(long long)(b) * 5LL + (f)] - st[qf]) * st[5LL + qf];
         s1 += g; s2 += g * xh;
     }
     s_1[ty][tx] = s1; s_2[ty][tx] = s2;
@@ -401,7 +401,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
         const double ds = s2;
         a.grads[2187LL + feat] += (float)ds;
         a.grads[2192LL + feat] += (float)s1;
-        float *bs = (a.ws + (long long)a.B * 2960LL + 43596LL);
+        float *bs = (a.ws + (long long)a.B * 2960LL + 351756LL);
         bs[feat] = (float)s1; bs[5LL + feat] = (float)s2;
     }
 }
@@ -412,11 +412,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_dx(rc_kargs a)
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         const long long q = f / 1;
-        const float *st = (a.ws + (long long)a.B * 2960LL + 43584LL), *bs = (a.ws + (long long)a.B * 2960LL + 43596LL);
-        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 2928LL + 43584LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
+        const float *st = (a.ws + (long long)a.B * 2960LL + 351744LL), *bs = (a.ws + (long long)a.B * 2960LL + 351756LL);
+        const float is = st[5LL + q], xh = ((a.ws + (long long)a.B * 2928LL + 351744LL)[(long long)(b) * 5LL + (f)] - st[q]) * is;
         const float rn = 1.0f / ((float)a.B * 1.0f);
         const float gain = (a.params[2187LL + q]);
-        (a.ws + (long long)a.B * 2936LL + 43584LL)[t] = gain * is * ((a.ws + (long long)a.B * 2952LL + 43584LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
+        (a.ws + (long long)a.B * 2936LL + 351744LL)[t] = gain * is * ((a.ws + (long long)a.B * 2952LL + 351744LL)[t] - bs[q] * rn - xh * bs[5LL + q] * rn);
     }
 }
 
@@ -426,7 +426,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_dense_dw(rc_kargs 
     if (q < 1500LL) {
         const long long u = q / 300LL, k = q % 300LL;
         float v = 0.0f;
-        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 2936LL + 43584LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 2328LL + 43584LL)[(long long)(b) * 300LL + (k)];
+        for (int b = 0; b < a.B; b++) v += (a.ws + (long long)a.B * 2936LL + 351744LL)[(long long)b * 5 + u] * (a.ws + (long long)a.B * 2328LL + 351744LL)[(long long)(b) * 300LL + (k)];
         a.grads[687LL + q] += v;
     }
 }
@@ -438,8 +438,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_dense_dx(rc_kargs 
         long long b = t / 300LL, f = t % 300LL;
         const float *W = a.params + 687LL;
         float v = 0.0f;
-        for (int u = 0; u < 5; u++) v += W[(long long)u * 300LL + f] * (a.ws + (long long)a.B * 2936LL + 43584LL)[b * 5 + u];
-        (a.ws + (long long)a.B * 2628LL + 43584LL)[t] = v;
+        for (int u = 0; u < 5; u++) v += W[(long long)u * 300LL + f] * (a.ws + (long long)a.B * 2936LL + 351744LL)[b * 5 + u];
+        (a.ws + (long long)a.B * 2628LL + 351744LL)[t] = v;
     }
 }
 
@@ -448,91 +448,119 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l4_pointwise_bwd(rc_k
     long long t = (long long)blockIdx.x * 256 + threadIdx.x;
     if (t < (long long)a.B * 300LL) {
         long long b = t / 300LL, f = t % 300LL;
-        float g = (a.ws + (long long)a.B * 2628LL + 43584LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 1728LL + 38400LL)[(long long)(b) * 300LL + (f)]);
-        (a.ws + (long long)a.B * 2028LL + 38400LL)[t] = g;
+        float g = (a.ws + (long long)a.B * 2628LL + 351744LL)[t];
+        g *= rc_actd_relu((a.ws + (long long)a.B * 1728LL + 308736LL)[(long long)(b) * 300LL + (f)]);
+        (a.ws + (long long)a.B * 2028LL + 308736LL)[t] = g;
     }
 }
 
-/* weight gradient partials: block = (input channel, 3 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l3_conv_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (3 input channel(s), 3 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 3 kw) x (row phase of 10, column segment of 2):
+ * a 3 x 3 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(192, 1) rc_tb_l3_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[12][12];
+    __shared__ __align__(16) float s_x[3][12][13];
     __shared__ __align__(16) float s_g[10][10][3];
-    __shared__ float s_red[128][3];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 3;
-    const int per = (a.B + 63) / 64;
+    __shared__ float s_red[192][3];
+    const int c0 = blockIdx.x / 1 * 3, co0 = (blockIdx.x % 1) * 3;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 9, rs = t / 9, kh = kk / 3, kw = kk % 3;
-    const bool active = t < 126;
-    float acc[3];
+    const int t = threadIdx.x, ts = t % 9, part = t / 9, rs = part % 10, os = part / 10;
+    const int ow_lo = os * 5, ow_hi = min(10, ow_lo + 5);
+    const bool active = t < 180;
+    /* bias gradient: the first channel chunk's blocks also sum their staged gradient tiles;
+     * thread t always reads output channel t % 3 (the block size is a multiple of it) */
+    const bool bias_block = c0 == 0;
+    float gsum = 0.0f;
+    for (int sl0 = 0; sl0 < 9; sl0 += 9) {
+        const int sl = sl0 + ts, cc = sl / 3, kh = sl / 1 % 3, kw0 = (sl % 1) * 3;
+        const bool live = active && sl < 9 && c0 + cc < 3;
+        float acc[3][3];
 #pragma unroll
-    for (int i = 0; i < 3; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = ((a.ws + (long long)a.B * 864LL + 38400LL) + ((long long)(b) * 3 + (c)) * 144LL);
-        for (int r0 = 0; r0 < 10; r0 += 10) {
-            __syncthreads();
-            for (int q = t; q < 144; q += 128) {
-                const int yy = q / 12, xx = q % 12;
-                s_x[yy][xx] = r0 + yy < 12 ? xp[(r0 + yy) * 12 + xx] : 0.0f;
-            }
-            for (int q = t; q < 300; q += 128) {
-                const int co = q / 100, r = (q / 10) % 10, ow = q % 10;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 3 && r0 + r < 10) ? (a.ws + (long long)a.B * 2028LL + 38400LL)[(((long long)b * 3 + o) * 10 + r0 + r) * 10 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
-#pragma unroll 1
-                for (int r = rs; r < 10; r += 14) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 10; ow++) {
-                        const float xv = xr[ow];
+        for (int j = 0; j < 3; j++)
 #pragma unroll
-                        for (int co = 0; co < 3; co++) acc[co] += s_g[r][ow][co] * xv;
+            for (int co = 0; co < 3; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 10; r0 += 10) {
+                __syncthreads();
+                for (int q = t; q < 468; q += 192) {
+                    const int qc = q / 156, yy = q / 13 % 12, xx = q % 13;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 3 && r0 + yy < 12 && xx < 12) {
+                        const float *xp = ((a.ws + (long long)a.B * 864LL + 308736LL) + ((long long)(b) * 3 + (c)) * 144LL);
+                        v = xp[(r0 + yy) * 12 + xx];
                     }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 300; q += 192) {
+                    const int co = q / 100, r = (q / 10) % 10, ow = q % 10;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 3 && r0 + r < 10) ? (a.ws + (long long)a.B * 2028LL + 308736LL)[(((long long)b * 3 + o) * 10 + r0 + r) * 10 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (bias_block && sl0 == 0)
+                    for (int f = t; f < 300; f += 192) gsum += (&s_g[0][0][0])[f];
+                if (live) {
+#pragma unroll 1
+                    for (int r = rs; r < 10; r += 10) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[3];
+#pragma unroll
+                        for (int j = 0; j < 2; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[2] = xr[ow + 2];
+                            float gv[3];
+#pragma unroll
+                            for (int co = 0; co < 3; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 3; j++)
+#pragma unroll
+                                for (int co = 0; co < 3; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 2; j++) xw[j] = xw[j + 1];
+                        }
+                    }
+                }
+            }
+        }
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
+#pragma unroll
+        for (int j = 0; j < 3; j++) {
+            __syncthreads();
+#pragma unroll
+            for (int co = 0; co < 3; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 3) {
+                for (int co = 0; co < 3; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 20; q++) v += s_red[q * 9 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 3) (a.ws + (long long)a.B * 2328LL + 308736LL)[(long long)blockIdx.y * 84LL + (((long long)o * 3 + c0 + cc) * 3 + kh) * 3 + kw0 + j] = v;
                 }
             }
         }
     }
     __syncthreads();
-#pragma unroll
-    for (int co = 0; co < 3; co++) s_red[t][co] = acc[co];
+    s_red[t][0] = gsum;
     __syncthreads();
-    if (active && rs == 0) {
-#pragma unroll
-        for (int co = 0; co < 3; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 14; q++) v += s_red[q * 9 + kk][co];
-            const int o = co0 + co;
-            if (o < 3) (a.ws + (long long)a.B * 2328LL + 38400LL)[(long long)blockIdx.y * 81LL + ((long long)o * 3 + c) * 9 + kk] = v;
-        }
+    if (bias_block && t < 3 && co0 + t < 3) {
+        float v = 0.0f;
+        for (int q = t; q < 192; q += 3) v += s_red[q][0];
+        (a.ws + (long long)a.B * 2328LL + 308736LL)[(long long)blockIdx.y * 84LL + 81LL + co0 + t] = v;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l3_conv_dw_sum(rc_kargs a)
 {
     const long long q = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (q < 81LL) {
-        const float *p = (a.ws + (long long)a.B * 2328LL + 38400LL);
+    if (q < 84LL) {
+        const float *p = (a.ws + (long long)a.B * 2328LL + 308736LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 81LL + q];
-        a.grads[603LL + q] += v;
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 84LL + q];
+        a.grads[q < 81LL ? 603LL + q : 603LL + q] += v;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l3_conv_db(rc_kargs a)
-{
-    __shared__ double s_r[32];
-    const int o = blockIdx.x;
-    double v = 0.0;
-    for (long long q = threadIdx.x; q < (long long)a.B * 100; q += 256) {
-        const long long b = q / 100, k = q % 100;
-        v += (a.ws + (long long)a.B * 2028LL + 38400LL)[(b * 3 + o) * 100LL + k];
-    }
-    v = rc_block_sum(v, s_r);
-    if (threadIdx.x == 0) a.grads[684LL + o] += (float)v;
 }
 
 /* direct conv 3x10x10 -> 3x12x12, k3 pad 2 (transposed): tile 12x12 outputs x 3 channels, 4 px/thread, 3 input channels per stage */
@@ -556,7 +584,7 @@ extern "C" __global__ void __launch_bounds__(36, 1) rc_tb_l3_conv_dx(rc_kargs a)
             const int cc = q / 196, r = q % 196, yy = r / 14, xx = r % 14;
             const int c = c0 + cc, ih = oh0 + yy - 2, iw = ow0 + xx - 2;
             float v = 0.0f;
-            if (c < 3 && ih >= 0 && ih < 10 && iw >= 0 && iw < 10) v = ((a.ws + (long long)a.B * 2028LL + 38400LL) + ((long long)b * 3 + c) * 100LL)[ih * 10 + iw];
+            if (c < 3 && ih >= 0 && ih < 10 && iw >= 0 && iw < 10) v = ((a.ws + (long long)a.B * 2028LL + 308736LL) + ((long long)b * 3 + c) * 100LL)[ih * 10 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 81; q += 36) {
@@ -594,7 +622,7 @@ extern "C" __global__ void __launch_bounds__(36, 1) rc_tb_l3_conv_dx(rc_kargs a)
                 float v = acc[co][p];
                 const long long f = ((long long)o * 12 + oh) * 12 + ow;
                 (void)f;
-        (a.ws + (long long)a.B * 1296LL + 38400LL)[(long long)b * 432LL + f] = v;
+        (a.ws + (long long)a.B * 1296LL + 308736LL)[(long long)b * 432LL + f] = v;
             }
         }
     }
@@ -605,65 +633,92 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_pointwise_bwd(rc_k
     long long t = (long long)blockIdx.x * 256 + threadIdx.x;
     if (t < (long long)a.B * 432LL) {
         long long b = t / 432LL, f = t % 432LL;
-        float g = (a.ws + (long long)a.B * 1296LL + 38400LL)[t];
+        float g = (a.ws + (long long)a.B * 1296LL + 308736LL)[t];
         g *= rc_actd_relu((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 432LL + (f)]);
         (a.ws + (long long)a.B * 432LL + 0LL)[t] = g;
     }
 }
 
-/* weight gradient partials: block = (input channel, 3 output channels, batch chunk of 64) */
-extern "C" __global__ void __launch_bounds__(128, 1) rc_tb_l1_conv_dw(rc_kargs a)
+/* weight gradient partials (channel-chunk form): block = (8 input channel(s), 3 output channels, 1/512 of
+ * the batch); thread = (input channel, kh, 5 kw) x (row phase of 6, column segment of 1):
+ * a 5 x 3 (kw x co) register tile sliding along the row */
+extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw(rc_kargs a)
 {
-    __shared__ __align__(16) float s_x[16][16];
+    __shared__ __align__(16) float s_x[8][16][17];
     __shared__ __align__(16) float s_g[12][12][3];
-    __shared__ float s_red[128][3];
-    const int c = blockIdx.x / 1, co0 = (blockIdx.x % 1) * 3;
-    const int per = (a.B + 63) / 64;
+    __shared__ float s_red[256][3];
+    const int c0 = blockIdx.x / 1 * 8, co0 = (blockIdx.x % 1) * 3;
+    const int per = (a.B + 511) / 512;
     const int b0 = blockIdx.y * per, b1 = min(a.B, b0 + per);
-    const int t = threadIdx.x, kk = t % 25, rs = t / 25, kh = kk / 5, kw = kk % 5;
-    const bool active = t < 125;
-    float acc[3];
+    const int t = threadIdx.x, ts = t % 40, part = t / 40, rs = part % 6, os = part / 6;
+    const int ow_lo = os * 12, ow_hi = min(12, ow_lo + 12);
+    const bool active = t < 240;
+    for (int sl0 = 0; sl0 < 40; sl0 += 40) {
+        const int sl = sl0 + ts, cc = sl / 5, kh = sl / 1 % 5, kw0 = (sl % 1) * 5;
+        const bool live = active && sl < 40 && c0 + cc < 8;
+        float acc[5][3];
 #pragma unroll
-    for (int i = 0; i < 3; i++) acc[i] = 0.0f;
-    for (int b = b0; b < b1; b++) {
-        const float *xp = (a.frames + (a.starts[b] + (c)) * 256LL);
-        for (int r0 = 0; r0 < 12; r0 += 12) {
-            __syncthreads();
-            for (int q = t; q < 256; q += 128) {
-                const int yy = q / 16, xx = q % 16;
-                s_x[yy][xx] = r0 + yy < 16 ? xp[(r0 + yy) * 16 + xx] : 0.0f;
-            }
-            for (int q = t; q < 432; q += 128) {
-                const int co = q / 144, r = (q / 12) % 12, ow = q % 12;
-                const int o = co0 + co;
-                s_g[r][ow][co] = (o < 3 && r0 + r < 12) ? (a.ws + (long long)a.B * 432LL + 0LL)[(((long long)b * 3 + o) * 12 + r0 + r) * 12 + ow] : 0.0f;
-            }
-            __syncthreads();
-            if (active) {
+        for (int j = 0; j < 5; j++)
+#pragma unroll
+            for (int co = 0; co < 3; co++) acc[j][co] = 0.0f;
+        for (int b = b0; b < b1; b++) {
+            for (int r0 = 0; r0 < 12; r0 += 12) {
+                __syncthreads();
+                for (int q = t; q < 2176; q += 256) {
+                    const int qc = q / 272, yy = q / 17 % 16, xx = q % 17;
+                    const int c = c0 + qc;
+                    float v = 0.0f;
+                    if (c < 8 && r0 + yy < 16 && xx < 16) {
+                        const float *xp = (a.frames + (a.starts[b] + (c)) * 256LL);
+                        v = xp[(r0 + yy) * 16 + xx];
+                    }
+                    s_x[qc][yy][xx] = v;
+                }
+                for (int q = t; q < 432; q += 256) {
+                    const int co = q / 144, r = (q / 12) % 12, ow = q % 12;
+                    const int o = co0 + co;
+                    s_g[r][ow][co] = (o < 3 && r0 + r < 12) ? (a.ws + (long long)a.B * 432LL + 0LL)[(((long long)b * 3 + o) * 12 + r0 + r) * 12 + ow] : 0.0f;
+                }
+                __syncthreads();
+                if (live) {
 #pragma unroll 1
-                for (int r = rs; r < 12; r += 5) {
-                    const float *xr = &s_x[r + kh][kw];
-#pragma unroll 4
-                    for (int ow = 0; ow < 12; ow++) {
-                        const float xv = xr[ow];
+                    for (int r = rs; r < 12; r += 6) {
+                        const float *xr = &s_x[cc][r + kh][kw0];
+                        float xw[5];
 #pragma unroll
-                        for (int co = 0; co < 3; co++) acc[co] += s_g[r][ow][co] * xv;
+                        for (int j = 0; j < 4; j++) xw[j] = xr[ow_lo + j];
+#pragma unroll 2
+                        for (int ow = ow_lo; ow < ow_hi; ow++) {
+                            xw[4] = xr[ow + 4];
+                            float gv[3];
+#pragma unroll
+                            for (int co = 0; co < 3; co++) gv[co] = s_g[r][ow][co];
+#pragma unroll
+                            for (int j = 0; j < 5; j++)
+#pragma unroll
+                                for (int co = 0; co < 3; co++) acc[j][co] += gv[co] * xw[j];
+#pragma unroll
+                            for (int j = 0; j < 4; j++) xw[j] = xw[j + 1];
+                        }
                     }
                 }
             }
         }
-    }
-    __syncthreads();
+        /* fixed-order sum over the row phases and column segments, one kw at a time */
 #pragma unroll
-    for (int co = 0; co < 3; co++) s_red[t][co] = acc[co];
-    __syncthreads();
-    if (active && rs == 0) {
+        for (int j = 0; j < 5; j++) {
+            __syncthreads();
 #pragma unroll
-        for (int co = 0; co < 3; co++) {
-            float v = 0.0f;
-            for (int q = 0; q < 5; q++) v += s_red[q * 25 + kk][co];
-            const int o = co0 + co;
-            if (o < 3) (a.ws + (long long)a.B * 864LL + 0LL)[(long long)blockIdx.y * 600LL + ((long long)o * 8 + c) * 25 + kk] = v;
+            for (int co = 0; co < 3; co++) s_red[t][co] = acc[j][co];
+            __syncthreads();
+            if (live && part == 0 && kw0 + j < 5) {
+                for (int co = 0; co < 3; co++) {
+                    float v = 0.0f;
+                    for (int q = 0; q < 6; q++) v += s_red[q * 40 + ts][co];
+                    const int o = co0 + co;
+                    if (o < 3) (a.ws + (long long)a.B * 864LL + 0LL)[(long long)blockIdx.y * 603LL + (((long long)o * 8 + c0 + cc) * 5 + kh) * 5 + kw0 + j] = v;
+                }
+            }
         }
     }
 }
@@ -674,7 +729,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l1_conv_dw_sum(rc_kar
     if (q < 600LL) {
         const float *p = (a.ws + (long long)a.B * 864LL + 0LL);
         float v = 0.0f;
-        for (int k = 0; k < 64; k++) v += p[(long long)k * 600LL + q];
+        for (int k = 0; k < 512; k++) v += p[(long long)k * 603LL + q];
         a.grads[0LL + q] += v;
     }
 }
@@ -754,7 +809,7 @@ extern "C" __global__ void __launch_bounds__(36, 1) rc_if_l1_conv(rc_kargs a)
                 const long long f = ((long long)o * 12 + oh) * 12 + ow;
                 (void)f;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 864LL + 38400LL)[(long long)b * 432LL + f] = v;
+        (a.ws + (long long)a.B * 864LL + 308736LL)[(long long)b * 432LL + f] = v;
             }
         }
     }
@@ -781,7 +836,7 @@ extern "C" __global__ void __launch_bounds__(30, 1) rc_if_l3_conv(rc_kargs a)
             const int cc = q / 168, r = q % 168, yy = r / 14, xx = r % 14;
             const int c = c0 + cc, ih = oh0 + yy - 0, iw = ow0 + xx - 0;
             float v = 0.0f;
-            if (c < 3 && ih >= 0 && ih < 12 && iw >= 0 && iw < 12) v = ((a.ws + (long long)a.B * 864LL + 38400LL) + ((long long)(b) * 3 + (c)) * 144LL)[ih * 12 + iw];
+            if (c < 3 && ih >= 0 && ih < 12 && iw >= 0 && iw < 12) v = ((a.ws + (long long)a.B * 864LL + 308736LL) + ((long long)(b) * 3 + (c)) * 144LL)[ih * 12 + iw];
             s_in[cc][yy][xx] = v;
         }
         for (int q = threadIdx.x; q < 81; q += 30) {
@@ -820,7 +875,7 @@ extern "C" __global__ void __launch_bounds__(30, 1) rc_if_l3_conv(rc_kargs a)
                 const long long f = ((long long)o * 10 + oh) * 10 + ow;
                 (void)f;
         v = rc_act_relu(v);
-        (a.ws + (long long)a.B * 2328LL + 43584LL)[(long long)b * 300LL + f] = v;
+        (a.ws + (long long)a.B * 2328LL + 351744LL)[(long long)b * 300LL + f] = v;
             }
         }
     }
@@ -837,7 +892,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_dense(rc_kargs a)
     for (int u = 0; u < 5; u++) acc[u] = 0.0f;
     const float *W = a.params + 687LL;
     for (long long k = threadIdx.x; k < 300LL; k += 256) {
-        const float xv = (a.ws + (long long)a.B * 2328LL + 43584LL)[(long long)(b) * 300LL + (k)];
+        const float xv = (a.ws + (long long)a.B * 2328LL + 351744LL)[(long long)(b) * 300LL + (k)];
 #pragma unroll
         for (int u = 0; u < 5; u++)
             if (u0 + u < 5) acc[u] += W[(long long)(u0 + u) * 300LL + k] * xv;
@@ -851,7 +906,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_dense(rc_kargs a)
         { long long q = f;
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[5LL + q] + 0.001f)) * (a.params[2187LL + q]) + a.params[2192LL + q]; }
         v = rc_act_softplus(v);
-        (a.ws + (long long)a.B * 2960LL + 43608LL)[(long long)b * 5LL + f] = v;
+        (a.ws + (long long)a.B * 2960LL + 351768LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
     }
