@@ -13,6 +13,7 @@ const char cmd_synth_help[] =
     "usage: retinac synth -o FILE [--seed N] [--cells N] [--frames N] [--test-frames N]\n"
     "                     [--repeats N] [--stimulus natural|whitenoise] [--dtype uint8|float32]\n"
     "                     [--set NAME=VALUE ...] [--calib-frames N] [--cheap] [--quiet]\n"
+    "                     [--interneurons DIR [--intr-frames N]]\n"
     "\n"
     "Simulate a salamander-like retina (centre-surround bipolar subunits with biphasic temporal\n"
     "filters, contrast gain control, rectification, amacrine inhibition, ganglion-cell pooling,\n"
@@ -38,6 +39,13 @@ const char cmd_synth_help[] =
     "                     calibrates the gains on less data, giving a slightly different retina)\n"
     "  --cheap            I/O-test mode: uniform binary noise, a trivial linear response, no\n"
     "                     retina; for multi-GB streaming tests only\n"
+    "  --interneurons DIR also write DIR/bipolars_synth.h5 and DIR/amacrines_synth.h5: simulated\n"
+    "                     intracellular recordings of the same retina (6 bipolars, 6 amacrines at\n"
+    "                     the first cells' centres) under a binary 2x2-px checkerboard, in\n"
+    "                     torch-deep-retina's layout (boxes/stimuli, boxes/\n"
+    "                     detrended_membrane_potential; plus centers); the recording is unchanged\n"
+    "                     and -o may be left out to write only these files\n"
+    "  --intr-frames N    frames of the interneuron files; default 3000\n"
 
     "  --quiet            no progress lines\n";
 
@@ -59,7 +67,8 @@ static int run(int argc, char **argv, const char **sets)
 {
     rc_synth_opts o;
     rc_synth_opts_default(&o);
-    const char *out = NULL;
+    const char *out = NULL, *intr_dir = NULL;
+    int64_t intr_frames = 3000;
     o.sets = sets;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -73,6 +82,8 @@ static int run(int argc, char **argv, const char **sets)
         const char *val = argv[++i];
         if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = val;
         else if (!strcmp(a, "--set")) sets[o.n_sets++] = val;
+        else if (!strcmp(a, "--interneurons")) intr_dir = val;
+        else if (!strcmp(a, "--intr-frames")) { if (parse_i64(a, val, 100, 100000, &v)) return 2; intr_frames = v; }
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -97,15 +108,24 @@ static int run(int argc, char **argv, const char **sets)
             return 2;
         }
     }
-    if (!out) { fprintf(stderr, "retinac synth: -o FILE is required\n"); return 2; }
+    if (!out && !intr_dir) { fprintf(stderr, "retinac synth: -o FILE is required (or --interneurons DIR alone)\n"); return 2; }
+    if (intr_dir && o.cheap) { fprintf(stderr, "retinac synth: --interneurons needs the simulated retina (not --cheap)\n"); return 2; }
     char err[1024];
-    if (rc_synth_write(out, &o, err, sizeof err) < 0) {
+    /* interneurons first: a bad DIR fails before the long recording is written */
+    if (intr_dir && rc_synth_write_interneurons(intr_dir, &o, intr_frames, err, sizeof err) < 0) {
         fprintf(stderr, "retinac synth: %s\n", err);
         return 1;
     }
-    if (!o.quiet)
+    if (out && rc_synth_write(out, &o, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac synth: %s\n", err);
+        return 1;
+    }
+    if (out && !o.quiet)
         fprintf(stderr, "retinac synth: wrote %s (%lld train + %lld test frames, %d cells, %d repeats)\n", out,
                 (long long)o.frames, (long long)rc_synth_test_frames(&o), o.cells, o.repeats);
+    if (!o.quiet && intr_dir)
+        fprintf(stderr, "retinac synth: wrote %s/bipolars_synth.h5 and %s/amacrines_synth.h5 (%lld frames)\n",
+                intr_dir, intr_dir, (long long)intr_frames);
     return 0;
 }
 

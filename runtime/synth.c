@@ -9,15 +9,19 @@
  *    amacrine 1..8 on top of that).
  *  - frames stream to disk in blocks (bounded memory); per-cell rates are held as (cells,T)
  *    floats for the smoothing pass (4*cells bytes per frame).
+ *  - the interneuron files (rc_synth_write_interneurons) use their own random purposes
+ *    (P_INTR_*), so they never change the recording's draws; they hold the whole movie in memory.
  */
 #include "synth.h"
 #include "h5util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ERRF rc_h5_errf
@@ -30,7 +34,7 @@
 #define AM_LEN 8                /* amacrine lags 1..8 */
 #define DT 0.01
 
-enum { P_IMG = 1, P_JIT, P_LUM, P_WN, P_SPK, P_CELL };
+enum { P_IMG = 1, P_JIT, P_LUM, P_WN, P_SPK, P_CELL, P_INTR_STIM, P_INTR_NOISE };
 enum { CELL_OFF = 0, CELL_ON = 1, CELL_ONOFF = 2 };
 enum { SPLIT_TRAIN = 0, SPLIT_TEST = 1, SPLIT_CAL = 2 };
 
@@ -270,6 +274,7 @@ typedef struct {
     double su2, nu, sv, sv2, nv;
     int64_t warmup;                       /* frames skipped by the calibration statistics */
     double *gtrace;                       /* (frames, cells) generator signal, or NULL */
+    float *amac;                          /* (2500) copy of the amacrine signal a, or NULL */
 } retina;
 
 static float softplusf(float x) { return x > 20 ? x : log1pf(expf(x)); }
@@ -335,6 +340,7 @@ static void retina_step(retina *R, const float *s, double *lam)
 #pragma omp simd
                 for (int i = 0; i < P; i++) acc[i] += hj * pp[i];
             }
+            if (R->amac) memcpy(R->amac, R->t1, (size_t)P * sizeof *R->amac);   /* t1 is reused below */
             for (int i = 0; i < P; i++) {
                 float a = R->t1[i];
                 R->t3[i] = fmaxf(R->v_on[i] - th, 0) + fmaxf(R->v_off[i] - th, 0);   /* b_pre sum */
@@ -939,6 +945,37 @@ int rc_synth_retina_rate(rc_synth_retina *r, const float *s, int64_t T, float *l
     return 0;
 }
 
+int rc_synth_retina_interneurons(rc_synth_retina *r, const float *s, int64_t T, int n, const int *pos,
+                                 float *bip_on, float *bip_off, float *amac, char *err, size_t errlen)
+{
+    const int P = NPIX * NPIX;
+    if (T < 0 || n < 0) return ERRF(err, errlen, "interneurons: negative length (T %lld, n %d)", (long long)T, n);
+    for (int j = 0; j < n; j++)
+        if (pos[2 * j] < 0 || pos[2 * j] >= NPIX || pos[2 * j + 1] < 0 || pos[2 * j + 1] >= NPIX)
+            return ERRF(err, errlen, "interneurons: cell %d at (%d, %d) outside the 50x50 frame", j, pos[2 * j],
+                        pos[2 * j + 1]);
+    retina R;
+    float *a = amac ? malloc((size_t)P * sizeof *a) : NULL;
+    if ((amac && !a) || retina_init(&R, &r->p, r->cells, r->o.cells, 2) < 0) {
+        free(a);
+        return ERRF(err, errlen, "out of memory");
+    }
+    R.amac = a;
+    /* sampled right after retina_step(t) computed them, i.e. from frames < t (as lambda(t)) */
+    for (int64_t t = 0; t < T; t++) {
+        retina_step(&R, s + t * P, NULL);
+        for (int j = 0; j < n; j++) {
+            int i = pos[2 * j] * NPIX + pos[2 * j + 1];
+            if (bip_on) bip_on[(int64_t)j * T + t] = R.v_on[i];
+            if (bip_off) bip_off[(int64_t)j * T + t] = R.v_off[i];
+            if (amac) amac[(int64_t)j * T + t] = a[i];
+        }
+    }
+    retina_free(&R);
+    free(a);
+    return 0;
+}
+
 void rc_synth_retina_close(rc_synth_retina *r)
 {
     if (!r) return;
@@ -974,4 +1011,146 @@ int rc_synth_stim_stats(const rc_synth_opts *o, double *mean, double *std, char 
     free(g);
     free(vbuf);
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Simulated interneuron recordings (torch-deep-retina's intracellular file layout)          */
+
+#define INTR_BOX 2              /* checker side, px: about the DoG centre's width (FWHM 2.1 px) */
+#define INTR_NBIP 6             /* bipolars: OFF and ON pairs at the centres of cells 0, 1, 2 */
+#define INTR_NAM 6              /* amacrines: at the centres of cells 0..5 */
+#define INTR_NOISE 0.1          /* measurement noise sd / the noise-free trace's sd */
+
+/* mkdir -p: each missing component of dir, mode 0777 (umask applies). */
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) return ERRF(err, errlen, "interneuron directory '%s': empty or too long", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        struct stat st;
+        if (mkdir(buf, 0777) != 0) {
+            if (errno != EEXIST) return ERRF(err, errlen, "interneuron directory %s: cannot create %s: %s", dir, buf, strerror(errno));
+            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+                return ERRF(err, errlen, "interneuron directory %s: %s exists and is not a directory", dir, buf);
+        }
+        buf[i] = c;
+    }
+    return 0;
+}
+
+/* One file: /boxes/stimuli (T,50,50) v = (s+1)/2, /boxes/detrended_membrane_potential (n,T),
+ * /centers (n,2), optionally /types (n); written to path.tmpPID and renamed. */
+static int intr_file(const char *path, const rc_synth_opts *o, const char *kind, const float *s, int64_t T,
+                     int n, const float *pot, const int *ctr, const int *types, char *err, size_t errlen)
+{
+    const int P = NPIX * NPIX;
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return ERRF(err, errlen, "%s: path too long", path);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (f < 0) return ERRF(err, errlen, "%s: cannot create", tmp);
+    int64_t d3[3] = {T, NPIX, NPIX}, d2[2] = {n, T}, dc[2] = {n, 2}, d1 = n;
+    float *vb = malloc((size_t)BLK * P * sizeof *vb);
+    hid_t ds = rc_h5_create(f, "/boxes/stimuli", H5T_IEEE_F32LE, 3, d3);
+    int ok = vb && ds >= 0;
+    for (int64_t t0 = 0; ok && t0 < T; t0 += BLK) {   /* stored v in [0,1]: exactly 0 or 1 */
+        int64_t m = T - t0 < BLK ? T - t0 : BLK, st[3] = {t0, 0, 0}, ct[3] = {m, NPIX, NPIX};
+        for (int64_t i = 0; i < m * P; i++) vb[i] = 0.5f * (s[t0 * P + i] + 1.0f);
+        ok &= rc_h5_write(ds, H5T_NATIVE_FLOAT, 3, st, ct, vb) == 0;
+    }
+    if (ds >= 0) H5Dclose(ds);
+    free(vb);
+    ok = ok && rc_h5_write_all(f, "/boxes/detrended_membrane_potential", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, pot) == 0;
+    ok = ok && rc_h5_write_all(f, "/centers", H5T_STD_I32LE, H5T_NATIVE_INT, 2, dc, ctr) == 0;
+    ok = ok && rc_h5_attr_set_string(f, "/centers", "legend", "(row, col) of the cell in the 50x50 frame") == 0;
+    if (ok && types) {
+        ok = rc_h5_write_all(f, "/types", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &d1, types) == 0;
+        ok = ok && rc_h5_attr_set_string(f, "/types", "legend", "0=OFF (v_off) 1=ON (v_on)") == 0;
+    }
+    ok = ok && rc_h5_attr_set_string(f, "/", "generator", "retinac synth --interneurons") == 0;
+    ok = ok && rc_h5_attr_set_string(f, "/", "cell_type", kind) == 0;
+    ok = ok && rc_h5_attr_set_int64(f, "/", "seed", (int64_t)o->seed) == 0;
+    ok = ok && rc_h5_attr_set_int64(f, "/", "box_size", INTR_BOX) == 0;
+    ok = ok && rc_h5_attr_set_double(f, "/", "noise_sd_fraction", INTR_NOISE) == 0;
+    ok = ok && rc_h5_attr_set_string(f, "/", "alignment",
+                                     "potential[t] depends on stimuli[:t] only (as the recording's lambda)") == 0;
+    herr_t e = H5Fclose(f);
+    if (!ok || e < 0) { unlink(tmp); return ERRF(err, errlen, "%s: write failed (disk full?)", tmp); }
+    if (rename(tmp, path) != 0) { unlink(tmp); return ERRF(err, errlen, "%s: cannot rename %s into place", path, tmp); }
+    return 0;
+}
+
+/* x (T) += noise sd INTR_NOISE * sd(x), then minus its mean. */
+static void intr_noise_detrend(float *x, int64_t T, uint64_t key)
+{
+    double m = 0, v = 0;
+    for (int64_t t = 0; t < T; t++) m += x[t];
+    m /= (double)T;
+    for (int64_t t = 0; t < T; t++) v += (x[t] - m) * (x[t] - m);
+    double sd = INTR_NOISE * sqrt(v / (double)T), m2 = 0;
+    for (int64_t t = 0; t < T; t++) { x[t] += (float)(sd * normal(key, (uint64_t)t)); m2 += x[t]; }
+    m2 /= (double)T;
+    for (int64_t t = 0; t < T; t++) x[t] -= (float)m2;
+}
+
+int rc_synth_write_interneurons(const char *dir, const rc_synth_opts *o, int64_t T, char *err, size_t errlen)
+{
+    rc_h5_quiet();
+    if (o->cheap) return ERRF(err, errlen, "interneurons: the --cheap retina has no interneurons");
+    if (T < 100 || T > 100000) return ERRF(err, errlen, "interneuron frames %lld out of range 100..100000", (long long)T);
+    if (mkdir_p(dir, err, errlen) < 0) return -1;
+    char pb[4200], pa[4200];
+    if (snprintf(pb, sizeof pb, "%s/bipolars_synth.h5", dir) >= (int)sizeof pb ||
+        snprintf(pa, sizeof pa, "%s/amacrines_synth.h5", dir) >= (int)sizeof pa)
+        return ERRF(err, errlen, "%s: path too long", dir);
+    const int P = NPIX * NPIX, NB = (NPIX + INTR_BOX - 1) / INTR_BOX;
+    rc_synth_retina *r = NULL;
+    float *s = malloc((size_t)T * P * sizeof *s);
+    float *on = malloc((size_t)INTR_NAM * T * sizeof *on), *off = malloc((size_t)INTR_NAM * T * sizeof *off);
+    float *am = malloc((size_t)INTR_NAM * T * sizeof *am), *bp = malloc((size_t)INTR_NBIP * T * sizeof *bp);
+    int rc = -1;
+    if (!s || !on || !off || !am || !bp) { ERRF(err, errlen, "out of memory for %lld interneuron frames", (long long)T); goto out; }
+    if (rc_synth_retina_open(o, &r, err, errlen) < 0) goto out;
+    /* binary checkerboard of INTR_BOX-px boxes, a new one every frame, contrast s = +-1 */
+    for (int64_t t = 0; t < T; t++) {
+        uint64_t key = key4(o->seed, P_INTR_STIM, 0, (uint64_t)t), bits = 0;
+        for (int y = 0; y < NPIX; y++)
+            for (int x = 0; x < NPIX; x++) {
+                int b = (y / INTR_BOX) * NB + x / INTR_BOX;
+                bits = mix64(key ^ (uint64_t)(b / 64));
+                s[t * P + y * NPIX + x] = (bits >> (b % 64)) & 1 ? 1.0f : -1.0f;
+            }
+    }
+    /* cells at the true receptive-field centres of the first ganglion cells (/cells/centers) */
+    int pos[2 * INTR_NAM], cb[2 * INTR_NBIP], tb[INTR_NBIP];
+    for (int j = 0; j < INTR_NAM; j++) {
+        const cell_par *cp = &r->cells[j % r->o.cells];
+        pos[2 * j] = cp->row;
+        pos[2 * j + 1] = cp->col;
+    }
+    if (rc_synth_retina_interneurons(r, s, T, INTR_NAM, pos, on, off, am, err, errlen) < 0) goto out;
+    for (int j = 0; j < INTR_NBIP; j++) {   /* OFF, ON at the position of amacrine j/2 */
+        tb[j] = j % 2;
+        memcpy(bp + (int64_t)j * T, (tb[j] ? on : off) + (int64_t)(j / 2) * T, (size_t)T * sizeof *bp);
+        cb[2 * j] = pos[2 * (j / 2)];
+        cb[2 * j + 1] = pos[2 * (j / 2) + 1];
+        intr_noise_detrend(bp + (int64_t)j * T, T, key4(o->seed, P_INTR_NOISE, 0, (uint64_t)j));
+    }
+    for (int j = 0; j < INTR_NAM; j++)
+        intr_noise_detrend(am + (int64_t)j * T, T, key4(o->seed, P_INTR_NOISE, 1, (uint64_t)j));
+    if (intr_file(pb, o, "bipolar", s, T, INTR_NBIP, bp, cb, tb, err, errlen) < 0) goto out;
+    if (intr_file(pa, o, "amacrine", s, T, INTR_NAM, am, pos, NULL, err, errlen) < 0) goto out;
+    rc = 0;
+out:
+    rc_synth_retina_close(r);
+    free(s); free(on); free(off); free(am); free(bp);
+    return rc;
 }

@@ -56,7 +56,23 @@ int rc_synth_retina_open(const rc_synth_opts *o, rc_synth_retina **r, char *err,
 int rc_synth_retina_cells(const rc_synth_retina *r);
 int rc_synth_retina_rate(rc_synth_retina *r, const float *s, int64_t T, float *lam, char *err,
                          size_t errlen);
+/* The noise-free interneuron signals of the same retina at n pixels pos (n, 2) = (row, col), for
+ * frames s (T, 50, 50) in contrast units, each call from a grey past: bip_on, bip_off (n, T) the
+ * bipolar "membrane potentials" v_on, v_off (after contrast gain control, before rectification),
+ * amac (n, T) the amacrine inhibition a (before its weight). Aligned like lambda: the value at t
+ * is the one retina_step computes for lambda(t), from frames < t only (v: t-31..t-1, a: t-39..t-2).
+ * Any output may be NULL. */
+int rc_synth_retina_interneurons(rc_synth_retina *r, const float *s, int64_t T, int n, const int *pos,
+                                 float *bip_on, float *bip_off, float *amac, char *err, size_t errlen);
 void rc_synth_retina_close(rc_synth_retina *r);
+/* Simulated intracellular recordings of that retina (`retinac synth --interneurons DIR`): mkdir -p
+ * dir, then dir/bipolars_synth.h5 and dir/amacrines_synth.h5, each atomically, in
+ * torch-deep-retina's layout: /boxes/stimuli (T,50,50) float32 exactly 0 or 1 (a binary 2x2-px
+ * checkerboard, new every frame, its own random stream), /boxes/detrended_membrane_potential
+ * (n,T) float32 = the noise-free signal (rc_synth_retina_interneurons of s = 2v - 1) plus Gaussian
+ * noise of 0.1 x its sd, minus its mean; /centers (n,2) int32 (row, col); bipolars also /types
+ * (n) int32, 0 OFF 1 ON. T in 100..100000. Does not touch the recording. */
+int rc_synth_write_interneurons(const char *dir, const rc_synth_opts *o, int64_t T, char *err, size_t errlen);
 /* Mean and population std over every pixel of the training stimulus rc_synth_write would store
  * for o (stored units: 0..255 for uint8, 0..1 for float32), i.e. the data layer's
  * normalization of a model trained on that file (before its + 1e-7; uncropped). */
