@@ -24,6 +24,7 @@ static const rc_command commands[] = {
     {"rf",      cmd_rf,      cmd_rf_help,      "receptive fields of a trained model (gradient STA, reverse correlation)"},
     {"phenomena", cmd_phenomena, cmd_phenomena_help, "in-silico retinal phenomena (OSR, F2/F1, OMS, ...)"},
     {"search",  cmd_search,  cmd_search_help,  "train every trial of the spec's search ranges (serial or mpirun)"},
+    {"interneurons", cmd_interneurons, cmd_interneurons_help, "correlate model units with recorded interneurons"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -31,7 +32,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: retinac [--version] [--help] <command> [<args>]\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nSee 'retinac help <command>' for one command's options.\n");
 }
 

@@ -88,6 +88,10 @@ int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float 
 int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell_pos,
                      const float *frames, const int64_t *starts, const float *dy, float *dx,
                      float *ws);
+/* After rc_ref_eval_forward with batch B and workspace ws: the output of 0-based layer `layer`,
+ * (B, c, h, w) of that layer's out shape, inside ws (valid until ws is reused); NULL if be is
+ * not the reference backend or layer is out of range. */
+const float *rc_ref_eval_output(rc_backend *be, int B, const float *ws, int layer);
 /* Optional, for the analysis calls only (training and infer always run the naive loops): for
  * a plain (untiled, unstacked) conv at 0-based layer index `layer` > 0,
  *   fwd replaces rc_ref_eval_forward's conv: x (B, Cin, H, W), weight (Cout, Cin, K, K),

@@ -963,6 +963,14 @@ int rc_ref_eval_forward(rc_backend *be, int B, const float *params, const float 
     return forward(be, &r, y);
 }
 
+const float *rc_ref_eval_output(rc_backend *be, int B, const float *ws, int layer)
+{
+    if (!is_ref(be) || layer < 0 || layer >= be->ir->n_layers || B < 1) return NULL;
+    ref_plan p;
+    plan(be->ir, B, &p);
+    return ws + p.out[layer];
+}
+
 void rc_ref_set_conv_fast(rc_backend *be, rc_ref_conv_forward_fn fwd, rc_ref_conv_adjoint_fn adj,
                           void *ctx)
 {

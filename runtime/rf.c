@@ -356,6 +356,90 @@ static int rf_adj_run(void *ctx, int layer, int B, const float *weight, const fl
 }
 
 /* Accumulators of one estimate: two halves of (cells, history*hw) sums in double. */
+/* ---------------------------------------------------------------- the evaluator */
+
+struct rc_rf_eval {
+    const rc_checkpoint *ck;
+    int batch;
+    rc_backend *be;
+    rf_fft fft;
+    rf_adj *adj;
+    float *ws, *x0, *y;   /* ref workspace (ws_floats(batch)), layer 1's output (batch, out), (batch, cells) */
+    int last_B;
+};
+
+void rc_rf_eval_close(rc_rf_eval *ev)
+{
+    if (!ev) return;
+    rf_fft_close(&ev->fft);
+    rc_backend_destroy(ev->be);
+    if (ev->adj) { rf_adj_close(ev->adj); free(ev->adj); }
+    free(ev->ws); free(ev->x0); free(ev->y);
+    free(ev);
+}
+
+int rc_rf_eval_open(const rc_checkpoint *ck, int batch, int fft, rc_rf_eval **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const rc_ir *ir = ck->ir;
+    rc_rf_eval *ev = calloc(1, sizeof *ev);
+    if (!ev) return rc_errf(err, errlen, "out of memory");
+    ev->ck = ck;
+    ev->batch = batch;
+    if (rc_ref_backend_create(ir, &ev->be) != 0) {
+        free(ev);
+        return rc_errf(err, errlen, "ref backend: out of memory");
+    }
+    if (fft && rf_fft_open(ck, batch, &ev->fft, err, errlen) < 0) { rc_rf_eval_close(ev); return -1; }
+    if (fft && (ev->adj = malloc(sizeof *ev->adj)) != NULL) {
+        rf_adj_open(ck, ev->adj);
+        rc_ref_set_conv_fast(ev->be, rf_adj_fwd, rf_adj_run, ev->adj);
+    }
+    ev->ws = malloc(ev->be->ws_floats(ev->be, batch) * sizeof *ev->ws);
+    ev->y = malloc((size_t)batch * ck->cells * sizeof *ev->y);
+    if (ev->fft.plan) {
+        const rc_layer *L = &ir->layers[0];
+        ev->x0 = malloc((size_t)batch * L->out.c * L->out.h * L->out.w * sizeof *ev->x0);
+    }
+    if (!ev->ws || !ev->y || (ev->fft.plan && !ev->x0)) {
+        rc_rf_eval_close(ev);
+        return rc_errf(err, errlen, "out of memory for a batch of %d windows", batch);
+    }
+    *out = ev;
+    return 0;
+}
+
+int rc_rf_eval_forward(rc_rf_eval *ev, const float *frames, int64_t T, const int64_t *starts, int B,
+                       float *y, char *err, size_t errlen)
+{
+    const rc_checkpoint *ck = ev->ck;
+    if (B < 1 || B > ev->batch) return rc_errf(err, errlen, "eval: batch %d outside 1..%d", B, ev->batch);
+    if (ev->fft.plan &&
+        (rc_fftconv_spectra(ev->fft.plan, frames, T, ev->fft.spectra) < 0 ||
+         rc_fftconv_forward(ev->fft.plan, ev->fft.spectra, T, starts, B, ev->fft.weight, ev->fft.bias, ev->x0) < 0))
+        return rc_errf(err, errlen, "%s", rc_fftconv_error(ev->fft.plan));
+    if (rc_ref_eval_forward(ev->be, B, ck->params, ck->state, ck->cell_pos, frames, starts,
+                            ev->fft.plan ? ev->x0 : NULL, y ? y : ev->y, ev->ws) < 0)
+        return rc_errf(err, errlen, "%s", ev->be->err);
+    ev->last_B = B;
+    return 0;
+}
+
+const float *rc_rf_eval_output(const rc_rf_eval *ev, int layer)
+{
+    return ev->last_B ? rc_ref_eval_output(ev->be, ev->last_B, ev->ws, layer) : NULL;
+}
+
+int rc_rf_eval_grad(rc_rf_eval *ev, const float *frames, const int64_t *starts, const float *dy, float *dx,
+                    char *err, size_t errlen)
+{
+    const rc_checkpoint *ck = ev->ck;
+    if (!ev->last_B) return rc_errf(err, errlen, "eval: gradient before a forward");
+    if (rc_ref_eval_grad(ev->be, ev->last_B, ck->params, ck->cell_pos, frames, starts, dy, dx, ev->ws) < 0)
+        return rc_errf(err, errlen, "%s", ev->be->err);
+    return 0;
+}
+
 typedef struct {
     double *s[2];
     int64_t n[2];
@@ -378,30 +462,16 @@ static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, c
     const rc_ir *ir = ck->ir;
     const int C = ir->history, cells = ck->cells, Bmax = o->batch;
     const int64_t hw = (int64_t)ir->in.h * ir->in.w, win = (int64_t)C * hw;
-    rc_backend *be = NULL;
-    rf_fft fft;
-    memset(&fft, 0, sizeof fft);
-    rf_adj *adj = NULL;
-    float *frames = NULL, *ws = NULL, *x0 = NULL, *y = NULL, *dy = NULL, *dx = NULL;
+    rc_rf_eval *ev = NULL;
+    float *frames = NULL, *dy = NULL, *dx = NULL;
     int64_t *starts = NULL;
     int rc = -1;
-    if (rc_ref_backend_create(ir, &be) != 0) { rc_errf(err, errlen, "ref backend: out of memory"); goto out; }
-    if (o->fft && rf_fft_open(ck, Bmax, &fft, err, errlen) < 0) goto out;
-    if (o->fft && (adj = malloc(sizeof *adj)) != NULL) {
-        rf_adj_open(ck, adj);
-        rc_ref_set_conv_fast(be, rf_adj_fwd, rf_adj_run, adj);
-    }
+    if (rc_rf_eval_open(ck, Bmax, o->fft, &ev, err, errlen) < 0) goto out;
     frames = malloc((size_t)(Bmax + C - 1) * hw * sizeof *frames);
-    ws = malloc(be->ws_floats(be, Bmax) * sizeof *ws);
-    y = malloc((size_t)Bmax * cells * sizeof *y);
     dy = malloc((size_t)Bmax * cells * sizeof *dy);
     dx = malloc((size_t)win * sizeof *dx);
     starts = malloc((size_t)Bmax * sizeof *starts);
-    if (fft.plan) {
-        const rc_layer *L = &ir->layers[0];
-        x0 = malloc((size_t)Bmax * L->out.c * L->out.h * L->out.w * sizeof *x0);
-    }
-    if (!frames || !ws || !y || !dy || !dx || !starts || (fft.plan && !x0)) {
+    if (!frames || !dy || !dx || !starts) {
         rc_errf(err, errlen, "out of memory for a batch of %d windows", Bmax);
         goto out;
     }
@@ -411,26 +481,13 @@ static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, c
         int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);
         int64_t T = (int64_t)B + C - 1;
         noise_frames(o->seed, o->contrast, s0, T, hw, frames);
-        if (fft.plan &&
-            (rc_fftconv_spectra(fft.plan, frames, T, fft.spectra) < 0 ||
-             rc_fftconv_forward(fft.plan, fft.spectra, T, starts, B, fft.weight, fft.bias, x0) < 0)) {
-            rc_errf(err, errlen, "%s", rc_fftconv_error(fft.plan));
-            goto out;
-        }
-        if (rc_ref_eval_forward(be, B, ck->params, ck->state, ck->cell_pos, frames, starts,
-                                fft.plan ? x0 : NULL, y, ws) < 0) {
-            rc_errf(err, errlen, "%s", be->err);
-            goto out;
-        }
+        if (rc_rf_eval_forward(ev, frames, T, starts, B, NULL, err, errlen) < 0) goto out;
         int half = (int)(k & 1);
         for (int n = 0; n < cells; n++) {
             memset(dy, 0, (size_t)B * cells * sizeof *dy);
             for (int b = 0; b < B; b++) dy[(size_t)b * cells + n] = 1.0f;
             memset(dx, 0, (size_t)win * sizeof *dx);
-            if (rc_ref_eval_grad(be, B, ck->params, ck->cell_pos, frames, starts, dy, dx, ws) < 0) {
-                rc_errf(err, errlen, "%s", be->err);
-                goto out;
-            }
+            if (rc_rf_eval_grad(ev, frames, starts, dy, dx, err, errlen) < 0) goto out;
             double *s = acc->s[half] + (size_t)n * win;
             for (int64_t e = 0; e < win; e++) s[e] += dx[e];
         }
@@ -438,10 +495,8 @@ static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, c
     }
     rc = 0;
 out:
-    rf_fft_close(&fft);
-    rc_backend_destroy(be);
-    if (adj) { rf_adj_close(adj); free(adj); }
-    free(frames); free(ws); free(x0); free(y); free(dy); free(dx); free(starts);
+    rc_rf_eval_close(ev);
+    free(frames); free(dy); free(dx); free(starts);
     return rc;
 }
 

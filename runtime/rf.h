@@ -77,6 +77,22 @@ void rc_rf_free(rc_rf_result *r);
 int rc_rf_summarize(const float *sta, int history, int h, int w, float *spatial, float *temporal,
                     rc_rf_cell *c);
 
+/* The evaluator under the gradient STA, for other analyses of a checkpoint (interneuron
+ * correlations, runtime/intr.h): eval-mode forward on the reference backend with layer 1 by FFT
+ * (plain or stacked conv; exact to fp32 rounding) and later plain convs by FFT when fft = 1,
+ * keeping every layer's output. frames (T, H, W) in model-input units; windows start at
+ * starts[b] (b < B <= batch, starts[b] + history <= T); y (B, cells) or NULL. */
+typedef struct rc_rf_eval rc_rf_eval;
+int rc_rf_eval_open(const rc_checkpoint *ck, int batch, int fft, rc_rf_eval **ev, char *err, size_t errlen);
+int rc_rf_eval_forward(rc_rf_eval *ev, const float *frames, int64_t T, const int64_t *starts, int B,
+                       float *y, char *err, size_t errlen);
+/* The output (B, c, h, w) of 0-based layer `layer` of the last forward (NULL before one). */
+const float *rc_rf_eval_output(const rc_rf_eval *ev, int layer);
+/* dx (history, H, W) += the eval input gradient of sum dy . y over the last forward's windows. */
+int rc_rf_eval_grad(rc_rf_eval *ev, const float *frames, const int64_t *starts, const float *dy, float *dx,
+                    char *err, size_t errlen);
+void rc_rf_eval_close(rc_rf_eval *ev);
+
 /* Write r to path atomically (HDF5: /grad/sta, /grad/spatial, /grad/temporal and per-cell
  * summaries, the same under /revcor, /cell_ids; attributes: model, spec_hash, samples,
  * contrast, seed). */

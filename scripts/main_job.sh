@@ -4,8 +4,10 @@
 # the LN baseline (specs/ln.lua) on it with the JIT-compiled C backend, and print the
 # comparison table of `retinac eval` (per-cell test r and FEVe of both models, the data's
 # reliability ceiling and jackknife oracle, and the true rate's r, known for synthetic data),
-# then read the BN-CNN's receptive fields (`retinac rf`, runs/bncnn/rf.h5) and the phenomena
-# battery of both models beside the simulated retina's own (`retinac phenomena`).
+# then read the BN-CNN's receptive fields (`retinac rf`, runs/bncnn/rf.h5), the phenomena
+# battery of both models beside the simulated retina's own (`retinac phenomena`), and the
+# correlation of the BN-CNN's units with the simulated retina's bipolar and amacrine cells
+# (`retinac synth --interneurons`, `retinac interneurons`, runs/bncnn/intr.h5).
 #
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
 # that budget (ten epochs of the CNN at batch 32, about 2.6 of the ~4.4 minutes), not for the
@@ -80,4 +82,8 @@ say "receptive fields of the BN-CNN (retinac rf, $RF_SAMPLES white-noise windows
 say "in-silico phenomena: BN-CNN, LN and the simulated retina itself (retinac phenomena)"
 "$RETINAC" phenomena "$RUNS/bncnn" "$RUNS/ln" --retina "$SEED" --threads "$THREADS" \
     -o "$RUNS/phenomena.h5"
+say "model units vs the simulated retina's bipolars and amacrines (retinac interneurons)"
+"$RETINAC" synth --interneurons "$RUNS/intr" --seed "$SEED" --quiet
+"$RETINAC" interneurons "$RUNS/bncnn" "$RUNS/intr/bipolars_synth.h5" "$RUNS/intr/amacrines_synth.h5" \
+    --threads "$THREADS" -o "$RUNS/bncnn/intr.h5"
 say "done"
