@@ -267,11 +267,11 @@ int rc_make_dirs(const char *path, char *err, size_t errlen)
         if (*p != '/') continue;
         *p = 0;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
+            return rc_errf(err, errlen, "%s: %s", buf, errno == ENOTDIR ? "a path component is not a directory" : strerror(errno));
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return rc_errf(err, errlen, "%s: %s", buf, strerror(errno));
+        return rc_errf(err, errlen, "%s: %s", buf, errno == ENOTDIR ? "a path component is not a directory" : strerror(errno));
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return rc_errf(err, errlen, "%s: not a directory", buf);

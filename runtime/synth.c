@@ -13,6 +13,7 @@
  *    (P_INTR_*), so they never change the recording's draws; they hold the whole movie in memory.
  */
 #include "synth.h"
+#include "checkpoint.h"
 #include "h5util.h"
 
 #include <errno.h>
@@ -1021,28 +1022,6 @@ int rc_synth_stim_stats(const rc_synth_opts *o, double *mean, double *std, char 
 #define INTR_NAM 6              /* amacrines: at the centres of cells 0..5 */
 #define INTR_NOISE 0.1          /* measurement noise sd / the noise-free trace's sd */
 
-/* mkdir -p: each missing component of dir, mode 0777 (umask applies). */
-static int mkdir_p(const char *dir, char *err, size_t errlen)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) return ERRF(err, errlen, "interneuron directory '%s': empty or too long", dir);
-    memcpy(buf, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0) continue;
-        char c = buf[i];
-        buf[i] = 0;
-        struct stat st;
-        if (mkdir(buf, 0777) != 0) {
-            if (errno != EEXIST) return ERRF(err, errlen, "interneuron directory %s: cannot create %s: %s", dir, buf, strerror(errno));
-            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-                return ERRF(err, errlen, "interneuron directory %s: %s exists and is not a directory", dir, buf);
-        }
-        buf[i] = c;
-    }
-    return 0;
-}
-
 /* One file: /boxes/stimuli (T,50,50) v = (s+1)/2, /boxes/detrended_membrane_potential (n,T),
  * /centers (n,2), optionally /types (n); written to path.tmpPID and renamed. */
 static int intr_file(const char *path, const rc_synth_opts *o, const char *kind, const float *s, int64_t T,
@@ -1106,7 +1085,8 @@ int rc_synth_write_interneurons(const char *dir, const rc_synth_opts *o, int64_t
     rc_h5_quiet();
     if (o->cheap) return ERRF(err, errlen, "interneurons: the --cheap retina has no interneurons");
     if (T < 100 || T > 100000) return ERRF(err, errlen, "interneuron frames %lld out of range 100..100000", (long long)T);
-    if (mkdir_p(dir, err, errlen) < 0) return -1;
+    char e2[600];
+    if (rc_make_dirs(dir, e2, sizeof e2) < 0) return ERRF(err, errlen, "interneuron directory %s: %s", dir, e2);
     char pb[4200], pa[4200];
     if (snprintf(pb, sizeof pb, "%s/bipolars_synth.h5", dir) >= (int)sizeof pb ||
         snprintf(pa, sizeof pa, "%s/amacrines_synth.h5", dir) >= (int)sizeof pa)
