@@ -12,7 +12,8 @@
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
 # that budget (ten epochs of the CNN at batch 32, about 2.6 of the ~4.4 minutes), not for the
 # best possible numbers. Measured 2026-11-26 on an idle 2-core Xeon @ 2.50 GHz from a clean
-# clone: 4 min 21 s in all (synthesis 6 s, receptive fields 6 s, phenomena 62 s);
+# clone: 4 min 21 s in all (synthesis 6 s, receptive fields 6 s, phenomena 62 s); with the
+# interneuron step (6 s), 4 min 48 s from a fresh clone including the 19 s build;
 # default recording (8 cells): BN-CNN mean test r 0.838, FEVe 0.46; LN 0.405; split-half
 # ceiling 0.945 (the noise-free rate itself reaches 0.942). Longer runs are not measured here:
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
