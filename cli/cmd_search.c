@@ -7,8 +7,9 @@
  * trial ends, ok or failed) is not trained again: a finished one is read back, a failed one is
  * reported with its recorded error (--retry-failed trains it again, as Ray Tune's
  * resume_errored: training is deterministic, so a diverged trial would only diverge again);
- * one with only checkpoint.h5 continues from it. Under mpirun the ranks split the trials
- * round-robin and rank 0 writes the summary (cli/search_mpi.c); all ranks first agree that
+ * one with only checkpoint.h5 continues from it. Under mpirun the ranks split the trials by
+ * rc_search_schedule (longest first to the least-loaded rank) and rank 0 writes the summary
+ * (cli/search_mpi.c); all ranks first agree that
  * they expanded the same trials, so a mismatch fails fast instead of leaving rank 0 waiting.
  * DIR/search_scope.txt pins the cells and response key of every trial in DIR.
  * Each trial runs with its own settings baked into the spec it trains (search section cleared,
@@ -51,7 +52,8 @@ const char cmd_search_help[] =
     "from their checkpoint, so a killed search picks up where it stopped. A failed trial is\n"
     "recorded in its folder with its error; a rerun reports it without training it again.\n"
     "A rerun must use the same --cells and --rate-key (DIR/search_scope.txt records them).\n"
-    "Under mpirun, trial i runs on rank i % K and rank 0 writes the summary.\n"
+    "Under mpirun, the trials still to train are dealt longest first (by epochs) to the rank with\n"
+    "the least work so far (equal trials: round-robin) and rank 0 writes the summary.\n"
     "\n"
     "Search:\n"
     "  --trials N             random draws (overrides random.trials of the spec)\n"
@@ -463,6 +465,7 @@ int cmd_search(int argc, char **argv)
     rc_ir *spec = malloc(sizeof *spec), *tspec = malloc(sizeof *tspec);
     rc_search_trial *t = NULL;
     rc_search_row *rows = NULL;
+    int *owner = NULL;
     cli_mpi mpi = {0, 0, 1, 1, NULL};
     int n = 0;
     if (!spec || !tspec) { fprintf(stderr, "retinac search: out of memory\n"); goto out; }
@@ -554,7 +557,16 @@ int cmd_search(int argc, char **argv)
         if (mpi.rank == 0) fprintf(stderr, "retinac search: %s\n", err);
         goto out;               /* every rank got the same verdict: all leave, none waits */
     }
-    if (!threads_set && !getenv("OMP_NUM_THREADS")) c.o.threads = cli_mpi_default_threads(&mpi, n);
+    owner = malloc((size_t)n * sizeof *owner);
+    if (!owner) {
+        fprintf(stderr, "retinac search: rank %d: out of memory\n", mpi.rank);
+        cli_mpi_abort(&mpi, 1);
+        goto out;
+    }
+    rc_search_schedule(t, rows, n, mpi.size, owner);
+    int n_work = 0;
+    for (int i = 0; i < n; i++) n_work += !rows[i].skipped;
+    if (!threads_set && !getenv("OMP_NUM_THREADS")) c.o.threads = cli_mpi_default_threads(&mpi, n_work);
     c.o.data_path = c.data;
     if (!c.quiet && mpi.rank == 0) {
         char th[64] = "the OpenMP default";
@@ -565,7 +577,8 @@ int cmd_search(int argc, char **argv)
     }
 
     int failed = 0;
-    for (int i = mpi.rank; i < n; i += mpi.size) {
+    for (int i = 0; i < n; i++) {
+        if (owner[i] != mpi.rank) continue;
         if (rows[i].skipped && rows[i].status != RC_TRIAL_OK) {
             failed = 1;         /* reported even with -q: the summary will show it failed */
             fprintf(stderr, "retinac search: trial %s failed in an earlier run (not retried; "
@@ -583,7 +596,7 @@ int cmd_search(int argc, char **argv)
             fprintf(stderr, "retinac search: trial %s: %s\n", t[i].name, rows[i].error);
         }
     }
-    if (cli_mpi_gather_rows(&mpi, rows, n, err, sizeof err) < 0) {
+    if (cli_mpi_gather_rows(&mpi, rows, owner, n, err, sizeof err) < 0) {
         fprintf(stderr, "retinac search: rank %d: %s\n", mpi.rank, err);
         cli_mpi_abort(&mpi, 1);
         goto out;
@@ -619,6 +632,7 @@ out:
         status = 1;
     }
     free(rows);
+    free(owner);
     free(t);
     free(spec);
     free(tspec);

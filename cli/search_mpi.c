@@ -109,18 +109,18 @@ int cli_mpi_agree(const cli_mpi *m, uint64_t fingerprint, char *err, size_t errl
 #endif
 }
 
-int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err, size_t errlen)
+int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, const int *owner, int n, char *err, size_t errlen)
 {
     if (!m->active || m->size == 1) return 0;
 #if RC_HAVE_MPI
     const int tag = 17;
     if (m->rank != 0) {
-        for (int i = m->rank; i < n; i += m->size)
-            MPI_CHECK(MPI_Send(&rows[i], (int)sizeof rows[i], MPI_BYTE, 0, tag, MPI_COMM_WORLD), "MPI_Send (result row)");
+        for (int i = 0; i < n; i++)
+            if (owner[i] == m->rank) MPI_CHECK(MPI_Send(&rows[i], (int)sizeof rows[i], MPI_BYTE, 0, tag, MPI_COMM_WORLD), "MPI_Send (result row)");
         return 0;
     }
     int n_remote = 0;
-    for (int i = 0; i < n; i++) n_remote += i % m->size != 0;
+    for (int i = 0; i < n; i++) n_remote += owner[i] != 0;
     if (n_remote == 0) return 0;
     MPI_Request *req = malloc((size_t)n_remote * sizeof *req);
     int *idx = malloc((size_t)n_remote * sizeof *idx);
@@ -129,9 +129,9 @@ int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err,
     int k = 0, rc = MPI_SUCCESS;
     /* messages from one source arrive in the order sent (ascending i), matching these receives */
     for (int i = 0; i < n && rc == MPI_SUCCESS; i++) {
-        if (i % m->size == 0) continue;
+        if (owner[i] == 0) continue;
         idx[k] = i;
-        rc = MPI_Irecv(&in[k], (int)sizeof in[k], MPI_BYTE, i % m->size, tag, MPI_COMM_WORLD, &req[k]);
+        rc = MPI_Irecv(&in[k], (int)sizeof in[k], MPI_BYTE, owner[i], tag, MPI_COMM_WORLD, &req[k]);
         if (rc == MPI_SUCCESS) k++;
     }
     if (rc != MPI_SUCCESS) {
@@ -156,11 +156,11 @@ int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err,
     }
     if (bad >= 0)
         snprintf(err, errlen, "rank %d sent the row of trial %d where trial %d was expected",
-                 idx[bad] % m->size, in[bad].index, idx[bad]);
+                 owner[idx[bad]], in[bad].index, idx[bad]);
     free(req); free(idx); free(in);
     return bad >= 0 ? -1 : 0;
 #else
-    (void)rows; (void)n; (void)err; (void)errlen;
+    (void)rows; (void)owner; (void)n; (void)err; (void)errlen;
     return 0;
 #endif
 }

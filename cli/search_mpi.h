@@ -1,7 +1,8 @@
 /* search_mpi.h — the MPI side of `retinac search` (the only MPI user; libretinac.a never links
  * MPI). Launched by mpirun (Open MPI, or any launcher that sets PMIX_RANK / PMI_RANK), the
- * ranks split the trials round-robin (trial i runs on rank i % size) and rank 0 gathers the
- * fixed-size result rows and writes the summary. Started without a launcher the process is a
+ * ranks split the trials by rc_search_schedule (longest first to the least-loaded rank; equal
+ * trials round-robin), which every rank computes alike, and rank 0 gathers the fixed-size
+ * result rows and writes the summary. Started without a launcher the process is a
  * singleton, rank 0 of 1, and no MPI call is made at all (plain `retinac search` needs no MPI
  * runtime). Built without MPI (RC_HAVE_MPI=0: no ompi-c at build time), a launch under mpirun
  * is refused with a clear error instead of running every trial K times.
@@ -35,9 +36,10 @@ int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen);
  * the ranks differ (every rank returns -1); -2 with a message when the MPI call itself failed
  * (possibly on this rank only: abort the job). */
 int cli_mpi_agree(const cli_mpi *m, uint64_t fingerprint, char *err, size_t errlen);
-/* rows[n] (every rank holds the array; rank r filled rows i with i % size == r): on return,
- * rank 0 holds all of them. Returns 0 or -1 with a message. */
-int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, int n, char *err, size_t errlen);
+/* rows[n] (every rank holds the array; rank r filled the rows i with owner[i] == r): on
+ * return, rank 0 holds all of them. Returns 0 or -1 with a message. */
+int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, const int *owner, int n, char *err,
+                        size_t errlen);
 /* MPI_Finalize if active. Returns 0 or -1 with a message. */
 int cli_mpi_finalize(cli_mpi *m, char *err, size_t errlen);
 /* Abort every rank (fatal error on one rank while others may wait on it); no-op if inactive. */
@@ -45,8 +47,8 @@ void cli_mpi_abort(const cli_mpi *m, int code);
 /* OpenMP threads per rank when neither --threads nor OMP_NUM_THREADS says: 0 (the OpenMP
  * default) for a singleton or one rank per node, else max(1, min(cores this rank may run on,
  * cores online / ranks on this node that have trials)), so K ranks on one machine do not each
- * take every core, and ranks left without a trial (more ranks than trials: rank r has trials
- * iff r < n_trials) do not hold cores back. */
+ * take every core, and ranks left without a trial do not hold cores back (n_trials: the trials
+ * still to train; rc_search_schedule gives rank r work iff r < n_trials). */
 int cli_mpi_default_threads(const cli_mpi *m, int n_trials);
 
 #endif

@@ -523,3 +523,41 @@ int rc_search_write_summary(const char *dir, const rc_ir *spec, const char *data
     free(js);
     return rc;
 }
+
+/* rc_search_schedule's order: epochs descending, index ascending (qsort_r, glibc) */
+static int sched_cmp(const void *a, const void *b, void *ctx)
+{
+    const rc_search_trial *t = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    int ei = t[i].train.epochs, ej = t[j].train.epochs;
+    return ei != ej ? (ei > ej ? -1 : 1) : (i > j) - (i < j);
+}
+
+void rc_search_schedule(const rc_search_trial *trials, const rc_search_row *rows, int n, int size,
+                        int *owner)
+{
+    if (size < 1) size = 1;
+    double *ld = calloc((size_t)size, sizeof *ld);
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        owner[i] = 0;
+        if (!rows[i].skipped && order) order[m++] = i;
+    }
+    if (!ld || !order) {                /* out of memory: round-robin, still deterministic */
+        for (int i = 0; i < n; i++) owner[i] = rows[i].skipped ? 0 : i % size;
+        free(ld);
+        free(order);
+        return;
+    }
+    qsort_r(order, (size_t)m, sizeof *order, sched_cmp, (void *)trials);
+    for (int q = 0; q < m; q++) {
+        int r = 0;
+        for (int k = 1; k < size; k++)
+            if (ld[k] < ld[r]) r = k;
+        owner[order[q]] = r;
+        ld[r] += trials[order[q]].train.epochs > 0 ? trials[order[q]].train.epochs : 1;
+    }
+    free(ld);
+    free(order);
+}

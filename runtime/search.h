@@ -95,6 +95,15 @@ typedef struct {
 int rc_search_row_write(const char *rundir, const rc_search_row *r, char *err, size_t errlen);
 int rc_search_row_read(const char *rundir, rc_search_row *r, char *err, size_t errlen);
 
+/* Which rank trains each trial (owner[n]) when `size` ranks share the search: trials not yet
+ * finished (rows[i].skipped == 0) are dealt longest first (estimated cost: the trial's epochs;
+ * ties by index) to the rank with the least estimated work so far (ties: the lowest rank), the
+ * LPT rule; trials of equal cost therefore go round-robin in index order, as before. Finished
+ * trials are owned by rank 0 (every rank read the same row). Deterministic: every rank computes
+ * the same owners from the same trials. */
+void rc_search_schedule(const rc_search_trial *trials, const rc_search_row *rows, int n, int size,
+                        int *owner);
+
 /* Order of rows by best_val_loss ascending (failed / non-finite last, ties by index) into
  * order[n]. Returns the index of the selected trial (order[0]) or -1 if none succeeded. */
 int rc_search_rank(const rc_search_row *rows, int n, int *order);

@@ -363,6 +363,39 @@ Test(search_rows, row_file_round_trip_and_ranking)
     cr_assert(order[2] == 1 && order[3] == 3, "failed / NaN rows must come last, by index");
 }
 
+/* Longest first to the least-loaded rank: with epochs {4, 1, 1} on 2 ranks the long trial runs
+ * alone (makespan 4; round-robin would give rank 0 trials 0 and 2: 5); equal trials go round-
+ * robin in index order (the old assignment); finished trials are rank 0's and cost nothing. */
+Test(search_rows, schedule_longest_first_to_the_least_loaded_rank)
+{
+    rc_search_trial t[6];
+    rc_search_row r[6];
+    int owner[6];
+    memset(t, 0, sizeof t);
+    memset(r, 0, sizeof r);
+    const int e1[3] = {4, 1, 1};
+    for (int i = 0; i < 3; i++) t[i].train.epochs = e1[i];
+    rc_search_schedule(t, r, 3, 2, owner);
+    cr_assert(owner[0] == 0 && owner[1] == 1 && owner[2] == 1, "owners %d %d %d", owner[0], owner[1], owner[2]);
+    for (int i = 0; i < 5; i++) t[i].train.epochs = 3;
+    rc_search_schedule(t, r, 5, 2, owner);
+    for (int i = 0; i < 5; i++) cr_assert_eq(owner[i], i % 2, "equal trials: round-robin");
+    rc_search_schedule(t, r, 5, 1, owner);
+    for (int i = 0; i < 5; i++) cr_assert_eq(owner[i], 0, "one rank runs everything");
+    /* trial 0 finished earlier: the rest are dealt as if it did not exist */
+    const int e2[4] = {9, 2, 5, 5};
+    for (int i = 0; i < 4; i++) t[i].train.epochs = e2[i];
+    r[0].skipped = 1;
+    rc_search_schedule(t, r, 4, 2, owner);
+    cr_assert(owner[0] == 0 && owner[2] == 0 && owner[3] == 1 && owner[1] == 0,
+              "owners %d %d %d %d", owner[0], owner[1], owner[2], owner[3]);
+    /* more ranks than trials: ranks 0..n-1 get one each */
+    memset(r, 0, sizeof r);
+    rc_search_schedule(t, r, 4, 6, owner);
+    cr_assert(owner[0] == 0 && owner[2] == 1 && owner[3] == 2 && owner[1] == 3,
+              "owners %d %d %d %d", owner[0], owner[1], owner[2], owner[3]);
+}
+
 Test(search_rows, failed_rows_round_trip_and_old_rows_read_ok)
 {
     char dir[] = "/tmp/rc_search_frow_XXXXXX", err[512], path[128];
