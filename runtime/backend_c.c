@@ -307,10 +307,8 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     if (!s || !be) { free(src); free(s); free(be); return rc_errf(err, errlen, "c: out of memory"); }
     char label[RC_NAME_MAX + 16];
     snprintf(label, sizeof label, "%s/model.c", ir->name);
-    int rc = rc_jit_build(src, label, s->so_path, sizeof s->so_path, NULL, err, errlen);
+    s->dl = rc_jit_load(src, label, s->so_path, sizeof s->so_path, err, errlen);
     free(src);
-    if (rc) goto fail;
-    s->dl = rc_jit_open(s->so_path, err, errlen);
     if (!s->dl) goto fail;
     const char *hash = dlsym(s->dl, "rcg_hash");
     const int *abi = dlsym(s->dl, "rcg_abi"), *cells = dlsym(s->dl, "rcg_cells");

@@ -138,6 +138,19 @@ static int write_atomic(const char *path, const void *bytes, size_t len, char *e
     return 0;
 }
 
+int rc_cache_evict(const char *path)
+{
+    char side[4300];
+    snprintf(side, sizeof side, "%s.sha256", path);
+    unlink(side);
+    if (unlink(path) == 0 || errno == ENOENT) return 0;
+    /* not a plain file (e.g. a directory): move it out of the key's way */
+    static atomic_uint seq;
+    char aside[4300];
+    snprintf(aside, sizeof aside, "%s.stale.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+    return rename(path, aside) == 0 ? 0 : -1;
+}
+
 /* Verify path against path.sha256. Returns 1 intact, 0 missing/corrupt (removed), -1 error.
  * If bytes is not NULL the content is handed back on a hit. */
 static int verify(const char *path, void **bytes, size_t *len, char *err, size_t errlen)
@@ -147,8 +160,12 @@ static int verify(const char *path, void **bytes, size_t *len, char *err, size_t
     void *data = NULL, *sd = NULL;
     size_t n = 0, sn = 0;
     if (read_all(path, &data, &n) != 0) {
-        if (errno == ENOENT) { unlink(side); return 0; }
-        return rc_errf(err, errlen, "cache: read %s: %s", path, strerror(errno));
+        int e = errno;
+        if (e == ENOENT) { unlink(side); return 0; }
+        /* unreadable (a directory, no permission, I/O error): a miss, not a refusal forever */
+        if (rc_cache_evict(path) == 0) return 0;
+        return rc_errf(err, errlen, "cache: %s cannot be read (%s) nor removed: remove it by hand",
+                       path, strerror(e));
     }
     int intact = 0;
     if (read_all(side, &sd, &sn) == 0) {

@@ -73,4 +73,9 @@ int rc_cache_put_file(const char *key, const char *ext, const char *src, char *o
  * created). For a compiler to write into before rc_cache_put_file. Returns 0 or -1. */
 int rc_cache_temp_path(const char *suffix, char *out, size_t outlen, char *err, size_t errlen);
 
+/* Remove an entry (by its path) and its sidecar so that the next lookup misses and the caller
+ * rebuilds it; a non-file in the way is renamed aside. For an entry that is intact by its
+ * checksum but unusable (e.g. a shared object dlopen refuses). Returns 0 or -1. */
+int rc_cache_evict(const char *path);
+
 #endif

@@ -1,11 +1,13 @@
 /* jit.c — generated C -> shared object through the system compiler and the disk cache
- * (see jit.h). The compiler runs through /bin/sh so that CC and CFLAGS may hold several words
- * ("ccache gcc", "-O1 -g"); every path we add is single-quoted.
+ * (see jit.h). The compiler is started without a shell (proc.h): CC and CFLAGS may hold several
+ * words ("ccache gcc", "-O1 -g"), split at blanks only, and every path is one argv element, so
+ * no character of a path or flag is ever shell syntax.
  */
 #include "errbuf.h"
 #include "jit.h"
 #include "cache.h"
 #include "emit.h"
+#include "proc.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define RC_JIT_DEFAULT_CFLAGS "-O3 -march=native -fopenmp"
@@ -60,15 +61,14 @@ int rc_jit_toolchain_get(rc_jit_toolchain *tc, char *err, size_t errlen)
     const char *cc = getenv("CC"), *cf = getenv("CFLAGS");
     snprintf(tc->cc, sizeof tc->cc, "%s", cc && *cc ? cc : "cc");
     snprintf(tc->cflags, sizeof tc->cflags, "%s", cf && *cf ? cf : RC_JIT_DEFAULT_CFLAGS);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "%s --version 2>/dev/null", tc->cc);
-    FILE *p = popen(cmd, "r");
-    if (!p) return rc_errf(err, errlen, "jit: cannot run '%s': %s", cmd, strerror(errno));
-    if (!fgets(tc->ident, sizeof tc->ident, p)) tc->ident[0] = 0;
-    /* drain so the child does not die of SIGPIPE before we read its status */
-    char sink[256];
-    while (fgets(sink, sizeof sink, p)) {}
-    pclose(p);
+    /* the identity line keys the cache; a compiler that does not answer --version still gets
+     * its chance to compile (and to say what is wrong) */
+    char words[1600], *argv[RC_PROC_MAX_ARGS], probe_err[256];
+    int n = rc_proc_split(tc->cc, argv, RC_PROC_MAX_ARGS - 1, words, sizeof words);
+    if (n <= 0) return rc_errf(err, errlen, "jit: CC '%s' names no compiler", tc->cc);
+    argv[n] = "--version";
+    argv[n + 1] = NULL;
+    if (rc_proc_first_line(argv, tc->ident, sizeof tc->ident, probe_err, sizeof probe_err)) tc->ident[0] = 0;
     chomp(tc->ident);
     if (!tc->ident[0]) snprintf(tc->ident, sizeof tc->ident, "unknown compiler '%.400s'", tc->cc);
     struct utsname u;
@@ -117,6 +117,26 @@ static void first_error(const char *log, char *out, size_t n)
     out[len] = 0;
 }
 
+/* Run `CC CFLAGS -shared -fPIC -o OUT SRC -lm` with its output in log. 0 when it ran (*st its
+ * exit status), -1 when it could not be started. */
+static int compile(const rc_jit_toolchain *tc, const char *label, const char *out, const char *src,
+                   const char *log, int *st, char *err, size_t errlen)
+{
+    char words[sizeof tc->cc + sizeof tc->cflags + 2], *argv[RC_PROC_MAX_ARGS];
+    int n = rc_proc_split(tc->cc, argv, RC_PROC_MAX_ARGS, words, sizeof words);
+    if (n <= 0) return rc_errf(err, errlen, "jit: CC '%s' names no compiler", tc->cc);
+    size_t used = strlen(tc->cc) + 1;
+    int m = rc_proc_split(tc->cflags, argv + n, RC_PROC_MAX_ARGS - n - 7, words + used, sizeof words - used);
+    if (m < 0) return rc_errf(err, errlen, "jit: CFLAGS has too many words (at most %d)", RC_PROC_MAX_ARGS - 8);
+    n += m;
+    const char *tail[] = {"-shared", "-fPIC", "-o", out, src, "-lm", NULL};
+    for (int i = 0; i < 7; i++) argv[n + i] = (char *)tail[i];
+    char why[512];
+    if (rc_proc_run(argv, log, st, why, sizeof why))
+        return rc_errf(err, errlen, "jit: compiling %s: %s (set CC to a C compiler)", label, why);
+    return 0;
+}
+
 int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *label, char *so_path,
                       size_t so_len, int *hit, char *err, size_t errlen)
 {
@@ -138,10 +158,12 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
     if (rc_cache_temp_path("log", logp, sizeof logp, err, errlen)) return -1;
     if (write_file(cpath, src, strlen(src)))
         return rc_errf(err, errlen, "jit: write %s: %s", cpath, strerror(errno));
-    char *cmd = malloc(16384);
-    if (!cmd) { unlink(cpath); return rc_errf(err, errlen, "jit: out of memory"); }
-    snprintf(cmd, 16384, "%s %s -shared -fPIC -o '%s' '%s' -lm > '%s' 2>&1", tc->cc, tc->cflags, opath, cpath, logp);
-    int st = system(cmd);
+    int st = 0;
+    if (compile(tc, label ? label : "generated C", opath, cpath, logp, &st, err, errlen)) {
+        unlink(cpath);
+        unlink(logp);
+        return -1;
+    }
     if (st != 0) {
         /* keep the source and the log under stable names and report file:line */
         char fc[4400], fl[4400], line[600] = "(no compiler output)";
@@ -171,14 +193,11 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
         }
         rename(logp, fl);
         unlink(opath);
-        rc_errf(err, errlen, "jit: compiling %s failed (exit %d): command: %s %s -shared -fPIC -o OUT.so '%s' -lm: %s "
-              "(full log: %s)", label ? label : "generated C", WIFEXITED(st) ? WEXITSTATUS(st) : -1, tc->cc,
-              tc->cflags, fc, line, fl);
+        rc_errf(err, errlen, "jit: compiling %s failed (exit %d): command: %s %s -shared -fPIC -o OUT.so %s -lm: %s "
+              "(full log: %s)", label ? label : "generated C", st, tc->cc, tc->cflags, fc, line, fl);
         free(logb);
-        free(cmd);
         return -1;
     }
-    free(cmd);
     unlink(logp);
     if (rc_cache_put_file(key, "so", opath, so_path, so_len, err, errlen)) { unlink(cpath); unlink(opath); return -1; }
     char keep[4400];
@@ -193,4 +212,16 @@ int rc_jit_build(const char *src, const char *label, char *so_path, size_t so_le
     rc_jit_toolchain tc;
     if (rc_jit_toolchain_get(&tc, err, errlen)) return -1;
     return rc_jit_build_with(&tc, src, label, so_path, so_len, hit, err, errlen);
+}
+
+void *rc_jit_load(const char *src, const char *label, char *so_path, size_t so_len, char *err,
+                  size_t errlen)
+{
+    int hit = 0;
+    if (rc_jit_build(src, label, so_path, so_len, &hit, err, errlen)) return NULL;
+    void *h = rc_jit_open(so_path, err, errlen);
+    if (h || !hit) return h;
+    if (rc_cache_evict(so_path)) return NULL;   /* err still says why it did not load */
+    if (rc_jit_build(src, label, so_path, so_len, &hit, err, errlen)) return NULL;
+    return rc_jit_open(so_path, err, errlen);
 }

@@ -2,7 +2,8 @@
  * content-addressed cache (cache.h), and load it.
  *
  * Toolchain: $CC (default "cc"), $CFLAGS (default "-O3 -march=native -fopenmp"); "-shared -fPIC"
- * are always added. Cache key = sha256 over (generator version, compiler identity = first line
+ * are always added. Both are split at blanks into argv words and the compiler is started without
+ * a shell (proc.h): no quoting, no variables, no command substitution. Cache key = sha256 over (generator version, compiler identity = first line
  * of `$CC --version`, flags, target = machine + CPU model + CPU flags (because of -march=native),
  * source). The source is kept next to the object as <key>.c for inspection.
  * A failed compile leaves the source at <cache>/failed-<key>.c and reports the command, that
@@ -37,5 +38,11 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
 
 /* dlopen(RTLD_NOW | RTLD_LOCAL). Returns the handle or NULL with dlerror() in err. */
 void *rc_jit_open(const char *so_path, char *err, size_t errlen);
+
+/* rc_jit_build + rc_jit_open. A cached object that passes its checksum but does not load
+ * (tampered with together with its sidecar, or left by an incompatible toolchain) is evicted
+ * and rebuilt once instead of being refused forever. Returns the handle or NULL. */
+void *rc_jit_load(const char *src, const char *label, char *so_path, size_t so_len, char *err,
+                  size_t errlen);
 
 #endif

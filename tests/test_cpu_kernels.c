@@ -8,7 +8,9 @@
  * reference backend (codegen_cmp.h), forward, backward and inference.
  * JIT: a cache hit returns the same object; a corrupted object (or a missing sidecar) is detected,
  * removed and rebuilt; bytes entries (as for CUBINs) round-trip and are verified; a failing
- * compile reports the command and the generated file:line; CC that does not exist fails cleanly.
+ * compile reports the command and the generated file:line; CC that does not exist fails cleanly;
+ * no shell: quotes and $(...) in the cache path are plain characters, CC/CFLAGS are words; an
+ * entry that passes its checksum but does not load, or is not a file, is rebuilt.
  * Each test that needs a private cache makes its own directory (Criterion forks per test).
  */
 #include <criterion/criterion.h>
@@ -26,6 +28,7 @@
 #include "codegen_cmp.h"
 #include "emit_c.h"
 #include "jit.h"
+#include "sha256.h"
 
 TestSuite(kernels, .init = codegen_setup_env);
 
@@ -273,4 +276,103 @@ Test(kernels, extreme_hints_are_clamped)
              "layer conv channels=3 kernel=40 schedule.vector=4 schedule.tile_w=4096 schedule.tile_h=100 schedule.tile_c=100\n"
              "layer relu\nlayer conv channels=2 kernel=3\nlayer relu\nlayer dense bias=true\n", 2);
     compare(&ir, 3, "k=40, vector 4, clamped hints");
+}
+
+/* Issue 16: the compiler is started without a shell. A cache directory whose name holds quotes,
+ * blanks and shell syntax is an ordinary path, and the command inside it never runs. */
+Test(kernels, shell_syntax_in_the_cache_path_is_a_plain_path)
+{
+    char base[64], dir[2048], marker[128], so[4400], err[4096];
+    snprintf(base, sizeof base, "/tmp/retinac-kq-XXXXXX");
+    cr_assert(mkdtemp(base));
+    snprintf(cache_dir, sizeof cache_dir, "%s", base);
+    atexit(drop_cache);
+    snprintf(marker, sizeof marker, "%s/pwned", base);
+    /* each form that would escape a quoted or unquoted shell word */
+    snprintf(dir, sizeof dir, "%s/it's a \"dir\" $(touch %s) `touch %s`; touch %s '", base, marker,
+             marker, marker);
+    setenv("RETINAC_CACHE_DIR", dir, 1);
+    int hit = -1;
+    cr_assert_eq(rc_jit_build(small_src, "probe.c", so, sizeof so, &hit, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hit, 0);
+    cr_assert(!strncmp(so, dir, strlen(dir)), "object %s is not under the quoted directory", so);
+    cr_assert_neq(access(marker, F_OK), 0, "a command in the cache path ran");
+    void *h = rc_jit_open(so, err, sizeof err);
+    cr_assert(h, "%s", err);
+    int (*probe)(int) = (int (*)(int))dlsym(h, "rc_probe");
+    cr_assert(probe && probe(1) == 4);
+    dlclose(h);
+    /* a failing compile in such a directory reports the kept file by its real name */
+    const char *bad = "int rc_probe(int x) { return x + nope; }\n";
+    cr_assert_eq(rc_jit_build(bad, "bad.c", so, sizeof so, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, dir), "the message does not name the directory: %s", err);
+    cr_assert(strstr(err, "nope"), "no compiler message: %s", err);
+    cr_assert_neq(access(marker, F_OK), 0, "a command in the cache path ran");
+}
+
+/* CC and CFLAGS are split at blanks into words, never given to a shell. */
+Test(kernels, cc_and_cflags_are_words_not_shell_text)
+{
+    char dir[256], so[4400], err[4096], marker[300];
+    private_cache(dir, sizeof dir);
+    snprintf(marker, sizeof marker, "%s/pwned", dir);
+    setenv("CC", "env cc", 1);                           /* two words: a wrapper and the compiler */
+    char flags[600];
+    snprintf(flags, sizeof flags, "-O1  -DRC_K=5\t;touch %s", marker);   /* ';touch' is a bad flag */
+    setenv("CFLAGS", flags, 1);
+    rc_jit_toolchain tc;
+    cr_assert_eq(rc_jit_toolchain_get(&tc, err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(tc.ident, "cc") || strstr(tc.ident, "gcc") || strstr(tc.ident, "clang"),
+              "`env cc --version` not probed: '%s'", tc.ident);
+    cr_assert_eq(rc_jit_build_with(&tc, small_src, "probe.c", so, sizeof so, NULL, err, sizeof err), -1,
+                 "';touch' reached a shell or was dropped");
+    cr_assert_neq(access(marker, F_OK), 0, "a command in CFLAGS ran");
+    setenv("CFLAGS", "-O1  -DRC_K=5\t-fopenmp", 1);
+    cr_assert_eq(rc_jit_toolchain_get(&tc, err, sizeof err), 0, "%s", err);
+    const char *src = "int rc_probe(int x) { return x * RC_K; }\n";
+    cr_assert_eq(rc_jit_build_with(&tc, src, "probe.c", so, sizeof so, NULL, err, sizeof err), 0, "%s", err);
+    void *h = rc_jit_open(so, err, sizeof err);
+    cr_assert(h, "%s", err);
+    int (*probe)(int) = (int (*)(int))dlsym(h, "rc_probe");
+    cr_assert(probe && probe(2) == 10, "the -D flag did not reach the compiler");
+    dlclose(h);
+}
+
+/* An entry that passes its checksum but does not load, and an entry that cannot be read at all,
+ * are rebuilt: a bad cache entry is never refused forever. */
+Test(kernels, unusable_entries_are_rebuilt_not_refused)
+{
+    char dir[256], so[4400], so2[4400], err[4096], side[4500];
+    private_cache(dir, sizeof dir);
+    void *h = rc_jit_load(small_src, "probe.c", so, sizeof so, err, sizeof err);
+    cr_assert(h, "%s", err);
+    dlclose(h);
+    /* garbage with a matching sidecar (as if both were overwritten) */
+    FILE *f = fopen(so, "wb");
+    cr_assert(f);
+    fputs("not an ELF object", f);
+    fclose(f);
+    char hex[65];
+    rc_sha256_hex("not an ELF object", 17, hex);
+    snprintf(side, sizeof side, "%s.sha256", so);
+    f = fopen(side, "wb");
+    fprintf(f, "%s\n", hex);
+    fclose(f);
+    int hit = -1;
+    cr_assert_eq(rc_jit_build(small_src, "probe.c", so2, sizeof so2, &hit, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hit, 1, "the checksum-valid garbage should look like a hit");
+    h = rc_jit_load(small_src, "probe.c", so2, sizeof so2, err, sizeof err);
+    cr_assert(h, "a checksum-valid but unloadable entry was refused: %s", err);
+    int (*probe)(int) = (int (*)(int))dlsym(h, "rc_probe");
+    cr_assert(probe && probe(1) == 4);
+    dlclose(h);
+    /* a directory where the object should be */
+    cr_assert_eq(unlink(so), 0);
+    cr_assert_eq(mkdir(so, 0755), 0);
+    h = rc_jit_load(small_src, "probe.c", so2, sizeof so2, err, sizeof err);
+    cr_assert(h, "a directory in the entry's place was refused: %s", err);
+    dlclose(h);
+    struct stat st;
+    cr_assert_eq(stat(so2, &st), 0);
+    cr_assert(S_ISREG(st.st_mode), "the entry was not rebuilt as a file");
 }
