@@ -19,7 +19,18 @@
  * print and warn act outside the spec; the pattern functions (find/match/gmatch/gsub),
  * table.move and string.pack/unpack can run for a very long time inside one C call where the
  * instruction hook never fires; string.rep is wrapped so that huge repeat counts of empty
- * strings fail fast. math.random is seeded with a constant so specs stay deterministic.
+ * strings fail fast, table.sort refuses more than RC_SPEC_MAX_SORT elements.
+ *
+ * Time: besides the instruction count, a watchdog thread arms the hook to fire at the very next
+ * instruction once RC_SPEC_MAX_SECONDS of wall time have passed (lua_sethook may be called
+ * asynchronously), so a loop of expensive C calls (comparisons, string.upper, string.format on
+ * strings of tens of MB) stops within one such call of the deadline.
+ *
+ * Determinism (a spec means one model): math.random is seeded with a constant; pairs and next
+ * visit keys in a fixed order (numbers ascending, then strings bytewise, then false, true) instead
+ * of Lua's hash order, which depends on a per-state random seed; tostring and string.format's %s
+ * show a table or function as its type name without the address; %p is refused. A table with
+ * table, function or userdata keys has no fixed order, so pairs over it is an error.
  */
 #include "spec.h"
 
@@ -30,6 +41,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -53,6 +68,7 @@ typedef struct {
     char *err;
     size_t errlen;
     long steps;                       /* VM instructions executed (multiple of HOOK_EVERY) */
+    atomic_int timed_out;             /* set by the watchdog at the wall-clock deadline */
     int failed;                       /* err holds a walker message */
     spec_alloc mem;
 } spec_ctx;
@@ -99,14 +115,83 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
     spec_ctx *c = ctx_of(L);
-    c->steps += HOOK_EVERY;
-    if (c->steps <= RC_SPEC_MAX_INSTRUCTIONS) return;
+    int late = atomic_load(&c->timed_out);
+    if (!late) {
+        c->steps += HOOK_EVERY;
+        if (c->steps <= RC_SPEC_MAX_INSTRUCTIONS) return;
+    }
     int line = 0;
     if (lua_getinfo(L, "l", ar) && ar->currentline > 0) line = ar->currentline;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);     /* keep failing until unwound */
-    lua_pushfstring(L, "%s:%d: spec exceeds the instruction limit (%d million Lua steps): "
-                    "runaway loop?", c->file, line, (int)(RC_SPEC_MAX_INSTRUCTIONS / 1000000));
+    if (late)
+        lua_pushfstring(L, "%s:%d: spec exceeds the time limit (%d s of evaluation): runaway loop?",
+                        c->file, line, (int)RC_SPEC_MAX_SECONDS);
+    else
+        lua_pushfstring(L, "%s:%d: spec exceeds the instruction limit (%d million Lua steps): "
+                        "runaway loop?", c->file, line, (int)(RC_SPEC_MAX_INSTRUCTIONS / 1000000));
     lua_error(L);
+}
+
+/* The wall-clock watchdog: sleeps until the deadline or until stopped; at the deadline it arms
+ * the hook to fire at the next instruction (lua_sethook is safe to call asynchronously). */
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, started;
+    lua_State *L;
+    spec_ctx *c;
+} spec_watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    spec_watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)RC_SPEC_MAX_SECONDS;
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!w->stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    if (!w->stop) {
+        atomic_store(&w->c->timed_out, 1);
+        lua_sethook(w->L, count_hook, LUA_MASKCOUNT, 1);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int watchdog_start(spec_watchdog *w, lua_State *L, spec_ctx *c)
+{
+    memset(w, 0, sizeof *w);
+    w->L = L;
+    w->c = c;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca)) return -1;
+    int bad = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    bad = bad || pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (bad) return -1;
+    if (pthread_mutex_init(&w->mu, NULL)) { pthread_cond_destroy(&w->cv); return -1; }
+    if (pthread_create(&w->thread, NULL, watchdog_main, w)) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+static void watchdog_stop(spec_watchdog *w)
+{
+    if (!w->started) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    w->started = 0;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -934,6 +1019,175 @@ static int l_rep(lua_State *L)
     return 1;
 }
 
+/* ---- determinism: fixed key order, no addresses ---- */
+
+typedef struct {
+    int rank;                         /* 0 number, 1 string, 2 boolean */
+    lua_Number num;
+    const char *str;
+    size_t len;
+    lua_Integer pos;                  /* index in the key table (strings stay anchored there) */
+} spec_key;
+
+static int cmp_key(const void *pa, const void *pb)
+{
+    const spec_key *a = pa, *b = pb;
+    if (a->rank != b->rank) return a->rank - b->rank;
+    if (a->rank == 0) return (a->num > b->num) - (a->num < b->num);
+    if (a->rank == 2) return (int)a->num - (int)b->num;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->str, b->str, n);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Push a sequence of t's keys in the fixed order. Integer keys 1..n are numbers like any other. */
+static void push_sorted_keys(lua_State *L, int t)
+{
+    t = lua_absindex(L, t);
+    lua_Integer n = 0;
+    lua_newtable(L);                                   /* keys in Lua's order */
+    int kt = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int ty = lua_type(L, -1);
+        if (ty != LUA_TNUMBER && ty != LUA_TSTRING && ty != LUA_TBOOLEAN)
+            luaL_error(L, "pairs/next: a table with %s keys has no fixed order (use a list and "
+                       "ipairs)", lua_typename(L, ty));
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, kt, ++n);
+    }
+    spec_key *k = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *k, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_rawgeti(L, kt, i + 1);
+        spec_key *e = &k[i];
+        e->pos = i + 1;
+        switch (lua_type(L, -1)) {
+        case LUA_TNUMBER: e->rank = 0; e->num = lua_tonumber(L, -1); break;
+        case LUA_TSTRING: e->rank = 1; e->str = lua_tolstring(L, -1, &e->len); break;
+        default: e->rank = 2; e->num = lua_toboolean(L, -1); break;
+        }
+        lua_pop(L, 1);
+    }
+    qsort(k, (size_t)n, sizeof *k, cmp_key);
+    lua_createtable(L, (int)(n < 1 << 20 ? n : 1 << 20), 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_rawgeti(L, kt, k[i].pos);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_replace(L, kt);                               /* result where the raw keys were */
+    lua_pop(L, 1);                                    /* the userdata */
+}
+
+/* iterator of pairs: upvalues (t, sorted keys, position) */
+static int l_pairs_step(lua_State *L)
+{
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(3)) + 1;
+    if (lua_rawgeti(L, lua_upvalueindex(2), i) == LUA_TNIL) return 1;
+    lua_pushinteger(L, i);
+    lua_replace(L, lua_upvalueindex(3));
+    lua_pushvalue(L, -1);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 2;
+}
+
+static int l_pairs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    push_sorted_keys(L, 1);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, l_pairs_step, 3);
+    return 1;
+}
+
+/* next(t [, k]) in the same order as pairs (O(n log n) a call: pairs is the fast way) */
+static int l_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    push_sorted_keys(L, 1);
+    lua_Integer i = 1;
+    if (!lua_isnil(L, 2)) {
+        for (;; i++) {
+            if (lua_rawgeti(L, 3, i) == LUA_TNIL) return luaL_error(L, "next: invalid key");
+            int same = lua_rawequal(L, -1, 2);
+            lua_pop(L, 1);
+            if (same) break;
+        }
+        i++;
+    }
+    if (lua_rawgeti(L, 3, i) == LUA_TNIL) return 1;
+    lua_pushvalue(L, -1);
+    lua_rawget(L, 1);
+    return 2;
+}
+
+/* tostring without addresses: a table is "table", a function "function" */
+static int l_tostring(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int t = lua_type(L, 1);
+    if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD ||
+        t == LUA_TLIGHTUSERDATA) {
+        lua_pushstring(L, lua_typename(L, t));
+        return 1;
+    }
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+/* string.format without %p, and %s of a table shows "table" (no address) */
+static int l_format(lua_State *L)
+{
+    size_t n;
+    const char *f = luaL_checklstring(L, 1, &n);
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (f[i] != '%') continue;
+        size_t j = i + 1;
+        while (j < n && strchr("-+ #0123456789.", f[j])) j++;
+        if (j < n && f[j] == 'p')
+            return luaL_error(L, "string.format: %%p is not allowed in a spec (an address differs "
+                              "from run to run)");
+        i = j;
+    }
+    int top = lua_gettop(L);
+    for (int a = 2; a <= top; a++) {
+        int t = lua_type(L, a);
+        if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD ||
+            t == LUA_TLIGHTUSERDATA) {
+            lua_pushstring(L, lua_typename(L, t));
+            lua_replace(L, a);
+        }
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, top, 1);
+    return 1;
+}
+
+/* table.sort with a size cap: sorting millions of strings runs for seconds inside one C call */
+static int l_sort(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    if (n > RC_SPEC_MAX_SORT)
+        return luaL_error(L, "table.sort: %I elements (a spec may sort at most %d)", (LUAI_UACINT)n,
+                          RC_SPEC_MAX_SORT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
+/* Replace lib[name] by fn with the original as upvalue 1 (lib at index t). */
+static void wrap_field(lua_State *L, int t, const char *name, lua_CFunction fn)
+{
+    lua_getfield(L, t, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, t, name);
+}
+
 static void drop_fields(lua_State *L, int t, const char *const *names)
 {
     for (int i = 0; names[i]; i++) {
@@ -961,15 +1215,22 @@ static int open_sandbox(lua_State *L)
 
     lua_getfield(L, g, "string");
     int s = lua_gettop(L);
-    lua_getfield(L, s, "rep");
-    lua_pushcclosure(L, l_rep, 1);
-    lua_setfield(L, s, "rep");
+    wrap_field(L, s, "rep", l_rep);
+    wrap_field(L, s, "format", l_format);
     static const char *const s_drop[] = {"dump", "find", "match", "gmatch", "gsub", "pack",
                                          "packsize", "unpack", NULL};
     drop_fields(L, s, s_drop);
     lua_pop(L, 1);
 
+    lua_pushcfunction(L, l_pairs);
+    lua_setfield(L, g, "pairs");
+    lua_pushcfunction(L, l_next);
+    lua_setfield(L, g, "next");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, g, "tostring");
+
     lua_getfield(L, g, "table");
+    wrap_field(L, lua_gettop(L), "sort", l_sort);
     static const char *const t_drop[] = {"move", NULL};
     drop_fields(L, lua_gettop(L), t_drop);
     lua_pop(L, 1);
@@ -1056,8 +1317,14 @@ static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir
         else lua_message(&c, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
         goto done;
     }
+    spec_watchdog wd;
+    if (watchdog_start(&wd, L, &c)) {
+        fail(&c, 0, NULL, NULL, "cannot start the spec's time limit (pthread)");
+        goto done;
+    }
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     st = lua_pcall(L, 0, 1, 0);
+    watchdog_stop(&wd);
     lua_sethook(L, NULL, 0, 0);
     if (st != LUA_OK) {
         if (st == LUA_ERRMEM)

@@ -1,7 +1,8 @@
 /* spec.h — the spec-language front end: a Lua model spec -> rc_ir (spec fields only).
  *
  * The spec runs in a sandboxed Lua 5.4 (base/string/table/math only, text chunks only, an
- * instruction limit and a memory cap). Field names, types, ranges and enums come from the
+ * instruction limit, a wall-clock limit and a memory cap) and is deterministic: the same text
+ * always gives the same model (fixed pairs order, no addresses, a seeded math.random). Field names, types, ranges and enums come from the
  * rc_fields() descriptor tables in runtime/ir.h, so the loader, the canonical printer and the
  * IR text parser agree by construction. After a successful load call rc_ir_infer() for shapes,
  * parameters and FLOPs.
@@ -20,6 +21,8 @@
 #define RC_SPEC_MAX_INSTRUCTIONS 20000000L   /* Lua VM instructions per spec */
 #define RC_SPEC_MAX_MEMORY (64u << 20)        /* bytes the Lua state may hold */
 #define RC_SPEC_MAX_FILE (1u << 20)           /* bytes of spec source */
+#define RC_SPEC_MAX_SECONDS 5                 /* wall-clock seconds of evaluation */
+#define RC_SPEC_MAX_SORT 100000               /* elements table.sort may sort */
 
 /* Load a spec file. ir is overwritten (rc_ir_defaults first). */
 int rc_spec_load(const char *path, rc_ir *ir, char *err, size_t errlen);

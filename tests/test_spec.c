@@ -620,3 +620,60 @@ Test(spec, garbage_near_the_memory_cap_is_collected)
     cr_assert_eq(load_text(text, ir, err, sizeof err), 0, "%s", err);
     free(ir);
 }
+
+/* ---------------------------------------------------------------- issue 16: time and determinism */
+
+/* A loop of expensive C calls (the instruction hook sees one VM step per call) stops at the
+ * wall-clock limit, within about one call of it. */
+Test(spec, loops_of_expensive_c_calls_stop_at_the_time_limit, .timeout = 120)
+{
+    static const char *const probes[] = {
+        /* string comparison: strcoll over 16 MB per '<' */
+        "local a, b = string.rep('x', 1 << 24), string.rep('x', 1 << 24)\n"
+        "local n = 0 while true do if a < b or a <= b then n = n + 1 end end\n",
+        /* string.upper and string.format('%s') of 8 MB, and table.sort at its cap */
+        "local s = string.rep('y', 1 << 23)\n"
+        "local t = {} for i = 1, 100000 do t[i] = tostring((i * 7919) % 100003) end\n"
+        "while true do local u = s:upper() local f = string.format('%s', s) table.sort(t) end\n",
+    };
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        rc_ir *ir = calloc(1, sizeof *ir);
+        char err[1024] = "";
+        double t0 = seconds();
+        cr_assert_neq(rc_spec_load_string("slow.lua", probes[i], ir, err, sizeof err), 0);
+        double dt = seconds() - t0;
+        cr_assert(strstr(err, i == 0 ? "slow.lua:2: spec exceeds the time limit (5 s"
+                                     : "slow.lua:3: spec exceeds the time limit (5 s"), "probe %zu: '%s'", i, err);
+        cr_assert_lt(dt, RC_SPEC_MAX_SECONDS + 3.0, "probe %zu stopped after %.1f s", i, dt);
+        cr_assert_gt(dt, RC_SPEC_MAX_SECONDS - 0.5, "probe %zu stopped early (%.1f s)", i, dt);
+        free(ir);
+    }
+    expect_error("local t = {} for i = 1, 100001 do t[i] = i end table.sort(t)\n",
+                 "table.sort: 100001 elements (a spec may sort at most 100000)");
+}
+
+/* The same spec text always means the same model: no addresses, a fixed pairs/next order. */
+Test(spec, specs_are_deterministic)
+{
+    rc_ir *ir = calloc(1, sizeof *ir);
+    char err[1024];
+    /* the name is built from the visiting order of pairs and next, and from tostring of a table */
+    const char *text =
+        "local t = { zeta = 1, alpha = 2, mid = 3, [10] = 4, [2] = 5, [true] = 6, [false] = 7, [1.5] = 8 }\n"
+        "local order = {}\n"
+        "for k, v in pairs(t) do order[#order + 1] = tostring(k) .. '=' .. v end\n"
+        "local k, seen = next(t), {}\n"
+        "while k ~= nil do seen[#seen + 1] = tostring(k) k = next(t, k) end\n"
+        "assert(table.concat(seen, ',') == '1.5,2,10,alpha,mid,zeta,false,true', table.concat(seen, ','))\n"
+        "assert(tostring({}) == 'table' and tostring(tostring) == 'function')\n"
+        "assert(string.format('%s|%5.2f', {}, 1) == 'table| 1.00')\n"
+        "return model 'det' { input = { history = 8, height = 16, width = 16 },\n"
+        "  conv { channels = #table.concat(order, '_') % 7 + 1, kernel = 3 }, dense {} }\n";
+    cr_assert_eq(load_text(text, ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ir->layers[0].channels, (int)strlen("1.5=8_2=5_10=4_alpha=2_mid=3_zeta=1_false=7_true=6") % 7 + 1);
+    free(ir);
+    expect_error("return string.format('%p', {})", "%p is not allowed");
+    expect_error("return string.format('%-20p', 'x')", "%p is not allowed");
+    expect_error("for k in pairs({ [{}] = 1 }) do end", "pairs/next: a table with table keys has no fixed order");
+    expect_error("return next({ [tostring] = 1 })", "a table with function keys");
+}
