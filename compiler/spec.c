@@ -976,14 +976,9 @@ static int l_model(lua_State *L)
     const char *name = lua_tolstring(L, 1, &len);
     if (len == 0 || len >= RC_NAME_MAX)
         return luaL_error(L, "model: name must have 1 to %d characters", RC_NAME_MAX - 1);
-    for (size_t i = 0; i < len; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 (i > 0 && (ch == '_' || ch == '-'));
-        if (!ok)
-            return luaL_error(L, "model: name '%s': use letters, digits, '_' and '-' "
-                              "(it names generated/<model>/)", name);
-    }
+    if (!rc_ir_name_ok(name, len))
+        return luaL_error(L, "model: name '%s': use letters, digits, '_' and '-' "
+                          "(it names generated/<model>/)", name);
     lua_pushvalue(L, 1);
     lua_pushinteger(L, caller_line(L));
     lua_pushcclosure(L, l_model_body, 2);

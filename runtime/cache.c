@@ -47,7 +47,7 @@ static int mkdirs(const char *path, char *err, size_t errlen)
         if (tmp[i] != '/' && tmp[i] != 0) continue;
         char c = tmp[i];
         tmp[i] = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
             return rc_errf(err, errlen, "cache: mkdir %s: %s", tmp, strerror(errno));
         tmp[i] = c;
     }
@@ -66,7 +66,17 @@ int rc_cache_dir(char *out, size_t outlen, char *err, size_t errlen)
     else if ((d = getenv("HOME")) && *d) n = snprintf(out, outlen, "%s/.cache/retinac", d);
     else return rc_errf(err, errlen, "cache: none of RETINAC_CACHE_DIR, XDG_CACHE_HOME, HOME is set");
     if (n < 0 || (size_t)n >= outlen) return rc_errf(err, errlen, "cache: directory path too long");
-    return mkdirs(out, err, errlen);
+    if (mkdirs(out, err, errlen)) return -1;
+    /* the checksums catch corruption, not tampering: whoever can write here can hand retinac a
+     * shared object to dlopen, so the directory must be this user's alone */
+    struct stat st;
+    if (stat(out, &st) != 0) return rc_errf(err, errlen, "cache: stat %s: %s", out, strerror(errno));
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        return rc_errf(err, errlen, "cache: %s is %s (mode %03o): another user could place code there "
+                       "that retinac would load; use a private directory (chmod go-w, or set "
+                       "RETINAC_CACHE_DIR)", out, st.st_uid != geteuid() ? "owned by another user"
+                       : "writable by other users", (unsigned)(st.st_mode & 0777));
+    return 0;
 }
 
 static int valid_key(const char *key)

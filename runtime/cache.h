@@ -1,7 +1,9 @@
 /* cache.h — the content-addressed disk cache for JIT products (CPU shared objects, CUBINs).
  *
  * Location: $RETINAC_CACHE_DIR, else $XDG_CACHE_HOME/retinac, else $HOME/.cache/retinac
- * (created on first use, mode 0755). An entry is two files in that directory:
+ * (created on first use, mode 0700). It must be owned by this user and not writable by group or
+ * others, else every call fails: the sidecars detect corruption, not tampering, and the shared
+ * objects here are dlopened. An entry is two files in that directory:
  *   <key>.<ext>          the product (e.g. "so", "cubin")
  *   <key>.<ext>.sha256   64 hex chars: sha256 of the product's bytes (integrity sidecar)
  * Keys are 64 lowercase hex chars: sha256 over length-prefixed parts (generator version,

@@ -650,6 +650,18 @@ static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_
     return 0;
 }
 
+int rc_ir_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len >= RC_NAME_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 (i > 0 && (ch == '_' || ch == '-'));
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t errlen)
 {
     if (!file) file = "<ir>";
@@ -675,7 +687,11 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
         }
         if (ended) { rc_errf(err, errlen, "%s:%d: text after 'end'", file, lineno); goto out; }
         if (!strcmp(head, "model")) {
-            if (strlen(rest) >= sizeof ir->name || !*rest) { rc_errf(err, errlen, "%s:%d: bad model name", file, lineno); goto out; }
+            if (!rc_ir_name_ok(rest, strlen(rest))) {
+                rc_errf(err, errlen, "%s:%d: bad model name (1 to %d of letters, digits, '_', '-')", file,
+                        lineno, RC_NAME_MAX - 1);
+                goto out;
+            }
             strcpy(ir->name, rest);
         } else if (!strcmp(head, "input")) {
             const rc_field *f = rc_fields(RC_SECTION_INPUT, 0, &n);

@@ -205,6 +205,11 @@ int rc_layer_kind_parse(const char *name, rc_layer_kind *kind, rc_act *act);
  * Returns 0, or -1 with "file: layer I (kind): field: reason" in err. */
 int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen);
 
+/* A model name is 1..RC_NAME_MAX-1 of [A-Za-z0-9_-], not starting with '_' or '-': it names a
+ * directory (generated/<model>/) and appears in generated source, so a model text from a
+ * checkpoint must not carry a path or a comment terminator. Returns 1 if valid. */
+int rc_ir_name_ok(const char *name, size_t len);
+
 /* Canonical text. Returns a malloc'd NUL-terminated string (caller frees) or NULL on OOM. */
 char *rc_ir_format(const rc_ir *ir);
 /* Parse canonical text (as written by rc_ir_format). Does not call rc_ir_infer. */

@@ -376,3 +376,18 @@ Test(kernels, unusable_entries_are_rebuilt_not_refused)
     cr_assert_eq(stat(so2, &st), 0);
     cr_assert(S_ISREG(st.st_mode), "the entry was not rebuilt as a file");
 }
+
+/* A cache directory other users can write to could hand retinac a shared object to dlopen (a
+ * matching sidecar is easy to forge): it is refused with the reason, never used. */
+Test(kernels, a_cache_others_can_write_is_refused)
+{
+    char dir[256], so[4400], err[4096];
+    private_cache(dir, sizeof dir);
+    cr_assert_eq(chmod(dir, 0777), 0);
+    cr_assert_eq(rc_jit_build(small_src, "probe.c", so, sizeof so, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, dir) && strstr(err, "writable by other users (mode 777)"), "%s", err);
+    cr_assert_eq(chmod(dir, 0775), 0);
+    cr_assert_eq(rc_jit_build(small_src, "probe.c", so, sizeof so, NULL, err, sizeof err), -1);
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(rc_jit_build(small_src, "probe.c", so, sizeof so, NULL, err, sizeof err), 0, "%s", err);
+}

@@ -1,8 +1,10 @@
 /* test_ir.c — IR core: sha256 vectors, shape inference and parameter counts against the
  * reference architectures, canonical text round trip and hash stability, layout invariants. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emit.h"
 #include "ir.h"
 #include "sha256.h"
 
@@ -150,4 +152,37 @@ Test(ir, tiled_conv_layout)
     cr_assert_eq(w->rank, 6);
     cr_assert_eq(w->dims[0], 10);
     cr_assert_eq(w->count, 10 * 10 * 2 * 4 * 9);
+}
+
+/* Issue 16: a model text read from a checkpoint is untrusted. Its name appears in generated C
+ * (a comment) and in paths (generated/<model>/), so a name that could end the comment, climb
+ * out of a directory or break a line is refused; so is a spec path that would end the comment. */
+Test(ir, model_text_names_cannot_inject_code_or_paths)
+{
+    static const char *const bad[] = {
+        "x*/ __attribute__((constructor)) static void p(void) {} /*", "../../etc", "a/b", "a b",
+        "_x", "-x", "a\"b", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc_ir ir;
+        char text[512], err[256] = "";
+        snprintf(text, sizeof text, "retinac-ir 1\nmodel %s\ninput history=4 height=8 width=8\nlayer dense\nend\n", bad[i]);
+        cr_assert_eq(rc_ir_parse(&ir, text, "ck.h5:/model", err, sizeof err), -1, "accepted name '%s'", bad[i]);
+        cr_assert(strstr(err, "ck.h5:/model:2: bad model name"), "'%s': %s", bad[i], err);
+    }
+    rc_ir ir;
+    char err[256];
+    cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\nmodel ok_Name-2\ninput history=4 height=8 width=8\nlayer dense\nend\n",
+                             "ok", err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(ir.name, "ok_Name-2");
+    /* the spec path is the user's and goes into the header comment: it cannot end it */
+    cr_assert_eq(rc_ir_infer(&ir, 2, "ok", err, sizeof err), 0, "%s", err);
+    rc_sb b = {0};
+    rc_emit_header(&b, &ir, "specs/a*/int evil;/*\nb.lua", "c");
+    char *h = rc_sb_finish(&b);
+    cr_assert(h);
+    const char *close = strstr(h, "*/");
+    cr_assert(close && strstr(h, "specs/a* /int evil;/*?b.lua"), "%s", h);
+    cr_assert(close > strstr(h, "evil"), "the spec path ended the header comment:\n%s", h);
+    free(h);
 }
