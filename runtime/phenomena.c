@@ -610,8 +610,8 @@ static int ph_f2(ctx *c)
             }
         }
     for (int wi = 0; wi < nw; wi++) {
-        double mean_max = 0, mean_ref = 0;
-        int nmax = 0, nref = 0;
+        double mean_max = 0;
+        int nmax = 0;
         for (int k = 0; k < C; k++) {
             double m1 = 0, m2 = 0, sr = 0;
             int n = 0;
@@ -624,7 +624,6 @@ static int ph_f2(ctx *c)
             rmax[wi * C + k] = (float)ratio(m2, m1);
             rref[wi * C + k] = n ? (float)(sr / n) : NAN;
             if (isfinite(rmax[wi * C + k])) { mean_max += rmax[wi * C + k]; nmax++; }
-            if (isfinite(rref[wi * C + k])) { mean_ref += rref[wi * C + k]; nref++; }
         }
         char k[32];
         snprintf(k, sizeof k, "w%d", wi + 1);
