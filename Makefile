@@ -180,4 +180,46 @@ gpu-check: gpu-bundle
 gpu-profile: gpu-bundle
 	tests/gpu/gpu_profile.sh $(GPU_BUNDLE)
 
+# ---- Fuzzing (issue 16): libFuzzer harnesses fuzz/fuzz_<target>.c for the spec loader (spec),
+# the IR text parser (ir_text), the checkpoint loader (checkpoint) and the recording prober of
+# `retinac info` (probe), seeds in fuzz/corpus/<target>/, dictionaries fuzz/<target>.dict.
+# fuzz: clang build in build-fuzz/ (library and harnesses with ASan + UBSan + coverage).
+# fuzz-run: each harness FUZZ_SECONDS on its seeds, one at a time; new inputs go to
+#   build-fuzz/corpus/<target>/ (the committed seeds are only read), crashes to build-fuzz/artifacts/.
+# fuzz-regress: each harness once over its committed seeds (no fuzzing; for CI).
+# runtime/fftconv*.c are left out of the fuzz library: they use GCC's __builtin_shuffle, which
+# clang lacks, and no fuzz target reaches them.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS := spec ir_text checkpoint probe
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS    ?=
+FUZZ_TIMEOUT_spec := 30
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined -Wno-pass-failed
+FUZZ_OPTS     = -rss_limit_mb=2048 -timeout=$(or $(FUZZ_TIMEOUT_$(1)),10) \
+                $(if $(wildcard fuzz/$(1).dict),-dict=fuzz/$(1).dict) $(FUZZ_ARGS)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+.PHONY: fuzz fuzz-run fuzz-regress
+
+$(BUILD)/libretinac_fuzz.a: $(filter-out $(BUILD)/runtime/fftconv%.o,$(RT_OBJ))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_h5.h $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac_fuzz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ifuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libretinac_compiler.a \
+	    $(BUILD)/libretinac_fuzz.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN=0 CFLAGS='$(FUZZ_SAN)' $(FUZZ_BIN)
+
+fuzz-run: fuzz
+	$(foreach t,$(FUZZ_TARGETS),mkdir -p $(FUZZ_BUILD)/corpus/$(t) $(FUZZ_BUILD)/artifacts && \
+	    $(FUZZ_BUILD)/fuzz/fuzz_$(t) $(FUZZ_BUILD)/corpus/$(t) fuzz/corpus/$(t) \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(t)- \
+	    $(call FUZZ_OPTS,$(t)) &&) true
+
+fuzz-regress: fuzz
+	$(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz/fuzz_$(t) -runs=0 $(call FUZZ_OPTS,$(t)) fuzz/corpus/$(t) &&) true
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

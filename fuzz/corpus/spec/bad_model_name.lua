@@ -1,0 +1,5 @@
+return model "my model!" {
+  input = { history = 8, height = 16, width = 16 },
+  conv { channels = 3, kernel = 5 },
+  dense {},
+}

@@ -1,0 +1,1 @@
+local reg = debug.getregistry()

@@ -1,0 +1,1 @@
+local dump = getmetatable("").__index.dump

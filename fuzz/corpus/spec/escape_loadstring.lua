@@ -1,0 +1,2 @@
+local f = loadstring("return 1")
+return model "x" { input = {}, dense {} }

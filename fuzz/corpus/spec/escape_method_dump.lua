@@ -1,0 +1,2 @@
+-- through the string metatable: ("").dump is string.dump
+local bytes = (""):dump()

@@ -1,0 +1,2 @@
+os.execute("touch /tmp/retinac-pwned")
+return model "x" { input = {}, dense {} }

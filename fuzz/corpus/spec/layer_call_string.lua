@@ -1,0 +1,5 @@
+return model "x" {
+  input = { history = 8, height = 16, width = 16 },
+  conv "big",
+  dense {},
+}

@@ -1,0 +1,8 @@
+local use_bn = nil
+return model "x" {
+  input = { history = 8, height = 16, width = 16 },
+  conv { channels = 3, kernel = 5 },
+  use_bn,
+  relu {},
+  dense {},
+}

@@ -1,0 +1,4 @@
+return model "x" {
+  conv { channels = 3, kernel = 5 },
+  dense {},
+}

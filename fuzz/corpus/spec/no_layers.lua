@@ -1,0 +1,3 @@
+return model "x" {
+  input = { history = 8, height = 16, width = 16 },
+}

@@ -1,0 +1,6 @@
+-- a plain table, not model "name" { ... }
+return {
+  input = { history = 8, height = 16, width = 16 },
+  conv { channels = 3, kernel = 5 },
+  dense {},
+}

@@ -1,0 +1,60 @@
+#!/bin/sh
+# make_corpus.sh — regenerates the committed fuzz seed corpus fuzz/corpus/<target>/ from the
+# sources (run from the repository root after `make`; BUILD=build by default):
+#   spec/        specs/*.lua and tests/fixtures/bad_specs/* (valid specs and every rejected kind)
+#   ir_text/     `retinac check --emit-ir` of each shipped spec and of the seed specs below
+#   checkpoint/  checkpoints of three tiny models (conv+dense+batchnorm, LN, gcconv), trained for
+#                one or two epochs (--backend ref) on a 16x16 tiny retina (fuzz/make_seeds.c)
+#   probe/       the small recordings fuzz/make_seeds.c writes (Baccus with every optional part,
+#                per-cell repeats, training split only, openretina)
+# The generators are deterministic (checkpoints record the git version and timing, so their
+# bytes differ run to run; their structure does not). Reproducers of fixed bugs are added by
+# hand as <target>/regress-*: this script keeps them.
+set -eu
+B=${BUILD:-build}
+R=$B/retinac
+C=fuzz/corpus
+[ -x "$R" ] || { echo "make_corpus.sh: $R not built (run make)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p $C/spec $C/ir_text $C/checkpoint $C/probe "$tmp/probe"
+
+cc -std=c11 -O1 -Iruntime $(pkg-config --cflags hdf5) -o "$tmp/make_seeds" fuzz/make_seeds.c \
+    $(pkg-config --libs hdf5) -lm
+"$tmp/make_seeds" "$tmp"
+cp "$tmp"/probe/*.h5 $C/probe/
+
+cp specs/*.lua $C/spec/
+cp tests/fixtures/bad_specs/* $C/spec/
+
+# seed specs for the checkpoints (16x16 input, history 8, as the tiny retina)
+cat > "$tmp/tiny_ln.lua" <<'LUA'
+return model "tiny_ln" {
+  input = { history = 8, height = 16, width = 16 },
+  dense { bias = true },
+  softplus {},
+  train = { lr = 1e-2, batch = 16, epochs = 2, l1_activity = 0, seed = 7 },
+}
+LUA
+cat > "$tmp/gc.lua" <<'LUA'
+return model "gc" {
+  input = { history = 8, height = 16, width = 16 },
+  conv { channels = 3, kernel = 5 }, relu {},
+  gcconv { kernel = 3, position = "data" }, softplus {},
+  train = { lr = 1e-2, batch = 16, epochs = 1, l1_activity = 0, seed = 7, schedule = "plateau" },
+}
+LUA
+cp "$tmp/tiny_ln.lua" "$tmp/gc.lua" $C/spec/
+
+for s in specs/*.lua "$tmp/tiny_ln.lua" "$tmp/gc.lua"; do
+    n=$(basename "$s" .lua)
+    "$R" check "$s" --emit-ir "$C/ir_text/$n.ir" > /dev/null
+done
+
+for m in specs/tiny.lua:tiny:1 "$tmp/tiny_ln.lua:tiny_ln:2" "$tmp/gc.lua:gc:1"; do
+    s=${m%%:*}; rest=${m#*:}; n=${rest%%:*}; e=${rest#*:}
+    RETINAC_CACHE_DIR="$tmp/cache" "$R" train "$s" --data "$tmp/train_rec.h5" -o "$tmp/run_$n" \
+        --epochs "$e" --backend ref --no-eval -q
+    cp "$tmp/run_$n/checkpoint.h5" "$C/checkpoint/$n.h5"
+done
+du -sh $C/*
