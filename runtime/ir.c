@@ -650,6 +650,22 @@ static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_
     return 0;
 }
 
+/* Every INT/NUM field of a section parsed from text must lie in its range: set_field checked
+ * the values a line gave, so a value out of range here is a default that marks a required field
+ * the text left out (the spec loader's rule, compiler/spec.c read_table). Returns 0 or -1. */
+static int check_required(const rc_field *f, int n, const void *base, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        const char *p = (const char *)base + f[i].offset;
+        double v;
+        if (f[i].type == RC_F_INT) v = *(const int *)p;
+        else if (f[i].type == RC_F_NUM) v = *(const double *)p;
+        else continue;
+        if (!(v >= f[i].min && v <= f[i].max)) return rc_errf(err, errlen, "%s: missing (required)", f[i].name);
+    }
+    return 0;
+}
+
 int rc_ir_name_ok(const char *name, size_t len)
 {
     if (len == 0 || len >= RC_NAME_MAX) return 0;
@@ -755,6 +771,21 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
         }
     }
     if (!ended) { rc_errf(err, errlen, "%s: truncated IR (no 'end' line)", file); goto out; }
+    const rc_field *rf = rc_fields(RC_SECTION_INPUT, 0, &n);
+    if (check_required(rf, n, ir, m, sizeof m)) { rc_errf(err, errlen, "%s: input: %s", file, m); goto out; }
+    if (check_required(sf, nsf, &ir->sched, m, sizeof m)) { rc_errf(err, errlen, "%s: schedule: %s", file, m); goto out; }
+    for (int i = 0; i < ir->n_layers; i++) {
+        const rc_layer *l = &ir->layers[i];
+        rf = rc_fields(RC_SECTION_LAYER, l->kind, &n);
+        if (check_required(rf, n, l, m, sizeof m) ||
+            (layer_has_schedule(l->kind) && check_required(sf, nsf, &l->sched, m, sizeof m))) {
+            rc_errf(err, errlen, "%s: layer %d (%s): %s", file, i + 1,
+                    l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind), m);
+            goto out;
+        }
+    }
+    rf = rc_fields(RC_SECTION_TRAIN, 0, &n);
+    if (check_required(rf, n, &ir->train, m, sizeof m)) { rc_errf(err, errlen, "%s: train: %s", file, m); goto out; }
     rc = 0;
 out:
     free(buf);

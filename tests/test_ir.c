@@ -186,3 +186,20 @@ Test(ir, model_text_names_cannot_inject_code_or_paths)
     cr_assert(close > strstr(h, "evil"), "the spec path ended the header comment:\n%s", h);
     free(h);
 }
+
+/* Issue 16 (found by fuzz/fuzz_ir_text): a text that leaves out a required field (conv channels,
+ * kernel) was accepted with the out-of-range default, and its canonical text
+ * then failed to parse. The parser now applies the spec loader's rule: a default outside its
+ * range marks a required field. Reproducer: fuzz/corpus/ir_text/regress-missing-required.ir. */
+Test(ir, text_missing_required_fields_is_an_error)
+{
+    static rc_ir ir;
+    char err[256] = "";
+    cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\ninput history=4 height=8 width=8\nlayer conv kernel=3\nend\n",
+                             "m.ir", err, sizeof err), -1);
+    cr_assert(strstr(err, "m.ir: layer 1 (conv): channels: missing (required)"), "%s", err);
+    cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\nlayer relu\nlayer conv channels=2\nend\n", "m.ir", err, sizeof err), -1);
+    cr_assert(strstr(err, "m.ir: layer 2 (conv): kernel: missing (required)"), "%s", err);
+    cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\ninput history=4 height=8 width=8\nlayer conv channels=2 kernel=3\nend\n",
+                             "m.ir", err, sizeof err), 0, "%s", err);
+}
