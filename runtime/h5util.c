@@ -85,7 +85,13 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
         goto out;
     }
     d->is_float = cls == H5T_FLOAT;
-    d->size = (int)H5Tget_size(ty);
+    size_t tsize = H5Tget_size(ty);   /* a 32-bit field on disk: bound it before any arithmetic */
+    if (tsize < 1 || tsize > 8) {
+        rc_h5_errf(err, errlen, "%s: %s: unsupported dtype (%zu-byte %s); expected 1 to 8 bytes", fname, path,
+                   tsize, d->is_float ? "float" : "integer");
+        goto out;
+    }
+    d->size = (int)tsize;
     d->is_signed = cls == H5T_INTEGER ? H5Tget_sign(ty) == H5T_SGN_2 : 1;
     type_name(d);
     if (H5Sget_simple_extent_type(sp) != H5S_SIMPLE) {

@@ -1043,3 +1043,22 @@ Test(data, unknown_datasets_ignored_label_keys_checked)
     expect_fail(p, 0, "/train/response/firing_rate_5ms: length 10 does not match", NULL);
     free(w);
 }
+
+/* Issue 16 (found by fuzz/fuzz_probe): the dtype size is a 32-bit field of the file; a huge one
+ * overflowed `size * 8` (signed int) in the type name. Sizes outside 1..8 bytes are refused.
+ * Reproducer: fuzz/corpus/probe/regress-dtype-size-overflow.h5. */
+Test(data, dtype_size_out_of_range)
+{
+    fx o = fx_default();
+    const char *p = good("sz.h5");
+    fx_delete(p, "/train/stimulus");
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t it = H5Tcopy(H5T_STD_I32LE);
+    cr_assert(H5Tset_size(it, 16) >= 0);
+    hsize_t d3[3] = {(hsize_t)o.T, (hsize_t)o.H, (hsize_t)o.W};
+    hid_t sp = H5Screate_simple(3, d3, NULL);
+    hid_t ds = H5Dcreate2(f, "/train/stimulus", it, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    H5Dclose(ds); H5Sclose(sp); H5Tclose(it); H5Fclose(f);
+    expect_fail(p, 0, "/train/stimulus: unsupported dtype (16-byte integer)", NULL);
+}
