@@ -448,6 +448,19 @@ static int save_body(hid_t f, const rc_checkpoint *ck, const char *fname, char *
         (ck->centers && write_ds(f, "/data/centers", H5T_STD_I32LE, H5T_NATIVE_INT, 2, d2,
                                  ck->centers) < 0))
         return rc_errf(err, errlen, "%s: /data: write failed", fname);
+    if (ck->fp.version) {
+        const rc_data_fp *fp = &ck->fp;
+        struct { const char *k; int64_t v; } fa[] = {
+            {"fingerprint_version", fp->version}, {"file_cells", fp->file_cells},
+            {"frame_h", fp->frame_h}, {"frame_w", fp->frame_w},
+            {"train_frames", fp->train_frames}, {"test_frames", fp->test_frames},
+        };
+        for (size_t i = 0; i < sizeof fa / sizeof fa[0]; i++)
+            if (rc_h5_attr_set_int64(f, "/data", fa[i].k, fa[i].v) < 0)
+                return rc_errf(err, errlen, "%s: /data: attribute %s: write failed", fname, fa[i].k);
+        if (rc_h5_attr_set_string(f, "/data", "fingerprint", fp->sha256) < 0)
+            return rc_errf(err, errlen, "%s: /data: attribute fingerprint: write failed", fname);
+    }
     int64_t dh[1] = {ck->n_hist};
     for (int c = 0; c < RC_HIST_COLS; c++) {
         char path[64];
@@ -467,6 +480,7 @@ int rc_ckpt_save(const char *path, const rc_checkpoint *ck, char *err, size_t er
         return rc_errf(err, errlen, "%s: incomplete checkpoint (model, params, spec or cells)", path);
     if (ck->has_optim && !ck->moments)
         return rc_errf(err, errlen, "%s: optimizer state missing", path);
+    if (rc_ckpt_validate(ck, path, err, errlen) < 0) return -1;   /* what saves must load */
     char tmp[1200];
     rc_atomic_tmp(path, tmp, sizeof tmp);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -615,8 +629,6 @@ out:
         get_f64(f, "/", "best_val_loss", &ck->best_val_loss, fname, err, errlen) ||
         get_f64(f, "/", "plateau_best", &ck->plateau_best, fname, err, errlen))
         return -1;
-    if (!(ck->norm_std > 0) || !isfinite(ck->norm_mean))
-        return rc_errf(err, errlen, "%s: /: norm_std must be > 0 (got %g)", fname, ck->norm_std);
     struct { const char *k; int64_t *p; } iv[] = {
         {"epoch", &ck->epoch}, {"rng_step", &ck->rng_step}, {"best_epoch", &ck->best_epoch},
     };
@@ -629,6 +641,28 @@ out:
     for (size_t i = 0; i < sizeof ii / sizeof ii[0]; i++) {
         if (get_i64(f, "/", ii[i].k, &v, fname, err, errlen)) return -1;
         *ii[i].p = (int)v;
+    }
+    if (get_i64(f, "/", "history_len", &v, fname, err, errlen)) return -1;
+    if (v != ir->history)
+        return rc_errf(err, errlen, "%s: /: history_len: %lld, but the model's input history is %d",
+                       fname, (long long)v, ir->history);
+    if (rc_h5_exists(f, "/data") &&
+        rc_h5_attr_get_string(f, "/data", "fingerprint", ck->fp.sha256, sizeof ck->fp.sha256) == 0) {
+        struct { const char *k; int64_t *p; } fa[] = {
+            {"fingerprint_version", NULL}, {"file_cells", NULL}, {"frame_h", NULL},
+            {"frame_w", NULL}, {"train_frames", &ck->fp.train_frames},
+            {"test_frames", &ck->fp.test_frames},
+        };
+        int *ip[] = {&ck->fp.version, &ck->fp.file_cells, &ck->fp.frame_h, &ck->fp.frame_w};
+        for (size_t i = 0; i < sizeof fa / sizeof fa[0]; i++) {
+            if (get_i64(f, "/data", fa[i].k, &v, fname, err, errlen)) return -1;
+            if (fa[i].p) *fa[i].p = v;
+            else if (v < 0 || v > 1000000000) return rc_errf(err, errlen, "%s: /data: attribute %s: %lld out of range", fname, fa[i].k, (long long)v);
+            else *ip[i] = (int)v;
+        }
+        if (ck->fp.version != RC_FP_VERSION)
+            return rc_errf(err, errlen, "%s: /data: fingerprint_version %d, this retinac reads %d",
+                           fname, ck->fp.version, RC_FP_VERSION);
     }
     rc_h5_attr_get_string(f, "/", "backend", ck->backend, sizeof ck->backend);
     rc_h5_attr_get_string(f, "/", "device", ck->device, sizeof ck->device);
@@ -692,7 +726,7 @@ out:
         if (read_ds(f, path, H5T_NATIVE_DOUBLE, 1, d, ck->hist[c], fname, err, errlen) < 0)
             return -1;
     }
-    return 0;
+    return rc_ckpt_validate(ck, fname, err, errlen);
 }
 
 int rc_ckpt_load(const char *path, rc_checkpoint *ck, char *err, size_t errlen)
@@ -700,6 +734,7 @@ int rc_ckpt_load(const char *path, rc_checkpoint *ck, char *err, size_t errlen)
     rc_h5_quiet();
     memset(ck, 0, sizeof *ck);
     ck->owned = 1;
+    snprintf(ck->path, sizeof ck->path, "%s", path);
     struct stat st;
     if (stat(path, &st) != 0) return rc_errf(err, errlen, "%s: %s", path, strerror(errno));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -19,12 +19,19 @@
  *   /data/cell_ids    (cells) int32: indices on the recording's cell axis
  *   /data/cell_pos    (cells,2) int32 gcconv readout positions (absent without gcconv)
  *   /data/centers     (cells,2) int32 RF centers relative to the crop (absent if unknown)
+ *   /data             attrs (the recording it was trained on, data_fp.h; absent in checkpoints
+ *                     written before them): fingerprint (sha256 hex), fingerprint_version,
+ *                     file_cells, frame_h, frame_w, train_frames, test_frames
  *   /history/<col>    (epochs) float64, col in rc_ckpt_hist_names (epoch, train_loss, ...)
  *
  * Atomicity: rc_ckpt_save writes DIR/.ckpt.tmp.<pid>, flushes and closes it, fsyncs it, renames
  * it over the target and fsyncs DIR. A process killed at any moment leaves either the previous
  * file or the new one, never a partial one (plus possibly a stale temp file, which
  * rc_ckpt_clean_stale removes).
+ * Trust: nothing outside the hashed /spec and /model is taken on faith. rc_ckpt_load (and
+ * rc_ckpt_save, so a checkpoint that saves also loads) checks every value that changes results
+ * against the model (rc_ckpt_validate): history_len, the crop window, cell ids, readout
+ * positions, centres, finite tensors, normalization, optimizer and schedule state.
  * Errors: 0 / -1 with one line "PATH: /key: what" in err; nothing prints.
  */
 #ifndef RC_CHECKPOINT_H
@@ -32,6 +39,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "data_fp.h"
 #include "ir.h"
 
 #define RC_CKPT_FORMAT "retinac-checkpoint"
@@ -65,6 +73,7 @@ typedef struct {
     char data_path[1024];
     char rate_key[64];
     int crop_row0, crop_col0;
+    rc_data_fp fp;             /* the recording it was trained on (fp.version 0: unknown) */
     /* run */
     char backend[16], device[16];
     int threads;
@@ -79,6 +88,7 @@ typedef struct {
     int n_hist, cap_hist;
     double *hist[RC_HIST_COLS];
     int owned;                 /* 1 after rc_ckpt_load: rc_ckpt_free releases everything */
+    char path[1100];           /* rc_ckpt_load: the file it was read from (messages) */
 } rc_checkpoint;
 
 /* Write ck to path atomically (see above). */
@@ -88,6 +98,16 @@ int rc_ckpt_save(const char *path, const rc_checkpoint *ck, char *err, size_t er
  * /spec, read every tensor by name with its shape checked. ck is overwritten (owned = 1). */
 int rc_ckpt_load(const char *path, rc_checkpoint *ck, char *err, size_t errlen);
 void rc_ckpt_free(rc_checkpoint *ck);
+
+/* Every value outside the hashed model text that changes results, checked against the model
+ * (checkpoint_check.c): history_len (load reads it), the crop window inside the spec's frame
+ * (origin 0,0 without a crop), cell ids >= 0, distinct and below the fingerprint's cell count,
+ * readout positions (present iff the model has a gcconv layer) inside its output map, centres
+ * inside the frame, every parameter, BN statistic and Adam moment finite (running variances and
+ * second moments >= 0), norm_mean finite, norm_std finite and > 0, lr, epochs, steps and
+ * optimizer constants in range, the fingerprint consistent with the model. fname names the file
+ * in the message "FILE: /key: what". Returns 0 or -1. */
+int rc_ckpt_validate(const rc_checkpoint *ck, const char *fname, char *err, size_t errlen);
 
 /* Append one row to the history (grows the arrays; rows are RC_HIST_COLS values). */
 int rc_ckpt_hist_append(rc_checkpoint *ck, const double row[RC_HIST_COLS]);

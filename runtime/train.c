@@ -124,7 +124,17 @@ int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const cha
                        const char *device, rc_eval_metrics *m, float **pred_out, int64_t *n_out,
                        double *truth_r, char *err, size_t errlen)
 {
+    return rc_eval_checkpoint_chk(ck, data_path, backend, device, NULL, m, pred_out, n_out,
+                                  truth_r, err, errlen);
+}
+
+int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                           const char *device, rc_rec_check *chk, rc_eval_metrics *m,
+                           float **pred_out, int64_t *n_out, double *truth_r, char *err,
+                           size_t errlen)
+{
     memset(m, 0, sizeof *m);
+    if (chk) chk->warning[0] = 0;
     if (pred_out) *pred_out = NULL;
     if (truth_r) for (int c = 0; c < ck->cells; c++) truth_r[c] = NAN;
     if (!data_path || !*data_path) data_path = ck->data_path;
@@ -138,11 +148,7 @@ int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const cha
     int rc = -1;
     if (rc_data_open(data_path, &o, &d, err, errlen) < 0) return -1;
     const rc_data_info *info = rc_data_get_info(d);
-    if (info->n_cells != ck->cells) {
-        rc_errf(err, errlen, "%s: %d cells selected, the checkpoint has %d", data_path, info->n_cells,
-             ck->cells);
-        goto out;
-    }
+    if (rc_ckpt_check_recording(ck, d, data_path, chk, err, errlen) < 0) goto out;
     if (info->h != ck->ir->in.h || info->w != ck->ir->in.w) {
         rc_errf(err, errlen, "%s: frames are %dx%d after the crop, the model expects %dx%d",
              data_path, info->h, info->w, ck->ir->in.h, ck->ir->in.w);
@@ -473,6 +479,25 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     dopt.mem_budget = o->mem_budget;
     if (rc_data_open(o->data_path, &dopt, &T.data, err, errlen) < 0) goto out;
     T.info = rc_data_get_info(T.data);
+    /* the recording: frames of the spec's size (a crop of a frame of another size would train
+     * on a meaningless window), and on resume the recording the run was trained on */
+    if (T.info->full_h != spec->height || T.info->full_w != spec->width) {
+        rc_errf(err, errlen, "%s: frames are %dx%d, the spec '%s' takes %dx%d frames%s", o->data_path,
+                T.info->full_h, T.info->full_w, spec->name, spec->height, spec->width,
+                spec->crop > 0 ? " (and crops them)" : "");
+        goto out;
+    }
+    rc_data_fp fp;
+    memset(&fp, 0, sizeof fp);
+    if (have_prev) {
+        rc_rec_check chk;
+        memset(&chk, 0, sizeof chk);
+        chk.allow_other = o->allow_other_recording;
+        if (rc_ckpt_check_recording(&prev, T.data, o->data_path, &chk, err, errlen) < 0) goto out;
+        if (chk.warning[0] && o->warn) o->warn(o->warn_ctx, chk.warning);
+        fp = chk.got;
+    }
+    if (!fp.version && rc_data_fp_compute(T.data, &fp, err, errlen) < 0) goto out;
     if (T.info->n_train < train->batch) {
         rc_errf(err, errlen, "%s: %lld training windows, fewer than one batch of %d", o->data_path,
              (long long)T.info->n_train, train->batch);
@@ -549,6 +574,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     snprintf(ck->rate_key, sizeof ck->rate_key, "%s", T.info->rate_key);
     ck->crop_row0 = T.info->crop_row0;
     ck->crop_col0 = T.info->crop_col0;
+    ck->fp = fp;
     snprintf(ck->backend, sizeof ck->backend, "%s", o->backend ? o->backend : "c");
     snprintf(ck->device, sizeof ck->device, "%s", o->device ? o->device : "cpu");
     ck->threads = o->threads;
@@ -689,8 +715,13 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         rc_dev_free(&T.dev);       /* release device memory before evaluation allocates its own */
         double *tr_r = malloc((size_t)cells * sizeof *tr_r);
         if (!tr_r) { rc_ckpt_free(&best); rc_errf(err, errlen, "out of memory"); goto out; }
-        int erc = rc_eval_checkpoint(&best, o->data_path, o->backend, o->device, &res->test, NULL,
-                                     NULL, tr_r, err, errlen);
+        /* best.h5 may be of an epoch before a resume on another recording (allowed above) */
+        rc_rec_check chk;
+        memset(&chk, 0, sizeof chk);
+        chk.allow_other = o->allow_other_recording;
+        chk.known = &ck->fp;
+        int erc = rc_eval_checkpoint_chk(&best, o->data_path, o->backend, o->device, &chk,
+                                         &res->test, NULL, NULL, tr_r, err, errlen);
         res->truth_mean_r = rc_mean_finite(tr_r, cells);
         res->truth_r = tr_r;
         if (erc == 0) {

@@ -68,8 +68,11 @@ typedef struct {
     const char *rate_key;        /* NULL = data default (firing_rate_10ms) */
     size_t mem_budget;           /* data buffer bytes; 0 = data default */
     int eval_test;               /* evaluate best.h5 on the test split at the end */
+    int allow_other_recording;   /* resume on a recording whose fingerprint differs (warns) */
     rc_train_progress_fn progress;
     void *progress_ctx;
+    void (*warn)(void *ctx, const char *line);   /* warnings before training; may be NULL */
+    void *warn_ctx;
 } rc_train_opts;
 
 typedef struct {
@@ -107,7 +110,11 @@ int rc_sched_epoch_end(const rc_train *tr, rc_sched_state *s, int epoch, double 
 
 /* Train. spec: the model as loaded from the spec (not inferred; its train section is the
  * spec's own; its hash identifies the model). train: the effective settings (spec + flags).
- * On resume, spec must hash like the checkpoint's spec. Returns 0, or -1 with a message. */
+ * On resume, spec must hash like the checkpoint's spec. Before any work the recording's frames
+ * must be the spec's height x width (also with a crop), and on resume the recording must be
+ * the one the checkpoint was trained on (rc_ckpt_check_recording; allow_other_recording turns
+ * a fingerprint difference into a warning). The checkpoints record the recording's
+ * fingerprint (data_fp.h). Returns 0, or -1 with a message. */
 int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
                  rc_train_result *res, char *err, size_t errlen);
 void rc_train_result_free(rc_train_result *r);
@@ -123,6 +130,20 @@ int rc_backend_open(const rc_ir *ir, const char *backend, const char *device, rc
 int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const char *backend,
                        const char *device, rc_eval_metrics *m, float **pred_out, int64_t *n_out,
                        double *truth_r, char *err, size_t errlen);
+/* The same with the recording check's options and results (chk may be NULL: strict, warnings
+ * dropped). rc_eval_checkpoint refuses a recording other than the checkpoint's. */
+int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                           const char *device, rc_rec_check *chk, rc_eval_metrics *m,
+                           float **pred_out, int64_t *n_out, double *truth_r, char *err,
+                           size_t errlen);
+
+/* Check a recording opened for checkpoint ck (its cells, rate key and crop window; data_fp.c)
+ * before applying the model to it: the frames must be the model's height x width, the crop
+ * window and the cell count the checkpoint's, and the fingerprint the checkpoint's (an error
+ * naming both files and what differs, or with chk->allow_other a warning in chk->warning). A
+ * checkpoint without a fingerprint passes with a warning. chk may be NULL (strict). */
+int rc_ckpt_check_recording(const rc_checkpoint *ck, struct rc_data *d, const char *data_path,
+                            rc_rec_check *chk, char *err, size_t errlen);
 
 /* Model responses to normalized frames (T, H, W): out (T - history, cells), in eval mode. */
 int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *frames, int64_t T,

@@ -337,11 +337,11 @@ static int run(const char *args, char *out, size_t n)
 Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
 {
     ck_fx f;
-    ck_make(&f, "history=5 height=12 width=12",
+    ck_make(&f, "history=5 height=16 width=16 crop=12",
             "layer conv channels=2 kernel=5\nlayer batchnorm over=unit\nlayer relu\nlayer dense\n"
             "layer softplus\n", 2, 4);
     f.ck.centers = f.centers;
-    f.ck.crop_row0 = 2;                /* stored with the file's centres */
+    f.ck.crop_row0 = 2;                /* a 12x12 crop of a 16x16 frame, stored with the centres */
     char path[512], outp[512], args[1200], buf[8192], err[512];
     snprintf(path, sizeof path, "%s/ck.h5", tmpdir);
     cr_assert_eq(rc_ckpt_save(path, &f.ck, err, sizeof err), 0, "%s", err);
