@@ -26,7 +26,12 @@ const char cmd_eval_help[] =
     "from the repeats). Several runs print side by side in one table.\n"
     "A RUNDIR stands for RUNDIR/best.h5 (or checkpoint.h5 when there is no best.h5).\n"
     "\n"
-    "  --data FILE        recording (default: the one each checkpoint was trained on)\n"
+    "  --data FILE        recording (default: the one each checkpoint was trained on). It must\n"
+    "                     be the recording the model was trained on: frame size, cells and a\n"
+    "                     content fingerprint are checked against the checkpoint\n"
+    "  --allow-other-recording  evaluate on a different recording on purpose (e.g. another\n"
+    "                     recording of the same cells, with the checkpoint's cell ids); warns\n"
+    "                     what differs\n"
     "  --json             one JSON object: for one run {cells:[{cell,r,ceiling,oracle,feve,...}],\n"
     "                     mean_r, mean_ceiling, mean_feve, ...}; for several {runs:[...]}\n"
     "  --backend c|ref    --device cpu|cuda   --threads N\n"
@@ -97,7 +102,7 @@ static void json_run(rc_json *j, const char *label, const char *path, const rc_c
 int cmd_eval(int argc, char **argv)
 {
     const char *data = NULL, *backend = "c", *device = "cpu";
-    int json = 0, threads = 0, n = 0;
+    int json = 0, threads = 0, n = 0, allow_other = 0;
     const char **runs = calloc((size_t)argc, sizeof *runs);
     if (!runs) return 1;
     for (int i = 1; i < argc; i++) {
@@ -105,6 +110,7 @@ int cmd_eval(int argc, char **argv)
 #define NEED() do { if (!next) { fprintf(stderr, "retinac eval: %s needs a value\n", a); free(runs); return 2; } i++; } while (0)
         if (!strcmp(a, "--data")) { NEED(); data = next; }
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--allow-other-recording")) allow_other = 1;
         else if (!strcmp(a, "--backend")) { NEED(); backend = next; }
         else if (!strcmp(a, "--device")) { NEED(); device = next; }
         else if (!strcmp(a, "--threads")) {
@@ -140,11 +146,15 @@ int cmd_eval(int argc, char **argv)
         if (rc_ckpt_load(paths[i], &cks[i], err, sizeof err) < 0) { fprintf(stderr, "retinac eval: %s\n", err); goto out; }
         truth[i] = malloc((size_t)cks[i].cells * sizeof(double));
         if (!truth[i]) { fprintf(stderr, "retinac eval: out of memory\n"); goto out; }
-        if (rc_eval_checkpoint(&cks[i], data, backend, device, &ms[i], NULL, NULL, truth[i], err,
-                               sizeof err) < 0) {
+        rc_rec_check chk;
+        memset(&chk, 0, sizeof chk);
+        chk.allow_other = allow_other;
+        if (rc_eval_checkpoint_chk(&cks[i], data, backend, device, &chk, &ms[i], NULL, NULL,
+                                   truth[i], err, sizeof err) < 0) {
             fprintf(stderr, "retinac eval: %s: %s\n", paths[i], err);
             goto out;
         }
+        if (chk.warning[0]) fprintf(stderr, "retinac eval: warning: %s\n", chk.warning);
         if (i > 0 && (cks[i].cells != cks[0].cells ||
                       memcmp(cks[i].cell_ids, cks[0].cell_ids, (size_t)cks[0].cells * sizeof(int)))) {
             fprintf(stderr, "retinac eval: %s: models different cells than %s; compare runs of the same cells\n",

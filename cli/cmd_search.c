@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
+#include "data.h"
 #include "errbuf.h"
 #include "ir.h"
 #include "search.h"
@@ -51,7 +52,9 @@ const char cmd_search_help[] =
     "A rerun skips finished trials (DIR/<trial>/search_row.txt) and continues interrupted ones\n"
     "from their checkpoint, so a killed search picks up where it stopped. A failed trial is\n"
     "recorded in its folder with its error; a rerun reports it without training it again.\n"
-    "A rerun must use the same --cells and --rate-key (DIR/search_scope.txt records them).\n"
+    "A rerun must use the same --cells and --rate-key (DIR/search_scope.txt records them) and\n"
+    "the same recording: a finished trial whose checkpoint was trained on a recording with\n"
+    "another fingerprint (cells, frames, content) stops the rerun; so does resuming one.\n"
     "Under mpirun, the trials still to train are dealt longest first (by epochs) to the rank with\n"
     "the least work so far (equal trials: round-robin) and rank 0 writes the summary.\n"
     "\n"
@@ -59,6 +62,8 @@ const char cmd_search_help[] =
     "  --trials N             random draws (overrides random.trials of the spec)\n"
     "  --dry-run              list the trials and exit\n"
     "  --retry-failed         train the trials an earlier run recorded as failed again\n"
+    "  --allow-other-recording  continue and report trials trained on a different recording\n"
+    "                         on purpose (warns what differs)\n"
     "  --json                 print the summary as JSON (the content of search.json)\n"
     "Training settings for every trial (defaults from the spec's train section; any train field\n"
     "that is not searched works as a flag, as in retinac train):\n"
@@ -90,6 +95,12 @@ static void on_progress(void *vctx, const rc_train_progress *p)
     fprintf(stderr, "[%d %s] epoch %d/%d  train_loss %.6g  val_loss %.6g  val_r %.4f  %.1fs%s%s\n",
             c->rank, c->name, p->epoch, p->epochs, p->train_loss, p->val_loss, p->val_r, p->seconds,
             p->improved ? "  *best" : "", p->stopping ? "  (early stop)" : "");
+}
+
+static void on_warn(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "retinac search: warning: %s\n", line);
 }
 
 /* The spec one trial trains: the model with the trial's settings as its train section and no
@@ -295,6 +306,52 @@ static int check_scope(const search_ctx *c, char *err, size_t errlen)
     return rc;
 }
 
+/* Finished trials are reported, not trained again: each must have been trained on this
+ * recording (the fingerprint in its checkpoint; interrupted ones are checked when they resume,
+ * by rc_train_run). A difference stops the search unless --allow-other-recording (a warning).
+ * Trials whose checkpoints predate fingerprints are not checked. */
+static int check_finished_recording(const search_ctx *c, const rc_ir *spec, const rc_search_trial *t,
+                                    const rc_search_row *rows, int n, int say, char *err, size_t errlen)
+{
+    int any = 0;
+    for (int i = 0; i < n && !any; i++) any = rows[i].status == RC_TRIAL_OK;
+    if (!any) return 0;
+    rc_data_opts dopt;
+    rc_data_opts_default(&dopt);
+    dopt.rate_key = c->o.rate_key;
+    dopt.cells = c->o.cells;
+    dopt.n_cells = c->o.n_cells;
+    dopt.history = spec->history;
+    dopt.val_fraction = -1;
+    dopt.mem_budget = c->o.mem_budget;
+    rc_data *d = NULL;
+    rc_data_fp fp;
+    if (rc_data_open(c->data, &dopt, &d, err, errlen) < 0) return -1;
+    int rc = rc_data_fp_compute(d, &fp, err, errlen);
+    rc_data_close(d);
+    if (rc < 0) return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (rows[i].status != RC_TRIAL_OK) continue;
+        char rundir[1200], path[1300], what[600];
+        snprintf(rundir, sizeof rundir, "%s/%s", c->dir, t[i].name);
+        rc_ckpt_resolve(rundir, path, sizeof path);
+        rc_checkpoint ck;
+        if (rc_ckpt_load(path, &ck, err, errlen) < 0) return -1;
+        if (ck.fp.version && rc_data_fp_diff(&ck.fp, &fp, what, sizeof what) > 0) {
+            if (!c->o.allow_other_recording)
+                rc = rc_errf(err, errlen, "%s is not the recording finished trial %s was trained on "
+                             "(%s, %s): %s; pass --allow-other-recording to report it anyway, or "
+                             "use another -o DIR", c->data, t[i].name, path, ck.data_path, what);
+            else if (say)
+                fprintf(stderr, "retinac search: warning: %s is not the recording finished trial %s "
+                        "was trained on (%s): %s; reporting it anyway (--allow-other-recording)\n",
+                        c->data, t[i].name, path, what);
+        }
+        rc_ckpt_free(&ck);
+    }
+    return rc;
+}
+
 /* FNV-1a 64 over bytes, chained from h. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -405,6 +462,7 @@ int cmd_search(int argc, char **argv)
     search_ctx c;
     memset(&c, 0, sizeof c);
     rc_train_opts_default(&c.o);
+    c.o.warn = on_warn;
     c.rank = cli_mpi_env_rank();
     int say = c.rank == 0;              /* usage errors once, not once per rank */
     int trials = 0, threads_set = 0, *cells = NULL, n_cells = 0;
@@ -423,6 +481,7 @@ int cmd_search(int argc, char **argv)
         else if (!strcmp(a, "--json")) c.json = 1;
         else if (!strcmp(a, "--dry-run")) c.dry_run = 1;
         else if (!strcmp(a, "--retry-failed")) c.retry_failed = 1;
+        else if (!strcmp(a, "--allow-other-recording")) c.o.allow_other_recording = 1;
         else if (!strcmp(a, "--backend")) { NEED(); c.o.backend = next; }
         else if (!strcmp(a, "--device")) { NEED(); c.o.device = next; }
         else if (!strcmp(a, "--rate-key")) { NEED(); c.o.rate_key = next; }
@@ -540,6 +599,10 @@ int cmd_search(int argc, char **argv)
             if (say) fprintf(stderr, "retinac search: %s\n", err);
             goto out;
         }
+    if (check_finished_recording(&c, spec, t, rows, n, say, err, sizeof err) < 0) {
+        if (say) fprintf(stderr, "retinac search: %s\n", err);
+        goto out;
+    }
 
     if (cli_mpi_init(&mpi, &argc, &argv, err, sizeof err) < 0) {
         fprintf(stderr, "retinac search: rank %d: %s\n", c.rank, err);

@@ -41,7 +41,11 @@ const char cmd_train_help[] =
     "Run:\n"
     "  --backend c|ref        c: JIT-compiled generated C (default); ref: the reference\n"
     "  --device cpu|cuda      --threads N (OpenMP threads; same seed+threads = same run)\n"
-    "  --resume               continue RUNDIR/checkpoint.h5 exactly where it stopped\n"
+    "  --resume               continue RUNDIR/checkpoint.h5 exactly where it stopped; the\n"
+    "                         recording must be the one the run was trained on (its cells,\n"
+    "                         frame size and content fingerprint are checked)\n"
+    "  --allow-other-recording  with --resume: continue on a different recording on purpose\n"
+    "                         (e.g. another recording of the same cells); warns what differs\n"
     "  --cells LIST           cells to model, e.g. 0,2,5-7 (default all)\n"
     "  --rate-key K           response dataset (default firing_rate_10ms)\n"
     "  --mem-budget MB        data buffer budget (default $RETINAC_MEM_BUDGET or 4096)\n"
@@ -51,6 +55,12 @@ const char cmd_train_help[] =
     "Exit status: 0 trained, 1 error, 2 usage error.\n";
 
 /* ------------------------------------------------------------------ progress */
+
+static void on_warn(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "retinac train: warning: %s\n", line);
+}
 
 typedef struct {
     int tty, quiet;
@@ -121,6 +131,7 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--resume")) resume = 1;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--no-eval")) no_eval = 1;
+        else if (!strcmp(a, "--allow-other-recording")) o.allow_other_recording = 1;
         else if (!strcmp(a, "--backend")) { NEED(); o.backend = next; be_set = 1; }
         else if (!strcmp(a, "--device")) { NEED(); o.device = next; dev_set = 1; }
         else if (!strcmp(a, "--threads")) {
@@ -205,6 +216,7 @@ int cmd_train(int argc, char **argv)
     progress_ctx pc = {isatty(2), quiet, 0, 0};
     o.progress = on_progress;
     o.progress_ctx = &pc;
+    o.warn = on_warn;
     if (!quiet)
         fprintf(stderr, "train %s on %s -> %s (backend %s%s%s, batch %d, %d epochs, lr %g, seed %llu)\n",
                 spec.name, data, rundir, o.backend, strcmp(o.device, "cpu") ? ", device " : "",

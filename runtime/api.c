@@ -81,6 +81,28 @@ int retinac_predict(retinac_model *m, const float *frames, int64_t T, float *out
     return rc;
 }
 
+/* Frame size on disk (before any crop) of the movie dataset key: (T,H,W) or (1,T,H,W). */
+static int movie_frame_size(const char *path, const char *key, int *H, int *W, char *err,
+                            size_t errlen)
+{
+    char k[200];
+    snprintf(k, sizeof k, "%s%s", (key && key[0] == '/') ? "" : "/", key ? key : "stimulus");
+    rc_h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) { snprintf(err, errlen, "%s: cannot open (missing, unreadable or not HDF5)", path); return -1; }
+    rc_h5_desc d;
+    int rc = rc_h5_describe(f, path, k, 0, &d, err, errlen);
+    if (H5Fclose(f) < 0 && rc == 0) { snprintf(err, errlen, "%s: close failed", path); rc = -1; }
+    if (rc < 0) return -1;
+    if (d.rank != 3 && !(d.rank == 4 && d.dims[0] == 1)) {
+        snprintf(err, errlen, "%s: %s: rank %d, expected a (T,H,W) or (1,T,H,W) movie", path, k, d.rank);
+        return -1;
+    }
+    *H = (int)d.dims[d.rank - 2];
+    *W = (int)d.dims[d.rank - 1];
+    return 0;
+}
+
 int retinac_predict_file(retinac_model *m, const char *stim_path, const char *key,
                          const char *out_path, char *err, size_t errlen)
 {
@@ -91,12 +113,27 @@ int retinac_predict_file(retinac_model *m, const char *stim_path, const char *ke
     float *frames = NULL, *out = NULL;
     int64_t T;
     int H, W, rc = -1;
+    /* the crop window is a place in the training frame: a movie of another frame size would be
+     * cropped somewhere else, not where the model looked; refuse it before reading. A movie of
+     * exactly the crop size is taken as already cropped (what retinac_predict takes). */
+    if (crop > 0) {
+        if (movie_frame_size(stim_path, key, &H, &W, err, errlen) < 0) return -1;
+        if (H == crop && W == crop && (H != ir->height || W != ir->width)) {
+            crop = 0;
+        } else if (H != ir->height || W != ir->width) {
+            snprintf(err, errlen, "%s: frames are %dx%d, but the model of %s was trained on %dx%d "
+                     "frames cropped to %dx%d at (%d,%d): give the movie at the training frame size "
+                     "(or already cropped to %dx%d)", stim_path, H, W, ck->path, ir->height,
+                     ir->width, crop, crop, ck->crop_row0, ck->crop_col0, crop, crop);
+            return -1;
+        }
+    }
     if (rc_stimulus_read(stim_path, key, crop, row, col, ck->norm_mean, ck->norm_std, &frames,
                          &T, &H, &W, err, errlen) < 0)
         return -1;
     if (H != ir->in.h || W != ir->in.w) {
-        snprintf(err, errlen, "%s: frames are %dx%d, the model expects %dx%d", stim_path, H, W,
-                 ir->in.h, ir->in.w);
+        snprintf(err, errlen, "%s: frames are %dx%d, the model of %s expects %dx%d", stim_path, H,
+                 W, ck->path, ir->in.h, ir->in.w);
         goto out;
     }
     if (T <= ir->history) {

@@ -54,7 +54,9 @@ int retinac_predict(retinac_model *m, const float *frames, int64_t T, float *out
                     size_t errlen);
 
 /* Read the (T, H, W) dataset `key` (NULL: "stimulus") of the HDF5 file stim_path (cropped as
- * in training when the model uses a crop), predict, and write out_path atomically: dataset
+ * in training when the model uses a crop: then H x W must be the training frame size, or the
+ * crop size for a movie already cropped; any other size is refused, as is any size but the
+ * model's input without a crop), predict, and write out_path atomically: dataset
  * /response (T - history, cells) float32, with attributes model, spec_hash, history and
  * first_frame (= history: row i answers frame i + history), and /cell_ids (cells). */
 int retinac_predict_file(retinac_model *m, const char *stim_path, const char *key,
