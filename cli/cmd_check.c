@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "fsutil.h"
 #include "ir.h"
 #include "json.h"
 #include "spec.h"
@@ -160,33 +161,6 @@ static void print_table(const rc_ir *ir, const char *file, const char *hash)
     printf("hash %s\n", hash);
 }
 
-/* Write text to path atomically: temp file in the same directory, then rename. */
-static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
-{
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    size_t len = strlen(text);
-    int bad = fwrite(text, 1, len, f) != len;
-    bad |= fflush(f) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
-}
-
 static int parse_cells(const char *s, int *out)
 {
     char *end;
@@ -252,7 +226,7 @@ int cmd_check(int argc, char **argv)
             fprintf(stderr, "retinac check: out of memory\n");
             goto out;
         }
-        int w = write_atomic(emit, text, err, sizeof err);
+        int w = rc_write_file_atomic(emit, text, strlen(text), err, sizeof err);
         free(text);
         if (w) {
             fprintf(stderr, "retinac check: %s\n", err);

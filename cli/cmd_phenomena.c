@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "h5util.h"
 #include "json.h"
 #include "phenomena.h"
@@ -153,14 +154,11 @@ static void print_table(const column *cols, int n)
 
 static int write_h5(const char *path, const column *cols, int n, const char *only, char *err, size_t errlen)
 {
-    char tmp[1200];
-    rc_atomic_tmp(path, tmp, sizeof tmp);
-    rc_h5_quiet();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    hid_t f = rc_h5_mem_create(path, fcpl >= 0 ? fcpl : H5P_DEFAULT, err, errlen);   /* fsutil.h */
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (f < 0) return rc_h5_errf(err, errlen, "%s: cannot create", tmp);
+    if (f < 0) return -1;
     int ok = rc_h5_attr_set_string(f, "/", "generator", "retinac phenomena") == 0 &&
              rc_h5_attr_set_string(f, "/", "only", only ? only : "") == 0 &&
              rc_h5_attr_set_string(f, "/", "units", "responses in the model's output units (spikes/s for the synthetic retina); time in 10 ms frames; positions in px (55 um)") == 0;
@@ -205,12 +203,8 @@ static int write_h5(const char *path, const column *cols, int n, const char *onl
                  rc_h5_attr_set_int64(f, key, "width", c->pm.W) == 0 &&
                  rc_h5_attr_set_int64(f, key, "cells", c->pm.cells) == 0;
     }
-    if (H5Fclose(f) < 0) ok = 0;
-    if (!ok) {
-        unlink(tmp);
-        return rc_h5_errf(err, errlen, "%s: write failed (%s)", path, key);
-    }
-    return rc_atomic_commit(tmp, path, err, errlen);
+    if (!ok) rc_h5_errf(err, errlen, "%s: %s: HDF5 could not build the file (in memory)", path, key);
+    return rc_h5_mem_commit(f, path, ok, err, errlen);
 }
 
 static int parse_int(const char *s, long lo, long hi, long *v)

@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "fsutil.h"
 #include "h5util.h"
 #include "train.h"
 
@@ -146,11 +147,8 @@ int retinac_predict_file(retinac_model *m, const char *stim_path, const char *ke
     if (!out) { snprintf(err, errlen, "out of memory"); goto out; }
     if (rc_predict_frames(m->be, ck, frames, T, out, err, errlen) < 0) goto out;
 
-    char tmp[1200];
-    rc_atomic_tmp(out_path, tmp, sizeof tmp);
-    rc_h5_quiet();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) { snprintf(err, errlen, "%s: cannot create", tmp); goto out; }
+    hid_t f = rc_h5_mem_create(out_path, H5P_DEFAULT, err, errlen);   /* fsutil.h */
+    if (f < 0) goto out;
     int64_t dims[2] = {n, ck->cells}, d1[1] = {ck->cells};
     int bad = rc_h5_write_all(f, "/response", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, out) < 0 ||
               rc_h5_write_all(f, "/cell_ids", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, ck->cell_ids) < 0 ||
@@ -159,9 +157,8 @@ int retinac_predict_file(retinac_model *m, const char *stim_path, const char *ke
               rc_h5_attr_set_string(f, "/response", "stimulus", stim_path) < 0 ||
               rc_h5_attr_set_int64(f, "/response", "history", ir->history) < 0 ||
               rc_h5_attr_set_int64(f, "/response", "first_frame", ir->history) < 0;
-    if (H5Fclose(f) < 0) bad = 1;
-    if (bad) { unlink(tmp); snprintf(err, errlen, "%s: write failed", out_path); goto out; }
-    if (rc_atomic_commit(tmp, out_path, err, errlen) < 0) goto out;
+    if (bad) snprintf(err, errlen, "%s: HDF5 could not build the file (in memory)", out_path);
+    if (rc_h5_mem_commit(f, out_path, !bad, err, errlen) < 0) goto out;
     rc = 0;
 out:
     free(frames);

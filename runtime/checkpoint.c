@@ -22,6 +22,7 @@
 
 #include <hdf5.h>
 
+#include "fsutil.h"
 #include "h5util.h"
 
 const char *const rc_ckpt_hist_names[RC_HIST_COLS] = {
@@ -196,87 +197,9 @@ void rc_ckpt_hist_free(rc_checkpoint *ck)
     ck->n_hist = ck->cap_hist = 0;
 }
 
-/* ------------------------------------------------------------------ atomic files */
+/* ------------------------------------------------------------------ run folders */
 
-static void dir_of(const char *path, char *dir, size_t n)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, n, ".");
-    else if (slash == path) snprintf(dir, n, "/");
-    else snprintf(dir, n, "%.*s", (int)(slash - path), path);
-}
-
-static int fsync_path(const char *path, int is_dir)
-{
-    int fd = open(path, is_dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Make the rename of tmp over path durable. */
-int rc_atomic_commit(const char *tmp, const char *path, char *err, size_t errlen)
-{
-    if (fsync_path(tmp, 0) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return rc_errf(err, errlen, "%s: fsync: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return rc_errf(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(e));
-    }
-    char dir[1024];
-    dir_of(path, dir, sizeof dir);
-    fsync_path(dir, 1);   /* best effort: some filesystems refuse fsync on directories */
-    return 0;
-}
-
-void rc_atomic_tmp(const char *path, char *tmp, size_t n)
-{
-    char dir[1024];
-    dir_of(path, dir, sizeof dir);
-    snprintf(tmp, n, "%s/.ckpt.tmp.%ld", dir, (long)getpid());
-}
-
-int rc_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen)
-{
-    char dir[1024], tmp[1200];
-    dir_of(path, dir, sizeof dir);
-    snprintf(tmp, sizeof tmp, "%s/.tmp.%ld.%s", dir, (long)getpid(),
-             strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return rc_errf(err, errlen, "%s: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        unlink(tmp);
-        return rc_errf(err, errlen, "%s: write failed", tmp);
-    }
-    return rc_atomic_commit(tmp, path, err, errlen);
-}
-
-int rc_make_dirs(const char *path, char *err, size_t errlen)
-{
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return rc_errf(err, errlen, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return rc_errf(err, errlen, "%s: %s", buf, errno == ENOTDIR ? "a path component is not a directory" : strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return rc_errf(err, errlen, "%s: %s", buf, errno == ENOTDIR ? "a path component is not a directory" : strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return rc_errf(err, errlen, "%s: not a directory", buf);
-    return 0;
-}
+/* Atomic files and mkdir -p live in fsutil.c. */
 
 void rc_ckpt_resolve(const char *arg, char *out, size_t n)
 {
@@ -481,18 +404,11 @@ int rc_ckpt_save(const char *path, const rc_checkpoint *ck, char *err, size_t er
     if (ck->has_optim && !ck->moments)
         return rc_errf(err, errlen, "%s: optimizer state missing", path);
     if (rc_ckpt_validate(ck, path, err, errlen) < 0) return -1;   /* what saves must load */
-    char tmp[1200];
-    rc_atomic_tmp(path, tmp, sizeof tmp);
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fcpl < 0) return rc_errf(err, errlen, "%s: HDF5 property list failed", tmp);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
-    if (f < 0) return rc_errf(err, errlen, "%s: cannot create (directory missing or not writable?)", tmp);
+    /* built in memory, written by rc_write_file_atomic: HDF5 never meets the disk (fsutil.h) */
+    hid_t f = rc_h5_mem_create(path, H5P_DEFAULT, err, errlen);
+    if (f < 0) return -1;
     int rc = save_body(f, ck, path, err, errlen);
-    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = rc_errf(err, errlen, "%s: flush failed", tmp);
-    if (H5Fclose(f) < 0 && rc == 0) rc = rc_errf(err, errlen, "%s: close failed", tmp);
-    if (rc != 0) { unlink(tmp); return -1; }
-    return rc_atomic_commit(tmp, path, err, errlen);
+    return rc_h5_mem_commit(f, path, rc == 0, err, errlen);
 }
 
 /* ------------------------------------------------------------------ load */

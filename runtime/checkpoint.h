@@ -24,10 +24,10 @@
  *                     file_cells, frame_h, frame_w, train_frames, test_frames
  *   /history/<col>    (epochs) float64, col in rc_ckpt_hist_names (epoch, train_loss, ...)
  *
- * Atomicity: rc_ckpt_save writes DIR/.ckpt.tmp.<pid>, flushes and closes it, fsyncs it, renames
- * it over the target and fsyncs DIR. A process killed at any moment leaves either the previous
- * file or the new one, never a partial one (plus possibly a stale temp file, which
- * rc_ckpt_clean_stale removes).
+ * Atomicity: rc_ckpt_save builds the file in memory and writes it through rc_write_file_atomic
+ * (fsutil.h: DIR/.tmp.<pid>.<name>, fsync, rename over the target, fsync DIR). A process killed
+ * at any moment, or a full disk, leaves either the previous file or the new one, never a
+ * partial one (plus possibly a stale temp file, which rc_ckpt_clean_stale removes).
  * Trust: nothing outside the hashed /spec and /model is taken on faith. rc_ckpt_load (and
  * rc_ckpt_save, so a checkpoint that saves also loads) checks every value that changes results
  * against the model (rc_ckpt_validate): history_len, the crop window, cell ids, readout
@@ -114,24 +114,14 @@ int rc_ckpt_hist_append(rc_checkpoint *ck, const double row[RC_HIST_COLS]);
 /* Free only the history arrays (for a borrowed checkpoint the trainer owns them). */
 void rc_ckpt_hist_free(rc_checkpoint *ck);
 
-/* mkdir -p: every missing directory of path; 0, or -1 with a message (also when path exists
- * and is not a directory). */
-int rc_make_dirs(const char *path, char *err, size_t errlen);
-
 /* A run folder stands for its checkpoint: RUNDIR -> RUNDIR/best.h5, or RUNDIR/checkpoint.h5
  * when there is no best.h5; any other path is copied as it is. */
 void rc_ckpt_resolve(const char *arg, char *out, size_t n);
 
-/* Remove DIR/.ckpt.tmp.<pid> files whose process is gone. Returns how many were removed. */
+/* Remove DIR/.tmp.<pid>.* (and older DIR/.ckpt.tmp.<pid>) files whose process is gone. Returns how many were removed. */
 int rc_ckpt_clean_stale(const char *dir);
 
-/* Atomic replacement for files written by other means (e.g. HDF5): write to the temp name
- * rc_atomic_tmp gives (DIR/.ckpt.tmp.<pid> beside path), close it, then rc_atomic_commit
- * (fsync, rename over path, fsync DIR; on failure the temp is removed). */
-void rc_atomic_tmp(const char *path, char *tmp, size_t n);
-int rc_atomic_commit(const char *tmp, const char *path, char *err, size_t errlen);
-
-/* Write a whole file atomically (temp in the same directory, fsync, rename, fsync dir). */
-int rc_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
+/* Atomic files (rc_write_file_atomic, rc_atomic_tmp/commit), rc_make_dirs: fsutil.h. */
+#include "fsutil.h"
 
 #endif

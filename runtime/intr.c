@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "errbuf.h"
+#include "fsutil.h"
 #include "h5util.h"
 #include "rf.h"
 #include "train.h"
@@ -281,11 +282,9 @@ out:
 int rc_intr_write(const char *path, const rc_checkpoint *ck, const rc_intr_result *r, char *err,
                   size_t errlen)
 {
-    char tmp[1200], key[64];
-    rc_atomic_tmp(path, tmp, sizeof tmp);
-    rc_h5_quiet();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return rc_errf(err, errlen, "%s: cannot create", tmp);
+    char key[64];
+    hid_t f = rc_h5_mem_create(path, H5P_DEFAULT, err, errlen);   /* fsutil.h */
+    if (f < 0) return -1;
     const int n = r->n_cells, L = r->n_layers;
     double *best = malloc((size_t)(n ? n : 1) * L * 5 * sizeof *best);
     int lay[RC_MAX_LAYERS];
@@ -317,7 +316,6 @@ int rc_intr_write(const char *path, const rc_checkpoint *ck, const rc_intr_resul
               rc_h5_attr_set_int64(f, key, "windows", cell->windows) < 0;
     }
     free(best);
-    if (H5Fclose(f) < 0) bad = 1;
-    if (bad) { unlink(tmp); return rc_errf(err, errlen, "%s: write failed", path); }
-    return rc_atomic_commit(tmp, path, err, errlen);
+    if (bad) rc_errf(err, errlen, "%s: HDF5 could not build the file (in memory)", path);
+    return rc_h5_mem_commit(f, path, !bad, err, errlen);
 }

@@ -89,13 +89,17 @@ void *rc_jit_open(const char *so_path, char *err, size_t errlen)
     return h;
 }
 
+/* 0, or -1 with errno set and no file left behind (a full disk leaves no temp in the cache). */
 static int write_file(const char *path, const char *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
-    int ok = fwrite(data, 1, n, f) == n;
-    if (fclose(f) != 0) ok = 0;
-    return ok ? 0 : -1;
+    int ok = fwrite(data, 1, n, f) == n, e = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
+    if (ok) return 0;
+    unlink(path);
+    errno = e ? e : EIO;
+    return -1;
 }
 
 /* The first line of the compiler log that names an error, else the first line. */
@@ -157,7 +161,8 @@ int rc_jit_build_with(const rc_jit_toolchain *tc, const char *src, const char *l
     if (rc_cache_temp_path("so", opath, sizeof opath, err, errlen)) return -1;
     if (rc_cache_temp_path("log", logp, sizeof logp, err, errlen)) return -1;
     if (write_file(cpath, src, strlen(src)))
-        return rc_errf(err, errlen, "jit: write %s: %s", cpath, strerror(errno));
+        return rc_errf(err, errlen, "jit: compile cache %s: cannot write the generated source: %s", dir,
+                       strerror(errno));
     int st = 0;
     if (compile(tc, label ? label : "generated C", opath, cpath, logp, &st, err, errlen)) {
         unlink(cpath);

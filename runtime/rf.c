@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "errbuf.h"
 #include "fftconv.h"
+#include "fsutil.h"
 #include "h5util.h"
 #include "model.h"
 #include "rng.h"
@@ -731,11 +732,8 @@ static int write_group(hid_t f, const char *g, const rc_rf_result *r, const floa
 int rc_rf_write(const char *path, const rc_checkpoint *ck, const rc_rf_result *r, char *err,
                 size_t errlen)
 {
-    char tmp[1200];
-    rc_atomic_tmp(path, tmp, sizeof tmp);
-    rc_h5_quiet();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return rc_errf(err, errlen, "%s: cannot create", tmp);
+    hid_t f = rc_h5_mem_create(path, H5P_DEFAULT, err, errlen);   /* fsutil.h */
+    if (f < 0) return -1;
     int64_t d1[1] = {r->cells};
     int bad = rc_h5_write_all(f, "/cell_ids", H5T_STD_I32LE, H5T_NATIVE_INT, 1, d1, ck->cell_ids) < 0 ||
               rc_h5_attr_set_string(f, "/", "model", ck->ir->name) < 0 ||
@@ -753,7 +751,6 @@ int rc_rf_write(const char *path, const rc_checkpoint *ck, const rc_rf_result *r
     if (!bad && r->revcor)
         bad = write_group(f, "/revcor", r, r->revcor, r->revcor_spatial, r->revcor_temporal,
                           r->revcor_cell) < 0;
-    if (H5Fclose(f) < 0) bad = 1;
-    if (bad) { unlink(tmp); return rc_errf(err, errlen, "%s: write failed", path); }
-    return rc_atomic_commit(tmp, path, err, errlen);
+    if (bad) rc_errf(err, errlen, "%s: HDF5 could not build the file (in memory)", path);
+    return rc_h5_mem_commit(f, path, !bad, err, errlen);
 }

@@ -14,6 +14,7 @@
  */
 #include "synth.h"
 #include "checkpoint.h"
+#include "fsutil.h"
 #include "h5util.h"
 
 #include <errno.h>
@@ -641,7 +642,18 @@ typedef struct {
     float *vbuf;          /* (BLK, 2500) */
     unsigned char *u8buf; /* (BLK, 2500) */
     double *tbuf;         /* (BLK) */
+    int werr;             /* errno of the first failed write (0: none yet) */
 } writer;
+
+/* rc_h5_write that keeps the errno of the first failure in w->werr (messages name it). */
+static int wr_slab(writer *w, hid_t ds, hid_t mt, int rank, const int64_t *st, const int64_t *ct,
+                   const void *buf)
+{
+    errno = 0;
+    if (rc_h5_write(ds, mt, rank, st, ct, buf) >= 0) return 0;
+    if (!w->werr) w->werr = errno ? errno : EIO;
+    return -1;
+}
 
 /* One split: frames streamed to disk, lambda in memory, then spikes and rates per cell. */
 static int write_split(writer *w, int split, int64_t T, int R, char *err, size_t errlen)
@@ -678,14 +690,15 @@ static int write_split(writer *w, int split, int64_t T, int R, char *err, size_t
         stim_block(g, t0, n, w->vbuf);
         int64_t st[3] = {t0, 0, 0}, ct[3] = {n, NPIX, NPIX};
         int e;
-        if (o->float32) e = rc_h5_write(ds_stim, H5T_NATIVE_FLOAT, 3, st, ct, w->vbuf);
+        if (o->float32) e = wr_slab(w, ds_stim, H5T_NATIVE_FLOAT, 3, st, ct, w->vbuf);
         else {
             for (int64_t i = 0; i < n * P; i++) w->u8buf[i] = (unsigned char)lrintf(w->vbuf[i] * 255.0f);
-            e = rc_h5_write(ds_stim, H5T_NATIVE_UCHAR, 3, st, ct, w->u8buf);
+            e = wr_slab(w, ds_stim, H5T_NATIVE_UCHAR, 3, st, ct, w->u8buf);
         }
         for (int64_t k = 0; k < n; k++) w->tbuf[k] = (double)(t0 + k) * DT;
-        if (e < 0 || rc_h5_write(ds_time, H5T_NATIVE_DOUBLE, 1, st, ct, w->tbuf) < 0) {
-            ERRF(err, errlen, "%s: /%s/stimulus: write failed at frame %lld (disk full?)", w->path, sn, (long long)t0);
+        if (e < 0 || wr_slab(w, ds_time, H5T_NATIVE_DOUBLE, 1, st, ct, w->tbuf) < 0) {
+            ERRF(err, errlen, "%s: /%s/stimulus: cannot write at frame %lld: %s", w->path, sn,
+                 (long long)t0, strerror(w->werr));
             goto out;
         }
         for (int64_t k = 0; k < n; k++) {
@@ -740,26 +753,32 @@ static int write_split(writer *w, int split, int64_t T, int R, char *err, size_t
                     for (int64_t t = 0; t < T; t++) acc[(size_t)k * T + t] += src[t];
                     if (split == SPLIT_TEST) {
                         int64_t st[3] = {r, c, 0}, ct[3] = {1, 1, T};
-                        ok &= rc_h5_write(dr[k], H5T_NATIVE_FLOAT, 3, st, ct, src) >= 0;
+                        ok &= wr_slab(w, dr[k], H5T_NATIVE_FLOAT, 3, st, ct, src) == 0;
                     }
                 }
             }
             for (int k = 0; k < 4 && ok; k++) {
                 for (int64_t t = 0; t < T; t++) acc[(size_t)k * T + t] /= (float)R;
                 int64_t st[2] = {c, 0}, ct[2] = {1, T};
-                ok &= rc_h5_write(ds[k], H5T_NATIVE_FLOAT, 2, st, ct, acc + (size_t)k * T) >= 0;
+                ok &= wr_slab(w, ds[k], H5T_NATIVE_FLOAT, 2, st, ct, acc + (size_t)k * T) == 0;
             }
             /* the expected value of firing_rate_10ms: the same smoothing of lambda */
             smooth(lc, T, 1.0, sm);
             int64_t st[2] = {c, 0}, ct[2] = {1, T};
-            ok &= rc_h5_write(ds[4], H5T_NATIVE_FLOAT, 2, st, ct, sm) >= 0;
+            ok &= wr_slab(w, ds[4], H5T_NATIVE_FLOAT, 2, st, ct, sm) == 0;
         }
         for (int k = 0; k < 5; k++) if (ds[k] >= 0) H5Dclose(ds[k]);
         for (int k = 0; k < 4; k++) if (dr[k] >= 0) H5Dclose(dr[k]);
-        if (!ok) { ERRF(err, errlen, "%s: /%s/response: write failed (disk full?)", w->path, sn); goto out; }
+        if (!ok) {
+            ERRF(err, errlen, "%s: /%s/response: cannot write: %s", w->path, sn,
+                 w->werr ? strerror(w->werr) : "cannot create the datasets");
+            goto out;
+        }
         snprintf(key, sizeof key, "/truth/%s_lambda", sn);
+        errno = 0;
         if (rc_h5_write_all(w->f, key, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, lam) < 0) {
-            ERRF(err, errlen, "%s: %s: write failed", w->path, key);
+            int en = errno;
+            ERRF(err, errlen, "%s: %s: cannot write: %s", w->path, key, en ? strerror(en) : "HDF5 write error");
             goto out;
         }
     }
@@ -838,6 +857,22 @@ static int write_meta(writer *w, char *err, size_t errlen)
     return ok ? 0 : ERRF(err, errlen, "%s: writing metadata failed", w->path);
 }
 
+/* An upper bound of the recording's size in bytes: every dataset's raw data (write_split,
+ * write_meta) plus 1/256 and 256 KiB for the metadata (about 15 KiB in practice). */
+static int64_t synth_file_bytes(const rc_synth_opts *o)
+{
+    const int64_t C = o->cells, bps = o->float32 ? 4 : 1;
+    int64_t b = 0;
+    for (int split = 0; split < 2; split++) {
+        int64_t T = split ? rc_synth_test_frames(o) : o->frames, R = split ? o->repeats : 0;
+        b += T * NPIX * NPIX * bps + T * 8          /* stimulus, time */
+             + 5 * C * T * 4 + 4 * R * C * T * 4    /* responses, test repeats */
+             + C * T * 4;                           /* truth lambda */
+    }
+    b += C * 64 + 8 * (BIP_LEN + CGC_LEN + AM_LEN + 3);
+    return b + b / 256 + ((int64_t)256 << 10);
+}
+
 int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t errlen)
 {
     rc_h5_quiet();
@@ -849,8 +884,6 @@ int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t e
     if (o->calib_frames && (o->calib_frames < 300 || o->calib_frames > 1000000))
         return ERRF(err, errlen, "calibration frames %d out of range 300..1000000", o->calib_frames);
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return ERRF(err, errlen, "%s: path too long", path);
     retina_par p;
     retina_defaults(&p);
     if (apply_sets(&p, o, err, errlen) < 0) return -1;
@@ -869,22 +902,20 @@ int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t e
         if (!o->quiet) fprintf(stderr, "retinac synth: calibrating the retina (seed %llu)\n", (unsigned long long)o->seed);
         if (calibrate(o->seed, o->calib_frames > 0 ? o->calib_frames : 3000, &p, w.cells, o->cells, w.vbuf, err, errlen) < 0) goto out;
     }
+    /* streamed to disk (too large for memory): fsutil.h checks the size limit against this
+     * upper bound first and closes safely after a failed write */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
-    w.f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    w.f = rc_h5_stream_create(path, synth_file_bytes(o), fcpl >= 0 ? fcpl : H5P_DEFAULT, tmp,
+                              sizeof tmp, err, errlen);
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (w.f < 0) { ERRF(err, errlen, "%s: cannot create", tmp); goto out; }
-    if (write_split(&w, SPLIT_TRAIN, o->frames, 1, err, errlen) < 0) goto out;
-    if (write_split(&w, SPLIT_TEST, Tt, o->repeats, err, errlen) < 0) goto out;
-    if (write_meta(&w, err, errlen) < 0) goto out;
-    herr_t e = H5Fclose(w.f);
+    if (w.f < 0) goto out;
+    int ok = write_split(&w, SPLIT_TRAIN, o->frames, 1, err, errlen) == 0 &&
+             write_split(&w, SPLIT_TEST, Tt, o->repeats, err, errlen) == 0 &&
+             write_meta(&w, err, errlen) == 0;
+    rc = rc_h5_stream_commit(w.f, tmp, path, ok, err, errlen);
     w.f = -1;
-    if (e < 0) { ERRF(err, errlen, "%s: closing failed (disk full?)", tmp); goto out; }
-    if (rename(tmp, path) != 0) { ERRF(err, errlen, "%s: cannot rename %s into place", path, tmp); goto out; }
-    rc = 0;
 out:
-    if (w.f >= 0) H5Fclose(w.f);
-    if (rc < 0) unlink(tmp);
     if (w.cells) for (int c = 0; c < o->cells; c++) free(w.cells[c].w);
     free(w.cells); free(w.vbuf); free(w.u8buf); free(w.tbuf);
     return rc;
@@ -1023,19 +1054,17 @@ int rc_synth_stim_stats(const rc_synth_opts *o, double *mean, double *std, char 
 #define INTR_NOISE 0.1          /* measurement noise sd / the noise-free trace's sd */
 
 /* One file: /boxes/stimuli (T,50,50) v = (s+1)/2, /boxes/detrended_membrane_potential (n,T),
- * /centers (n,2), optionally /types (n); written to path.tmpPID and renamed. */
+ * /centers (n,2), optionally /types (n); built in memory, its image in *img (*img_n bytes). */
 static int intr_file(const char *path, const rc_synth_opts *o, const char *kind, const float *s, int64_t T,
-                     int n, const float *pot, const int *ctr, const int *types, char *err, size_t errlen)
+                     int n, const float *pot, const int *ctr, const int *types, void **img, size_t *img_n,
+                     char *err, size_t errlen)
 {
     const int P = NPIX * NPIX;
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return ERRF(err, errlen, "%s: path too long", path);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    hid_t f = rc_h5_mem_create(path, fcpl >= 0 ? fcpl : H5P_DEFAULT, err, errlen);
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (f < 0) return ERRF(err, errlen, "%s: cannot create", tmp);
+    if (f < 0) return -1;
     int64_t d3[3] = {T, NPIX, NPIX}, d2[2] = {n, T}, dc[2] = {n, 2}, d1 = n;
     float *vb = malloc((size_t)BLK * P * sizeof *vb);
     hid_t ds = rc_h5_create(f, "/boxes/stimuli", H5T_IEEE_F32LE, 3, d3);
@@ -1061,10 +1090,8 @@ static int intr_file(const char *path, const rc_synth_opts *o, const char *kind,
     ok = ok && rc_h5_attr_set_double(f, "/", "noise_sd_fraction", INTR_NOISE) == 0;
     ok = ok && rc_h5_attr_set_string(f, "/", "alignment",
                                      "potential[t] depends on stimuli[:t] only (as the recording's lambda)") == 0;
-    herr_t e = H5Fclose(f);
-    if (!ok || e < 0) { unlink(tmp); return ERRF(err, errlen, "%s: write failed (disk full?)", tmp); }
-    if (rename(tmp, path) != 0) { unlink(tmp); return ERRF(err, errlen, "%s: cannot rename %s into place", path, tmp); }
-    return 0;
+    if (!ok) ERRF(err, errlen, "%s: HDF5 could not build the file (in memory)", path);
+    return rc_h5_mem_image(f, path, ok, img, img_n, err, errlen);
 }
 
 /* x (T) += noise sd INTR_NOISE * sd(x), then minus its mean. */
@@ -1097,6 +1124,8 @@ int rc_synth_write_interneurons(const char *dir, const rc_synth_opts *o, int64_t
     float *on = malloc((size_t)INTR_NAM * T * sizeof *on), *off = malloc((size_t)INTR_NAM * T * sizeof *off);
     float *am = malloc((size_t)INTR_NAM * T * sizeof *am), *bp = malloc((size_t)INTR_NBIP * T * sizeof *bp);
     int rc = -1;
+    void *img[2] = {NULL, NULL};
+    size_t img_n[2] = {0, 0};
     if (!s || !on || !off || !am || !bp) { ERRF(err, errlen, "out of memory for %lld interneuron frames", (long long)T); goto out; }
     if (rc_synth_retina_open(o, &r, err, errlen) < 0) goto out;
     /* binary checkerboard of INTR_BOX-px boxes, a new one every frame, contrast s = +-1 */
@@ -1126,10 +1155,16 @@ int rc_synth_write_interneurons(const char *dir, const rc_synth_opts *o, int64_t
     }
     for (int j = 0; j < INTR_NAM; j++)
         intr_noise_detrend(am + (int64_t)j * T, T, key4(o->seed, P_INTR_NOISE, 1, (uint64_t)j));
-    if (intr_file(pb, o, "bipolar", s, T, INTR_NBIP, bp, cb, tb, err, errlen) < 0) goto out;
-    if (intr_file(pa, o, "amacrine", s, T, INTR_NAM, am, pos, NULL, err, errlen) < 0) goto out;
+    /* both files as one output: a full disk leaves the previous pair, not a mixed one */
+    if (intr_file(pb, o, "bipolar", s, T, INTR_NBIP, bp, cb, tb, &img[0], &img_n[0], err, errlen) < 0 ||
+        intr_file(pa, o, "amacrine", s, T, INTR_NAM, am, pos, NULL, &img[1], &img_n[1], err, errlen) < 0)
+        goto out;
+    const char *paths[2] = {pb, pa};
+    const void *imgs[2] = {img[0], img[1]};
+    if (rc_write_files_atomic(2, paths, imgs, img_n, err, errlen) < 0) goto out;
     rc = 0;
 out:
+    free(img[0]); free(img[1]);
     rc_synth_retina_close(r);
     free(s); free(on); free(off); free(am); free(bp);
     return rc;

@@ -93,7 +93,7 @@ static void free_filled(rc_checkpoint *ck, char *spec_text)
 static int count_tmp_files(const char *dir)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '^\\.ckpt\\.tmp' ", dir);
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '^\\.\\(ckpt\\.\\)\\?tmp\\.' ", dir);
     FILE *p = popen(cmd, "r");
     int n = -1;
     if (p) { if (fscanf(p, "%d", &n) != 1) n = -1; pclose(p); }
