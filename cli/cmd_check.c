@@ -214,6 +214,11 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     int rc = 1;
+    const char *inputs[1] = {spec};
+    if (emit && rc_out_not_input(emit, inputs, 1, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac check: --emit-ir %s\n", err);
+        goto out;
+    }
     if (rc_spec_check(spec, cells, ir, err, sizeof err) != 0) {
         fprintf(stderr, "retinac check: %s\n", err);
         goto out;

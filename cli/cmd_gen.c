@@ -11,6 +11,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "emit_c.h"
 #include "emit_cuda.h"
 #include "ir.h"
@@ -83,7 +84,9 @@ int cmd_gen(int argc, char **argv)
     if (cells == GEN_DEFAULT_CELLS) snprintf(dir, sizeof dir, "%s/%s", outdir, ir.name);
     else snprintf(dir, sizeof dir, "%s/%s-cells%d", outdir, ir.name, cells);
     snprintf(path, sizeof path, "%s/%s", dir, gen_targets[t].file);
-    if (rc_make_dirs(dir, err, sizeof err) < 0 ||
+    const char *inputs[1] = {spec};
+    if (rc_out_not_input(path, inputs, 1, err, sizeof err) < 0 ||
+        rc_make_dirs(dir, err, sizeof err) < 0 ||
         rc_write_file_atomic(path, src, strlen(src), err, sizeof err) < 0) {
         fprintf(stderr, "retinac gen: %s\n", err);
         free(src);

@@ -10,6 +10,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "intr.h"
 #include "json.h"
 
@@ -173,6 +174,15 @@ int cmd_interneurons(int argc, char **argv)
     }
     char path[1100], err[1024];
     rc_ckpt_resolve(run, path, sizeof path);
+    if (out) {
+        const char *inputs[MAX_FILES + 1];
+        inputs[0] = path;
+        for (int k = 0; k < n_files; k++) inputs[k + 1] = files[k];
+        if (rc_out_not_input(out, inputs, n_files + 1, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac interneurons: -o %s\n", err);
+            return 1;
+        }
+    }
     rc_checkpoint ck;
     if (rc_ckpt_load(path, &ck, err, sizeof err) < 0) { fprintf(stderr, "retinac interneurons: %s\n", err); return 1; }
     rc_intr_result r;

@@ -267,6 +267,11 @@ int cmd_phenomena(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         column *c = &cols[i];
         rc_ckpt_resolve(runs[i], c->source, sizeof c->source);
+        const char *input = c->source;
+        if (out_path && rc_out_not_input(out_path, &input, 1, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac phenomena: -o %s\n", err);
+            goto out;
+        }
         label_of(runs[i], c->label, sizeof c->label, cols, i);
         if (rc_ckpt_load(c->source, &cks[i], err, sizeof err) < 0) { fprintf(stderr, "retinac phenomena: %s\n", err); goto out; }
         const rc_ir *ir = cks[i].ir;

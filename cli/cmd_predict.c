@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "retinac.h"
 
 const char cmd_predict_help[] =
@@ -57,7 +59,10 @@ int cmd_predict(int argc, char **argv)
         fputs("usage: retinac predict CHECKPOINT --stimulus FILE -o OUT.h5 (retinac help predict)\n", stderr);
         return 2;
     }
-    char err[1024];
+    char err[1024], ckpath[1100];
+    rc_ckpt_resolve(ck, ckpath, sizeof ckpath);
+    const char *inputs[2] = {stim, ckpath};
+    if (rc_out_not_input(out, inputs, 2, err, sizeof err) < 0) { fprintf(stderr, "retinac predict: -o %s\n", err); return 1; }
     retinac_model *m = retinac_open(ck, backend, err, sizeof err);
     if (!m) { fprintf(stderr, "retinac predict: %s\n", err); return 1; }
     int rc = retinac_predict_file(m, stim, key, out, err, sizeof err);

@@ -11,6 +11,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "json.h"
 #include "rf.h"
 
@@ -149,6 +150,8 @@ int cmd_rf(int argc, char **argv)
     }
     char path[1100], err[1024];
     rc_ckpt_resolve(run, path, sizeof path);
+    const char *inputs[1] = {path};
+    if (out && rc_out_not_input(out, inputs, 1, err, sizeof err) < 0) { fprintf(stderr, "retinac rf: -o %s\n", err); return 1; }
     rc_checkpoint ck;
     if (rc_ckpt_load(path, &ck, err, sizeof err) < 0) { fprintf(stderr, "retinac rf: %s\n", err); return 1; }
     rc_rf_result r;

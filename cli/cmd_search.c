@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "data.h"
 #include "errbuf.h"
 #include "ir.h"
@@ -579,6 +580,14 @@ int cmd_search(int argc, char **argv)
     if (access(c.data, R_OK) != 0) {
         if (say) fprintf(stderr, "retinac search: --data %s: %s\n", c.data, strerror(errno));
         goto out;
+    }
+    {   /* the summaries never replace an input; each trial's run checks its own files */
+        static const char *const summaries[] = {"search.csv", "search.json", "search_scope.txt", NULL};
+        const char *inputs[2] = {c.spec_path, c.data};
+        if (rc_dir_not_input(c.dir, summaries, inputs, 2, err, sizeof err) < 0) {
+            if (say) fprintf(stderr, "retinac search: -o %s\n", err);
+            goto out;
+        }
     }
     if (rc_make_dirs(c.dir, err, sizeof err) < 0) {
         if (say) fprintf(stderr, "retinac search: -o: %s\n", err);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "fsutil.h"
 #include "synth.h"
 
 const char cmd_synth_help[] =
@@ -111,6 +112,11 @@ static int run(int argc, char **argv, const char **sets)
     if (!out && !intr_dir) { fprintf(stderr, "retinac synth: -o FILE is required (or --interneurons DIR alone)\n"); return 2; }
     if (intr_dir && o.cheap) { fprintf(stderr, "retinac synth: --interneurons needs the simulated retina (not --cheap)\n"); return 2; }
     char err[1024];
+    static const char *const intr_files[] = {"bipolars_synth.h5", "amacrines_synth.h5", NULL};
+    if (out && intr_dir && rc_dir_not_input(intr_dir, intr_files, &out, 1, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac synth: --interneurons %s (the -o file)\n", err);
+        return 1;
+    }
     /* interneurons first: a bad DIR fails before the long recording is written */
     if (intr_dir && rc_synth_write_interneurons(intr_dir, &o, intr_frames, err, sizeof err) < 0) {
         fprintf(stderr, "retinac synth: %s\n", err);

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
+#include "fsutil.h"
 #include "ir.h"
 #include "spec.h"
 #include "train.h"
@@ -172,6 +173,15 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
 
+    {   /* the run folder's files never replace an input (a spec or recording kept there) */
+        static const char *const run_files[] = {"checkpoint.h5", "best.h5", "log.csv", "metrics.json", NULL};
+        const char *inputs[2] = {spec_path, data};
+        if (rc_dir_not_input(rundir, run_files, inputs, 2, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac train: -o %s\n", err);
+            free(cells);
+            return 1;
+        }
+    }
     static rc_ir spec;
     rc_train train;
     rc_checkpoint prev;

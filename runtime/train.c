@@ -12,6 +12,7 @@
  */
 #include "clock.h"
 #include "errbuf.h"
+#include "fsutil.h"
 #include "train.h"
 
 #include <math.h>
@@ -430,6 +431,8 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
     memset(res, 0, sizeof *res);
     res->truth_mean_r = NAN;
     if (!o->rundir || !o->data_path) return rc_errf(err, errlen, "train: a data file and a run folder are needed");
+    static const char *const run_files[] = {"checkpoint.h5", "best.h5", "log.csv", "metrics.json", NULL};
+    if (rc_dir_not_input(o->rundir, run_files, &o->data_path, 1, err, errlen) < 0) return -1;
     if (rc_make_dirs(o->rundir, err, errlen) < 0) return -1;
     rc_ckpt_clean_stale(o->rundir);
     if (o->threads > 0) omp_set_num_threads(o->threads);
