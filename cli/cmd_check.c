@@ -245,7 +245,10 @@ int cmd_check(int argc, char **argv)
         }
     } else {
         print_table(ir, spec, hash);
-        if (fflush(stdout) != 0) goto out;
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "retinac check: writing the table to stdout: %s\n", strerror(errno));
+            goto out;
+        }
     }
     rc = 0;
 out:

@@ -4,6 +4,7 @@
  * columns, plus the ceiling). A RUNDIR means its best.h5 (checkpoint.h5 if there is no best).
  * Exit 0 ok, 1 error, 2 usage.
  */
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -181,7 +182,10 @@ int cmd_eval(int argc, char **argv)
             rc_json_end_array(&j);
         }
         rc_json_end_object(&j);
-        if (rc_json_finish(&j) != 0) { fprintf(stderr, "retinac eval: writing JSON failed\n"); goto out; }
+        if (rc_json_finish(&j) != 0) {
+            fprintf(stderr, "retinac eval: writing JSON to stdout: %s\n", errno ? strerror(errno) : "write error");
+            goto out;
+        }
     } else {
         const char *names[64];
         const rc_eval_metrics *mp[64];

@@ -1,5 +1,6 @@
 /* main.c — the retinac command line: git-style subcommands dispatched from one table.
  * Only this file and the cmd_*.c files may exit(); library code returns errors. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd.h"
@@ -66,5 +67,13 @@ int main(int argc, char **argv)
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(cmd->help, stdout); return 0; }
-    return cmd->fn(argc - 1, argv + 1);
+    int rc = cmd->fn(argc - 1, argv + 1);
+    /* a table or JSON that did not reach stdout (full disk, closed pipe) is a failed command */
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
+        fprintf(stderr, "retinac %s: writing standard output: %s\n", c,
+                errno ? strerror(errno) : "write error");
+        rc = 1;
+    }
+    return rc;
 }
