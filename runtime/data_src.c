@@ -128,6 +128,16 @@ static int frames_shape(hid_t f, const char *fn, const char *key, int64_t *T, in
     return 0;
 }
 
+/* An optional key: 1 present, 0 absent, -1 (err set) present as a link that leads nowhere (a
+ * dangling soft or external link, a loop), which must not read as "absent". */
+static int optional_key(hid_t f, const char *fn, const char *key, char *err, size_t errlen)
+{
+    if (rc_h5_exists(f, key)) return 1;
+    char why[800];
+    if (rc_h5_broken(f, key, why, sizeof why)) return ERRF(err, errlen, "%s: %s: %s", fn, key, why);
+    return 0;
+}
+
 /* A response dataset: rank 2 (cells, T) with T frames; sets/ checks *cells. */
 static int check_rate(hid_t f, const char *fn, const char *key, int64_t T, int *cells,
                       const char *cells_from, char *err, size_t errlen)
@@ -180,7 +190,9 @@ static int probe_baccus_split(hid_t f, const char *fn, rc_data_probe *p, int s, 
     }
     p->frames[s] = T;
     snprintf(key, sizeof key, "/%s/time", sn);
-    if (rc_h5_exists(f, key)) {
+    int has = optional_key(f, fn, key, err, errlen);
+    if (has < 0) return -1;
+    if (has) {
         rc_h5_desc d;
         if (rc_h5_describe(f, fn, key, 0, &d, err, errlen) < 0) return -1;
         int64_t n = d.rank == 1 ? d.dims[0] : (d.rank == 2 && d.dims[1] == 1 ? d.dims[0] : -1);
@@ -198,7 +210,11 @@ static int probe_baccus_split(hid_t f, const char *fn, rc_data_probe *p, int s, 
     for (int i = 0; i < n && rc == 0; i++) {
         char k[160];
         snprintf(k, sizeof k, "/%s/response/%s", sn, names[i]);
-        if (!rc_h5_is_dataset(f, k) || !is_label_key(names[i])) continue;
+        if (!is_label_key(names[i])) continue;
+        if (!rc_h5_is_dataset(f, k)) {
+            if (optional_key(f, fn, k, err, errlen) < 0) { rc = -1; break; }
+            continue;
+        }
         if (check_rate(f, fn, k, T, &p->cells, p->cells ? "the training response" : k, err, errlen) < 0) {
             rc = -1;
             break;
@@ -214,6 +230,7 @@ static int probe_baccus_split(hid_t f, const char *fn, rc_data_probe *p, int s, 
     rc_h5_free_names(names, n);
     if (rc < 0) return -1;
     if (nrate == 0) return ERRF(err, errlen, "%s: %s: no response datasets", fn, key);
+    if (s == RC_TEST && optional_key(f, fn, "/test/repeats", err, errlen) < 0) return -1;
     if (s == RC_TEST && rc_h5_is_group(f, "/test/repeats")) {
         n = rc_h5_list(f, "/test/repeats", &names);
         if (n < 0) return ERRF(err, errlen, "%s: /test/repeats: cannot list", fn);
@@ -221,7 +238,11 @@ static int probe_baccus_split(hid_t f, const char *fn, rc_data_probe *p, int s, 
         for (int i = 0; i < n && rc == 0; i++) {
             char k[160];
             snprintf(k, sizeof k, "/test/repeats/%s", names[i]);
-            if (!rc_h5_is_dataset(f, k) || !(is_cellnn(names[i], NULL) || is_label_key(names[i]))) continue;
+            if (!(is_cellnn(names[i], NULL) || is_label_key(names[i]))) continue;
+            if (!rc_h5_is_dataset(f, k)) {
+                if (optional_key(f, fn, k, err, errlen) < 0) { rc = -1; break; }
+                continue;
+            }
             rc_h5_desc d;
             if (rc_h5_describe(f, fn, k, 0, &d, err, errlen) < 0) { rc = -1; break; }
             if (is_cellnn(names[i], NULL)) {
@@ -258,12 +279,16 @@ static int probe_baccus(hid_t f, const char *fn, rc_data_probe *p, char *err, si
     p->layout = RC_LAYOUT_BACCUS;
     if (probe_baccus_split(f, fn, p, RC_TRAIN, err, errlen) < 0) return -1;
     int train_cells = p->cells;
-    if (rc_h5_exists(f, "/test")) {
+    int has_test = optional_key(f, fn, "/test", err, errlen);
+    if (has_test < 0) return -1;
+    if (has_test) {
         p->has_test = 1;
         if (probe_baccus_split(f, fn, p, RC_TEST, err, errlen) < 0) return -1;
         if (p->cells != train_cells) return ERRF(err, errlen, "%s: /test/response: cell count differs from /train/response", fn);
     }
-    if (rc_h5_exists(f, "/cells/centers")) {
+    int has_centers = optional_key(f, fn, "/cells/centers", err, errlen);
+    if (has_centers < 0) return -1;
+    if (has_centers) {
         rc_h5_desc d;
         if (rc_h5_describe(f, fn, "/cells/centers", 0, &d, err, errlen) < 0) return -1;
         if (d.rank != 2 || d.dims[0] != p->cells || d.dims[1] != 2)
@@ -294,7 +319,9 @@ static int probe_or_stim(hid_t f, const char *fn, const char *dir, const char *n
 {
     char key[160];
     snprintf(key, sizeof key, "/stimulus_%s", name);
-    if (rc_h5_exists(f, key)) return frames_shape(f, fn, key, T, H, W, dtype, NULL, err, errlen);
+    int has = optional_key(f, fn, key, err, errlen);
+    if (has < 0) return -1;
+    if (has) return frames_shape(f, fn, key, T, H, W, dtype, NULL, err, errlen);
     char np[512];
     snprintf(np, sizeof np, "%s/%s.npy", dir, name);
     npy_hdr h;
@@ -368,7 +395,8 @@ int rc__probe(const char *path, hid_t f, const rc_data_opts *o, rc_data_probe *p
     memset(p, 0, sizeof *p);
     rc_layout lay = o ? o->layout : RC_LAYOUT_AUTO;
     if (lay == RC_LAYOUT_AUTO) {
-        if (rc_h5_exists(f, "/train")) lay = RC_LAYOUT_BACCUS;
+        char why[800];
+        if (rc_h5_exists(f, "/train") || rc_h5_broken(f, "/train", why, sizeof why)) lay = RC_LAYOUT_BACCUS;
         else {
             char **names = NULL;
             int n = rc_h5_list(f, "/", &names);
@@ -458,11 +486,12 @@ int rc__open_sources(rc_data *d, const rc_data_opts *o, const rc_data_probe *p, 
             char key[160], rate[160];
             snprintf(key, sizeof key, "/%s/stimulus", sn);
             snprintf(rate, sizeof rate, "/%s/response/%s", sn, rk);
-            if (!rc_h5_exists(d->file, rate)) {
+            char why[800];
+            if (rc_h5_unresolved(d->file, rate, why, sizeof why)) {
                 char have[256] = "";
                 for (int i = 0; i < p->n_rate_keys; i++)
                     snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", p->rate_keys[i]);
-                return ERRF(err, errlen, "%s: %s: missing (rate keys present: %s)", fn, rate, have);
+                return ERRF(err, errlen, "%s: %s: %s (rate keys present: %s)", fn, rate, why, have);
             }
             rc_seg *sg;
             if (add_seg(&d->sp[s], &sg) < 0) return ERRF(err, errlen, "out of memory");

@@ -47,6 +47,127 @@ int rc_h5_exists(hid_t loc, const char *path)
     return 1;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Why a path does not resolve                                                               */
+
+#define MAX_HOPS 16   /* soft links followed before calling it a loop (HDF5's own limit is 16) */
+
+typedef struct {
+    char seen[MAX_HOPS][256];   /* soft links followed so far, in order */
+    int n;
+} hops;
+
+static void chain_text(const hops *h, const char *last, char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = 0;
+    for (int i = 0; i < h->n && k < n; i++) k += (size_t)snprintf(out + k, n - k, "%s -> ", h->seen[i]);
+    if (k < n) snprintf(out + k, n - k, "%s", last);
+}
+
+static int unresolved(hid_t loc, const char *path, char *why, size_t n, hops *h);
+
+/* The link at prefix p exists and does not resolve: say why (soft: follow it). */
+static int broken_link(hid_t loc, const char *p, char *why, size_t n, hops *h)
+{
+    H5L_info_t li;
+    if (H5Lget_info(loc, p, &li, H5P_DEFAULT) < 0) { snprintf(why, n, "cannot be read (%s)", p); return 1; }
+    char val[1024];
+    size_t vs = li.u.val_size;
+    if (li.type == H5L_TYPE_SOFT) {
+        if (vs == 0 || vs > sizeof val || H5Lget_val(loc, p, val, sizeof val, H5P_DEFAULT) < 0) {
+            snprintf(why, n, "soft link %s cannot be read", p);
+            return 1;
+        }
+        val[sizeof val - 1] = 0;
+        char target[1024];
+        if (val[0] == '/') snprintf(target, sizeof target, "%s", val);
+        else {      /* relative to the group holding the link */
+            const char *slash = strrchr(p, '/');
+            int plen = slash ? (int)(slash - p) : 0;
+            if (plen > 500) plen = 500;
+            snprintf(target, sizeof target, "%.*s/%.500s", plen, p, val);
+        }
+        char chain[700];
+        for (int i = 0; i < h->n; i++)
+            if (!strcmp(h->seen[i], p)) {
+                chain_text(h, p, chain, sizeof chain);
+                snprintf(why, n, "soft link loop (%s)", chain);
+                return 1;
+            }
+        if (h->n == MAX_HOPS) {
+            chain_text(h, p, chain, sizeof chain);
+            snprintf(why, n, "soft link loop (more than %d links: %s)", MAX_HOPS, chain);
+            return 1;
+        }
+        snprintf(h->seen[h->n++], sizeof h->seen[0], "%.255s", p);
+        char sub[700];
+        if (!unresolved(loc, target, sub, sizeof sub, h)) {
+            snprintf(why, n, "soft link %s -> %s does not resolve", p, target);
+            return 1;
+        }
+        if (!strcmp(sub, "missing")) {
+            chain_text(h, target, chain, sizeof chain);
+            snprintf(why, n, "dangling soft link (%s: missing)", chain);
+        } else {
+            snprintf(why, n, "%s", sub);
+        }
+        return 1;
+    }
+    if (li.type == H5L_TYPE_EXTERNAL) {
+        const char *file = NULL, *obj = NULL;
+        unsigned flags = 0;
+        if (vs == 0 || vs > sizeof val || H5Lget_val(loc, p, val, sizeof val, H5P_DEFAULT) < 0 ||
+            H5Lunpack_elink_val(val, vs, &flags, &file, &obj) < 0 || !file || !obj) {
+            snprintf(why, n, "external link %s cannot be read", p);
+            return 1;
+        }
+        char at[64] = "";
+        if (h->n) snprintf(at, sizeof at, " (reached through soft links)");
+        snprintf(why, n, "dangling external link to %s:%s%s%s%s", file, obj, strcmp(p, "") ? " at " : "", p, at);
+        return 1;
+    }
+    snprintf(why, n, "%s: link of type %d does not resolve", p, (int)li.type);
+    return 1;
+}
+
+static int unresolved(hid_t loc, const char *path, char *why, size_t n, hops *h)
+{
+    char buf[1024];
+    size_t len = strlen(path);
+    why[0] = 0;
+    if (len == 0 || len >= sizeof buf) { snprintf(why, n, "missing"); return 1; }
+    memcpy(buf, path, len + 1);
+    /* every prefix: H5Lexists fails (instead of answering 0) on a missing parent */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        htri_t e = H5Lexists(loc, buf, H5P_DEFAULT);
+        int bad = 0;
+        if (e <= 0) { snprintf(why, n, "missing"); bad = 1; }
+        else if (H5Oexists_by_name(loc, buf, H5P_DEFAULT) <= 0) bad = broken_link(loc, buf, why, n, h);
+        buf[i] = c;
+        if (bad) return 1;
+    }
+    return 0;
+}
+
+int rc_h5_unresolved(hid_t loc, const char *path, char *why, size_t n)
+{
+    rc_h5_quiet();
+    hops *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(why, n, "cannot be checked (out of memory)"); return 1; }
+    int r = unresolved(loc, path, why, n, h);
+    free(h);
+    return r;
+}
+
+int rc_h5_broken(hid_t loc, const char *path, char *why, size_t n)
+{
+    return rc_h5_unresolved(loc, path, why, n) && strcmp(why, "missing") != 0;
+}
+
 int rc_h5_is_dataset(hid_t loc, const char *path)
 {
     if (!rc_h5_exists(loc, path)) return 0;
@@ -70,7 +191,8 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
                    rc_h5_desc *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
-    if (!rc_h5_exists(loc, path)) return rc_h5_errf(err, errlen, "%s: %s: missing", fname, path);
+    char why[800];
+    if (rc_h5_unresolved(loc, path, why, sizeof why)) return rc_h5_errf(err, errlen, "%s: %s: %s", fname, path, why);
     if (!rc_h5_is_dataset(loc, path))
         return rc_h5_errf(err, errlen, "%s: %s: is not a dataset", fname, path);
     hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);

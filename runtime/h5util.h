@@ -33,6 +33,14 @@ typedef struct {
 
 /* 1 if the path exists (every component a link that resolves), 0 if not. */
 int rc_h5_exists(hid_t loc, const char *path);
+/* 0 if the path resolves; else 1 with why it does not, for "FILE: KEY: <why>": "missing", or a
+ * link that exists but leads nowhere: "dangling soft link (/a -> /b: missing)", "soft link loop
+ * (/a -> /b -> /a)", "dangling external link to FILE:PATH at /a" (each component is checked, so
+ * a broken link higher up the path is named). */
+int rc_h5_unresolved(hid_t loc, const char *path, char *why, size_t n);
+/* 1 (with why) if the path does not resolve because of a broken link rather than being absent:
+ * for optional keys, where "absent" is fine but a dangling link must not read as absent. */
+int rc_h5_broken(hid_t loc, const char *path, char *why, size_t n);
 /* 1 if path is a dataset (resp. group), 0 if it is something else or absent. */
 int rc_h5_is_dataset(hid_t loc, const char *path);
 int rc_h5_is_group(hid_t loc, const char *path);
