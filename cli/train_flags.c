@@ -70,15 +70,20 @@ int cli_set_train_field(const rc_field *f, rc_train *t, const char *val, char *e
             else if (*p) goto bad;
         }
         *cnt = c;
+        char m[256];
+        if (rc_train_check(t, m, sizeof m) < 0) { snprintf(err, n, "--%s", m); return -1; }
         return 0;
     }
     }
 bad:
     snprintf(err, n, "--%s: '%s' is not a valid value", f->name, val);
     return -1;
-range:
-    snprintf(err, n, "--%s: %s out of range [%g, %g]", f->name, val, f->min, f->max);
-    return -1;
+range: {
+        char rng[96];
+        rc_field_range_text(f, rng, sizeof rng);
+        snprintf(err, n, "--%s: %s out of range %s", f->name, val, rng);
+        return -1;
+    }
 }
 
 int cli_parse_cells(const char *s, int **out, int *n, char *err, size_t errlen)

@@ -33,6 +33,7 @@
  * table, function or userdata keys has no fixed order, so pairs over it is an error.
  */
 #include "spec.h"
+#include "search.h"
 
 #include <errno.h>
 #include <math.h>
@@ -822,6 +823,11 @@ static int walk_search(spec_ctx *c, lua_State *L, int sidx, int line)
                     "(add e.g. lr = { 1e-4, 1e-2, log = true })");
     /* canonical order: grid dims then random dims, each by key (Lua's key order is arbitrary) */
     qsort(s->dims, (size_t)s->n_dims, sizeof s->dims[0], cmp_dim);
+    /* and every rule `retinac search` applies (values listed twice, the trial count), so that
+     * `retinac check` accepts exactly the searches that run */
+    char m[300];
+    if (rc_search_check(s, m, sizeof m) < 0)
+        return fail(c, line, "search", NULL, "%s", strncmp(m, "search: ", 8) ? m : m + 8);
     return 0;
 }
 
@@ -898,6 +904,8 @@ static int walk_model_table(spec_ctx *c, lua_State *L)
         spec_where wt = {line, "train", ""};
         if (read_table(c, L, lua_gettop(L), f, n, &ir->train, &wt, NULL, "{ lr = 5e-3 }"))
             return -1;
+        char m[300];
+        if (rc_train_check(&ir->train, m, sizeof m) < 0) return fail(c, line, "train", NULL, "%s", m);
     }
     lua_pop(L, 1);
 

@@ -8,8 +8,10 @@
  */
 #include "errbuf.h"
 #include "ir.h"
+#include "search.h"
 #include "sha256.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -564,11 +566,30 @@ void rc_ir_hash(const rc_ir *ir, char hex[65])
 
 /* ---------------------------------------------------------------- parse */
 
+/* A number of a field's range: integers in full ("1048576", not "1.04858e+06"), others as the
+ * shortest decimal that reads back. */
+static void range_num(char *out, size_t n, double v, int integer)
+{
+    if ((integer || v == floor(v)) && fabs(v) < 1e15) snprintf(out, n, "%.0f", v);
+    else fmt_num(out, n, v);
+}
+
+void rc_field_range_text(const rc_field *f, char *buf, size_t n)
+{
+    char lo[40], hi[40];
+    const int integer = f->type != RC_F_NUM;
+    range_num(lo, sizeof lo, f->min, integer);
+    if (f->type == RC_F_U64) snprintf(hi, sizeof hi, "%llu", (unsigned long long)UINT64_MAX);
+    else range_num(hi, sizeof hi, f->max, integer);
+    snprintf(buf, n, "[%s, %s]", lo, hi);
+}
+
 /* Set one field from its text value. Returns 0 or -1 with a message in err. */
 static int set_field(const rc_field *f, void *base, const char *val, char *err, size_t errlen)
 {
-    char *end;
+    char *end, rng[96];
     char *at = (char *)base + f->offset;
+    rc_field_range_text(f, rng, sizeof rng);
     switch (f->type) {
     case RC_F_INT: case RC_F_BOOL: {
         long v;
@@ -577,23 +598,30 @@ static int set_field(const rc_field *f, void *base, const char *val, char *err, 
             else if (!strcmp(val, "false")) v = 0;
             else return rc_errf(err, errlen, "expected true or false, got '%s'", val);
         } else {
+            errno = 0;
             v = strtol(val, &end, 10);
             if (end == val || *end) return rc_errf(err, errlen, "expected an integer, got '%s'", val);
+            if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%s' (range %s)", val, rng);
         }
-        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%ld is out of range [%g, %g]", v, f->min, f->max);
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%ld is out of range %s", v, rng);
         *(int *)at = (int)v;
         return 0;
     }
     case RC_F_NUM: {
+        errno = 0;
         double v = strtod(val, &end);
-        if (end == val || *end || !isfinite(v)) return rc_errf(err, errlen, "expected a number, got '%s'", val);
-        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%g is out of range [%g, %g]", v, f->min, f->max);
+        if (end == val || *end) return rc_errf(err, errlen, "expected a number, got '%s'", val);
+        if (errno == ERANGE || !isfinite(v)) return rc_errf(err, errlen, "number out of range: '%s' (range %s)", val, rng);
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%s is out of range %s", val, rng);
         *(double *)at = v;
         return 0;
     }
     case RC_F_U64: {
+        errno = 0;
         unsigned long long v = strtoull(val, &end, 10);
-        if (end == val || *end || val[0] == '-') return rc_errf(err, errlen, "expected an unsigned integer, got '%s'", val);
+        if (end == val || *end || val[0] == '-' || val[0] == '+' || val[0] == ' ')
+            return rc_errf(err, errlen, "expected an unsigned integer, got '%s'", val);
+        if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%s' (range %s)", val, rng);
         *(uint64_t *)at = v;
         return 0;
     }
@@ -609,9 +637,11 @@ static int set_field(const rc_field *f, void *base, const char *val, char *err, 
         const char *s = val;
         while (*s) {
             if (*cnt >= f->max_count) return rc_errf(err, errlen, "more than %d values", f->max_count);
+            errno = 0;
             long x = strtol(s, &end, 10);
             if (end == s) return rc_errf(err, errlen, "expected integers, got '%s'", val);
-            if (x < f->min || x > f->max) return rc_errf(err, errlen, "%ld is out of range", x);
+            if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%.*s' (range %s)", (int)(end - s), s, rng);
+            if (x < f->min || x > f->max) return rc_errf(err, errlen, "%ld is out of range %s", x, rng);
             v[(*cnt)++] = (int)x;
             s = end;
             if (*s == ',') s++;
@@ -666,6 +696,20 @@ static int check_required(const rc_field *f, int n, const void *base, char *err,
     return 0;
 }
 
+int rc_train_check(const rc_train *t, char *err, size_t errlen)
+{
+    for (int i = 1; i < t->n_milestones; i++)
+        if (t->milestones[i] <= t->milestones[i - 1]) {
+            char list[16 * RC_MAX_MILESTONES] = "";
+            size_t k = 0;
+            for (int j = 0; j < t->n_milestones && k < sizeof list; j++)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%d", j ? "," : "", t->milestones[j]);
+            return rc_errf(err, errlen, "milestones: must be strictly increasing epochs, got %s (%d after %d)",
+                           list, t->milestones[i], t->milestones[i - 1]);
+        }
+    return 0;
+}
+
 int rc_ir_name_ok(const char *name, size_t len)
 {
     if (len == 0 || len >= RC_NAME_MAX) return 0;
@@ -684,12 +728,16 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
     rc_ir_defaults(ir);
     char *buf = strdup(text);
     if (!buf) return rc_errf(err, errlen, "%s: out of memory", file);
-    int rc = -1, lineno = 0, ended = 0, n, nsf;
+    int rc = -1, lineno = 0, ended = 0, n, nsf, search_line = 0;
     char m[300];
     const rc_field *sf = rc_fields(RC_SECTION_SCHEDULE, 0, &nsf);
     char *save = NULL;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
+        /* CRLF line ends (a file edited on Windows) read as LF; the hash is over the canonical
+         * text rc_ir_format writes, so it does not change */
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r') line[ll - 1] = 0;
         char *sp = strchr(line, ' ');
         char *rest = sp ? sp + 1 : line + strlen(line);
         if (sp) *sp = 0;
@@ -733,14 +781,19 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
             }
         } else if (!strcmp(head, "train")) {
             const rc_field *f = rc_fields(RC_SECTION_TRAIN, 0, &n);
-            if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: train: %s", file, lineno, m); goto out; }
+            if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m) || rc_train_check(&ir->train, m, sizeof m)) {
+                rc_errf(err, errlen, "%s:%d: train: %s", file, lineno, m);
+                goto out;
+            }
         } else if (!strcmp(head, "search")) {
             unsigned long long seed = 1;
             if (sscanf(rest, "trials=%d seed=%llu", &ir->search.trials, &seed) != 2 || ir->search.trials < 0) {
                 rc_errf(err, errlen, "%s:%d: search: expected trials=N seed=S", file, lineno); goto out;
             }
             ir->search.seed = seed;
+            search_line = lineno;
         } else if (!strcmp(head, "search.dim")) {
+            if (!search_line) search_line = lineno;
             if (ir->search.n_dims >= RC_MAX_SEARCH) { rc_errf(err, errlen, "%s:%d: too many search dimensions", file, lineno); goto out; }
             rc_search_dim *d = &ir->search.dims[ir->search.n_dims++];
             memset(d, 0, sizeof *d);
@@ -771,6 +824,11 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
         }
     }
     if (!ended) { rc_errf(err, errlen, "%s: truncated IR (no 'end' line)", file); goto out; }
+    /* the search section must be one `retinac search` runs (the spec loader's rule too) */
+    if (ir->search.n_dims && rc_search_check(&ir->search, m, sizeof m) < 0) {
+        rc_errf(err, errlen, "%s:%d: %s", file, search_line, m);
+        goto out;
+    }
     const rc_field *rf = rc_fields(RC_SECTION_INPUT, 0, &n);
     if (check_required(rf, n, ir, m, sizeof m)) { rc_errf(err, errlen, "%s: input: %s", file, m); goto out; }
     if (check_required(sf, nsf, &ir->sched, m, sizeof m)) { rc_errf(err, errlen, "%s: schedule: %s", file, m); goto out; }

@@ -191,6 +191,15 @@ typedef enum {
  * Sets *n. Layer fields do not include "schedule" (a nested table, see RC_SECTION_SCHEDULE). */
 const rc_field *rc_fields(rc_section sec, rc_layer_kind kind, int *n);
 
+/* A field's range for messages: "[1, 1048576]" (integers in full, never 1.04858e+06). */
+void rc_field_range_text(const rc_field *f, char *buf, size_t n);
+
+/* Rules across the fields of a train section, shared by the spec loader, the text parser and
+ * the command-line flags: milestones strictly increasing (MultiStepLR steps at each listed
+ * epoch; a repeat or a step back is a typo, not a schedule). Returns 0 or -1 with
+ * "FIELD: what" in err. */
+int rc_train_check(const rc_train *t, char *err, size_t errlen);
+
 /* Fill every field with its default (used by the spec loader before reading a table). */
 void rc_ir_defaults(rc_ir *ir);
 void rc_layer_defaults(rc_layer *l, rc_layer_kind kind);
@@ -212,7 +221,10 @@ int rc_ir_name_ok(const char *name, size_t len);
 
 /* Canonical text. Returns a malloc'd NUL-terminated string (caller frees) or NULL on OOM. */
 char *rc_ir_format(const rc_ir *ir);
-/* Parse canonical text (as written by rc_ir_format). Does not call rc_ir_infer. */
+/* Parse canonical text (as written by rc_ir_format). Does not call rc_ir_infer. CRLF line ends
+ * are accepted (the hash is of the canonical text, so it is the same); an integer that does not
+ * fit is refused ("integer out of range", with the line); the train section passes
+ * rc_train_check and the search section rc_search_check (search.h), as in the spec loader. */
 int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t errlen);
 
 /* sha256 of the canonical text, as 64 hex chars + NUL. */

@@ -84,8 +84,12 @@ int rc_search_check(const rc_search *s, char *err, size_t errlen)
                            sd->n_values);
         for (int i = 0; i < sd->n_values; i++) {
             double v = sd->values[i];
-            if (!isfinite(v) || v < f->min || v > f->max)
-                return rc_errf(err, errlen, "search: %s: value %g outside [%g, %g]", sd->key, v, f->min, f->max);
+            if (!isfinite(v) || v < f->min || v > f->max) {
+                char rng[96], num[40];
+                rc_field_range_text(f, rng, sizeof rng);
+                rc_search_fmt_num(v, num, sizeof num);
+                return rc_errf(err, errlen, "search: %s: value %s outside %s", sd->key, num, rng);
+            }
             if (f->type != RC_F_NUM && v != floor(v))
                 return rc_errf(err, errlen, "search: %s: expected an integer, got %g", sd->key, v);
             for (int j = 0; !sd->is_random && j < i; j++)

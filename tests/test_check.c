@@ -383,6 +383,9 @@ static bad_case bad_cases[] = {
     {"search_bad_range.lua", "search: random.lr: range needs lo < hi"},
     {"search_no_trials.lua", "search: random.trials: missing"},
     {"search_enum_field.lua", "search: grid.optimizer: only numeric train fields can be searched"},
+    {"search_grid_duplicate.lua", "search_grid_duplicate.lua:1: search: grid.lr: value 0.001 listed twice"},
+    {"search_too_many_trials.lua", "search_too_many_trials.lua:3: search: more than 100000 trials"},
+    {"milestones_not_increasing.lua", "milestones_not_increasing.lua:1: train: milestones: must be strictly increasing epochs, got 10,5"},
     {"error_call.lua", "error_call.lua:2: need at least 4 channels"},
     {"error_table.lua", "spec raised an error that is not a string"},
 };

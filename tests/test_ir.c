@@ -97,6 +97,7 @@ Test(ir, canonical_roundtrip_and_hash)
     a.train.milestones[0] = 5;
     a.train.milestones[1] = 15;
     a.search.n_dims = 1;
+    a.search.trials = 3;           /* random ranges need trials (the parser checks the search) */
     strcpy(a.search.dims[0].key, "lr");
     a.search.dims[0].is_random = 1;
     a.search.dims[0].log_scale = 1;
@@ -202,4 +203,105 @@ Test(ir, text_missing_required_fields_is_an_error)
     cr_assert(strstr(err, "m.ir: layer 2 (conv): kernel: missing (required)"), "%s", err);
     cr_assert_eq(rc_ir_parse(&ir, "retinac-ir 1\ninput history=4 height=8 width=8\nlayer conv channels=2 kernel=3\nend\n",
                              "m.ir", err, sizeof err), 0, "%s", err);
+}
+
+/* ---- Issue 16 (smaller items): integers that do not fit, CRLF line ends, milestones and the
+ * search section validated by the text parser as by the spec loader, ranges printed readably. */
+
+/* The canonical text of a small model with `from` replaced by `to` (malloc'd). */
+static char *ir_text_with(const char *from, const char *to)
+{
+    static rc_ir a;
+    bncnn(&a, 0);
+    char *t = rc_ir_format(&a);
+    cr_assert_not_null(t);
+    char *at = strstr(t, from);
+    cr_assert_not_null(at, "'%s' not in:\n%s", from, t);
+    size_t n = strlen(t) - strlen(from) + strlen(to) + 1;
+    char *o = malloc(n);
+    snprintf(o, n, "%.*s%s%s", (int)(at - t), t, to, at + strlen(from));
+    free(t);
+    return o;
+}
+
+static void parse_fails(const char *from, const char *to, const char *want)
+{
+    static rc_ir ir;
+    char err[512] = "";
+    char *t = ir_text_with(from, to);
+    cr_assert_eq(rc_ir_parse(&ir, t, "m.ir", err, sizeof err), -1, "accepted:\n%s", t);
+    cr_assert(strstr(err, want), "got: %s\nwant: %s", err, want);
+    free(t);
+}
+
+Test(ir, text_integer_overflow_is_refused)
+{
+    /* strtol saturates: this read as 9223372036854775807 ("... is out of range") before */
+    parse_fails("kernel=15", "kernel=99999999999999999999",
+                "m.ir:5: layer 1 (conv): kernel: integer out of range: '99999999999999999999' (range [1, 1024])");
+    /* strtoull saturates too: the seed was silently 18446744073709551615 */
+    parse_fails("seed=", "seed=99999999999999999999999", "train: seed: integer out of range: '99999999999999999999999");
+    parse_fails("milestones=-", "milestones=5,99999999999999999999", "train: milestones: integer out of range: '99999999999999999999'");
+    parse_fails("lr=0.005", "lr=1e999", "train: lr: number out of range: '1e999'");
+    parse_fails("batch=512", "batch=0", "train: batch: 0 is out of range [1, 1048576]");
+}
+
+Test(ir, text_crlf_line_ends_are_accepted_with_the_same_hash)
+{
+    static rc_ir a, b;
+    bncnn(&a, 0);
+    char *t = rc_ir_format(&a);
+    size_t n = strlen(t), k = 0;
+    char *crlf = malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '\n') crlf[k++] = '\r';
+        crlf[k++] = t[i];
+    }
+    crlf[k] = 0;
+    char err[512] = "";
+    cr_assert_eq(rc_ir_parse(&b, crlf, "w.ir", err, sizeof err), 0, "%s", err);
+    char ha[65], hb[65];
+    rc_ir_hash(&a, ha);
+    rc_ir_hash(&b, hb);
+    cr_assert_str_eq(ha, hb);
+    char *t2 = rc_ir_format(&b);
+    cr_assert_str_eq(t, t2, "the canonical text is LF");
+    free(t);
+    free(t2);
+    free(crlf);
+}
+
+Test(ir, text_milestones_and_search_checked_like_the_spec_loader)
+{
+    parse_fails("milestones=-", "milestones=20,10",
+                "train: milestones: must be strictly increasing epochs, got 20,10 (10 after 20)");
+    parse_fails("milestones=-", "milestones=5,5", "must be strictly increasing");
+    parse_fails("end\n", "search.dim lr grid 0.001,0.01,0.001\nend\n", "search: grid.lr: value 0.001 listed twice");
+    parse_fails("end\n", "search.dim batch grid 0,16\nend\n", "search: batch: value 0 outside [1, 1048576]");
+    /* and the rule itself */
+    rc_train t;
+    memset(&t, 0, sizeof t);
+    char err[256];
+    t.n_milestones = 3;
+    t.milestones[0] = 5;
+    t.milestones[1] = 15;
+    t.milestones[2] = 25;
+    cr_assert_eq(rc_train_check(&t, err, sizeof err), 0);
+    t.milestones[2] = 15;
+    cr_assert_eq(rc_train_check(&t, err, sizeof err), -1);
+}
+
+Test(ir, field_ranges_print_integers_in_full)
+{
+    int n;
+    const rc_field *f = rc_fields(RC_SECTION_TRAIN, 0, &n);
+    char buf[96];
+    for (int i = 0; i < n; i++) {
+        rc_field_range_text(&f[i], buf, sizeof buf);
+        cr_assert(!strstr(buf, "e+"), "%s: %s", f[i].name, buf);
+        if (!strcmp(f[i].name, "batch")) cr_assert_str_eq(buf, "[1, 1048576]");
+        if (!strcmp(f[i].name, "lr")) cr_assert_str_eq(buf, "[1e-12, 10]");
+        if (!strcmp(f[i].name, "seed")) cr_assert_str_eq(buf, "[0, 18446744073709551615]");
+        if (!strcmp(f[i].name, "l2")) cr_assert_str_eq(buf, "[0, 1000000]");
+    }
 }
