@@ -1,5 +1,9 @@
 /* main.c — the retinac command line: git-style subcommands dispatched from one table.
- * Only this file and the cmd_*.c files may exit(); library code returns errors. */
+ * Only this file and the cmd_*.c files may exit(); library code returns errors.
+ * Every option may be given once (checked here, for every command, before dispatch: with
+ * "last one wins", `--backend c --backend ref` would silently run ref); the exceptions are
+ * listed in `repeatable` (options that add to a list). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +32,49 @@ static const rc_command commands[] = {
     {"interneurons", cmd_interneurons, cmd_interneurons_help, "correlate model units with recorded interneurons"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* Options that add to a list, by command. */
+static const struct { const char *command, *option; } repeatable[] = {
+    {"synth", "set"},          /* --set KEY=VALUE ... */
+};
+
+/* The canonical name of an option token into out ("" if the token is not an option: a
+ * positional argument, "-", or a negative number given as a value): without the dashes and any
+ * "=value", '_' spelled '-', and the aliases resolved (-o/--output = --out, -q = --quiet,
+ * --l1 = --l1-activity, --patience = --early-patience, as the parsers accept them). */
+static void option_name(const char *a, char *out, size_t n)
+{
+    out[0] = 0;
+    if (a[0] != '-' || !a[1] || isdigit((unsigned char)a[1]) || (a[1] == '.' && isdigit((unsigned char)a[2])))
+        return;
+    const char *p = a[1] == '-' ? a + 2 : a + 1;
+    size_t k = 0;
+    for (; p[k] && p[k] != '=' && k + 1 < n; k++) out[k] = p[k] == '_' ? '-' : p[k];
+    out[k] = 0;
+    static const char *const alias[][2] = {
+        {"o", "out"}, {"output", "out"}, {"q", "quiet"}, {"l1", "l1-activity"}, {"patience", "early-patience"},
+    };
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (!strcmp(out, alias[i][0])) { snprintf(out, n, "%s", alias[i][1]); break; }
+}
+
+/* Index of the first option given a second time (0 if none); *first = its earlier index. */
+static int repeated_option(const char *command, int argc, char **argv, int *first)
+{
+    char a[64], b[64];
+    for (int i = 2; i < argc; i++) {
+        option_name(argv[i], a, sizeof a);
+        if (!a[0]) continue;
+        int ok = 0;
+        for (size_t r = 0; r < sizeof repeatable / sizeof repeatable[0]; r++)
+            ok |= !strcmp(repeatable[r].command, command) && !strcmp(repeatable[r].option, a);
+        for (int j = 2; j < i && !ok; j++) {
+            option_name(argv[j], b, sizeof b);
+            if (!strcmp(a, b)) { *first = j; return i; }
+        }
+    }
+    return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -67,6 +114,15 @@ int main(int argc, char **argv)
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(cmd->help, stdout); return 0; }
+    int first = 0, again = repeated_option(c, argc, argv, &first);
+    if (again) {
+        if (!strcmp(argv[first], argv[again]))
+            fprintf(stderr, "retinac %s: option %s given twice; give each option once\n", c, argv[again]);
+        else
+            fprintf(stderr, "retinac %s: option %s given twice (as '%s' and '%s'); give each option once\n", c,
+                    argv[again], argv[first], argv[again]);
+        return 2;
+    }
     int rc = cmd->fn(argc - 1, argv + 1);
     /* a table or JSON that did not reach stdout (full disk, closed pipe) is a failed command */
     errno = 0;
