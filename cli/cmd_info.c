@@ -1,7 +1,9 @@
 /* cmd_info.c — `retinac info FILE`: describe a recording and check that the trainer can use it.
- * It probes the layout (metadata), opens the file as the trainer would (same options), and,
- * unless --quick, scans every frame and label (training statistics, NaN/Inf, truncation).
- * Exit 0 usable, 1 not usable (the reason on stderr, and in the JSON), 2 usage. */
+ * It probes the layout (metadata), opens the file as the trainer would (same options), and runs
+ * the data-sanity check (rc_data_check, data.h) — unless --quick over every frame and label —
+ * listing every problem found (dataset key, cell, first bad frame) as an error or a warning.
+ * Exit 0 usable (warnings allowed), 1 not usable (the first error on stderr, all of them on
+ * stdout and in the JSON), 2 usage. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,20 +20,26 @@
 const char cmd_info_help[] =
     "usage: retinac info FILE [--json] [--quick] [--rate-key KEY] [--cells LIST]\n"
     "                    [--layout auto|baccus|openretina] [--test-name NAME] [--stimuli-dir DIR]\n"
-    "                    [--mem-budget MB] [--epoch-pass B]\n"
+    "                    [--loss poisson|mse] [--mem-budget MB] [--epoch-pass B]\n"
     "\n"
     "Print what a recording holds: layout, splits and frame counts, frame size and dtype,\n"
     "cells and their centres, rate keys, test repeats, ground truth (synthetic files), the\n"
     "training/validation windows and the training stimulus statistics. Every key, rank,\n"
     "dtype and length is validated; unless --quick every frame and label is read, so NaN/Inf\n"
-    "or a truncated file is found. Exit status 1 (with the reason) if the trainer could not\n"
-    "use the file with these options.\n"
+    "or a truncated file is found. Errors: NaN/Inf anywhere, negative responses, an all-zero\n"
+    "training response (all cells, or one selected cell), a constant training stimulus.\n"
+    "Warnings: a tiny stimulus std, a constant test stimulus, a cell silent in the test split.\n"
+    "Exit status 1 (with every problem) if the trainer could not use the file with these\n"
+    "options.\n"
     "\n"
     "  --json             one JSON object: file, usable, error, layout, synthetic, splits,\n"
     "                     frame {height,width,dtype}, cells, centers, rate_keys, rate_key,\n"
     "                     repeats {count,keys}, truth, windows {history,train,val,chunks},\n"
-    "                     stats {mean,std} (absent with --quick)\n"
+    "                     stats {mean,std} (absent with --quick), issues [{level,key,cell,\n"
+    "                     index,message}], check {errors,warnings,seconds}\n"
     "  --quick            metadata and labels only; skip the frame scan\n"
+    "  --loss L           the loss the data is for: poisson (default; negative responses are\n"
+    "                     errors) or mse (negative responses are warnings)\n"
     "  --rate-key KEY     label key to check (default firing_rate_10ms)\n"
     "  --cells LIST       comma-separated 0-based cell indices\n"
     "  --layout L         force a layout (default: detect)\n"
@@ -111,8 +119,11 @@ static int parse_cells(const char *s, int **out, int *n)
     return 0;
 }
 
+static const char *level_name(int level) { return level == RC_ISSUE_ERROR ? "error" : "warning"; }
+
 static void print_text(const char *file, const rc_data_probe *p, const rc_data_info *in,
-                       int have_stats, double mean, double std, const epoch_pass *ep, const char *error)
+                       int have_stats, double mean, double std, const epoch_pass *ep,
+                       const rc_data_report *rep, const char *error)
 {
     printf("%s: %s layout", file, layout_name(p->layout));
     if (p->is_synthetic) printf(" (synthetic: retinac synth, seed %lld, %s)", (long long)p->synth_seed, p->synth_stimulus);
@@ -158,12 +169,21 @@ static void print_text(const char *file, const rc_data_probe *p, const rc_data_i
                "            peak RSS %.1f MB (budget %.0f MB)\n", (long long)ep->batches, (long long)ep->samples, ep->train_s,
                ep->samples / (ep->train_s > 0 ? ep->train_s : 1e-9), (long long)ep->val_windows, ep->val_s, ep->peak_rss_mb,
                in ? in->mem_budget / 1048576.0 : 0);
+    if (rep) {
+        printf("  check     %d error%s, %d warning%s (%.2f s)\n", rep->n_errors, rep->n_errors == 1 ? "" : "s",
+               rep->n_warnings, rep->n_warnings == 1 ? "" : "s", rep->seconds);
+        for (int i = 0; i < rep->n; i++) printf("  %-9s %s\n", level_name(rep->issue[i].level), rep->issue[i].msg);
+        int more = rep->n_errors + rep->n_warnings - rep->n;
+        if (more > 0) printf("            (%d more not listed)\n", more);
+    }
     if (error) printf("  NOT USABLE: %s\n", error);
+    else if (rep && rep->n_warnings) printf("  usable (with %d warning%s)\n", rep->n_warnings, rep->n_warnings == 1 ? "" : "s");
     else printf("  usable\n");
 }
 
 static void print_json(const char *file, const rc_data_probe *p, const rc_data_info *in,
-                       int have_stats, double mean, double std, const epoch_pass *ep, const char *error)
+                       int have_stats, double mean, double std, const epoch_pass *ep,
+                       const rc_data_report *rep, const char *error)
 {
     rc_json j;
     rc_json_init(&j, stdout, 1);
@@ -249,6 +269,27 @@ static void print_json(const char *file, const rc_data_probe *p, const rc_data_i
         rc_json_key(&j, "std"); rc_json_number(&j, std);
         rc_json_end_object(&j);
     }
+    if (rep) {
+        rc_json_key(&j, "check"); rc_json_begin_object(&j);
+        rc_json_key(&j, "errors"); rc_json_int(&j, rep->n_errors);
+        rc_json_key(&j, "warnings"); rc_json_int(&j, rep->n_warnings);
+        rc_json_key(&j, "seconds"); rc_json_number(&j, rep->seconds);
+        rc_json_end_object(&j);
+        rc_json_key(&j, "issues"); rc_json_begin_array(&j);
+        for (int i = 0; i < rep->n; i++) {
+            const rc_data_issue *q = &rep->issue[i];
+            rc_json_begin_object(&j);
+            rc_json_key(&j, "level"); rc_json_string(&j, level_name(q->level));
+            rc_json_key(&j, "key"); rc_json_string(&j, q->key);
+            rc_json_key(&j, "cell");
+            if (q->cell >= 0) rc_json_int(&j, q->cell); else rc_json_null(&j);
+            rc_json_key(&j, "index");
+            if (q->index >= 0) rc_json_int(&j, q->index); else rc_json_null(&j);
+            rc_json_key(&j, "message"); rc_json_string(&j, q->msg);
+            rc_json_end_object(&j);
+        }
+        rc_json_end_array(&j);
+    }
     if (ep && ep->done) {
         rc_json_key(&j, "epoch_pass"); rc_json_begin_object(&j);
         rc_json_key(&j, "batches"); rc_json_int(&j, ep->batches);
@@ -266,10 +307,11 @@ static void print_json(const char *file, const rc_data_probe *p, const rc_data_i
 int cmd_info(int argc, char **argv)
 {
     const char *file = NULL;
-    int json = 0, quick = 0, *cells = NULL, n_cells = 0, pass_b = 0;
+    int json = 0, quick = 0, *cells = NULL, n_cells = 0, pass_b = 0, signed_ok = 0;
     epoch_pass ep = {0};
     rc_data_opts o;
     rc_data_opts_default(&o);
+    o.defer_value_checks = 1;   /* rc_data_check reports every problem, not just the first */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) { json = 1; continue; }
@@ -290,6 +332,10 @@ int cmd_info(int argc, char **argv)
             pass_b = (int)x;
         }
         else if (!strcmp(a, "--stimuli-dir")) o.stimuli_dir = v;
+        else if (!strcmp(a, "--loss")) {
+            if (strcmp(v, "poisson") && strcmp(v, "mse")) { fprintf(stderr, "retinac info: --loss: '%s' (poisson or mse)\n", v); free(cells); return 2; }
+            signed_ok = !strcmp(v, "mse");
+        }
         else if (!strcmp(a, "--cells")) {
             free(cells);
             cells = NULL;
@@ -317,23 +363,28 @@ int cmd_info(int argc, char **argv)
     char err[1024] = "";
     rc_data_probe p;
     rc_data *d = NULL;
-    rc_test_set t;
-    memset(&t, 0, sizeof t);
-    int have_probe = 0, have_stats = 0, bad = 0;
+    int have_probe = 0, have_stats = 0, bad = 0, have_rep = 0;
     double mean = 0, std = 0;
+    static rc_data_report rep;
     if (rc_data_probe_file(file, &o, &p, err, sizeof err) < 0) bad = 1;
     else have_probe = 1;
     if (!bad && rc_data_open(file, &o, &d, err, sizeof err) < 0) bad = 1;
+    /* the check streams every frame (once: the statistics come from the same pass) and label */
+    unsigned what = RC_CHECK_TRAIN | RC_CHECK_TEST | (quick ? RC_CHECK_LABELS : 0) | (signed_ok ? RC_CHECK_SIGNED_OK : 0);
+    if (!bad && rc_data_check(d, what, &rep, err, sizeof err) < 0) bad = 1;
+    else if (!bad) {
+        have_rep = 1;
+        if (rc_data_report_error(&rep, err, sizeof err) < 0) bad = 1;
+    }
     if (!bad && !quick) {
         if (rc_data_stats(d, &mean, &std, err, sizeof err) < 0) bad = 1;
         else have_stats = 1;
-        if (!bad && rc_data_get_info(d)->test_frames > 0 && rc_data_test(d, &t, err, sizeof err) < 0) bad = 1;
-        rc_test_set_free(&t);
     }
     if (!bad && pass_b && run_epoch_pass(d, pass_b, &ep, err, sizeof err) < 0) bad = 1;
     const rc_data_info *in = d ? rc_data_get_info(d) : NULL;
-    if (json) print_json(file, have_probe ? &p : NULL, in, have_stats, mean, std, &ep, bad ? err : NULL);
-    else if (have_probe) print_text(file, &p, in, have_stats, mean, std, &ep, bad ? err : NULL);
+    const rc_data_report *rp = have_rep ? &rep : NULL;
+    if (json) print_json(file, have_probe ? &p : NULL, in, have_stats, mean, std, &ep, rp, bad ? err : NULL);
+    else if (have_probe) print_text(file, &p, in, have_stats, mean, std, &ep, rp, bad ? err : NULL);
     if (bad) fprintf(stderr, "retinac info: %s\n", err);
     rc_data_close(d);
     free(cells);

@@ -599,6 +599,17 @@ int cmd_search(int argc, char **argv)
         if (say) fprintf(stderr, "retinac search: %s\n", err);
         goto out;
     }
+    {   /* data sanity once, before any trial (each trial's run repeats it without the warnings) */
+        rc_train_opts co = c.o;
+        co.data_path = c.data;
+        co.eval_test = 1;
+        if (!say) co.warn = NULL;
+        if (rc_train_check_data(spec, &base, &co, err, sizeof err) < 0) {
+            if (say) fprintf(stderr, "retinac search: %s\n", err);
+            goto out;
+        }
+        c.o.data_checked = 1;
+    }
     rows = calloc((size_t)n, sizeof *rows);
     if (!rows) { fprintf(stderr, "retinac search: out of memory\n"); goto out; }
     /* finished trials first, on every rank alike: a folder finished with other settings stops

@@ -9,6 +9,9 @@
  *  - shuffles use splitmix64 streams keyed by (seed, epoch, chunk): no global RNG state.
  *  - the statistics pass accumulates per frame (Chan's pairwise update in double), so mean/std
  *    do not depend on the memory budget or chunking.
+ *  - the training frames are read by one pass per open (rc__train_frame_pass): the statistics
+ *    and the data-sanity check (data_check.c) share it, and a resident recording keeps the
+ *    frames it read, so checking before training costs no second read.
  */
 #include "data_int.h"
 #include "h5util.h"
@@ -276,8 +279,11 @@ int rc_data_open(const char *path, const rc_data_opts *opts, rc_data **out, char
         ERRF(err, errlen, "%s: %lld test frames; need more than the history of %d", path, (long long)in->test_frames, in->history);
         goto fail;
     }
-    if (scan_labels(d, RC_TRAIN, err, errlen) < 0) goto fail;
-    if (d->sp[RC_TEST].n && scan_labels(d, RC_TEST, err, errlen) < 0) goto fail;
+    if (!opts->defer_value_checks) {
+        if (scan_labels(d, RC_TRAIN, err, errlen) < 0) goto fail;
+        if (d->sp[RC_TEST].n && scan_labels(d, RC_TEST, err, errlen) < 0) goto fail;
+        d->labels_checked = 1;
+    }
     if (plan(d, opts, err, errlen) < 0) goto fail;
     *out = d;
     return 0;
@@ -305,19 +311,25 @@ void rc_data_close(rc_data *d)
 /* ---------------------------------------------------------------------------------------- */
 /* Statistics and normalization                                                               */
 
-typedef struct { double n, mean, m2; } moments;
-
-/* Chan et al.: fold one frame (its own mean and M2 in double) into the running moments. */
-static void moments_add_frame(moments *m, const float *x, int64_t n)
+/* Chan et al.: fold one frame (its own mean and M2 in double) into the running moments; the
+ * pixel range on the way (it does not change the order of the sum). */
+static void scan_add_frame(rc_frame_scan *m, const float *x, int64_t n)
 {
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
+    float lo = m->n > 0 ? (float)m->min : x[0], hi = m->n > 0 ? (float)m->max : x[0];
+    for (int64_t i = 0; i < n; i++) {
+        s += x[i];
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
     double mb = s / (double)n, m2b = 0;
     for (int64_t i = 0; i < n; i++) { double e = x[i] - mb; m2b += e * e; }
     double na = m->n, nb = (double)n, nn = na + nb, delta = mb - m->mean;
     m->mean += delta * nb / nn;
     m->m2 += m2b + delta * delta * na * nb / nn;
     m->n = nn;
+    m->min = lo;
+    m->max = hi;
 }
 
 static void normalize(const rc_data *d, float *x, int64_t n)
@@ -326,7 +338,7 @@ static void normalize(const rc_data *d, float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] = (x[i] - m) / s;
 }
 
-static int finish_stats(rc_data *d, const moments *m, char *err, size_t errlen)
+static int finish_stats(rc_data *d, const rc_frame_scan *m, char *err, size_t errlen)
 {
     d->mean = m->mean;
     d->std = sqrt(m->m2 / m->n) + RC_DATA_STD_EPS;
@@ -336,10 +348,93 @@ static int finish_stats(rc_data *d, const moments *m, char *err, size_t errlen)
     return 0;
 }
 
-/* Load the whole training stream (resident mode); computes the statistics on the way if unset. */
 /* Content generations of frame buffers (rc_batch.gen): process-wide, never 0. */
 static uint64_t next_gen(void) { static uint64_t g; return __atomic_add_fetch(&g, 1, __ATOMIC_RELAXED); }
 
+/* Every frame of a split in stream order, read in pieces of at most 4096 frames within the
+ * budget (into `full` at its place when given, else into one reused piece buffer), folded into
+ * *s; stops at the first non-finite value. */
+static int frame_pass(rc_data *d, int split, rc_frame_scan *s, float *full, char *err, size_t errlen)
+{
+    const int64_t T = d->sp[split].T, hw = (int64_t)d->info.h * d->info.w;
+    memset(s, 0, sizeof *s);
+    int64_t piece = (int64_t)(d->info.mem_budget / (size_t)(hw * 4));
+    if (piece > 4096) piece = 4096;
+    if (piece < 1) piece = 1;
+    float *buf = full ? NULL : malloc((size_t)(piece * hw) * sizeof *buf);
+    if (!full && !buf) return ERRF(err, errlen, "%s: out of memory for %lld frames of %dx%d", d->path,
+                                   (long long)piece, d->info.h, d->info.w);
+    int rc = 0;
+    for (int64_t t = 0; t < T && rc == 0 && !s->bad; t += piece) {
+        int64_t e = t + piece < T ? t + piece : T, bad;
+        float *o = full ? full + t * hw : buf;
+        if ((rc = rc__read_frames_raw(d, split, t, e, o, err, errlen)) < 0) break;
+        int64_t nf = e - t;
+        if (!rc_all_finite(o, nf * hw, &bad)) {
+            s->bad = 1;
+            s->bad_frame = t + bad / hw;
+            s->bad_pixel = bad % hw;
+            nf = bad / hw;
+        }
+        for (int64_t k = 0; k < nf; k++) scan_add_frame(s, o + k * hw, hw);
+    }
+    free(buf);
+    return rc;
+}
+
+int rc__frame_pass(rc_data *d, int split, rc_frame_scan *s, char *err, size_t errlen)
+{
+    return frame_pass(d, split, s, NULL, err, errlen);
+}
+
+/* "FILE: KEY: non-finite value ... at frame F, pixel (r,c)" for a frame pass's first bad value. */
+static int nonfinite_err(const rc_data *d, int split, const rc_frame_scan *s, char *err, size_t errlen)
+{
+    int64_t local = s->bad_frame;
+    int si = rc__frame_seg(d, split, s->bad_frame, &local);
+    const int w = d->info.w;
+    return ERRF(err, errlen, "%s: %s: non-finite value (NaN/Inf) at frame %lld, pixel (%lld,%lld)", d->path,
+                si >= 0 ? d->sp[split].seg[si].name : "?", (long long)local,
+                (long long)(s->bad_pixel / w + d->info.crop_row0), (long long)(s->bad_pixel % w + d->info.crop_col0));
+}
+
+int rc__train_frame_pass(rc_data *d, char *err, size_t errlen)
+{
+    if (d->have_scan) return 0;
+    const int64_t T = d->sp[RC_TRAIN].T, hw = (int64_t)d->info.h * d->info.w;
+    const int C = d->info.n_cells;
+    /* a resident recording keeps the frames (labels verified at open: they are read strictly) */
+    int keep = d->resident && !d->res_frames && d->labels_checked;
+    if (keep) {
+        d->res_frames = malloc((size_t)(T * hw) * sizeof(float));
+        d->res_labels = malloc((size_t)(T * C) * sizeof(float));
+        if (!d->res_frames || !d->res_labels) {
+            free(d->res_frames);
+            free(d->res_labels);
+            d->res_frames = d->res_labels = NULL;
+            return ERRF(err, errlen, "%s: out of memory loading %lld training frames", d->path, (long long)T);
+        }
+    }
+    int rc = frame_pass(d, RC_TRAIN, &d->scan, keep ? d->res_frames : NULL, err, errlen);
+    if (rc == 0) d->have_scan = 1;
+    if (rc == 0 && !d->scan.bad && !d->have_stats) rc = finish_stats(d, &d->scan, err, errlen);
+    if (keep && rc == 0 && !d->scan.bad) {
+        rc = rc__read_labels(d, RC_TRAIN, 0, T, d->res_labels, err, errlen);
+        if (rc == 0) {
+            normalize(d, d->res_frames, T * hw);
+            d->res_gen = next_gen();
+            return 0;
+        }
+    }
+    if (keep) {
+        free(d->res_frames);
+        free(d->res_labels);
+        d->res_frames = d->res_labels = NULL;
+    }
+    return rc;
+}
+
+/* Load the whole training stream (resident mode), normalized with the statistics (set). */
 static int load_resident(rc_data *d, char *err, size_t errlen)
 {
     const int64_t T = d->sp[RC_TRAIN].T, hw = (int64_t)d->info.h * d->info.w;
@@ -354,11 +449,6 @@ static int load_resident(rc_data *d, char *err, size_t errlen)
         if (rc__read_frames(d, RC_TRAIN, t, e, d->res_frames + t * hw, err, errlen) < 0) goto fail;
     }
     if (rc__read_labels(d, RC_TRAIN, 0, T, d->res_labels, err, errlen) < 0) goto fail;
-    if (!d->have_stats) {
-        moments m = {0};
-        for (int64_t t = 0; t < T; t++) moments_add_frame(&m, d->res_frames + t * hw, hw);
-        if (finish_stats(d, &m, err, errlen) < 0) goto fail;
-    }
     normalize(d, d->res_frames, T * hw);
     d->res_gen = next_gen();
     return 0;
@@ -371,25 +461,13 @@ fail:
     return -1;
 }
 
+/* The statistics from the training frame pass (which a resident recording also loads from). */
 static int ensure_stats(rc_data *d, char *err, size_t errlen)
 {
     if (d->have_stats) return 0;
-    if (d->resident) return load_resident(d, err, errlen);
-    const int64_t T = d->sp[RC_TRAIN].T, hw = (int64_t)d->info.h * d->info.w;
-    int64_t piece = (int64_t)(d->info.mem_budget / (size_t)(hw * 4));
-    if (piece > 4096) piece = 4096;
-    if (piece < 1) piece = 1;
-    float *buf = malloc((size_t)(piece * hw) * sizeof *buf);
-    if (!buf) return ERRF(err, errlen, "out of memory");
-    moments m = {0};
-    int rc = 0;
-    for (int64_t t = 0; t < T && rc == 0; t += piece) {
-        int64_t e = t + piece < T ? t + piece : T;
-        rc = rc__read_frames(d, RC_TRAIN, t, e, buf, err, errlen);
-        for (int64_t k = 0; rc == 0 && k < e - t; k++) moments_add_frame(&m, buf + k * hw, hw);
-    }
-    free(buf);
-    return rc < 0 ? -1 : finish_stats(d, &m, err, errlen);
+    if (rc__train_frame_pass(d, err, errlen) < 0) return -1;
+    if (d->scan.bad) return nonfinite_err(d, RC_TRAIN, &d->scan, err, errlen);
+    return d->have_stats ? 0 : finish_stats(d, &d->scan, err, errlen);
 }
 
 int rc_data_stats(rc_data *d, double *mean, double *std, char *err, size_t errlen)

@@ -78,6 +78,9 @@ typedef struct {
     size_t mem_budget;        /* bytes; 0: $RETINAC_MEM_BUDGET (MB) or RC_DATA_DEFAULT_BUDGET_MB */
     const char *test_name;    /* openretina: test stimulus name; NULL: "test" */
     const char *stimuli_dir;  /* openretina: folder of <stim>.npy; NULL: <file's dir>/stimuli */
+    int defer_value_checks;   /* 1: rc_data_open does not read the labels (so NaN/Inf in them do
+                                 not fail it); the caller runs rc_data_check, which reports every
+                                 problem (retinac info). Other reads still reject NaN/Inf. */
 } rc_data_opts;
 
 void rc_data_opts_default(rc_data_opts *o);
@@ -196,5 +199,57 @@ int rc_data_probe_file(const char *path, const rc_data_opts *opts, rc_data_probe
 
 /* Budget in bytes from $RETINAC_MEM_BUDGET (MB) or the default; -1 on a malformed variable. */
 int rc_data_budget_from_env(size_t *bytes, char *err, size_t errlen);
+
+/* ---- Data sanity (runtime/data_check.c) ----------------------------------------------------
+ * What `retinac info` reports and what train, search and eval refuse before any work. Checked
+ * on the selected cells (and the crop), every split the caller names:
+ *   errors   NaN/Inf anywhere in a stimulus, response, test repeat or true rate (first one:
+ *            dataset key, frame, cell or pixel); a negative response (firing rates and spike
+ *            counts cannot be negative; a warning instead with RC_CHECK_SIGNED_OK, for loss =
+ *            "mse" on e.g. calcium traces); a training response that is zero for every cell; a
+ *            selected cell whose training response is all zero (a Poisson model can only drive
+ *            its rate to 0, and its correlation is undefined: leave it out with --cells); a
+ *            constant training stimulus (every pixel equal, or std <= 1e-6 |mean|: z-scoring
+ *            divides by ~1e-7 and amplifies rounding noise);
+ *   warnings a training stimulus std below 1e-4 (the normalization's 1e-7 epsilon shrinks it by
+ *            more than 0.1%); a constant test stimulus; a cell whose test response is all zero
+ *            (its test correlation is undefined).
+ * Cost: the training frames are read once by the same pass that computes the z-scoring
+ * statistics (rc_data_stats reuses it, and a resident recording keeps its frames from it, so a
+ * trainer reads them once either way); the test split's frames and the labels are streamed in
+ * pieces within the memory budget. Nothing is held beyond one piece. */
+typedef enum { RC_ISSUE_WARNING = 1, RC_ISSUE_ERROR = 2 } rc_issue_level;
+
+typedef struct {
+    int level;                 /* rc_issue_level */
+    char key[160];             /* dataset key (or .npy path) */
+    int cell;                  /* file cell index, -1 if not about one cell */
+    int64_t index;             /* first bad frame within the dataset, -1 if none */
+    char msg[480];             /* one line: "FILE: KEY: what" */
+} rc_data_issue;
+
+#define RC_DATA_MAX_ISSUES 24
+typedef struct {
+    int n_errors, n_warnings;
+    int n;                     /* issues held (errors first in file order, then warnings) */
+    rc_data_issue issue[RC_DATA_MAX_ISSUES];
+    int have_stim;             /* training stimulus moments below are valid (no NaN/Inf) */
+    double stim_mean, stim_std, stim_min, stim_max;   /* raw: population std, no epsilon */
+    double seconds;            /* wall time of the check */
+} rc_data_report;
+
+enum {
+    RC_CHECK_TRAIN = 1,        /* training stimulus and responses */
+    RC_CHECK_TEST = 2,         /* test stimulus, responses, repeats and true rate */
+    RC_CHECK_LABELS = 4,       /* responses only: no frame pass (retinac info --quick) */
+    RC_CHECK_SIGNED_OK = 8,    /* negative responses are a warning, not an error (loss mse) */
+};
+
+/* Run the checks `what` names. Returns 0 with the findings in *r (usable iff r->n_errors == 0),
+ * or -1 if the recording could not be read (err). No live iterator may exist. */
+int rc_data_check(rc_data *d, unsigned what, rc_data_report *r, char *err, size_t errlen);
+/* The first error as one line (plus "and N more problems"), for a caller that refuses to go on:
+ * returns -1 with it in err when r has errors, else 0. */
+int rc_data_report_error(const rc_data_report *r, char *err, size_t errlen);
 
 #endif

@@ -34,6 +34,17 @@ typedef struct {
     int64_t T;
 } rc_split_src;
 
+/* One pass over a split's frames (rc__frame_pass): moments accumulated frame by frame in stream
+ * order (Chan's update in double), the pixel range, and the first non-finite value (which does
+ * not fail the pass). */
+typedef struct {
+    double n, mean, m2;       /* pixels, mean, sum of squared deviations */
+    double min, max;          /* over finite pixels */
+    int bad;                  /* a NaN/Inf was found: the moments stop there */
+    int64_t bad_frame;        /* its stream frame */
+    int64_t bad_pixel;        /* its pixel within the (cropped) frame */
+} rc_frame_scan;
+
 struct rc_data {
     char *path;
     hid_t file;
@@ -49,6 +60,9 @@ struct rc_data {
     /* statistics */
     int have_stats;
     double mean, std;
+    int labels_checked;       /* rc_data_open read every label (NaN/Inf rejected) */
+    int have_scan;            /* scan: the training frame pass, done at most once per open */
+    rc_frame_scan scan;
     /* split plan over windows of the training stream */
     int64_t N;                /* windows: train stream T - history */
     uint8_t *wsplit;          /* (N) RC_WIN_* */
@@ -73,9 +87,20 @@ void rc__close_sources(rc_data *d);
 /* Frames [t0,t1) of a split stream, cropped, raw values: out (t1-t0, h, w). */
 int rc__read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
                     size_t errlen);
+/* The same without the NaN/Inf check (rc_data_check and the frame pass report those). */
+int rc__read_frames_raw(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
+                        size_t errlen);
+/* Segment of stream frame t (and its frame within the segment), or -1. */
+int rc__frame_seg(const rc_data *d, int split, int64_t t, int64_t *local);
 /* Labels of stream frames [t0,t1) for the selected cells: out (t1-t0, cells). */
 int rc__read_labels(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
                     size_t errlen);
 void rc__crop_origin(int H, int W, int crop, int row, int col, int *r0, int *c0);
+
+/* data.c: the training frame pass (d->scan, once per open; resident recordings keep their frames
+ * from it, so the first epoch does not read them again; sets the statistics when unset and the
+ * frames are finite); and a pass over any split's frames into *s with bounded memory. */
+int rc__train_frame_pass(rc_data *d, char *err, size_t errlen);
+int rc__frame_pass(rc_data *d, int split, rc_frame_scan *s, char *err, size_t errlen);
 
 #endif

@@ -626,8 +626,8 @@ static int npy_read(rc_data *d, const rc_seg *s, int64_t t, int64_t n, float *ou
     return rc;
 }
 
-int rc__read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
-                    size_t errlen)
+static int read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, int check,
+                       char *err, size_t errlen)
 {
     const rc_split_src *sp = &d->sp[split];
     const int h = d->info.h, w = d->info.w;
@@ -647,7 +647,7 @@ int rc__read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, c
             if (rc_h5_read_f32(s->dset, s->rank, st, ct, o, d->path, s->name, err, errlen) < 0) return -1;
         }
         int64_t bad;
-        if (!rc_all_finite(o, (b - a) * (int64_t)h * w, &bad)) {
+        if (check && !rc_all_finite(o, (b - a) * (int64_t)h * w, &bad)) {
             int64_t fr = bad / ((int64_t)h * w), px = bad % ((int64_t)h * w);
             return ERRF(err, errlen, "%s: %s: non-finite value (NaN/Inf) at frame %lld, pixel (%lld,%lld)",
                         d->path, s->name, (long long)(a - s->t0 + fr), (long long)(px / w + d->info.crop_row0),
@@ -655,6 +655,29 @@ int rc__read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, c
         }
     }
     return 0;
+}
+
+int rc__read_frames(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
+                    size_t errlen)
+{
+    return read_frames(d, split, t0, t1, out, 1, err, errlen);
+}
+
+int rc__read_frames_raw(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,
+                        size_t errlen)
+{
+    return read_frames(d, split, t0, t1, out, 0, err, errlen);
+}
+
+int rc__frame_seg(const rc_data *d, int split, int64_t t, int64_t *local)
+{
+    const rc_split_src *sp = &d->sp[split];
+    for (int i = 0; i < sp->n; i++)
+        if (t >= sp->seg[i].t0 && t < sp->seg[i].t0 + sp->seg[i].T) {
+            if (local) *local = t - sp->seg[i].t0;
+            return i;
+        }
+    return -1;
 }
 
 int rc__read_labels(rc_data *d, int split, int64_t t0, int64_t t1, float *out, char *err,

@@ -104,6 +104,25 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ data sanity */
+
+/* rc_data_check (data.h) on an opened recording: warnings to warn (may be NULL), the first
+ * error (with the count of the others) into err. */
+static int check_data(rc_data *d, unsigned what, void (*warn)(void *, const char *), void *ctx,
+                      char *err, size_t errlen)
+{
+    rc_data_report *r = malloc(sizeof *r);
+    if (!r) return rc_errf(err, errlen, "out of memory");
+    int rc = rc_data_check(d, what, r, err, errlen);
+    if (rc == 0) {
+        for (int i = 0; i < r->n && warn; i++)
+            if (r->issue[i].level == RC_ISSUE_WARNING) warn(ctx, r->issue[i].msg);
+        rc = rc_data_report_error(r, err, errlen);
+    }
+    free(r);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ evaluation */
 
 static void data_opts_from_ckpt(rc_data_opts *o, const rc_checkpoint *ck)
@@ -156,6 +175,9 @@ int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const
         goto out;
     }
     if (rc_data_set_stats(d, ck->norm_mean, ck->norm_std, err, errlen) < 0) goto out;
+    if (check_data(d, RC_CHECK_TEST | (ck->ir->train.loss == RC_LOSS_MSE ? RC_CHECK_SIGNED_OK : 0), NULL, NULL,
+                   err, errlen) < 0)
+        goto out;
     if (rc_data_test(d, &t, err, errlen) < 0) goto out;
     pred = malloc((size_t)t.n * (size_t)ck->cells * sizeof *pred);
     if (!pred) { rc_errf(err, errlen, "out of memory for %lld predictions", (long long)t.n); goto out; }
@@ -425,6 +447,46 @@ static void free_trainer(trainer *t)
     free(t->ir);
 }
 
+/* The data options a run uses (prev: the checkpoint it resumes, or NULL). */
+static void run_data_opts(rc_data_opts *dopt, const rc_ir *spec, const rc_train *train,
+                          const rc_train_opts *o, const rc_checkpoint *prev)
+{
+    rc_data_opts_default(dopt);
+    dopt->rate_key = prev ? (prev->rate_key[0] ? prev->rate_key : NULL) : o->rate_key;
+    dopt->cells = prev ? prev->cell_ids : o->cells;
+    dopt->n_cells = prev ? prev->cells : o->n_cells;
+    dopt->history = spec->history;
+    dopt->crop = spec->crop;
+    if (spec->crop > 0) {
+        if (prev) { dopt->crop_row = prev->crop_row0 + spec->crop / 2; dopt->crop_col = prev->crop_col0 + spec->crop / 2; }
+        else dopt->crop_cell = 0;           /* around the first selected cell's RF center */
+    }
+    dopt->val_fraction = train->val_fraction > 0 ? train->val_fraction : -1;
+    dopt->val_mode = train->val_split == RC_VAL_RANDOM ? RC_VAL_RANDOM : RC_VAL_BLOCKS;
+    dopt->val_seed = train->seed;
+    dopt->mem_budget = o->mem_budget;
+}
+
+/* What a run checks: the training split, the test split when it will be evaluated. */
+static unsigned run_check_what(const rc_train *train, const rc_train_opts *o)
+{
+    return RC_CHECK_TRAIN | (o->eval_test ? RC_CHECK_TEST : 0) |
+           (train->loss == RC_LOSS_MSE ? RC_CHECK_SIGNED_OK : 0);
+}
+
+int rc_train_check_data(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
+                        char *err, size_t errlen)
+{
+    if (!o->data_path) return rc_errf(err, errlen, "train: a data file is needed");
+    rc_data_opts dopt;
+    run_data_opts(&dopt, spec, train, o, NULL);
+    rc_data *d = NULL;
+    if (rc_data_open(o->data_path, &dopt, &d, err, errlen) < 0) return -1;
+    int rc = check_data(d, run_check_what(train, o), o->warn, o->warn_ctx, err, errlen);
+    rc_data_close(d);
+    return rc;
+}
+
 int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
                  rc_train_result *res, char *err, size_t errlen)
 {
@@ -466,20 +528,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
 
     /* data */
     rc_data_opts dopt;
-    rc_data_opts_default(&dopt);
-    dopt.rate_key = have_prev ? (prev.rate_key[0] ? prev.rate_key : NULL) : o->rate_key;
-    dopt.cells = have_prev ? prev.cell_ids : o->cells;
-    dopt.n_cells = have_prev ? prev.cells : o->n_cells;
-    dopt.history = spec->history;
-    dopt.crop = spec->crop;
-    if (spec->crop > 0) {
-        if (have_prev) { dopt.crop_row = prev.crop_row0 + spec->crop / 2; dopt.crop_col = prev.crop_col0 + spec->crop / 2; }
-        else dopt.crop_cell = 0;            /* around the first selected cell's RF center */
-    }
-    dopt.val_fraction = train->val_fraction > 0 ? train->val_fraction : -1;
-    dopt.val_mode = train->val_split == RC_VAL_RANDOM ? RC_VAL_RANDOM : RC_VAL_BLOCKS;
-    dopt.val_seed = train->seed;
-    dopt.mem_budget = o->mem_budget;
+    run_data_opts(&dopt, spec, train, o, have_prev ? &prev : NULL);
     if (rc_data_open(o->data_path, &dopt, &T.data, err, errlen) < 0) goto out;
     T.info = rc_data_get_info(T.data);
     /* the recording: frames of the spec's size (a crop of a frame of another size would train
@@ -501,6 +550,11 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         fp = chk.got;
     }
     if (!fp.version && rc_data_fp_compute(T.data, &fp, err, errlen) < 0) goto out;
+    /* data sanity before any work: NaN/Inf, negative or silent responses, a constant stimulus
+     * (its frame pass is the one the statistics below come from) */
+    if (check_data(T.data, run_check_what(train, o), o->data_checked ? NULL : o->warn, o->warn_ctx,
+                   err, errlen) < 0)
+        goto out;
     if (T.info->n_train < train->batch) {
         rc_errf(err, errlen, "%s: %lld training windows, fewer than one batch of %d", o->data_path,
              (long long)T.info->n_train, train->batch);

@@ -73,6 +73,8 @@ typedef struct {
     void *progress_ctx;
     void (*warn)(void *ctx, const char *line);   /* warnings before training; may be NULL */
     void *warn_ctx;
+    int data_checked;            /* the caller ran rc_train_check_data on this recording: its
+                                    warnings are not repeated (errors still stop the run) */
 } rc_train_opts;
 
 typedef struct {
@@ -117,6 +119,13 @@ int rc_sched_epoch_end(const rc_train *tr, rc_sched_state *s, int epoch, double 
  * fingerprint (data_fp.h). Returns 0, or -1 with a message. */
 int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
                  rc_train_result *res, char *err, size_t errlen);
+/* The data-sanity check (rc_data_check, data.h) rc_train_run runs before any work, on the
+ * recording opened as a fresh run of spec would open it: the training split, the test split
+ * when o->eval_test, negative responses only warned for loss = "mse". Warnings go to o->warn;
+ * returns 0, or -1 with the first error (and how many more) in err. rc_train_run runs it
+ * itself; `retinac search` runs it once before its trials. */
+int rc_train_check_data(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
+                        char *err, size_t errlen);
 void rc_train_result_free(rc_train_result *r);
 
 /* A backend by name ("c", "ref") and device ("cpu", "cuda"; NULL = cpu). */
