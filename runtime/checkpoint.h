@@ -118,7 +118,8 @@ void rc_ckpt_hist_free(rc_checkpoint *ck);
  * when there is no best.h5; any other path is copied as it is. */
 void rc_ckpt_resolve(const char *arg, char *out, size_t n);
 
-/* Remove DIR/.tmp.<pid>.* (and older DIR/.ckpt.tmp.<pid>) files whose process is gone. Returns how many were removed. */
+/* Remove DIR/.tmp.<pid>.* (and older DIR/.ckpt.tmp.<pid>) files whose process is gone.
+ * Returns how many were removed. */
 int rc_ckpt_clean_stale(const char *dir);
 
 /* Atomic files (rc_write_file_atomic, rc_atomic_tmp/commit), rc_make_dirs: fsutil.h. */

@@ -42,7 +42,7 @@ typedef struct {
 void rc_synth_opts_default(rc_synth_opts *o);
 int64_t rc_synth_test_frames(const rc_synth_opts *o);
 
-/* Write the recording to path atomically (path.tmpPID, then rename). */
+/* Write the recording to path atomically (a temp file beside it, then rename: fsutil.h). */
 int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t errlen);
 
 /* The simulated retina as a function, for in-silico experiments (runtime/phenomena.h): the same
