@@ -3,8 +3,9 @@
  * negative rates, silent cells, a constant stimulus) with the key, cell and first bad frame
  * checked; the streamed (chunked) and resident passes agreeing with each other and with the
  * statistics; `retinac info` listing every problem and exiting 1; `retinac train` and
- * `retinac search` refusing before any epoch or trial; and HDF5 links that lead nowhere named as
- * such ("dangling soft link", "soft link loop", "dangling external link to FILE:PATH").
+ * `retinac search` refusing before any epoch or trial, `retinac eval` before predicting; and
+ * HDF5 links that lead nowhere named as such ("dangling soft link", "soft link loop",
+ * "dangling external link to FILE:PATH").
  *
  * Fixture (written with the plain HDF5 C API): T = 600 training and 200 test frames of 16x16
  * float32 (the size of specs/tiny.lua), 3 cells, 2 repeats, a true rate; stimulus
@@ -426,6 +427,26 @@ Test(sanity, train_and_search_refuse_before_any_work)
     char scope[600];
     snprintf(scope, sizeof scope, "%s/search_scope.txt", sdir);
     cr_assert_eq(n_entries(sdir) - (access(scope, F_OK) == 0), 0, "no trial folder");
+}
+
+Test(sanity, eval_checks_the_test_split_it_reads)
+{
+    static char out[16384];
+    const char *p = mk("e.h5", STIM_PATTERN);
+    const char *run = tpath("erun");
+    cr_assert_eq(run_cmd(out, sizeof out, "RETINAC_CACHE_DIR='%s/cache' '%s' train '%s/specs/tiny.lua' --data '%s' -o '%s' "
+                         "--backend ref --epochs 1 --no-eval -q 2>&1", tmpdir, RC_BIN, RC_SRC_DIR, p, run), 0, "%s", out);
+    cr_assert_eq(run_cmd(out, sizeof out, "'%s' eval '%s' --backend ref 2>&1", RC_BIN, run), 0, "%s", out);
+    /* the same recording with a negative trial-averaged test rate and a NaN in a repeat */
+    poke(p, "/test/response/firing_rate_10ms", (hsize_t[]){1, 60}, -2);
+    poke(p, "/test/repeats/firing_rate_10ms", (hsize_t[]){0, 0, 61}, NAN);
+    cr_assert_eq(run_cmd(out, sizeof out, "'%s' eval '%s' --backend ref --allow-other-recording 2>&1", RC_BIN, run), 1, "%s", out);
+    cr_assert(strstr(out, "retinac eval: ") &&
+              strstr(out, "/test/response/firing_rate_10ms: negative response -2 for cell 1 at frame 60") &&
+              strstr(out, "and 1 more error"), "%s", out);
+    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' 2>&1", RC_BIN, p), 1, "%s", out);
+    cr_assert(strstr(out, "/test/repeats/firing_rate_10ms: non-finite value (NaN/Inf) for cell 0, repeat 0 at frame 61"),
+              "the other one: %s", out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
