@@ -468,7 +468,7 @@ static int read_field(spec_ctx *c, lua_State *L, int vidx, const rc_field *f, vo
         int *items = (int *)p;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, vidx, i);
-            char ipath[112];
+            char ipath[128];
             snprintf(ipath, sizeof ipath, "%s[%lld]", path, (long long)i);
             int r = check_int_value(c, L, lua_gettop(L), f, w, ipath, &iv);
             lua_pop(L, 1);
