@@ -625,7 +625,7 @@ Test(spec, garbage_near_the_memory_cap_is_collected)
 
 /* A loop of expensive C calls (the instruction hook sees one VM step per call) stops at the
  * wall-clock limit, within about one call of it. */
-Test(spec, loops_of_expensive_c_calls_stop_at_the_time_limit, .timeout = 120)
+Test(spec, loops_of_expensive_c_calls_stop_at_the_time_limit)
 {
     static const char *const probes[] = {
         /* string comparison: strcoll over 16 MB per '<' */
