@@ -97,14 +97,16 @@ static int write_attr(hid_t f, const char *obj, const char *name, hid_t ft, hid_
 
 /* ------------------------------------------------------------------ small HDF5 readers */
 
-/* Read a string dataset (fixed or variable length) into a malloc'd string. */
+/* Read a string dataset (fixed or variable length) into a malloc'd string. The dataset must
+ * hold ONE string (H5Dread fills one element per point of its dataspace) of at most
+ * RC_H5_MAX_STRING bytes (a fixed length is declared by the file: bound it before allocating). */
 static char *read_str_ds(hid_t f, const char *path)
 {
     hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
     if (ds < 0) return NULL;
     char *out = NULL;
     hid_t ty = H5Dget_type(ds);
-    if (ty >= 0 && H5Tget_class(ty) == H5T_STRING) {
+    if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && rc_h5_one_point(ds, 0) && rc_h5_storage_ok(ds)) {
         if (H5Tis_variable_str(ty) > 0) {
             char *s = NULL;
             hid_t mt = H5Tcopy(H5T_C_S1);
@@ -116,7 +118,7 @@ static char *read_str_ds(hid_t f, const char *path)
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(ty);
-            out = calloc(sz + 1, 1);
+            out = sz <= RC_H5_MAX_STRING ? calloc(sz + 1, 1) : NULL;
             if (out) {
                 hid_t mt = H5Tcopy(H5T_C_S1);
                 H5Tset_size(mt, sz + 1);
@@ -162,6 +164,10 @@ static int read_ds(hid_t f, const char *path, hid_t mt, int rank, const int64_t 
     }
     int64_t n = 1;
     for (int i = 0; i < rank; i++) n *= dims[i];
+    if (!rc_h5_storage_ok(ds)) {
+        rc_errf(err, errlen, "%s: %s: corrupt dataset (its stored data does not match its shape)", fname, path);
+        goto out;
+    }
     if (n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         rc_errf(err, errlen, "%s: %s: read failed", fname, path);
         goto out;

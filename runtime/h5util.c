@@ -179,6 +179,30 @@ int rc_h5_is_dataset(hid_t loc, const char *path)
     return is;
 }
 
+int rc_h5_one_point(hid_t obj, int is_attr)
+{
+    hid_t sp = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
+    if (sp < 0) return 0;
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    return n == 1;
+}
+
+int rc_h5_storage_ok(hid_t ds)
+{
+    hid_t pl = H5Dget_create_plist(ds);
+    if (pl < 0) return 0;
+    H5D_layout_t lay = H5Pget_layout(pl);
+    H5Pclose(pl);
+    if (lay != H5D_COMPACT) return lay >= 0;
+    hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t ts = ty >= 0 ? H5Tget_size(ty) : 0;
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
+    return n >= 0 && ts > 0 && H5Dget_storage_size(ds) == (hsize_t)n * ts;
+}
+
 static void type_name(rc_h5_desc *d)
 {
     if (d->is_float)
@@ -234,6 +258,10 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
             rc_h5_errf(err, errlen, "%s: %s: empty dataset (dimension %d is 0)", fname, path, i);
             goto out;
         }
+    }
+    if (!rc_h5_storage_ok(ds)) {
+        rc_h5_errf(err, errlen, "%s: %s: corrupt dataset (its stored data does not match its shape)", fname, path);
+        goto out;
     }
     rc = 0;
 out:
@@ -352,7 +380,8 @@ int rc_h5_attr_get_string(hid_t loc, const char *obj, const char *name, char *bu
     if (a < 0) return -1;
     int rc = -1;
     hid_t ty = H5Aget_type(a);
-    if (H5Tget_class(ty) == H5T_STRING) {
+    /* one string only: H5Aread fills one element per point of the attribute's dataspace */
+    if (H5Tget_class(ty) == H5T_STRING && rc_h5_one_point(a, 1)) {
         if (H5Tis_variable_str(ty) > 0) {
             char *s = NULL;
             hid_t mt = H5Tcopy(H5T_C_S1);
@@ -365,7 +394,7 @@ int rc_h5_attr_get_string(hid_t loc, const char *obj, const char *name, char *bu
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(ty);
-            char *tmp = calloc(sz + 1, 1);
+            char *tmp = sz <= RC_H5_MAX_STRING ? calloc(sz + 1, 1) : NULL;
             if (tmp) {
                 hid_t mt = H5Tcopy(H5T_C_S1);
                 H5Tset_size(mt, sz + 1);

@@ -44,6 +44,16 @@ int rc_h5_broken(hid_t loc, const char *path, char *why, size_t n);
 /* 1 if path is a dataset (resp. group), 0 if it is something else or absent. */
 int rc_h5_is_dataset(hid_t loc, const char *path);
 int rc_h5_is_group(hid_t loc, const char *path);
+/* 1 if an open dataset's storage can be handed to H5Dread, 0 if not: a compact dataset whose
+ * stored data size differs from (points x type size) is a corrupt file that makes HDF5 1.10.8's
+ * H5Dread copy from NULL or past a buffer (HDFGroup/hdf5 #2606, fixed upstream in 2023).
+ * rc_h5_describe checks it; other readers call it before H5Dread. */
+int rc_h5_storage_ok(hid_t ds);
+/* 1 if a dataset (is_attr 0) or attribute (1) holds exactly one element (scalar or one point):
+ * string readers pass a one-element buffer to H5Dread/H5Aread. */
+int rc_h5_one_point(hid_t obj, int is_attr);
+/* Longest fixed-length string read from a file (a model text is at most 16 MiB). */
+#define RC_H5_MAX_STRING (16u << 20)
 /* Names of the links in a group, sorted (strcmp); *names is malloc'd, free with rc_h5_free_names.
  * Returns the count, or -1 if the group cannot be read. */
 int rc_h5_list(hid_t loc, const char *group, char ***names);

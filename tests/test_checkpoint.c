@@ -18,6 +18,7 @@
 #include <hdf5.h>
 
 #include "checkpoint.h"
+#include "h5util.h"
 #include "model.h"
 #include "spec.h"
 
@@ -382,4 +383,47 @@ Test(checkpoint, sigkill_during_save_keeps_old_or_new, .init = mk_tmp, .fini = r
                 tmp_seen, 1e3 * t_save, (long long)last);
     free_filled(&ck, spec_text);
     cr_assert(tmp_seen > 0, "no kill landed inside a write (the test did not test anything)");
+}
+
+/* Issue 16 (found while triaging fuzz/fuzz_checkpoint): a string read from a checkpoint must be ONE
+ * string of a bounded size. An attribute (spec_hash) or a dataset (/model) holding an array of
+ * strings made H5Aread/H5Dread write past the one-element buffer (stack and heap overflows under
+ * ASan); a fixed length of 4 GB was allocated before reading. Reproducers:
+ * fuzz/corpus/checkpoint/regress-string-*.h5. */
+Test(checkpoint, string_arrays_and_huge_strings_are_rejected, .init = mk_tmp, .fini = rm_tmp)
+{
+    static rc_ir ir;
+    rc_checkpoint ck, back;
+    char *spec_text, err[512], path[512];
+    fill(&ck, &ir, &spec_text);
+    const char *const kinds[] = {"attr-array", "ds-array", "ds-huge"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/s%d.h5", tmpdir, k);
+        cr_assert_eq(rc_ckpt_save(path, &ck, err, sizeof err), 0, "%s", err);
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        cr_assert(f >= 0);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        hsize_t n = 8;
+        hid_t sp = k == 2 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+        if (k == 0) {
+            cr_assert(H5Adelete(f, "spec_hash") >= 0);
+            H5Tset_size(t, H5T_VARIABLE);
+            const char *v[8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+            hid_t a = H5Acreate2(f, "spec_hash", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+            cr_assert(a >= 0 && H5Awrite(a, t, v) >= 0);
+            H5Aclose(a);
+        } else {
+            cr_assert(H5Ldelete(f, "/model", H5P_DEFAULT) >= 0);
+            H5Tset_size(t, k == 1 ? 16 : (size_t)RC_H5_MAX_STRING + 1);
+            hid_t ds = H5Dcreate2(f, "/model", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            cr_assert(ds >= 0);
+            H5Dclose(ds);
+        }
+        H5Sclose(sp);
+        H5Tclose(t);
+        H5Fclose(f);
+        cr_assert_eq(rc_ckpt_load(path, &back, err, sizeof err), -1, "%s loads", kinds[k]);
+        cr_assert(strstr(err, k ? "/model: missing or not a string" : "spec_hash missing"), "%s: %s", kinds[k], err);
+    }
+    free_filled(&ck, spec_text);
 }
