@@ -1,5 +1,5 @@
 /* cmd_phenomena.c — `retinac phenomena RUN|CHECKPOINT... [--retina SEED] [-o OUT.h5] [--json]
- * [--only NAME,...]`: the in-silico retinal phenomena battery (runtime/phenomena.h) on trained
+ * [--only NAME,...]`: the in-silico retinal phenomena battery (analysis/phenomena.h) on trained
  * models and on the ground-truth synthetic retina, one table row per summary number and one
  * column per model, side by side (like `retinac eval`). -o writes every trace and number to
  * HDF5 atomically. Exit 0 ok, 1 error, 2 usage.

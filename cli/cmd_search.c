@@ -1,5 +1,5 @@
 /* cmd_search.c — `retinac search SPEC --data FILE -o DIR`: train one run per trial of the spec's
- * search section (runtime/search.h expands it) into DIR/<trial-name>/, each exactly as
+ * search section (search/search.h expands it) into DIR/<trial-name>/, each exactly as
  * `retinac train` would (rc_train_run, best.h5 evaluated on the test split), then write
  * DIR/search.csv and DIR/search.json and print the trials sorted by validation loss.
  * Selection is on the validation loss only; the test metrics are reported, never used to pick.

@@ -1,4 +1,4 @@
-/* cuda_emu.h — a host emulation of the CUDA device layer (runtime/cuda_drv.h) for tests
+/* cuda_emu.h — a host emulation of the CUDA device layer (runtime/backend/cuda_drv.h) for tests
  * without a GPU: "device" memory is host memory, a module is the generated .cu compiled as
  * host C++ (g++ -shared) between rc_cuda_emu_prelude() and rc_cuda_emu_trailer(), and a launch
  * runs each block's threads as fibers of one OS thread, switched at __syncthreads and

@@ -1,5 +1,5 @@
-/* test_codegen.c — the generated C (runtime/emit_c.c through the JIT backend) against the
- * reference backend (runtime/ref.c): training forward (outputs and BN running state), backward
+/* test_codegen.c — the generated C (compiler/c/emit_c.c through the JIT backend) against the
+ * reference backend (runtime/backend/ref.c): training forward (outputs and BN running state), backward
  * (every parameter tensor) and inference, for every layer kind and option and every shipped
  * spec at test size; plus determinism of generation and the rng.h text pasted into it.
  *
@@ -134,14 +134,14 @@ Test(codegen, generation_is_deterministic_and_carries_the_header)
 Test(codegen, rng_text_is_runtime_rng_h_verbatim)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/runtime/rng.h", RC_SRC_DIR);
+    snprintf(path, sizeof path, "%s/common/rng.h", RC_SRC_DIR);
     FILE *f = fopen(path, "rb");
     cr_assert(f);
     static char buf[1 << 16];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    cr_assert_str_eq(rc_emit_rng_text(), buf, "runtime/emit.c's copy of rng.h is stale: update rng_text");
+    cr_assert_str_eq(rc_emit_rng_text(), buf, "compiler/emit.c's copy of rng.h is stale: update rng_text");
 }
 
 /* The generated C of every shipped spec compiles warning-free under -Wall -Wextra -Werror

@@ -1,4 +1,4 @@
-/* test_data.c — the data layer (runtime/data.h): round trips of every layout (Baccus with
+/* test_data.c — the data layer (runtime/data/data.h): round trips of every layout (Baccus with
  * uint8/float32/float64 frames, 3-D and cellNN repeats, openretina with in-file and .npy
  * stimuli), exact label alignment y[i] = rate[i + history], statistics, validation splits
  * (contiguous blocks with no shared frame, the reference's random split), seeded shuffles,

@@ -1,4 +1,4 @@
-/* test_fft_backend.c — the C backend with layer 1 run by FFT (runtime/fftconv.c through the
+/* test_fft_backend.c — the C backend with layer 1 run by FFT (runtime/backend/fftconv.c through the
  * module's rcg_*_ext entry points, backend_c.c): every output, running statistic and gradient
  * against the reference oracle, for each way layer 1's chain can start (stored level 0 before a
  * batchnorm; unstored level 0 before dropout + rectify; folded channel BN in inference); the

@@ -1,4 +1,4 @@
-/* test_intr.c — model units vs interneurons (runtime/intr.c, `retinac interneurons`).
+/* test_intr.c — model units vs interneurons (analysis/intr.c, `retinac interneurons`).
  *
  * Planted answers: the "interneurons" of a test file are chosen units of the model itself
  * (computed here by the reference backend on an independently prepared movie: 2v - 1, centred

@@ -6,7 +6,7 @@
  * - the utility kernels (Adam, loss) compile the same way;
  * - the JIT cache returns identical bytes on a hit; a device newer than NVRTC gets PTX;
  *   a compile error returns the options, the numbered source and the log, and keeps the .cu;
- * - the text of runtime/rng.h pasted into generated sources is the file's;
+ * - the text of common/rng.h pasted into generated sources is the file's;
  * - generated kernels run on the host emulation of the device (tests/cuda_emu.h) and agree
  *   with the reference backend on a training step and on inference (1e-4 relative).
  */
@@ -240,14 +240,14 @@ Test(nvrtc, failure_report)
 Test(nvrtc, rng_text_is_the_file)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/runtime/rng.h", RC_SRC_DIR);
+    snprintf(path, sizeof path, "%s/common/rng.h", RC_SRC_DIR);
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f);
     static char buf[1 << 16];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    cr_expect_str_eq(rc_cuda_rng_text(), buf, "runtime/emit_cuda_text.c's copy of rng.h is stale");
+    cr_expect_str_eq(rc_cuda_rng_text(), buf, "compiler/cuda/emit_cuda_text.c's copy of rng.h is stale");
 }
 
 Test(nvrtc, deterministic_source)

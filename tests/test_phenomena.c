@@ -1,4 +1,4 @@
-/* test_phenomena.c — the phenomena battery (runtime/phenomena.h, cli/cmd_phenomena.c):
+/* test_phenomena.c — the phenomena battery (analysis/phenomena.h, cli/cmd_phenomena.c):
  * stimulus generators against the reference's shapes and values, analyses on analytic
  * predictors whose answers are known, the ground-truth synthetic retina, and the command end
  * to end on a tiny trained checkpoint; the STA-based items (contrast_fig,

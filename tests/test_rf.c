@@ -1,5 +1,5 @@
-/* test_rf.c — receptive fields (runtime/rf.c) and the reference's eval-mode input gradient
- * (rc_ref_eval_forward / rc_ref_eval_grad in runtime/ref.c).
+/* test_rf.c — receptive fields (analysis/rf.c) and the reference's eval-mode input gradient
+ * (rc_ref_eval_forward / rc_ref_eval_grad in runtime/backend/ref.c).
  *
  * - The input gradient against central finite differences for every layer kind in eval mode
  *   (BN with running statistics, noise and dropout inactive), a linear layer 0 of each form

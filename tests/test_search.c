@@ -1,4 +1,4 @@
-/* test_search.c — hyperparameter search (runtime/search.h, `retinac search`):
+/* test_search.c — hyperparameter search (search/search.h, `retinac search`):
  *   - expansion: grid product count and order, random draws in range (uniform and log-uniform,
  *     checked by where the draws fall), determinism by seed, earlier draws kept when trials
  *     grow, integer fields drawn as integers, grid x random crossing, names unique and

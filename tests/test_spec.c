@@ -1,4 +1,4 @@
-/* test_spec.c — the Lua spec front end (compiler/spec.c): shipped specs against the reference
+/* test_spec.c — the Lua spec front end (compiler/frontend/spec.c): shipped specs against the reference
  * shapes/parameter counts/FLOPs, field mapping, the canonical hash (invariant under formatting,
  * sensitive to meaning), the IR text round trip, the sandbox, and error locations. */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* test_synth.c — `retinac synth` and the simulated retina (runtime/synth.h): the Baccus layout
+/* test_synth.c — `retinac synth` and the simulated retina (sim/synth.h): the Baccus layout
  * it writes (read back through the data layer), plausible rates, repeat reliability well above
  * zero and below one, the noise-free ceiling above the repeat reliability, the 1/f^2 spectrum of
  * the natural-like images and frames (log-log slope of the radially averaged power spectrum, by

@@ -1,5 +1,5 @@
 /* test_synth_intr.c — simulated interneuron recordings (`retinac synth --interneurons DIR`,
- * rc_synth_write_interneurons, rc_synth_retina_interneurons in runtime/synth.h): the files'
+ * rc_synth_write_interneurons, rc_synth_retina_interneurons in sim/synth.h): the files'
  * torch-deep-retina layout and shapes, a binary 0/1 stimulus, the potentials against the
  * noise-free signals of the same retina (noise present but small: 0.1 x sd gives r = 0.995),
  * ON vs OFF bipolars at one pixel, the sign of the ON/OFF responses to light, the causal

@@ -5,7 +5,7 @@
  * FFT first conv: when layer 1 is a plain conv the module also exports the rcg_*_ext entry
  * points, which start from layer 1's conv output (and stop at its gradient); for a stacked
  * layer 1 only the inference one, plus rcg_ext_weights (the collapsed kernel). This backend then
- * runs layer 1 itself with runtime/fftconv.c on the frame stream declared by set_stream: frame
+ * runs layer 1 itself with runtime/backend/fftconv.c on the frame stream declared by set_stream: frame
  * spectra are computed lazily in blocks of FFT_BLOCK frames and kept until the next set_stream.
  * A call takes the FFT path only if its frames pointer is the declared stream and every window
  * lies in it; otherwise the module's direct path runs (same results to fp32 rounding).

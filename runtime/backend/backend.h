@@ -1,7 +1,7 @@
 /* backend.h — the one execution interface every backend implements.
  *
- * Backends: the naive CPU reference (runtime/ref.c, the oracle), the JIT-compiled generated C
- * (runtime/backend_c.c over generated/<model>/model.c), and CUDA (runtime/backend_cuda.c).
+ * Backends: the naive CPU reference (runtime/backend/ref.c, the oracle), the JIT-compiled generated C
+ * (runtime/backend/backend_c.c over generated/<model>/model.c), and CUDA (runtime/backend/backend_cuda.c).
  * Tests compare backends through this interface only; the trainer and evaluator use nothing else.
  *
  * Data layout (all float32, row-major, PyTorch order):
@@ -18,7 +18,7 @@
  *   grads   (P)         d loss / d params, ACCUMULATED (+=) by train_backward; zero it yourself.
  *
  * Training-mode randomness (noise, dropout) is a pure function of (seed, layer, element index)
- * through rc_rng (runtime/rng.h), so every backend draws identical noise for the same seed and
+ * through rc_rng (common/rng.h), so every backend draws identical noise for the same seed and
  * a training step is reproducible bit for bit on a given backend and thread count. Streams:
  *   noise/dropout layer i:            stream = RC_RNG_STREAM(i, 0), draw rc_rng_normal/uniform
  *   dropout after sub-conv s of a stacked conv at layer i: stream = RC_RNG_STREAM(i, s + 1)
@@ -74,7 +74,7 @@ struct rc_backend {
 /* The reference backend: interprets the IR op by op. Never fails to create except on OOM. */
 int rc_ref_backend_create(const rc_ir *ir, rc_backend **out);
 
-/* Reference-only analysis calls (input gradients for receptive fields, runtime/rf.c); -1 on a
+/* Reference-only analysis calls (input gradients for receptive fields, analysis/rf.c); -1 on a
  * backend that is not "ref". Workspace: ws_floats(B) as for infer.
  * rc_ref_eval_forward: infer (eval mode), keeping the activations in ws for rc_ref_eval_grad.
  *   x0 (B, out of layer 0) or NULL: layer 0's output computed elsewhere (e.g. by FFT); only for

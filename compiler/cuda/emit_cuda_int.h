@@ -1,5 +1,5 @@
-/* emit_cuda_int.h — what the CUDA renderer's files share (runtime/emit_cuda.c: segments,
- * forward/backward kernels, layout; runtime/emit_cuda_dw.c: conv weight gradients). Internal:
+/* emit_cuda_int.h — what the CUDA renderer's files share (compiler/cuda/emit_cuda.c: segments,
+ * forward/backward kernels, layout; compiler/cuda/emit_cuda_dw.c: conv weight gradients). Internal:
  * not part of the library's interface. Invariant: every workspace region is (b * B + c) floats
  * with b, c multiples of 4; kernel text is written through P() into e->sb.
  */

@@ -9,7 +9,7 @@
  * Constructors return opaque userdata ("rc.layer", "rc.model") that Lua code cannot forge or
  * open; each records its kind and the spec line that called it (from lua_getstack in C), so
  * errors can cite the line. All field checking (names, types, ranges, enums, unknown keys,
- * required fields) is one generic walker over the rc_fields() descriptors of runtime/ir.h.
+ * required fields) is one generic walker over the rc_fields() descriptors of compiler/ir.h.
  * Fields are visited in name order, not Lua's table order (which changes from run to run with
  * the hash seed), so the same spec always gives the same message.
  *

@@ -170,7 +170,7 @@ void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char
     rc_sb_put(b, " */\n");
 }
 
-/* runtime/rng.h, verbatim (tests/test_codegen.c compares it with the file). */
+/* common/rng.h, verbatim (tests/test_codegen.c compares it with the file). */
 static const char rng_text[] =
     "/* rng.h — counter-based random numbers shared by every backend.\n"
     " *\n"

@@ -45,7 +45,7 @@ int64_t rc_synth_test_frames(const rc_synth_opts *o);
 /* Write the recording to path atomically (a temp file beside it, then rename: fsutil.h). */
 int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t errlen);
 
-/* The simulated retina as a function, for in-silico experiments (runtime/phenomena.h): the same
+/* The simulated retina as a function, for in-silico experiments (analysis/phenomena.h): the same
  * options (seed, cells, --set, calib_frames) give the same retina as rc_synth_write, calibrated
  * the same way (a few seconds). rate: lam (T, cells) = the noise-free Poisson intensity
  * lambda(t) in spikes/s for frames s (T, 50, 50) in the retina's contrast units s = 2v - 1

@@ -3,7 +3,7 @@
  * Only the entry points retinac needs are resolved, by their versioned symbol names (the
  * macros of cuda.h map cuMemAlloc to cuMemAlloc_v2 and so on; we do not include cuda.h so the
  * runtime builds without the toolkit). The device runs in its primary context, made current on
- * the calling thread at open. Modules are compiled by runtime/nvrtc.c for the device's own
+ * the calling thread at open. Modules are compiled by compiler/nvrtc.c for the device's own
  * compute capability (asked of the driver), through the JIT cache.
  *
  * RETINAC_CUDA_PROFILE=1 times every launch (device synchronized before and after, so the

@@ -1,5 +1,5 @@
 /* emit_cuda.c — the CUDA renderer of the IR: one .cu source of extern "C" kernels plus the
- * launch plan that runtime/backend_cuda.c interprets (see emit_cuda.h).
+ * launch plan that runtime/backend/backend_cuda.c interprets (see emit_cuda.h).
  *
  * Structure of the generated code, per phase:
  *   forward  the layers are cut into segments: a producer (conv, stacked conv, dense, gcconv)
@@ -12,7 +12,7 @@
  *   backward segments in reverse; the pointwise chain's gradient is computed on the fly inside
  *            the batchnorm reduction kernel or by one pointwise kernel; producers have a
  *            weight-gradient kernel (per-chunk partial sums, then a fixed-order reduction: no
- *            atomics, so results are bit-reproducible; P = 1 convs in runtime/emit_cuda_dw.c)
+ *            atomics, so results are bit-reproducible; P = 1 convs in compiler/cuda/emit_cuda_dw.c)
  *            and an input-gradient kernel (the conv's transposed, flipped kernel as a padded
  *            direct conv).
  * Convs with P = 1 and K <= 16 use a shared-memory tiled direct conv: a block owns one sample,
@@ -1212,8 +1212,8 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
 
     rc_emit_header(&sb, ir, spec_path, "CUDA (NVRTC, " RC_CUDA_GEN_VERSION ")");
     rc_sb_put(&sb, "%s\n", rc_cuda_dev_prelude_text);
-    rc_sb_put(&sb, "/* ---- runtime/rng.h, verbatim ---- */\n%s", rc_cuda_rng_text());
-    rc_sb_put(&sb, "/* ---- end of runtime/rng.h ---- */\n");
+    rc_sb_put(&sb, "/* ---- common/rng.h, verbatim ---- */\n%s", rc_cuda_rng_text());
+    rc_sb_put(&sb, "/* ---- end of common/rng.h ---- */\n");
 
     seg sg[RC_MAX_LAYERS];
     for (int ph = 0; ph < RC_CU_NPHASE; ph++) {

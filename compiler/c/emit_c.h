@@ -1,5 +1,5 @@
 /* emit_c.h — the C code generator: rc_ir -> one self-contained C module (OpenMP) exporting the
- * fixed ABI of runtime/backend_c.h (rcg_ws_floats, rcg_train_forward, rcg_train_backward,
+ * fixed ABI of runtime/backend/backend_c.h (rcg_ws_floats, rcg_train_forward, rcg_train_backward,
  * rcg_infer, rcg_hash, ...).
  *
  * Lives in runtime/ (not compiler/) because the C backend regenerates code at run time from a

@@ -682,7 +682,7 @@ static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_
 
 /* Every INT/NUM field of a section parsed from text must lie in its range: set_field checked
  * the values a line gave, so a value out of range here is a default that marks a required field
- * the text left out (the spec loader's rule, compiler/spec.c read_table). Returns 0 or -1. */
+ * the text left out (the spec loader's rule, compiler/frontend/spec.c read_table). Returns 0 or -1. */
 static int check_required(const rc_field *f, int n, const void *base, char *err, size_t errlen)
 {
     for (int i = 0; i < n; i++) {

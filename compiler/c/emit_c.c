@@ -1211,7 +1211,7 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     rc_sb out = {0};
     char hash[65];
     rc_ir_hash(ir, hash);
-    rc_emit_header(&out, ir, spec_path, "C (OpenMP), ABI of runtime/backend_c.h");
+    rc_emit_header(&out, ir, spec_path, "C (OpenMP), ABI of runtime/backend/backend_c.h");
     rc_sb_put(&out, "%s", prelude);
     const char *rng = rc_emit_rng_text();
     rc_sb_raw(&out, rng, strlen(rng));

@@ -200,7 +200,7 @@ int rc_data_probe_file(const char *path, const rc_data_opts *opts, rc_data_probe
 /* Budget in bytes from $RETINAC_MEM_BUDGET (MB) or the default; -1 on a malformed variable. */
 int rc_data_budget_from_env(size_t *bytes, char *err, size_t errlen);
 
-/* ---- Data sanity (runtime/data_check.c) ----------------------------------------------------
+/* ---- Data sanity (runtime/data/data_check.c) ----------------------------------------------------
  * What `retinac info` reports and what train, search and eval refuse before any work. Checked
  * on the selected cells (and the crop), every split the caller names:
  *   errors   NaN/Inf anywhere in a stimulus, response, test repeat or true rate (first one:

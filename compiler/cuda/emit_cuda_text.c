@@ -1,6 +1,6 @@
 /* emit_cuda_text.c — fixed texts of the CUDA renderer: the device prelude (types without host
  * headers under NVRTC, activations and their derivatives, warp/block reductions), the verbatim
- * copy of runtime/rng.h pasted into every generated source (tests/test_nvrtc.c checks it still
+ * copy of common/rng.h pasted into every generated source (tests/test_nvrtc.c checks it still
  * equals the file), the model-independent utility kernels (Adam, loss), and the host-emulation
  * prelude/trailer used by tests to run generated kernels without a GPU.
  */
@@ -14,7 +14,7 @@ extern const char rc_cuda_dev_prelude_text[];
 
 /* ---------------------------------------------------------------- prelude, rng text */
 
-/* One copy of rng.h's text serves both emitters (runtime/emit.c). */
+/* One copy of rng.h's text serves both emitters (compiler/emit.c). */
 const char *rc_cuda_rng_text(void) { return rc_emit_rng_text(); }
 
 /* Device prelude: types without host headers under NVRTC, activations, block reduction. */
@@ -28,7 +28,7 @@ const char *rc_cuda_rng_text(void) { return rc_emit_rng_text(); }
 "#endif\n" \
 "#endif\n" \
 "\n" \
-"/* The argument block of every kernel (runtime/emit_cuda.h rc_cuda_args). */\n" \
+"/* The argument block of every kernel (compiler/cuda/emit_cuda.h rc_cuda_args). */\n" \
 "struct rc_kargs {\n" \
 "    const float *params; float *state; const int *cell_pos; const float *frames;\n" \
 "    const long long *starts; float *ws; float *y; const float *dy; float *grads;\n" \
@@ -176,7 +176,7 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 /* ---------------------------------------------------------------- utility kernels */
 
 #define UTIL_KERNELS \
-"\n/* Adam/AdamW and loss kernels (runtime/backend_cuda.c util_args has the same layout). */\n" \
+"\n/* Adam/AdamW and loss kernels (runtime/backend/backend_cuda.c util_args has the same layout). */\n" \
 "struct rc_uargs {\n" \
 "    float *w; const float *g; float *m; float *v; const float *pred; const float *target;\n" \
 "    float *dy; double *part; long long n;\n" \

@@ -78,7 +78,7 @@ int rc_rf_summarize(const float *sta, int history, int h, int w, float *spatial,
                     rc_rf_cell *c);
 
 /* The evaluator under the gradient STA, for other analyses of a checkpoint (interneuron
- * correlations, runtime/intr.h): eval-mode forward on the reference backend with layer 1 by FFT
+ * correlations, analysis/intr.h): eval-mode forward on the reference backend with layer 1 by FFT
  * (plain or stacked conv; exact to fp32 rounding) and later plain convs by FFT when fft = 1,
  * keeping every layer's output. frames (T, H, W) in model-input units; windows start at
  * starts[b] (b < B <= batch, starts[b] + history <= T); y (B, cells) or NULL. */

@@ -5,7 +5,7 @@
  * layers after it in its epilogue; eval-mode batchnorm is folded into that epilogue), tiled for
  * the GPU (shared-memory tiles for convs, block reductions for batchnorm statistics).
  * Every kernel takes one argument, the rc_cuda_args block below, by value, so the host side
- * (runtime/backend_cuda.c) is a generic interpreter of the plan: for each launch it computes
+ * (runtime/backend/backend_cuda.c) is a generic interpreter of the plan: for each launch it computes
  * the grid from the batch size and calls the kernel. Workspace offsets are linear in B and
  * baked into the kernels as literals, so the source depends on the IR only (not on B).
  *
@@ -96,7 +96,7 @@ const char *rc_cuda_emu_prelude(void);
  * const void *args, unsigned gx, unsigned gy, unsigned block) runs one launch. */
 const char *rc_cuda_emu_trailer(void);
 
-/* The text of runtime/rng.h as pasted into generated sources (tests compare it to the file). */
+/* The text of common/rng.h as pasted into generated sources (tests compare it to the file). */
 const char *rc_cuda_rng_text(void);
 
 #endif

@@ -1,7 +1,7 @@
 /* intr.c — model units vs recorded interneurons (see intr.h).
  *
  * Invariants: a file is read whole (stimulus and potentials are small: minutes at 100 Hz);
- * windows go through the rf evaluator (runtime/rf.h) in batches of consecutive windows, so the
+ * windows go through the rf evaluator (analysis/rf.h) in batches of consecutive windows, so the
  * frames of a batch are a pointer into the prepared movie, never copied. Correlations are
  * accumulated in double over all windows (sums of x, x^2, x*y per unit and cell), in a fixed
  * order: the result is a pure function of (checkpoint, files, options) up to the FFT's rounding.

@@ -23,7 +23,7 @@
  * infer uses the same layout (eval mode: running stats, no noise/dropout, stack not collapsed).
  * Training: input gradients are not computed (layer 0 gets only parameter gradients).
  * Analysis (rc_ref_eval_forward / rc_ref_eval_grad, backend.h): the eval-mode gradient of the
- * output with respect to the input window, summed over the batch (gradient STA, runtime/rf.c).
+ * output with respect to the input window, summed over the batch (gradient STA, analysis/rf.c).
  * A linear layer 0 (conv of any form, dense) is applied adjointly ONCE to the batch sum of its
  * output gradients (the adjoint is linear, so sum_b A^T g_b = A^T sum_b g_b): per-sample input
  * gradients of a 40x50x50 window would cost a full transposed conv each.

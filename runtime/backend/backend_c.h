@@ -1,7 +1,7 @@
 /* backend_c.h — the JIT-compiled C backend and the ABI of a generated C module.
  *
- * rc_c_backend_create(ir): generate C for the IR (runtime/emit_c.c), compile it through the
- * cache (runtime/jit.c), dlopen it, check it was generated for this very IR, and wrap it into
+ * rc_c_backend_create(ir): generate C for the IR (compiler/c/emit_c.c), compile it through the
+ * cache (compiler/jit.c), dlopen it, check it was generated for this very IR, and wrap it into
  * the backend.h interface. The runtime never links Lua: the IR may come from a checkpoint's
  * canonical text.
  *
@@ -53,7 +53,7 @@
  * command and file:line, dlopen, or ABI/hash mismatch) in err. */
 int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t errlen);
 
-/* The FFT first conv (runtime/fftconv.c; see backend_c.c): AUTO (the default, or RETINAC_FFT=auto)
+/* The FFT first conv (runtime/backend/fftconv.c; see backend_c.c): AUTO (the default, or RETINAC_FFT=auto)
  * uses it when layer 1 is a plain conv (training and inference) or a stacked conv (inference:
  * collapsed) followed by more layers and the FFT does well under half
  * the direct work; ON (RETINAC_FFT=1) whenever layer 1 qualifies (an error otherwise); OFF

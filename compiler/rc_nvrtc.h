@@ -1,5 +1,5 @@
 /* rc_nvrtc.h — (named so, not nvrtc.h, to leave <nvrtc.h> to the toolkit) compile generated CUDA source with NVRTC to a CUBIN for one real architecture,
- * through the content-addressed cache (runtime/cache.h), without needing a GPU.
+ * through the content-addressed cache (compiler/cache.h), without needing a GPU.
  *
  * Policy (reference/style-and-ecosystem.md §4): CUBIN for the device's own sm_XX; PTX for the
  * newest architecture NVRTC knows only when the device is newer than that (the driver JITs

@@ -44,7 +44,7 @@ void rc_emit_double(char *out, double v);
  * comment (valid in C and CUDA). target names the output ("C (OpenMP)", "CUDA"). */
 void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char *target);
 
-/* The text of runtime/rng.h, verbatim, for pasting into generated sources after a
+/* The text of common/rng.h, verbatim, for pasting into generated sources after a
  * `#define RC_RNG_QUAL ...` (tests check it equals the file byte for byte). */
 const char *rc_emit_rng_text(void);
 

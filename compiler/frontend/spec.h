@@ -3,7 +3,7 @@
  * The spec runs in a sandboxed Lua 5.4 (base/string/table/math only, text chunks only, an
  * instruction limit, a wall-clock limit and a memory cap) and is deterministic: the same text
  * always gives the same model (fixed pairs order, no addresses, a seeded math.random). Field names, types, ranges and enums come from the
- * rc_fields() descriptor tables in runtime/ir.h, so the loader, the canonical printer and the
+ * rc_fields() descriptor tables in compiler/ir.h, so the loader, the canonical printer and the
  * IR text parser agree by construction. After a successful load call rc_ir_infer() for shapes,
  * parameters and FLOPs.
  *

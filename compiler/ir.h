@@ -1,7 +1,7 @@
 /* ir.h — the model IR shared by the compiler and the runtime.
  *
  * A model is a straight chain of layers over one input (history, H, W). The compiler
- * (compiler/spec.c, the only Lua user) fills an rc_ir from a Lua spec; the canonical text
+ * (compiler/frontend/spec.c, the only Lua user) fills an rc_ir from a Lua spec; the canonical text
  * (rc_ir_format) is the IR's serialization: deterministic, key order fixed by the field
  * descriptors, every default written out, so two specs that mean the same thing produce
  * the same text and the same hash. The runtime reads that text back with rc_ir_parse and
@@ -163,7 +163,7 @@ typedef struct {
     double flops_fwd, flops_train;          /* per sample */
 } rc_ir;
 
-/* Field descriptors: one table per section, shared by the Lua loader (compiler/spec.c), the
+/* Field descriptors: one table per section, shared by the Lua loader (compiler/frontend/spec.c), the
  * canonical printer and the text parser, so the three can never disagree on names, types or
  * ranges. Offsets are into the section's struct (rc_layer, rc_ir for "input", rc_schedule,
  * rc_train). A field is written canonically as name=value; lists as v1,v2,...;
