@@ -203,7 +203,7 @@ static int write_h5(const char *path, const column *cols, int n, const char *onl
                  rc_h5_attr_set_int64(f, key, "width", c->pm.W) == 0 &&
                  rc_h5_attr_set_int64(f, key, "cells", c->pm.cells) == 0;
     }
-    if (!ok) rc_h5_errf(err, errlen, "%s: %s: HDF5 could not build the file (in memory)", path, key);
+    if (!ok) rc_errf(err, errlen, "%s: %s: HDF5 could not build the file (in memory)", path, key);
     return rc_h5_mem_commit(f, path, ok, err, errlen);
 }
 

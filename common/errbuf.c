@@ -3,13 +3,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+int rc_verrf(char *err, size_t n, const char *fmt, va_list ap)
+{
+    if (err && n) vsnprintf(err, n, fmt, ap);
+    return -1;
+}
+
 int rc_errf(char *err, size_t n, const char *fmt, ...)
 {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rc_verrf(err, n, fmt, ap);
+    va_end(ap);
     return -1;
 }

@@ -178,7 +178,8 @@ int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const
     if (check_data(d, RC_CHECK_TEST | (ck->ir->train.loss == RC_LOSS_MSE ? RC_CHECK_SIGNED_OK : 0), NULL, NULL,
                    err, errlen) < 0)
         goto out;
-    if (rc_data_test(d, &t, err, errlen) < 0) goto out;
+    int trc = rc_data_test(d, &t, err, errlen);
+    if (trc < 0) { rc = trc; goto out; }
     pred = malloc((size_t)t.n * (size_t)ck->cells * sizeof *pred);
     if (!pred) { rc_errf(err, errlen, "out of memory for %lld predictions", (long long)t.n); goto out; }
     if (rc_backend_open(ck->ir, backend, device, &be, err, errlen) < 0) goto out;
@@ -784,7 +785,7 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
         if (erc == 0) {
             res->has_test = 1;
             erc = write_metrics_json(o->rundir, &best, res, err, errlen);
-        } else if (strstr(err, "no test split")) {
+        } else if (erc == RC_ERR_NO_TEST) {
             erc = 0;               /* a recording without a test split trains fine */
         }
         rc_ckpt_free(&best);

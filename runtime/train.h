@@ -140,7 +140,8 @@ int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const cha
                        const char *device, rc_eval_metrics *m, float **pred_out, int64_t *n_out,
                        double *truth_r, char *err, size_t errlen);
 /* The same with the recording check's options and results (chk may be NULL: strict, warnings
- * dropped). rc_eval_checkpoint refuses a recording other than the checkpoint's. */
+ * dropped). rc_eval_checkpoint refuses a recording other than the checkpoint's. Both return
+ * RC_ERR_NO_TEST (errbuf.h) for a recording without a test split. */
 int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
                            const char *device, rc_rec_check *chk, rc_eval_metrics *m,
                            float **pred_out, int64_t *n_out, double *truth_r, char *err,

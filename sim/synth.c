@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRF rc_h5_errf
+#define ERRF rc_errf
 #define NPIX 50                 /* frame side */
 #define IMG 128                 /* 1/f^2 image side (periodic) */
 #define IMG_FRAMES 100          /* frames per image: one second */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "errbuf.h"
 #include "spec.h"
 #include "tiny_retina.h"
 #include "train.h"
@@ -457,4 +458,32 @@ Test(train, sta_centers_when_the_recording_has_none, .init = setup, .fini = tear
     train(&ir, &t, "gc", 1, 0, &r);   /* resume: the stored centers, no new estimate */
     cr_expect_eq(r.centers_estimated, 0);
     rc_train_result_free(&r);
+}
+
+/* Issue 13: "no test split" is a return code (RC_ERR_NO_TEST), not message text a caller
+ * searches for. A recording without a test split trains, and the run says it has no test
+ * metrics; evaluating it returns the code. */
+Test(train, a_recording_without_a_test_split_trains, .init = setup, .fini = teardown, .timeout = 120)
+{
+    hid_t f = H5Fopen(data, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Ldelete(f, "/test", H5P_DEFAULT) >= 0);
+    cr_assert(H5Fclose(f) >= 0);
+    rc_ir ir;
+    load_spec("tiny_ln", &ir);
+    rc_train tr = ir.train;
+    tr.epochs = 1;
+    rc_train_result res;
+    train(&ir, &tr, "notest", 0, 1, &res);
+    cr_assert_eq(res.has_test, 0, "test metrics from a recording without a test split");
+    rc_checkpoint ck;
+    load_ck("notest", "best.h5", &ck);
+    char err[1024] = "";
+    rc_eval_metrics m;
+    memset(&m, 0, sizeof m);
+    cr_assert_eq(rc_eval_checkpoint(&ck, data, "ref", NULL, &m, NULL, NULL, NULL, err, sizeof err),
+                 RC_ERR_NO_TEST, "%s", err);
+    cr_assert(strstr(err, "no test split"), "%s", err);
+    rc_ckpt_free(&ck);
+    rc_train_result_free(&res);
 }

@@ -12,6 +12,7 @@
  * continues through the elementwise ops below it; no gradient of an intermediate level is
  * materialized except at BN boundaries and the producer output.
  */
+#include "errbuf.h"
 #include "emit_c.h"
 #include "emit_c_int.h"
 #include "backend.h"
@@ -31,7 +32,7 @@ void em_fail(em *E, const char *fmt, ...)
     E->failed = 1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(E->err, sizeof E->err, fmt, ap);
+    rc_verrf(E->err, sizeof E->err, fmt, ap);
     va_end(ap);
 }
 

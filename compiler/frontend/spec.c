@@ -32,6 +32,7 @@
  * show a table or function as its type name without the address; %p is refused. A table with
  * table, function or userdata keys has no fixed order, so pairs over it is an error.
  */
+#include "errbuf.h"
 #include "spec.h"
 #include "search.h"
 
@@ -205,7 +206,7 @@ static int fail(spec_ctx *c, int line, const char *what, const char *field, cons
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rc_verrf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     char pos[24] = "";
     if (line > 0) snprintf(pos, sizeof pos, ":%d", line);

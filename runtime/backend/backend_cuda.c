@@ -8,6 +8,7 @@
  * every entry point synchronizes once at its end; the seed and batch of the last
  * train_forward are kept host-side for train_backward (dropout masks are recomputed from them).
  */
+#include "errbuf.h"
 #include "backend_cuda.h"
 #include "emit_cuda.h"
 
@@ -33,7 +34,7 @@ static int bfail(rc_backend *be, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(be->err, sizeof be->err, fmt, ap);
+    rc_verrf(be->err, sizeof be->err, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -11,6 +11,7 @@
  * kernel, largest total first, to stderr when the device is closed. Off by default: it costs
  * two synchronizations per launch.
  */
+#include "errbuf.h"
 #include "cuda_drv.h"
 #include "clock.h"
 #include "rc_nvrtc.h"
@@ -89,7 +90,7 @@ static int dfail(rc_cuda_dev *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(d->err, sizeof d->err, fmt, ap);
+    rc_verrf(d->err, sizeof d->err, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -24,6 +24,7 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+#include "errbuf.h"
 #include "fftconv.h"
 #include "fftconv_lanes.h"
 
@@ -106,7 +107,7 @@ static int fail(rc_fftconv *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    rc_verrf(p->err, sizeof p->err, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "backend.h"
 #include "rng.h"
 
@@ -101,7 +102,7 @@ static int fail(rc_backend *be, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(be->err, sizeof be->err, fmt, ap);
+    rc_verrf(be->err, sizeof be->err, fmt, ap);
     va_end(ap);
     return -1;
 }

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRF rc_h5_errf
+#define ERRF rc_errf
 
 void rc_data_opts_default(rc_data_opts *o)
 {
@@ -719,7 +719,10 @@ static int read_test_rows(rc_data *d, const char *key, int rank, int R, float *o
 int rc_data_test(rc_data *d, rc_test_set *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
-    if (!d->sp[RC_TEST].n) return ERRF(err, errlen, "%s: no test split", d->path);
+    if (!d->sp[RC_TEST].n) {
+        rc_errf(err, errlen, "%s: no test split", d->path);
+        return RC_ERR_NO_TEST;
+    }
     if (ensure_stats(d, err, errlen) < 0) return -1;
     const int64_t T = d->sp[RC_TEST].T, hw = (int64_t)d->info.h * d->info.w;
     const int C = d->info.n_cells, h = d->info.history;

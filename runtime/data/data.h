@@ -162,6 +162,7 @@ typedef struct {
     float *truth;       /* (n, cells) noise-free expected rate (synthetic files); NULL if none */
 } rc_test_set;
 
+/* 0, RC_ERR_NO_TEST (errbuf.h) when the recording has no test split, -1 on any other error. */
 int rc_data_test(rc_data *d, rc_test_set *t, char *err, size_t errlen);
 void rc_test_set_free(rc_test_set *t);
 

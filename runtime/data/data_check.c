@@ -7,6 +7,7 @@
  * bad value is named (key, cell, frame) instead of the first failure stopping the scan; nothing
  * prints: findings go to the caller's report, I/O failures to err.
  */
+#include "errbuf.h"
 #include "clock.h"
 #include "data_int.h"
 #include "h5util.h"
@@ -17,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRF rc_h5_errf
+#define ERRF rc_errf
 #define PIECE 65536                 /* label values per read */
 #define STD_REL_MIN 1e-6            /* std <= this * |mean|: a constant stimulus */
 #define STD_ABS_WARN 1e-4           /* std below this: the 1e-7 epsilon shows (> 0.1%) */
@@ -47,7 +48,7 @@ static void add(rc_data_report *r, int level, const char *key, int cell, int64_t
     s->index = index;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    rc_verrf(s->msg, sizeof s->msg, fmt, ap);
     va_end(ap);
 }
 

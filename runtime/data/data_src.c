@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRF rc_h5_errf
+#define ERRF rc_errf
 
 /* ---------------------------------------------------------------------------------------- */
 /* .npy (openretina's shared stimuli): little-endian uint8 / float32 / float64, C order.     */

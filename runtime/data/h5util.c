@@ -11,17 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rc_h5_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 void rc_h5_quiet(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -216,24 +205,24 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
 {
     memset(d, 0, sizeof *d);
     char why[800];
-    if (rc_h5_unresolved(loc, path, why, sizeof why)) return rc_h5_errf(err, errlen, "%s: %s: %s", fname, path, why);
+    if (rc_h5_unresolved(loc, path, why, sizeof why)) return rc_errf(err, errlen, "%s: %s: %s", fname, path, why);
     if (!rc_h5_is_dataset(loc, path))
-        return rc_h5_errf(err, errlen, "%s: %s: is not a dataset", fname, path);
+        return rc_errf(err, errlen, "%s: %s: is not a dataset", fname, path);
     hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);
-    if (ds < 0) return rc_h5_errf(err, errlen, "%s: %s: cannot open dataset", fname, path);
+    if (ds < 0) return rc_errf(err, errlen, "%s: %s: cannot open dataset", fname, path);
     int rc = -1;
     hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
-    if (ty < 0 || sp < 0) { rc_h5_errf(err, errlen, "%s: %s: cannot read type/shape", fname, path); goto out; }
+    if (ty < 0 || sp < 0) { rc_errf(err, errlen, "%s: %s: cannot read type/shape", fname, path); goto out; }
     H5T_class_t cls = H5Tget_class(ty);
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
-        rc_h5_errf(err, errlen, "%s: %s: unsupported dtype (class %d); expected an integer or float type",
+        rc_errf(err, errlen, "%s: %s: unsupported dtype (class %d); expected an integer or float type",
                    fname, path, (int)cls);
         goto out;
     }
     d->is_float = cls == H5T_FLOAT;
     size_t tsize = H5Tget_size(ty);   /* a 32-bit field on disk: bound it before any arithmetic */
     if (tsize < 1 || tsize > 8) {
-        rc_h5_errf(err, errlen, "%s: %s: unsupported dtype (%zu-byte %s); expected 1 to 8 bytes", fname, path,
+        rc_errf(err, errlen, "%s: %s: unsupported dtype (%zu-byte %s); expected 1 to 8 bytes", fname, path,
                    tsize, d->is_float ? "float" : "integer");
         goto out;
     }
@@ -241,12 +230,12 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
     d->is_signed = cls == H5T_INTEGER ? H5Tget_sign(ty) == H5T_SGN_2 : 1;
     type_name(d);
     if (H5Sget_simple_extent_type(sp) != H5S_SIMPLE) {
-        rc_h5_errf(err, errlen, "%s: %s: scalar or null dataspace; expected an array", fname, path);
+        rc_errf(err, errlen, "%s: %s: scalar or null dataspace; expected an array", fname, path);
         goto out;
     }
     int r = H5Sget_simple_extent_ndims(sp);
     if (r < 1 || r > RC_H5_MAX_RANK) {
-        rc_h5_errf(err, errlen, "%s: %s: rank %d not supported (1..%d)", fname, path, r, RC_H5_MAX_RANK);
+        rc_errf(err, errlen, "%s: %s: rank %d not supported (1..%d)", fname, path, r, RC_H5_MAX_RANK);
         goto out;
     }
     hsize_t dims[RC_H5_MAX_RANK];
@@ -255,12 +244,12 @@ int rc_h5_describe(hid_t loc, const char *fname, const char *path, int allow_emp
     for (int i = 0; i < r; i++) {
         d->dims[i] = (int64_t)dims[i];
         if (dims[i] == 0 && !allow_empty) {
-            rc_h5_errf(err, errlen, "%s: %s: empty dataset (dimension %d is 0)", fname, path, i);
+            rc_errf(err, errlen, "%s: %s: empty dataset (dimension %d is 0)", fname, path, i);
             goto out;
         }
     }
     if (!rc_h5_storage_ok(ds)) {
-        rc_h5_errf(err, errlen, "%s: %s: corrupt dataset (its stored data does not match its shape)", fname, path);
+        rc_errf(err, errlen, "%s: %s: corrupt dataset (its stored data does not match its shape)", fname, path);
         goto out;
     }
     rc = 0;
@@ -278,13 +267,13 @@ int rc_h5_read_f32(hid_t dset, int rank, const int64_t *start, const int64_t *co
     hsize_t st[RC_H5_MAX_RANK], ct[RC_H5_MAX_RANK];
     for (int i = 0; i < rank; i++) { st[i] = (hsize_t)start[i]; ct[i] = (hsize_t)count[i]; }
     hid_t fs = H5Dget_space(dset);
-    if (fs < 0) return rc_h5_errf(err, errlen, "%s: %s: cannot get dataspace", fname, key);
+    if (fs < 0) return rc_errf(err, errlen, "%s: %s: cannot get dataspace", fname, key);
     hid_t ms = H5Screate_simple(rank, ct, NULL);
     int rc = -1;
     if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, ct, NULL) < 0) {
-        rc_h5_errf(err, errlen, "%s: %s: bad hyperslab selection", fname, key);
+        rc_errf(err, errlen, "%s: %s: bad hyperslab selection", fname, key);
     } else if (H5Dread(dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0) {
-        rc_h5_errf(err, errlen, "%s: %s: read failed at [%lld..%lld) (truncated or corrupt file?)",
+        rc_errf(err, errlen, "%s: %s: read failed at [%lld..%lld) (truncated or corrupt file?)",
                    fname, key, (long long)start[0], (long long)(start[0] + count[0]));
     } else {
         rc = 0;
@@ -302,14 +291,14 @@ static int read_all(hid_t loc, const char *path, hid_t mtype, void *out, int64_t
     int64_t total = 1;
     for (int i = 0; i < d.rank; i++) total *= d.dims[i];
     if (total != n)
-        return rc_h5_errf(err, errlen, "%s: %s: has %lld values, expected %lld", fname, path,
+        return rc_errf(err, errlen, "%s: %s: has %lld values, expected %lld", fname, path,
                           (long long)total, (long long)n);
     if (n == 0) return 0;
     hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);
-    if (ds < 0) return rc_h5_errf(err, errlen, "%s: %s: cannot open dataset", fname, path);
+    if (ds < 0) return rc_errf(err, errlen, "%s: %s: cannot open dataset", fname, path);
     herr_t e = H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(ds);
-    if (e < 0) return rc_h5_errf(err, errlen, "%s: %s: read failed (truncated or corrupt file?)", fname, path);
+    if (e < 0) return rc_errf(err, errlen, "%s: %s: read failed (truncated or corrupt file?)", fname, path);
     return 0;
 }
 

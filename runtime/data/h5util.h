@@ -13,11 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <hdf5.h>
+#include "errbuf.h"
 
 #define RC_H5_MAX_RANK 4
 
-/* printf into err (NULL-safe), always NUL-terminated. Returns -1 for `return rc_h5_errf(...)`. */
-int rc_h5_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void rc_h5_quiet(void);
 
