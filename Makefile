@@ -5,6 +5,20 @@
 # Sources are picked up by wildcard from LIB_DIRS: add a file, not a rule.
 # BUILD=build-asan SAN=1 gives the sanitizer build (make asan).
 
+# The quick start's two commands (make demo, make test) need nothing installed beforehand:
+# scripts/deps.sh (the one package list, shared with .ci/run) installs what is missing when run
+# as root on Debian/Ubuntu, else stops here with the one apt-get command to run. It runs before
+# the pkg-config lookups below, which need the packages.
+ifneq ($(filter test demo asan,$(MAKECMDGOALS)),)
+  ifndef RC_DEPS_CHECKED
+    RC_DEPS_STATUS := $(shell sh scripts/deps.sh build >&2; echo $$?)
+    ifneq ($(RC_DEPS_STATUS),0)
+      $(error build dependencies missing (see the message above))
+    endif
+    export RC_DEPS_CHECKED := 1
+  endif
+endif
+
 BUILD    ?= build
 CC       ?= cc
 SAN      ?= 0
