@@ -103,6 +103,26 @@ void rc_pheno_out_free(rc_pheno_out *o);
 const rc_pheno_num *rc_pheno_find(const rc_pheno_out *o, const char *key);
 const rc_pheno_trace *rc_pheno_find_trace(const rc_pheno_out *o, const char *key);
 
+/* ---- the report file (phenomena_io.c) ---- */
+
+/* One column of a report: a model's (or the retina's) battery output and where it came from. */
+typedef struct {
+    char label[64];              /* its HDF5 group: unique among the columns, no '/' */
+    char source[1100];           /* the checkpoint it was loaded from, or how the retina was made */
+    char model[64];              /* the model's name */
+    rc_pheno_model pm;           /* its history, H, W and cells are written with it */
+    rc_pheno_out out;
+} rc_pheno_column;
+
+/* Write n columns to path (HDF5, atomically: built in memory, then rc_h5_mem_commit; see
+ * fsutil.h): /<label>/<phenomenon>/<name> for every trace (float32, its description as an
+ * attribute) and summary number (one float64), the stimulus parameters as attributes of
+ * /<label>/<phenomenon>, and source, model, history, height, width, cells as attributes of
+ * /<label>; the root carries generator, only (`only`, "" for the whole battery) and units.
+ * Returns 0, or -1 with a message naming path (a failed write leaves the old file as it was). */
+int rc_pheno_write(const char *path, const rc_pheno_column *cols, int n, const char *only,
+                   char *err, size_t errlen);
+
 /* ---- the ground truth: the synthetic retina of `retinac synth` (phenomena_synth.c) ---- */
 
 /* Open the retina of o (same seed => the same retina as `retinac synth --seed`; calibration
