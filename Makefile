@@ -162,7 +162,14 @@ $(BUILD)/examples/predict: examples/predict.c $(BUILD)/libretinac.a $(BUILD)/inc
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs retinac)
 
-examples: $(BUILD)/examples/predict
+# examples/search.c runs a search through the library code `retinac search` calls (spec loading,
+# search/search_run.h): internal headers and the Lua front end, so it is built with the flags
+# of the tests rather than against the public header.
+$(BUILD)/examples/search: examples/search.c $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+examples: $(BUILD)/examples/predict $(BUILD)/examples/search
 
 # The README's main job: synthesize the default recording if absent, train the BN-CNN and the
 # LN baseline, print the comparison table (scripts/main_job.sh; its header lists the knobs).
