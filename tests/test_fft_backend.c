@@ -122,7 +122,7 @@ Test(fft_backend, stream_contract)
         int64_t before = rc_c_backend_fft_calls(cb);
         cr_assert_eq(cb->infer(cb, B, params, state, NULL, use, starts, yc, wc), 0, "%s", cb->err);
         cr_expect_eq(rc_c_backend_fft_calls(cb) - before, round == 1 ? 0 : 1, "round %d: FFT path taken?", round);
-        double e = rel_l2(yc, yr, B * 2);
+        double e = kit_rel_l2(yc, yr, B * 2);
         cr_expect_leq(e, TOL, "round %d: rel L2 %g", round, e);
     }
     free(fr); free(copy); free(params); free(state); free(yr); free(yc); free(wr); free(wc);
