@@ -16,5 +16,6 @@ int rc_verrf(char *err, size_t n, const char *fmt, va_list ap) __attribute__((fo
 enum {
     RC_ERR = -1,
     RC_ERR_NO_TEST = -2,      /* the recording has no test split (evaluation has nothing to do) */
+    RC_ERR_ABORT = -3,        /* this MPI rank alone failed after the search started: abort the job */
 };
 #endif

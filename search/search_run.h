@@ -27,6 +27,7 @@
 #ifndef RC_SEARCH_RUN_H
 #define RC_SEARCH_RUN_H
 
+#include "errbuf.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,9 +111,8 @@ typedef struct {
                                         ("" if they were) */
 } rc_search_result;
 
-/* rc_search_run's return when this process alone failed after comm->start (apart from the
- * codes of errbuf.h) */
-#define RC_SEARCH_ABORT (-3)
+/* rc_search_run's return when this process alone failed after comm->start */
+#define RC_SEARCH_ABORT RC_ERR_ABORT   /* errbuf.h */
 
 /* Run the search (see the top of this file). Returns 0 when every trial ran or was reported
  * (res filled; res->failed says whether all went well); -1 with a message that every rank
