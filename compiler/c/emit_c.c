@@ -15,7 +15,7 @@
 #include "errbuf.h"
 #include "emit_c.h"
 #include "emit_c_int.h"
-#include "backend.h"
+#include "rng.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,6 @@
  * convs and stacked chains. Vocabulary and invariants: emit_c_int.h, emit_c.c.
  */
 #include "emit_c_int.h"
-#include "backend.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -23,7 +23,7 @@
  * any B); offsets are literals in the kernels.
  */
 #include "emit_cuda_int.h"
-#include "backend.h"
+#include "rng.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -60,6 +60,13 @@
 #define RC_RNG_QUAL static inline
 #endif
 
+/* Streams (the `layer` argument of the draws), one per place that draws in training:
+ *   noise or dropout at 0-based layer i:                  RC_RNG_STREAM(i, 0)
+ *   dropout after sub-conv s of a stacked conv at layer i: RC_RNG_STREAM(i, s + 1)
+ * The element index is b * (C*H*W) + (c*H + h)*W + w of the tensor the draw applies to; dropout
+ * keeps an element when rc_rng_uniform(...) >= p and scales kept ones by 1/(1-p). */
+#define RC_RNG_STREAM(layer, sub) ((uint64_t)(layer) * 64u + (uint64_t)(sub))
+
 /* splitmix64 finalizer: a bijective 64-bit mix. */
 RC_RNG_QUAL uint64_t rc_rng_mix(uint64_t z)
 {
