@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "ref.h"
 #include "clock.h"
 #include "errbuf.h"
 #include "fftconv.h"
@@ -387,9 +388,9 @@ int rc_rf_eval_open(const rc_checkpoint *ck, int batch, int fft, rc_rf_eval **ou
     if (!ev) return rc_errf(err, errlen, "out of memory");
     ev->ck = ck;
     ev->batch = batch;
-    if (rc_ref_backend_create(ir, &ev->be) != 0) {
+    if (rc_backend_open(ir, "ref", "cpu", &ev->be, err, errlen) < 0) {   /* the analysis calls are ref.h's */
         free(ev);
-        return rc_errf(err, errlen, "ref backend: out of memory");
+        return -1;
     }
     if (fft && rf_fft_open(ck, batch, &ev->fft, err, errlen) < 0) { rc_rf_eval_close(ev); return -1; }
     if (fft && (ev->adj = malloc(sizeof *ev->adj)) != NULL) {
@@ -514,9 +515,8 @@ static int run_revcor(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc,
     float *y = malloc((size_t)Bmax * cells * sizeof *y);
     int rc = -1;
     if (!frames || !y) { rc_errf(err, errlen, "out of memory for a batch of %d windows", Bmax); goto out; }
-    if (rc_backend_open(ir, o->backend ? o->backend : "c", "cpu", &be, err, errlen) < 0) {
-        if (o->backend || rc_backend_open(ir, "ref", "cpu", &be, err, errlen) < 0) goto out;
-    }
+    /* o->backend NULL: the generated C, else the reference (rc_backend_open's automatic choice) */
+    if (rc_backend_open(ir, o->backend, "cpu", &be, err, errlen) < 0) goto out;
     int64_t k = 0;
     for (int64_t s0 = 0; s0 < o->samples; s0 += Bmax, k++) {
         int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);

@@ -39,7 +39,8 @@ int rc_cuda_copy(rc_cuda_dev *d, void *dst, const void *src, size_t bytes);
 int rc_cuda_zero(rc_cuda_dev *d, void *dst, size_t bytes);
 int rc_cuda_sync(rc_cuda_dev *d);
 
-/* Device-side optimizer and loss (model-independent kernels, compiled once per device). */
+/* Device-side optimizer and loss (model-independent kernels, compiled once per device;
+ * backend_cuda_train.c). */
 typedef struct rc_cuda_util rc_cuda_util;
 int rc_cuda_util_create(rc_cuda_dev *d, rc_cuda_util **out, char *err, size_t errlen);
 void rc_cuda_util_destroy(rc_cuda_util *u);

@@ -22,7 +22,7 @@
  * three gradient buffers for the backward sweep. Dropout masks are recomputed from the seed.
  * infer uses the same layout (eval mode: running stats, no noise/dropout, stack not collapsed).
  * Training: input gradients are not computed (layer 0 gets only parameter gradients).
- * Analysis (rc_ref_eval_forward / rc_ref_eval_grad, backend.h): the eval-mode gradient of the
+ * Analysis (rc_ref_eval_forward / rc_ref_eval_grad, ref.h): the eval-mode gradient of the
  * output with respect to the input window, summed over the batch (gradient STA, analysis/rf.c).
  * A linear layer 0 (conv of any form, dense) is applied adjointly ONCE to the batch sum of its
  * output gradients (the adjoint is linear, so sum_b A^T g_b = A^T sum_b g_b): per-sample input
@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "errbuf.h"
-#include "backend.h"
+#include "ref.h"
 #include "rng.h"
 
 #define REF_HEADER 4   /* floats: seed (8 bytes), B (int32), spare */
