@@ -1,7 +1,23 @@
 # retinac — build, test, sanitize, generate, benchmark.
-# One binary (build/retinac), one runtime library without Lua (build/libretinac.a), one
-# Criterion binary per tests/test_*.c. Sources are picked up by wildcard: add a file, not a rule.
+# One binary (build/retinac); the library without Lua (build/libretinac.a: common/, compiler/
+# except its front end, runtime/, analysis/, sim/, search/); the Lua front end as its own archive
+# (build/libretinac_frontend.a: compiler/frontend/); one Criterion binary per tests/test_*.c.
+# Sources are picked up by wildcard from LIB_DIRS: add a file, not a rule.
 # BUILD=build-asan SAN=1 gives the sanitizer build (make asan).
+
+# The quick start's two commands (make demo, make test) need nothing installed beforehand:
+# scripts/deps.sh (the one package list, shared with .ci/run) installs what is missing when run
+# as root on Debian/Ubuntu, else stops here with the one apt-get command to run. It runs before
+# the pkg-config lookups below, which need the packages.
+ifneq ($(filter test demo asan,$(MAKECMDGOALS)),)
+  ifndef RC_DEPS_CHECKED
+    RC_DEPS_STATUS := $(shell sh scripts/deps.sh build >&2; echo $$?)
+    ifneq ($(RC_DEPS_STATUS),0)
+      $(error build dependencies missing (see the message above))
+    endif
+    export RC_DEPS_CHECKED := 1
+  endif
+endif
 
 BUILD    ?= build
 CC       ?= cc
@@ -16,11 +32,11 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterio
 
 GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -g $(OPT) -fopenmp -D_GNU_SOURCE \
-             -Iruntime -Icompiler -Icli $(PKG_CFLAGS) -DRC_GIT_VERSION='"$(GIT_VERSION)"' -MMD -MP
+             $(addprefix -I,$(LIB_DIRS) compiler/frontend cli) $(PKG_CFLAGS) -DRC_GIT_VERSION='"$(GIT_VERSION)"' -MMD -MP
 LDLIBS_ALL = $(HDF5_LIBS) -lfftw3f -ldl -lm -fopenmp -lpthread
 
 # NVRTC is linked when the CUDA toolkit is present (it works without a GPU). The driver
-# (libcuda.so.1) is never linked: runtime/cuda_drv.c dlopens it.
+# (libcuda.so.1) is never linked: runtime/backend/cuda_drv.c dlopens it.
 ifneq ($(wildcard $(CUDA_HOME)/include/nvrtc.h),)
   CFLAGS_ALL += -DRC_HAVE_NVRTC=1 -I$(CUDA_HOME)/include
   LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnvrtc
@@ -42,8 +58,13 @@ ifeq ($(SAN),1)
 endif
 CFLAGS_ALL += $(CFLAGS)
 
-RT_SRC   := $(sort $(wildcard runtime/*.c))
-COMP_SRC := $(sort $(wildcard compiler/*.c))
+# The folders of the library, in the order of the data flow (DESIGN.md): shared pieces, the
+# compiler (IR, emitters per target, JIT and caches), the runtime (backends, data, training),
+# then what sits above it.
+LIB_DIRS := common compiler compiler/c compiler/cuda runtime runtime/backend runtime/data \
+            analysis sim search
+RT_SRC   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+COMP_SRC := $(sort $(wildcard compiler/frontend/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
@@ -63,18 +84,18 @@ $(BUILD)/libretinac.a: $(RT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libretinac_compiler.a: $(COMP_OBJ)
+$(BUILD)/libretinac_frontend.a: $(COMP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(CLI_OBJ): CFLAGS_ALL += $(CLI_MPI_FLAGS)
-$(BUILD)/retinac: $(CLI_OBJ) $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
-	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL) $(MPI_LIBS)
+$(BUILD)/retinac: $(CLI_OBJ) $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL) $(MPI_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(BUILD)/retinac
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(BUILD)/retinac
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests -DRC_SRC_DIR='"$(CURDIR)"' -DRC_BIN='"$(CURDIR)/$(BUILD)/retinac"' -o $@ $< \
-	    $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(CRIT_LIBS) $(LDLIBS_ALL)
+	    $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(CRIT_LIBS) $(LDLIBS_ALL)
 
 # Each suite runs in its own Criterion binary; a failing suite fails the target after all ran.
 test: all $(TEST_BIN)
@@ -103,7 +124,7 @@ gen-check: $(BUILD)/retinac
 bench: $(BUILD)/retinac
 	@sh bench/run.sh $(BUILD)
 
-# FFT first-conv benchmark (runtime/fftconv.c vs a direct conv, same run): make bench-fftconv
+# FFT first-conv benchmark (runtime/backend/fftconv.c vs a direct conv, same run): make bench-fftconv
 $(BUILD)/bench/fftconv_bench: bench/fftconv_bench.c $(BUILD)/libretinac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac.a $(LDLIBS_ALL)
@@ -113,9 +134,9 @@ bench-fftconv: $(BUILD)/bench/fftconv_bench
 
 # Generated direct-conv kernels one at a time, one thread, vs the core's FMA peak:
 # make bench-conv [CONV_ARGS="specs/nips_cnn.lua --reps 9"]
-$(BUILD)/bench/conv_kernels: bench/conv_kernels.c $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
+$(BUILD)/bench/conv_kernels: bench/conv_kernels.c $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -O3 -march=native -ffp-contract=fast -o $@ $< $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
 
 # One real training epoch on a 300k-frame synthetic recording, next to PyTorch's (bench/epoch.sh)
 bench-epoch: $(BUILD)/retinac
@@ -141,7 +162,14 @@ $(BUILD)/examples/predict: examples/predict.c $(BUILD)/libretinac.a $(BUILD)/inc
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs retinac)
 
-examples: $(BUILD)/examples/predict
+# examples/search.c runs a search through the library code `retinac search` calls (spec loading,
+# search/search_run.h): internal headers and the Lua front end, so it is built with the flags
+# of the tests rather than against the public header.
+$(BUILD)/examples/search: examples/search.c $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+
+examples: $(BUILD)/examples/predict $(BUILD)/examples/search
 
 # The README's main job: synthesize the default recording if absent, train the BN-CNN and the
 # LN baseline, print the comparison table (scripts/main_job.sh; its header lists the knobs).
@@ -160,9 +188,9 @@ clean:
 # (numerics vs the reference, one training epoch, throughput vs PyTorch); no GPU: clear exit 2.
 GPU_BUILD  ?= build-gpu
 GPU_BUNDLE := $(GPU_BUILD)/bundle
-$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/cuda_cases.h tests/cuda_emu.h $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/cuda_cases.h tests/cuda_emu.h $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(LDLIBS_ALL)
 
 gpu-bundle:
 	$(MAKE) BUILD=$(GPU_BUILD) all $(GPU_BUILD)/tests/gpu/gpu_numerics $(GPU_BUILD)/tests/gpu/gpu_bench
@@ -187,7 +215,7 @@ gpu-profile: gpu-bundle
 # fuzz-run: each harness FUZZ_SECONDS on its seeds, one at a time; new inputs go to
 #   build-fuzz/corpus/<target>/ (the committed seeds are only read), crashes to build-fuzz/artifacts/.
 # fuzz-regress: each harness once over its committed seeds (no fuzzing; for CI).
-# runtime/fftconv*.c are left out of the fuzz library: they use GCC's __builtin_shuffle, which
+# runtime/backend/fftconv*.c are left out of the fuzz library: they use GCC's __builtin_shuffle, which
 # clang lacks, and no fuzz target reaches them.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_TARGETS := spec ir_text checkpoint probe
@@ -213,13 +241,13 @@ FUZZ_OPTS     = -rss_limit_mb=2048 -timeout=$(or $(FUZZ_TIMEOUT_$(1)),10) \
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
 .PHONY: fuzz fuzz-run fuzz-regress
 
-$(BUILD)/libretinac_fuzz.a: $(filter-out $(BUILD)/runtime/fftconv%.o,$(RT_OBJ))
+$(BUILD)/libretinac_fuzz.a: $(filter-out $(BUILD)/runtime/backend/fftconv%.o,$(RT_OBJ))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_h5.h $(BUILD)/libretinac_compiler.a $(BUILD)/libretinac_fuzz.a
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_h5.h $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac_fuzz.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Ifuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libretinac_compiler.a \
+	$(CC) $(CFLAGS_ALL) -Ifuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libretinac_frontend.a \
 	    $(BUILD)/libretinac_fuzz.a $(LUA_LIBS) $(LDLIBS_ALL)
 
 fuzz:

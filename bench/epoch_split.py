@@ -1,4 +1,4 @@
-"""epoch_split.py — the training/validation window split of runtime/data.c (RC_VAL_BLOCKS, the
+"""epoch_split.py — the training/validation window split of runtime/data/data.c (RC_VAL_BLOCKS, the
 default), for the benchmarks that size an epoch: bench/report.py (epoch time extrapolated from
 step times) and bench/torch_epoch.py (a real PyTorch epoch on the same windows as retinac's).
 

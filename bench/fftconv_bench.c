@@ -1,4 +1,4 @@
-/* fftconv_bench.c — samples/s of the FFT first conv (runtime/fftconv.c) vs a straightforward
+/* fftconv_bench.c — samples/s of the FFT first conv (runtime/backend/fftconv.c) vs a straightforward
  * direct convolution (OpenMP over samples / kernel pairs, vectorizable inner loops), measured
  * in the same run on the BN-CNN first layer: windows of C=40 frames of 50x50, 8 kernels 15x15,
  * batch 512.

@@ -112,7 +112,7 @@ def epoch_section(ours, torch, a, has_stream):
     key = "stream_samples_per_s" if has_stream else "infer_samples_per_s"
     print("## Epoch time on a full-size recording (extrapolated from measured step time)\n")
     print("A recording of %d training frames (%.0f min at 100 Hz), history %d: %d training windows"
-          " and %d validation windows (%g of the frames in %d blocks, runtime/data.c's split); an"
+          " and %d validation windows (%g of the frames in %d blocks, runtime/data/data.c's split); an"
           " epoch is %d steps of batch %d (the last partial batch dropped) and one validation pass."
           " **Extrapolated from measured step time**: steps x the training step time above, plus the"
           " validation windows at the %s inference rate above. Not included: the optimizer update,"

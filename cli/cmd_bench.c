@@ -22,7 +22,6 @@
 
 #include "clock.h"
 #include "backend.h"
-#include "backend_c.h"
 #include "cmd.h"
 #include "ir.h"
 #include "json.h"
@@ -123,10 +122,8 @@ int cmd_bench(int argc, char **argv)
     }
     rc_backend *be = NULL;
     double t0 = rc_clock_s();
-    if (!strcmp(backend, "c")) {
-        if (rc_c_backend_create(&ir, &be, err, sizeof err)) { fprintf(stderr, "retinac bench: %s\n", err); return 1; }
-    } else if (rc_ref_backend_create(&ir, &be)) {
-        fprintf(stderr, "retinac bench: out of memory\n");
+    if (rc_backend_open(&ir, backend, "cpu", &be, err, sizeof err) < 0) {
+        fprintf(stderr, "retinac bench: %s\n", err);
         return 1;
     }
     double t_create = rc_clock_s() - t0;

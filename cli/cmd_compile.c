@@ -1,5 +1,5 @@
 /* cmd_compile.c — `retinac compile SPEC [--cells N] [--target c]`: generate the model's C in
- * memory, JIT-compile it ahead of time through the content-addressed cache (runtime/jit.c) and
+ * memory, JIT-compile it ahead of time through the content-addressed cache (compiler/jit.c) and
  * print where the shared object is. A failing compile prints the command and the generated
  * file:line. Targets are a table; the CUDA target (with --arch sm_XX) adds its row.
  */

@@ -1,5 +1,5 @@
 /* cmd_interneurons.c — `retinac interneurons RUN|CHECKPOINT FILE.h5...`: correlate every unit
- * of a trained model with recorded interneurons (runtime/intr.h): the best unit per cell and
+ * of a trained model with recorded interneurons (analysis/intr.h): the best unit per cell and
  * layer, the mean of the best r per cell type, optionally every correlation map in an HDF5 file
  * (written atomically). Exit 0 ok, 1 error, 2 usage.
  */

@@ -1,10 +1,9 @@
 /* cmd_phenomena.c — `retinac phenomena RUN|CHECKPOINT... [--retina SEED] [-o OUT.h5] [--json]
- * [--only NAME,...]`: the in-silico retinal phenomena battery (runtime/phenomena.h) on trained
+ * [--only NAME,...]`: the in-silico retinal phenomena battery (analysis/phenomena.h) on trained
  * models and on the ground-truth synthetic retina, one table row per summary number and one
  * column per model, side by side (like `retinac eval`). -o writes every trace and number to
- * HDF5 atomically. Exit 0 ok, 1 error, 2 usage.
+ * HDF5 atomically (rc_pheno_write, analysis/phenomena_io.c). Exit 0 ok, 1 error, 2 usage.
  */
-#include <hdf5.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,7 +14,6 @@
 #include "checkpoint.h"
 #include "cmd.h"
 #include "fsutil.h"
-#include "h5util.h"
 #include "json.h"
 #include "phenomena.h"
 #include "rf.h"
@@ -60,14 +58,6 @@ const char cmd_phenomena_help[] =
 #define MAXCOL 64
 
 typedef struct {
-    char label[64];
-    char source[1100];
-    char model[64];
-    rc_pheno_model pm;
-    rc_pheno_out out;
-} column;
-
-typedef struct {
     rc_backend *be;
     const rc_checkpoint *ck;
 } ck_ctx;
@@ -99,7 +89,7 @@ static int ck_sta(void *vctx, double contrast, int64_t samples, uint64_t seed, f
 }
 
 /* Column label: the run folder's (or file's) name, HDF5-safe, unique among the columns. */
-static void label_of(const char *arg, char *out, size_t n, const column *cols, int ncol)
+static void label_of(const char *arg, char *out, size_t n, const rc_pheno_column *cols, int ncol)
 {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", arg);
@@ -128,7 +118,7 @@ static void label_of(const char *arg, char *out, size_t n, const column *cols, i
     }
 }
 
-static void print_table(const column *cols, int n)
+static void print_table(const rc_pheno_column *cols, int n)
 {
     printf("%-40s", "number");
     for (int i = 0; i < n; i++) printf(" %14s", cols[i].label);
@@ -150,61 +140,6 @@ static void print_table(const column *cols, int n)
         }
         printf("\n");
     }
-}
-
-static int write_h5(const char *path, const column *cols, int n, const char *only, char *err, size_t errlen)
-{
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = rc_h5_mem_create(path, fcpl >= 0 ? fcpl : H5P_DEFAULT, err, errlen);   /* fsutil.h */
-    if (fcpl >= 0) H5Pclose(fcpl);
-    if (f < 0) return -1;
-    int ok = rc_h5_attr_set_string(f, "/", "generator", "retinac phenomena") == 0 &&
-             rc_h5_attr_set_string(f, "/", "only", only ? only : "") == 0 &&
-             rc_h5_attr_set_string(f, "/", "units", "responses in the model's output units (spikes/s for the synthetic retina); time in 10 ms frames; positions in px (55 um)") == 0;
-    char key[256];
-    for (int i = 0; i < n && ok; i++) {
-        const column *c = &cols[i];
-        const rc_pheno_out *o = &c->out;
-        for (int k = 0; k < o->n_traces && ok; k++) {
-            const rc_pheno_trace *t = &o->traces[k];
-            snprintf(key, sizeof key, "/%s/%s", c->label, t->key);
-            ok = rc_h5_write_all(f, key, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->rank, t->dims, t->data) == 0 &&
-                 rc_h5_attr_set_string(f, key, "description", t->desc) == 0;
-        }
-        for (int k = 0; k < o->n_nums && ok; k++) {
-            const rc_pheno_num *v = &o->nums[k];
-            char ph[64];
-            snprintf(ph, sizeof ph, "%s", v->key);
-            char *dot = strchr(ph, '.');
-            if (!dot) continue;
-            *dot = 0;
-            snprintf(key, sizeof key, "/%s/%s/%s", c->label, ph, dot + 1);
-            int64_t one = 1;
-            ok = rc_h5_write_all(f, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &one, &v->value) == 0 &&
-                 rc_h5_attr_set_string(f, key, "description", "summary number (docs/phenomena.md)") == 0;
-        }
-        for (int k = 0; k < o->n_params && ok; k++) {
-            const rc_pheno_param *p = &o->params[k];
-            char grp[64];
-            snprintf(grp, sizeof grp, "%s", p->key);
-            char *sl = strchr(grp, '/');
-            if (!sl) continue;
-            *sl = 0;
-            snprintf(key, sizeof key, "/%s/%s", c->label, grp);
-            ok = rc_h5_attr_set_double(f, key, sl + 1, p->value) == 0;
-        }
-        snprintf(key, sizeof key, "/%s", c->label);
-        if (ok && rc_h5_exists(f, key) == 1)
-            ok = rc_h5_attr_set_string(f, key, "source", c->source) == 0 &&
-                 rc_h5_attr_set_string(f, key, "model", c->model) == 0 &&
-                 rc_h5_attr_set_int64(f, key, "history", c->pm.history) == 0 &&
-                 rc_h5_attr_set_int64(f, key, "height", c->pm.H) == 0 &&
-                 rc_h5_attr_set_int64(f, key, "width", c->pm.W) == 0 &&
-                 rc_h5_attr_set_int64(f, key, "cells", c->pm.cells) == 0;
-    }
-    if (!ok) rc_h5_errf(err, errlen, "%s: %s: HDF5 could not build the file (in memory)", path, key);
-    return rc_h5_mem_commit(f, path, ok, err, errlen);
 }
 
 static int parse_int(const char *s, long lo, long hi, long *v)
@@ -258,14 +193,14 @@ int cmd_phenomena(int argc, char **argv)
     if (n + retina > MAXCOL) { fprintf(stderr, "retinac phenomena: at most %d columns\n", MAXCOL); free(runs); return 2; }
     if (threads > 0) omp_set_num_threads(threads);
     const int ncol = n + retina;
-    column *cols = calloc((size_t)ncol, sizeof *cols);
+    rc_pheno_column *cols = calloc((size_t)ncol, sizeof *cols);
     rc_checkpoint *cks = calloc((size_t)(n ? n : 1), sizeof *cks);
     ck_ctx *ctxs = calloc((size_t)(n ? n : 1), sizeof *ctxs);
     rc_pheno_synth *syn = NULL;
     int status = 1;
     if (!cols || !cks || !ctxs) { fprintf(stderr, "retinac phenomena: out of memory\n"); goto out; }
     for (int i = 0; i < n; i++) {
-        column *c = &cols[i];
+        rc_pheno_column *c = &cols[i];
         rc_ckpt_resolve(runs[i], c->source, sizeof c->source);
         const char *input = c->source;
         if (out_path && rc_out_not_input(out_path, &input, 1, err, sizeof err) < 0) {
@@ -286,7 +221,7 @@ int cmd_phenomena(int argc, char **argv)
                                  .sta = ck_sta, .sta_kind = "gradient STA", .sta_samples = sta_samples};
     }
     if (retina) {
-        column *c = &cols[n];
+        rc_pheno_column *c = &cols[n];
         rc_synth_opts so;
         rc_synth_opts_default(&so);
         so.seed = (uint64_t)retina_seed;
@@ -342,7 +277,7 @@ int cmd_phenomena(int argc, char **argv)
         printf("\n");
         print_table(cols, ncol);
     }
-    if (out_path && write_h5(out_path, cols, ncol, only, err, sizeof err) < 0) {
+    if (out_path && rc_pheno_write(out_path, cols, ncol, only, err, sizeof err) < 0) {
         fprintf(stderr, "retinac phenomena: %s\n", err);
         goto out;
     }

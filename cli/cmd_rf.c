@@ -1,4 +1,4 @@
-/* cmd_rf.c — `retinac rf RUN|CHECKPOINT`: receptive fields of a trained model (runtime/rf.h):
+/* cmd_rf.c — `retinac rf RUN|CHECKPOINT`: receptive fields of a trained model (analysis/rf.h):
  * gradient STA and reverse-correlation STA on white noise, a per-cell summary table, and
  * optionally every STA and its rank-1 parts in an HDF5 file (written atomically).
  * Exit 0 ok, 1 error, 2 usage.

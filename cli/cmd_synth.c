@@ -1,5 +1,5 @@
 /* cmd_synth.c — `retinac synth -o FILE`: write a synthetic retina recording (Baccus layout).
- * The simulation and the file layout are in runtime/synth.h; this file only parses options.
+ * The simulation and the file layout are in sim/synth.h; this file only parses options.
  * Exit 0 ok, 1 error (one line on stderr), 2 usage. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,7 @@
-/* search_mpi.c — MPI for `retinac search` (see search_mpi.h). Rows travel as MPI_BYTE records
- * of sizeof(rc_search_row): every rank runs the same binary, so the layout is the same.
+/* search_mpi.c — MPI for `retinac search` (see search_mpi.h): the callbacks of rc_search_comm.
+ * What they carry and check (the fingerprint's meaning, the rows' order) is search_run.c's.
+ * Rows travel as MPI_BYTE records of sizeof(rc_search_row): every rank runs the same binary,
+ * so the layout is the same.
  * Rank 0 waits for the other ranks' rows with MPI_Irecv + MPI_Testall and a short sleep, not a
  * blocking MPI_Recv, because Open MPI's blocking receive spins a core at 100% that the other
  * ranks on the node need for training.
@@ -8,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <omp.h>
 
 #include "search_mpi.h"
 
@@ -86,31 +86,28 @@ int cli_mpi_init(cli_mpi *m, int *argc, char ***argv, char *err, size_t errlen)
 #endif
 }
 
-int cli_mpi_agree(const cli_mpi *m, uint64_t fingerprint, char *err, size_t errlen)
+/* comm->allreduce_max_u64: its one use is the search fingerprint (search_run.c's agree). */
+static int mpi_allreduce_max_u64(void *ctx, const uint64_t *in, uint64_t *out, int n, char *err, size_t errlen)
 {
-    if (!m->active || m->size == 1) return 0;
+    const cli_mpi *m = ctx;
+    if (!m->active || m->size == 1) {
+        memcpy(out, in, (size_t)n * sizeof *out);
+        return 0;
+    }
 #if RC_HAVE_MPI
-    /* max of {f, ~f} gives {max f, ~min f}: the ranks agree iff max == min */
-    uint64_t in[2] = {fingerprint, ~fingerprint}, out[2];
-    int rc = MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) {
-        mpi_fail(rc, "MPI_Allreduce (search fingerprint)", err, errlen);
-        return -2;          /* this rank alone may know: the caller aborts the job */
-    }
-    if (out[0] != ~out[1]) {
-        snprintf(err, errlen, "the %d ranks expanded different searches (another spec, flags, -o DIR or "
-                 "retinac build on some rank): every rank must run the same command", m->size);
-        return -1;
-    }
+    MPI_CHECK(MPI_Allreduce(in, out, n, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce (search fingerprint)");
     return 0;
 #else
-    (void)fingerprint; (void)err; (void)errlen;
+    (void)err; (void)errlen;
+    memcpy(out, in, (size_t)n * sizeof *out);
     return 0;
 #endif
 }
 
-int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, const int *owner, int n, char *err, size_t errlen)
+/* comm->gather_rows; rc_search_run checks that each row is the trial expected. */
+static int mpi_gather_rows(void *ctx, rc_search_row *rows, const int *owner, int n, char *err, size_t errlen)
 {
+    const cli_mpi *m = ctx;
     if (!m->active || m->size == 1) return 0;
 #if RC_HAVE_MPI
     const int tag = 17;
@@ -149,16 +146,9 @@ int cli_mpi_gather_rows(const cli_mpi *m, rc_search_row *rows, const int *owner,
         free(req); free(idx); free(in);
         return mpi_fail(rc, "MPI_Testall (result rows)", err, errlen);
     }
-    int bad = -1;
-    for (int j = 0; j < n_remote; j++) {
-        if (in[j].index != idx[j]) bad = j;
-        rows[idx[j]] = in[j];
-    }
-    if (bad >= 0)
-        snprintf(err, errlen, "rank %d sent the row of trial %d where trial %d was expected",
-                 owner[idx[bad]], in[bad].index, idx[bad]);
+    for (int j = 0; j < n_remote; j++) rows[idx[j]] = in[j];
     free(req); free(idx); free(in);
-    return bad >= 0 ? -1 : 0;
+    return 0;
 #else
     (void)rows; (void)owner; (void)n; (void)err; (void)errlen;
     return 0;
@@ -188,15 +178,37 @@ void cli_mpi_abort(const cli_mpi *m, int code)
 #endif
 }
 
-int cli_mpi_default_threads(const cli_mpi *m, int n_trials)
+static int comm_start(void *ctx, char *err, size_t errlen)
 {
-    if (m->local_size <= 1) return 0;
-    int busy = 0;                                    /* ranks on this node with a trial */
-    for (int i = 0; i < m->local_size; i++) busy += !m->local_ranks || m->local_ranks[i] < n_trials;
-    if (busy < 1) busy = 1;
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int mine = omp_get_num_procs();                  /* cores in this rank's affinity mask */
-    int share = online > 0 ? (int)(online / busy) : 1;
-    int t = mine < share ? mine : share;
-    return t < 1 ? 1 : t;
+    cli_mpi *m = ctx;
+    if (cli_mpi_init(m, m->argc, m->argv, err, errlen) < 0) return -1;
+    m->started = 1;
+    return 0;
+}
+
+static int comm_rank(void *ctx)
+{
+    const cli_mpi *m = ctx;
+    return m->started ? m->rank : cli_mpi_env_rank();
+}
+
+static int comm_size(void *ctx)
+{
+    return ((const cli_mpi *)ctx)->size;
+}
+
+static int comm_node_ranks(void *ctx, const int **ranks)
+{
+    const cli_mpi *m = ctx;
+    *ranks = m->local_ranks;
+    return m->local_size;
+}
+
+void cli_mpi_comm(cli_mpi *m, int *argc, char ***argv, rc_search_comm *comm)
+{
+    m->argc = argc;
+    m->argv = argv;
+    *comm = (rc_search_comm){.ctx = m, .start = comm_start, .rank = comm_rank, .size = comm_size,
+                             .node_ranks = comm_node_ranks, .allreduce_max_u64 = mpi_allreduce_max_u64,
+                             .gather_rows = mpi_gather_rows};
 }

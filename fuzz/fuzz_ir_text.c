@@ -1,5 +1,5 @@
 /* fuzz_ir_text.c — libFuzzer harness for the canonical model-text (IR text) parser
- * (rc_ir_parse in runtime/ir.c), the text every checkpoint stores and the runtime reads back.
+ * (rc_ir_parse in compiler/ir.c), the text every checkpoint stores and the runtime reads back.
  *
  * Each input is an IR text (cut at its first NUL). It is parsed; a text that parses is also
  * inferred for 5 cells (rc_ir_infer), and must survive the round trip rc_ir_format ->

@@ -1,5 +1,5 @@
 /* fuzz_probe.c — libFuzzer harness for the recording prober behind `retinac info`
- * (rc_data_probe_file in runtime/data_src.c, then rc_data_open in runtime/data.c), and, for
+ * (rc_data_probe_file in runtime/data/data_src.c, then rc_data_open in runtime/data/data.c), and, for
  * recordings small enough to scan in milliseconds, the scan `retinac info` does without --quick
  * (rc_data_stats over every training frame, rc_data_test over the test split).
  *

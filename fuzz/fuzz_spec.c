@@ -1,4 +1,4 @@
-/* fuzz_spec.c — libFuzzer harness for the Lua spec loader (compiler/spec.c).
+/* fuzz_spec.c — libFuzzer harness for the Lua spec loader (compiler/frontend/spec.c).
  *
  * Each input is the text of a spec (cut at its first NUL). It is loaded as rc_spec_check does
  * (rc_spec_load_string, then rc_ir_infer for 5 cells), and every spec that loads must survive

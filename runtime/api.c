@@ -31,16 +31,13 @@ retinac_model *retinac_open(const char *checkpoint, const char *backend, char *e
     retinac_model *m = calloc(1, sizeof *m);
     if (!m) { snprintf(err, errlen, "out of memory"); return NULL; }
     if (rc_ckpt_load(path, &m->ck, err, errlen) < 0) { free(m); return NULL; }
-    const char *want = backend ? backend : "c";
-    if (rc_backend_open(m->ck.ir, want, "cpu", &m->be, err, errlen) < 0) {
-        if (backend || rc_backend_open(m->ck.ir, "ref", "cpu", &m->be, err, errlen) < 0) {
-            rc_ckpt_free(&m->ck);
-            free(m);
-            return NULL;
-        }
-        want = "ref";
+    /* NULL: the generated C, else the reference (rc_backend_open's automatic choice) */
+    if (rc_backend_open(m->ck.ir, backend, "cpu", &m->be, err, errlen) < 0) {
+        rc_ckpt_free(&m->ck);
+        free(m);
+        return NULL;
     }
-    snprintf(m->backend, sizeof m->backend, "%s", want);
+    snprintf(m->backend, sizeof m->backend, "%s", backend ? backend : m->be->name);
     return m;
 }
 

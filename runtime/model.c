@@ -5,6 +5,7 @@
  * across machines and thread counts. See model.h for the position rules (including the
  * torch-deep-retina GrabUnits quirk) and the collapse algebra.
  */
+#include "errbuf.h"
 #include "model.h"
 
 #include <stdarg.h>
@@ -13,15 +14,6 @@
 #include <string.h>
 
 #include "rng.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Seed of the init draws: distinct from the training-noise seeds derived from the same
  * user seed (those use the seed itself with layer streams). */
@@ -65,14 +57,14 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
 {
     int g = rc_gc_layer(ir);
     if (g < 0) {
-        set_err(err, errlen, "%s: no gcconv layer: no readout positions to compute", ir->name);
+        rc_errf(err, errlen, "%s: no gcconv layer: no readout positions to compute", ir->name);
         return -1;
     }
     const rc_layer *L = &ir->layers[g];
     int K = L->kernel;
     int Ho = L->in.h - K + 1, Wo = L->in.w - K + 1;
     if (Ho < 1 || Wo < 1) {
-        set_err(err, errlen, "%s: layer %d (gcconv): kernel %d larger than its input %dx%d",
+        rc_errf(err, errlen, "%s: layer %d (gcconv): kernel %d larger than its input %dx%d",
                 ir->name, g + 1, K, L->in.h, L->in.w);
         return -1;
     }
@@ -82,7 +74,7 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
         return 0;
     case RC_POS_DATA: {
         if (!centers) {
-            set_err(err, errlen, "%s: layer %d (gcconv): position: \"data\" needs the cells' "
+            rc_errf(err, errlen, "%s: layer %d (gcconv): position: \"data\" needs the cells' "
                     "receptive-field centers, and the data gave none (training estimates them from "
                     "spike-triggered averages; or use position \"center\" or \"reference\")", ir->name, g + 1);
             return -1;
@@ -117,7 +109,7 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
         return 0;
     }
     }
-    set_err(err, errlen, "%s: layer %d (gcconv): position: unknown value %d", ir->name, g + 1,
+    rc_errf(err, errlen, "%s: layer %d (gcconv): position: unknown value %d", ir->name, g + 1,
             (int)L->position);
     return -1;
 }
@@ -152,7 +144,7 @@ int rc_stack_collapse(const rc_ir *ir, int layer, const float *params, float *we
 {
     if (layer < 0 || layer >= ir->n_layers || ir->layers[layer].kind != RC_LAYER_CONV ||
         ir->layers[layer].stack <= 0) {
-        set_err(err, errlen, "%s: layer %d: not a stacked conv, nothing to collapse", ir->name,
+        rc_errf(err, errlen, "%s: layer %d: not a stacked conv, nothing to collapse", ir->name,
                 layer + 1);
         return -1;
     }
@@ -170,7 +162,7 @@ int rc_stack_collapse(const rc_ir *ir, int layer, const float *params, float *we
         }
         int64_t want = (int64_t)L->sub_cout[j] * L->sub_cin[j] * L->sub_k[j] * L->sub_k[j];
         if (!p || p->count != want) {
-            set_err(err, errlen, "%s: layer %d (conv): parameter *%s missing or not %lld floats",
+            rc_errf(err, errlen, "%s: layer %d (conv): parameter *%s missing or not %lld floats",
                     ir->name, layer + 1, name, (long long)want);
             return -1;
         }
@@ -181,7 +173,7 @@ int rc_stack_collapse(const rc_ir *ir, int layer, const float *params, float *we
     int Kmax = 1;
     for (int j = 0; j < L->n_sub; j++) Kmax += L->sub_k[j] - 1;
     if (Kmax != L->kernel || L->sub_cout[L->n_sub - 1] != L->out.c) {
-        set_err(err, errlen, "%s: layer %d (conv): sub-convs compose to %dx%d, not kernel %d",
+        rc_errf(err, errlen, "%s: layer %d (conv): sub-convs compose to %dx%d, not kernel %d",
                 ir->name, layer + 1, Kmax, Kmax, L->kernel);
         return -1;
     }
@@ -191,7 +183,7 @@ int rc_stack_collapse(const rc_ir *ir, int layer, const float *params, float *we
     float *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
     if (!a || !b) {
         free(a); free(b);
-        set_err(err, errlen, "%s: layer %d (conv): out of memory collapsing the stack", ir->name,
+        rc_errf(err, errlen, "%s: layer %d (conv): out of memory collapsing the stack", ir->name,
                 layer + 1);
         return -1;
     }
@@ -219,7 +211,7 @@ int rc_model_init(rc_model *m, const rc_ir *ir, uint64_t seed, const int *center
     m->grads = calloc(np, sizeof(float));
     m->state = calloc(ns, sizeof(float));
     if (!m->params || !m->grads || !m->state) {
-        set_err(err, errlen, "%s: out of memory for %lld parameters", ir->name,
+        rc_errf(err, errlen, "%s: out of memory for %lld parameters", ir->name,
                 (long long)ir->params_total);
         rc_model_free(m);
         return -1;
@@ -228,7 +220,7 @@ int rc_model_init(rc_model *m, const rc_ir *ir, uint64_t seed, const int *center
     if (rc_gc_layer(ir) >= 0) {
         m->cell_pos = calloc((size_t)(ir->cells > 0 ? ir->cells : 1) * 2, sizeof(int));
         if (!m->cell_pos) {
-            set_err(err, errlen, "%s: out of memory for cell positions", ir->name);
+            rc_errf(err, errlen, "%s: out of memory for cell positions", ir->name);
             rc_model_free(m);
             return -1;
         }

@@ -1,4 +1,4 @@
-/* train.h — the training loop, test-set evaluation and run folders.
+/* train.h — the training loop and run folders (test-set evaluation: eval.h).
  *
  * A run folder RUNDIR holds:
  *   checkpoint.h5  the latest epoch (checkpoint.h), rewritten atomically after every epoch
@@ -36,6 +36,7 @@
 
 #include "backend.h"
 #include "checkpoint.h"
+#include "eval.h"
 #include "ir.h"
 #include "json.h"
 #include "metrics.h"
@@ -128,24 +129,6 @@ int rc_train_check_data(const rc_ir *spec, const rc_train *train, const rc_train
                         char *err, size_t errlen);
 void rc_train_result_free(rc_train_result *r);
 
-/* A backend by name ("c", "ref") and device ("cpu", "cuda"; NULL = cpu). */
-int rc_backend_open(const rc_ir *ir, const char *backend, const char *device, rc_backend **be,
-                    char *err, size_t errlen);
-
-/* Evaluate a loaded checkpoint on the test split of data_path (NULL: the path stored in the
- * checkpoint), with the checkpoint's cells, rate key, crop and normalization. pred_out (may be
- * NULL) receives the malloc'd (n, cells) predictions, *n_out their count. truth_r (cells, may
- * be NULL) the r of the true rate per cell on synthetic data (all NaN otherwise). */
-int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const char *backend,
-                       const char *device, rc_eval_metrics *m, float **pred_out, int64_t *n_out,
-                       double *truth_r, char *err, size_t errlen);
-/* The same with the recording check's options and results (chk may be NULL: strict, warnings
- * dropped). rc_eval_checkpoint refuses a recording other than the checkpoint's. */
-int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
-                           const char *device, rc_rec_check *chk, rc_eval_metrics *m,
-                           float **pred_out, int64_t *n_out, double *truth_r, char *err,
-                           size_t errlen);
-
 /* Check a recording opened for checkpoint ck (its cells, rate key and crop window; data_fp.c)
  * before applying the model to it: the frames must be the model's height x width, the crop
  * window and the cell count the checkpoint's, and the fingerprint the checkpoint's (an error
@@ -153,20 +136,5 @@ int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const
  * checkpoint without a fingerprint passes with a warning. chk may be NULL (strict). */
 int rc_ckpt_check_recording(const rc_checkpoint *ck, struct rc_data *d, const char *data_path,
                             rc_rec_check *chk, char *err, size_t errlen);
-
-/* Model responses to normalized frames (T, H, W): out (T - history, cells), in eval mode. */
-int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *frames, int64_t T,
-                      float *out, char *err, size_t errlen);
-
-/* JSON of one run's metrics (per cell r/ceiling/oracle/feve/reliability, means). cell_ids may
- * be NULL. Written as one object into j at the current position. */
-void rc_eval_json_object(rc_json *j, const rc_eval_metrics *m, const int *cell_ids);
-
-/* The comparison table: one row per cell, columns r and FEVe of each run, then the data's
- * ceiling and jackknife oracle (from the first run: they depend only on the recording), and the
- * true rate's r when truth_r is finite (synthetic data); a final row of means. Runs must have
- * the same cells. names[i] labels run i. Returns 0, or -1 if the runs' cell counts differ. */
-int rc_eval_table(FILE *f, const char *const *names, const rc_eval_metrics *const *m, int n_runs,
-                  const int *cell_ids, const double *truth_r_cells);
 
 #endif

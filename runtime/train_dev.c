@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_c.h"
 #include "backend_cuda.h"
 #include "rng.h"
 
@@ -27,17 +26,6 @@ typedef struct {
     size_t frames_cap;         /* floats allocated at `frames` */
     int uploaded;              /* the device frames hold rc_dev.frames (n, gen) */
 } cu_state;
-
-
-int rc_dev_backend_c(const rc_ir *ir, rc_backend **be, char *err, size_t errlen)
-{
-    return rc_c_backend_create(ir, be, err, errlen);
-}
-
-int rc_dev_backend_cuda(const rc_ir *ir, rc_backend **be, char *err, size_t errlen)
-{
-    return rc_cuda_backend_create(ir, be, err, errlen);
-}
 
 /* ------------------------------------------------------------------ CUDA helpers */
 

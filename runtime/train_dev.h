@@ -1,7 +1,8 @@
 /* train_dev.h — where a training/inference step runs: host memory (ref and c backends) or a
  * CUDA device (cuda backend, every pointer handed to it is device memory, backend.h).
  *
- * The trainer and the evaluator talk to rc_dev only, so the loop is the same for every backend:
+ * The trainer and the evaluator talk to rc_dev only, so the loop is the same for every backend
+ * (built by rc_backend_open, backend.h; rc_dev never chooses one):
  *   rc_dev_init -> rc_dev_set_model (+ rc_dev_set_optim for training) -> per batch
  *   rc_dev_set_frames + rc_dev_train_step / rc_dev_infer -> rc_dev_get_model at epoch ends.
  * Host mode keeps the caller's pointers (no copies; the optimizer updates the caller's params
@@ -38,10 +39,6 @@ typedef struct {
     /* CUDA mode: device copies (opaque; see train_dev.c) */
     void *cu;
 } rc_dev;
-
-/* Backends needing more than ref.c: the JIT-compiled generated C, and CUDA. */
-int rc_dev_backend_c(const rc_ir *ir, rc_backend **be, char *err, size_t errlen);
-int rc_dev_backend_cuda(const rc_ir *ir, rc_backend **be, char *err, size_t errlen);
 
 int rc_dev_init(rc_dev *d, rc_backend *be, const rc_ir *ir, int B, int training, char *err,
                 size_t errlen);

@@ -1,7 +1,8 @@
 /* codegen_cmp.h — shared by tests/test_codegen.c and tests/test_cpu_kernels.c: build a model
  * from compact canonical-IR text and compare the JIT-compiled generated C backend with the
  * reference backend (train forward y and BN running state, every gradient tensor, infer), per
- * tensor, L2-relative error <= TOL. Header-only (static functions) for the two suites. */
+ * tensor, L2-relative error <= TOL (kit.h's L2 helpers). Header-only (static functions) for the
+ * suites that include it. */
 #ifndef RC_TEST_CODEGEN_CMP_H
 #define RC_TEST_CODEGEN_CMP_H
 
@@ -17,6 +18,7 @@
 #include "ir.h"
 #include "model.h"
 #include "bias_bn.h"
+#include "kit.h"
 
 #define TOL 1e-5
 
@@ -39,18 +41,6 @@ static inline float urand(uint64_t *s)
 {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
     return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
-}
-
-static inline double rel_l2(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    if (den == 0) return sqrt(num);
-    return sqrt(num / den);
 }
 
 /* Compare ref and c on ir: train forward (y, state), backward (every tensor), infer.
@@ -110,12 +100,12 @@ static inline void compare_mode(const rc_ir *ir, int B, const char *what, int ff
     uint64_t seed = 99;
     cr_assert_eq(ref->train_forward(ref, B, params, st_r, cell_pos, seed, frames, starts, y_r, ws_r), 0, "%s", ref->err);
     cr_assert_eq(cb->train_forward(cb, B, params, st_c, cell_pos, seed, frames, starts, y_c, ws_c), 0, "%s", cb->err);
-    double e = rel_l2(y_c, y_r, (int64_t)B * cells);
+    double e = kit_rel_l2(y_c, y_r, (int64_t)B * cells);
     cr_log_info("%s: train forward y: rel L2 %.3g", what, e);
     cr_expect_leq(e, TOL, "%s: train forward y: rel L2 %g", what, e);
     for (int i = 0; i < ir->n_state; i++) {
         const rc_param *p = &ir->state[i];
-        e = rel_l2(st_c + p->offset, st_r + p->offset, p->count);
+        e = kit_rel_l2(st_c + p->offset, st_r + p->offset, p->count);
         cr_expect_leq(e, TOL, "%s: running state %s: rel L2 %g", what, p->name, e);
     }
     cr_assert_eq(ref->train_backward(ref, B, params, cell_pos, frames, starts, dy, g_r, ws_r), 0, "%s", ref->err);
@@ -123,30 +113,21 @@ static inline void compare_mode(const rc_ir *ir, int B, const char *what, int ff
     /* A bias right before a batchnorm (through noise/dropout only) has an exactly zero gradient
      * (BN removes the mean): both sides hold rounding noise, so for those only check that it is
      * negligible against the whole gradient; the others are compared. */
-    double gall = 0;
-    for (int64_t k = 0; k < P; k++) gall += (double)g_r[k] * g_r[k];
-    gall = sqrt(gall);
+    double gall = kit_l2_norm(g_r, P);
     for (int i = 0; i < ir->n_params; i++) {
         const rc_param *p = &ir->params[i];
-        double num = 0, den = 0;
-        for (int64_t k = 0; k < p->count; k++) {
-            double d = (double)g_c[p->offset + k] - g_r[p->offset + k];
-            num += d * d;
-            den += (double)g_r[p->offset + k] * g_r[p->offset + k];
-        }
         if (bias_before_bn(ir, p)) {
-            double na = 0;
-            for (int64_t k = 0; k < p->count; k++) na += (double)g_c[p->offset + k] * g_c[p->offset + k];
-            cr_expect_leq(sqrt(na), 1e-4 * gall, "%s: gradient %s should vanish: %g", what, p->name, sqrt(na));
+            double na = kit_l2_norm(g_c + p->offset, p->count);
+            cr_expect_leq(na, 1e-4 * gall, "%s: gradient %s should vanish: %g", what, p->name, na);
             continue;
         }
-        e = sqrt(num) / fmax(sqrt(den), 1e-3 * gall);
+        e = kit_l2_diff(g_c + p->offset, g_r + p->offset, p->count) / fmax(kit_l2_norm(g_r + p->offset, p->count), 1e-3 * gall);
         cr_log_info("%s: gradient %s: rel L2 %.3g", what, p->name, e);
         cr_expect_leq(e, TOL, "%s: gradient %s: rel L2 %g", what, p->name, e);
     }
     cr_assert_eq(ref->infer(ref, B, params, st_r, cell_pos, frames, starts, y_r, ws_r), 0, "%s", ref->err);
     cr_assert_eq(cb->infer(cb, B, params, st_r, cell_pos, frames, starts, y_c, ws_c), 0, "%s", cb->err);
-    e = rel_l2(y_c, y_r, (int64_t)B * cells);
+    e = kit_rel_l2(y_c, y_r, (int64_t)B * cells);
     /* a stacked layer 1 takes the FFT path in inference only (collapsed) */
     cr_expect_eq(rc_c_backend_fft_calls(cb), fft_mode != RC_C_FFT_ON ? 0 : ir->layers[0].stack ? 1 : 3,
                  "%s: calls through the FFT path", what);

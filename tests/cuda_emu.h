@@ -1,4 +1,4 @@
-/* cuda_emu.h — a host emulation of the CUDA device layer (runtime/cuda_drv.h) for tests
+/* cuda_emu.h — a host emulation of the CUDA device layer (runtime/backend/cuda_drv.h) for tests
  * without a GPU: "device" memory is host memory, a module is the generated .cu compiled as
  * host C++ (g++ -shared) between rc_cuda_emu_prelude() and rc_cuda_emu_trailer(), and a launch
  * runs each block's threads as fibers of one OS thread, switched at __syncthreads and
@@ -17,6 +17,7 @@
 
 #include "cuda_drv.h"
 #include "emit_cuda.h"
+#include "proc.h"
 
 typedef int (*emu_launch_fn)(void *fn, const void *args, unsigned gx, unsigned gy, unsigned block);
 
@@ -62,19 +63,26 @@ static int emu_module_load(rc_cuda_dev *d, const char *src, const char *name, vo
     if (!m) return emu_err(d, "out of memory", NULL);
     snprintf(m->dir, sizeof m->dir, "/tmp/rc_emu_XXXXXX");
     if (!mkdtemp(m->dir)) { free(m); return emu_err(d, "mkdtemp failed", NULL); }
-    char cpp[320], so[320], cmd[1200];
+    char cpp[320], so[320], lg[320];
     snprintf(cpp, sizeof cpp, "%s/k.cpp", m->dir);
     snprintf(so, sizeof so, "%s/k.so", m->dir);
+    snprintf(lg, sizeof lg, "%s/log", m->dir);
     FILE *f = fopen(cpp, "w");
     if (!f) { free(m); return emu_err(d, "cannot write", cpp); }
     fputs(rc_cuda_emu_prelude(), f);
     fputs(src, f);
     fputs(rc_cuda_emu_trailer(), f);
     if (fclose(f)) { free(m); return emu_err(d, "cannot write", cpp); }
-    snprintf(cmd, sizeof cmd, "g++ -std=c++17 -O1 -g0 -w -shared -fPIC -o %s %s -lpthread 2> %s/log", so,
-             cpp, m->dir);
-    if (system(cmd) != 0) {
-        snprintf(d->err, sizeof d->err, "emu: g++ failed on %s (see %s/log, source %s)", name, m->dir, cpp);
+    /* no shell: compiler/proc.c starts g++ over an argument vector, its output into the log */
+    char *argv[] = {"g++", "-std=c++17", "-O1", "-g0", "-w", "-shared", "-fPIC", "-o", so, cpp, "-lpthread", NULL};
+    char perr[512];
+    int st = -1;
+    if (rc_proc_run(argv, lg, &st, perr, sizeof perr) != 0) {
+        free(m);
+        return emu_err(d, "cannot start g++", perr);
+    }
+    if (st != 0) {
+        snprintf(d->err, sizeof d->err, "emu: g++ failed on %s (see %s, source %s)", name, lg, cpp);
         free(m);
         return -1;
     }
@@ -84,8 +92,6 @@ static int emu_module_load(rc_cuda_dev *d, const char *src, const char *name, vo
     if (!m->launch) { dlclose(m->so); free(m); return emu_err(d, "no rc_emu_launch in", so); }
     unlink(cpp);
     unlink(so);
-    char lg[320];
-    snprintf(lg, sizeof lg, "%s/log", m->dir);
     unlink(lg);
     rmdir(m->dir);
     *mod = m;

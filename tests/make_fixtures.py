@@ -16,7 +16,7 @@ tests/fixtures/torch_<model>.h5 holding everything tests/test_torch_fixtures.c c
   /state_after/<name> running statistics after that training forward
   /y_eval (B,cells)   eval-mode output with the initial params and state_after
   /eval_dy (B,cells), /eval_dx_sum (history,H,W)   the eval-mode input gradient (gradient STA,
-                      runtime/rf.c): d sum(eval_dy * y_eval) / d windows, summed over the batch
+                      analysis/rf.c): d sum(eval_dy * y_eval) / d windows, summed over the batch
   /adam_losses (10,)  loss_total before each of ten torch.optim.Adam(lr, weight_decay=l2) steps
                       (coupled L2) on the same batch, starting from the initial params/state
   /params_adam/<name>, /state_adam/<name>   after the ten steps
@@ -56,7 +56,7 @@ def b(v):
 # ------------------------------------------------------------------ canonical IR text
 
 def ir_text(name, history, h, w, layers, train):
-    """Canonical text as runtime/ir.c rc_ir_format writes it (every field, table order)."""
+    """Canonical text as compiler/ir.c rc_ir_format writes it (every field, table order)."""
     out = ["retinac-ir 1", "model " + name,
            "input history=%d height=%d width=%d crop=0" % (history, h, w),
            "schedule tile_h=0 tile_w=0 tile_c=0 vector=0 threads=0"]

@@ -6,69 +6,13 @@
 #include <criterion/parameterized.h>
 #include <ctype.h>
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ir.h"
-
-typedef struct {
-    int status;   /* exit status, or -1 if it did not exit normally */
-    char *out, *err;
-} run_res;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-/* Run "retinac ARGS" with stdout and stderr captured. */
-static run_res run(const char *fmt, ...)
-{
-    char args[2048], cmd[4096], out[] = "/tmp/rc_check_out_XXXXXX", err[] = "/tmp/rc_check_err_XXXXXX";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    int fo = mkstemp(out), fe = mkstemp(err);
-    cr_assert(fo >= 0 && fe >= 0);
-    close(fo);
-    close(fe);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", RC_BIN, args, out, err);
-    int st = system(cmd);
-    run_res r;
-    r.status = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    remove(out);
-    remove(err);
-    return r;
-}
-
-static void run_free(run_res *r)
-{
-    free(r->out);
-    free(r->err);
-}
+#include "kit.h"
 
 static int count_lines(const char *s)
 {
@@ -167,7 +111,7 @@ static const char *json_field(const char *s, const char *key, char *buf, size_t 
 
 Test(check, bncnn_table)
 {
-    run_res r = run("check '%s/specs/bncnn.lua' --cells 5", RC_SRC_DIR);
+    kit_out r = kit_rc("check '%s/specs/bncnn.lua' --cells 5", RC_SRC_DIR);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.err);
     cr_assert(strstr(r.out, "8x36x36"), "%s", r.out);
@@ -184,14 +128,14 @@ Test(check, bncnn_table)
     const char *h = strstr(r.out, "hash ");
     cr_assert_not_null(h);
     cr_assert_eq(strspn(h + 5, "0123456789abcdef"), 64);
-    run_free(&r);
+    kit_out_free(&r);
 }
 
 Test(check, default_cells_is_five_and_cells_changes_params)
 {
-    run_res a = run("check '%s/specs/bncnn.lua'", RC_SRC_DIR);
-    run_res b = run("check '%s/specs/bncnn.lua' --cells=5", RC_SRC_DIR);
-    run_res c = run("check '%s/specs/bncnn.lua' --cells 17", RC_SRC_DIR);
+    kit_out a = kit_rc("check '%s/specs/bncnn.lua'", RC_SRC_DIR);
+    kit_out b = kit_rc("check '%s/specs/bncnn.lua' --cells=5", RC_SRC_DIR);
+    kit_out c = kit_rc("check '%s/specs/bncnn.lua' --cells 17", RC_SRC_DIR);
     cr_assert_eq(a.status, 0);
     cr_assert_eq(c.status, 0);
     cr_assert(strstr(a.out, ", 5 cells"), "%s", a.out);
@@ -199,19 +143,19 @@ Test(check, default_cells_is_five_and_cells_changes_params)
     cr_assert(strstr(c.out, ", 17 cells"));
     cr_assert(strstr(c.out, "17x1x1"));
     cr_assert(strstr(c.out, "91936"), "dense 5408x17: %s", c.out);
-    run_res h = run("help check");
+    kit_out h = kit_rc("help check");
     cr_assert_eq(h.status, 0);
     cr_assert(strstr(h.out, "--cells N") && strstr(h.out, "default 5"), "%s", h.out);
-    run_free(&a);
-    run_free(&b);
-    run_free(&c);
-    run_free(&h);
+    kit_out_free(&a);
+    kit_out_free(&b);
+    kit_out_free(&c);
+    kit_out_free(&h);
 }
 
 Test(check, json_output)
 {
-    run_res r = run("check '%s/specs/stacked_bncnn.lua' --json", RC_SRC_DIR);
-    run_res t = run("check '%s/specs/stacked_bncnn.lua'", RC_SRC_DIR);
+    kit_out r = kit_rc("check '%s/specs/stacked_bncnn.lua' --json", RC_SRC_DIR);
+    kit_out t = kit_rc("check '%s/specs/stacked_bncnn.lua'", RC_SRC_DIR);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(json_valid(r.out), "invalid JSON:\n%s", r.out);
     char buf[256];
@@ -234,21 +178,21 @@ Test(check, json_output)
     const char *h = strstr(t.out, "hash ");
     cr_assert_not_null(h);
     cr_assert(strncmp(buf + 1, h + 5, 64) == 0);
-    run_free(&r);
-    run_free(&t);
+    kit_out_free(&r);
+    kit_out_free(&t);
 }
 
 Test(check, emit_ir_round_trip)
 {
-    char dir[] = "/tmp/rc_check_ir_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    kit_tmpdir(dir, sizeof dir, "rc_check_ir");
     char ir_path[512];
     snprintf(ir_path, sizeof ir_path, "%s/model.ir", dir);
     static const char *const specs[] = {"bncnn", "nips_cnn", "stacked_bncnn", "ln", "tiny"};
     for (int i = 0; i < 5; i++) {
-        run_res r = run("check '%s/specs/%s.lua' --emit-ir '%s'", RC_SRC_DIR, specs[i], ir_path);
+        kit_out r = kit_rc("check '%s/specs/%s.lua' --emit-ir '%s'", RC_SRC_DIR, specs[i], ir_path);
         cr_assert_eq(r.status, 0, "%s", r.err);
-        char *text = slurp(ir_path);
+        char *text = kit_read_text(ir_path);
         rc_ir *ir = calloc(1, sizeof *ir);
         char err[512];
         cr_assert_eq(rc_ir_parse(ir, text, ir_path, err, sizeof err), 0, "%s", err);
@@ -258,7 +202,7 @@ Test(check, emit_ir_round_trip)
         rc_ir_hash(ir, hex);
         cr_assert(strstr(r.out, hex), "%s: hash of the emitted IR differs from check's", specs[i]);
         /* check reads the IR file like a spec and reports the same table */
-        run_res r2 = run("check '%s'", ir_path);
+        kit_out r2 = kit_rc("check '%s'", ir_path);
         cr_assert_eq(r2.status, 0, "%s", r2.err);
         const char *t1 = strchr(r.out, '\n'), *t2 = strchr(r2.out, '\n');
         cr_assert(t1 && t2);
@@ -266,8 +210,8 @@ Test(check, emit_ir_round_trip)
         free(text);
         free(again);
         free(ir);
-        run_free(&r);
-        run_free(&r2);
+        kit_out_free(&r);
+        kit_out_free(&r2);
     }
     remove(ir_path);
     cr_assert_eq(rmdir(dir), 0, "temp files left behind in %s", dir);
@@ -283,21 +227,21 @@ Test(check, usage_and_io_errors)
         if (at) snprintf(args, sizeof args, "'%s/specs/tiny.lua' '%s%s", RC_SRC_DIR, RC_SRC_DIR, at + 3);
         else if (i == 0) snprintf(args, sizeof args, " ");
         else snprintf(args, sizeof args, "'%s/specs/tiny.lua' %s", RC_SRC_DIR, usage[i]);
-        run_res r = run("check %s", args);
+        kit_out r = kit_rc("check %s", args);
         cr_assert_eq(r.status, 2, "check %s: exit %d", args, r.status);
         cr_assert_str_empty(r.out, "check %s printed: %s", args, r.out);
         if (i == 4) cr_assert(strstr(r.err, "--frobnicate"), "%s", r.err);
-        run_free(&r);
+        kit_out_free(&r);
     }
-    run_res r = run("check /nonexistent/spec.lua");
+    kit_out r = kit_rc("check /nonexistent/spec.lua");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "/nonexistent/spec.lua: cannot open"), "%s", r.err);
     cr_assert_eq(count_lines(r.err), 1);
-    run_free(&r);
-    r = run("check '%s/specs/tiny.lua' --emit-ir /nonexistent/dir/x.ir", RC_SRC_DIR);
+    kit_out_free(&r);
+    r = kit_rc("check '%s/specs/tiny.lua' --emit-ir /nonexistent/dir/x.ir", RC_SRC_DIR);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "cannot write"), "%s", r.err);
-    run_free(&r);
+    kit_out_free(&r);
 }
 
 /* ---------------------------------------------------------------- malformed specs */
@@ -400,14 +344,14 @@ ParameterizedTest(bad_case *c, check, bad_spec, .timeout = 60)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/tests/fixtures/bad_specs/%s", RC_SRC_DIR, c->file);
-    run_res r = run("check '%s'", path);
+    kit_out r = kit_rc("check '%s'", path);
     cr_assert_eq(r.status, 1, "%s: exit %d, stderr: %s", c->file, r.status, r.err);
     cr_assert_str_empty(r.out, "%s printed to stdout: %s", c->file, r.out);
     cr_assert_eq(count_lines(r.err), 1, "%s: not one line: %s", c->file, r.err);
     cr_assert(strncmp(r.err, "retinac check: ", 15) == 0, "%s", r.err);
     cr_assert(strstr(r.err, path), "%s: message does not name the file: %s", c->file, r.err);
     cr_assert(strstr(r.err, c->want), "%s: got: %s  want: %s", c->file, r.err, c->want);
-    run_free(&r);
+    kit_out_free(&r);
 }
 
 Test(check, every_bad_fixture_has_an_expectation)
@@ -434,8 +378,8 @@ Test(check, every_bad_fixture_has_an_expectation)
 Test(check, escapes_leave_no_trace)
 {
     remove("/tmp/retinac-pwned");
-    run_res r = run("check '%s/tests/fixtures/bad_specs/escape_os.lua'", RC_SRC_DIR);
+    kit_out r = kit_rc("check '%s/tests/fixtures/bad_specs/escape_os.lua'", RC_SRC_DIR);
     cr_assert_eq(r.status, 1);
     cr_assert_eq(access("/tmp/retinac-pwned", F_OK), -1, "os.execute ran");
-    run_free(&r);
+    kit_out_free(&r);
 }

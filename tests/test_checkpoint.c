@@ -19,23 +19,13 @@
 
 #include "checkpoint.h"
 #include "h5util.h"
+#include "kit.h"
 #include "model.h"
 #include "spec.h"
 
 static char tmpdir[256];
 
-static void mk_tmp(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rc_ckpt_XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
-}
-
-static void rm_tmp(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+static void mk_tmp(void) { kit_tmpdir(tmpdir, sizeof tmpdir, "rc_ckpt"); }
 
 /* A filled checkpoint of specs/tiny.lua for 3 cells; the caller frees with free_filled. */
 static void fill(rc_checkpoint *ck, rc_ir *ir, char **spec_text)
@@ -91,17 +81,12 @@ static void free_filled(rc_checkpoint *ck, char *spec_text)
     rc_ckpt_hist_free(ck);
 }
 
-static int count_tmp_files(const char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '^\\.\\(ckpt\\.\\)\\?tmp\\.' ", dir);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    if (p) { if (fscanf(p, "%d", &n) != 1) n = -1; pclose(p); }
-    return n;
-}
+/* the checkpoint writer's temp files: .tmp.* and .ckpt.tmp.* */
+static int is_tmp_name(const char *name) { return !strncmp(name, ".tmp.", 5) || !strncmp(name, ".ckpt.tmp.", 10); }
 
-Test(checkpoint, round_trip_is_exact, .init = mk_tmp, .fini = rm_tmp)
+static int count_tmp_files(const char *dir) { return kit_count_entries(dir, is_tmp_name); }
+
+Test(checkpoint, round_trip_is_exact, .init = mk_tmp, .fini = kit_cleanup)
 {
     static rc_ir ir;
     rc_checkpoint ck, back;
@@ -161,7 +146,7 @@ Test(checkpoint, round_trip_is_exact, .init = mk_tmp, .fini = rm_tmp)
     free_filled(&ck, spec_text);
 }
 
-Test(checkpoint, h5_names_follow_the_ir, .init = mk_tmp, .fini = rm_tmp)
+Test(checkpoint, h5_names_follow_the_ir, .init = mk_tmp, .fini = kit_cleanup)
 {
     static rc_ir ir;
     rc_checkpoint ck;
@@ -191,7 +176,7 @@ Test(checkpoint, h5_names_follow_the_ir, .init = mk_tmp, .fini = rm_tmp)
     free_filled(&ck, spec_text);
 }
 
-Test(checkpoint, tampered_spec_is_rejected, .init = mk_tmp, .fini = rm_tmp)
+Test(checkpoint, tampered_spec_is_rejected, .init = mk_tmp, .fini = kit_cleanup)
 {
     static rc_ir ir;
     rc_checkpoint ck, back;
@@ -214,7 +199,7 @@ Test(checkpoint, tampered_spec_is_rejected, .init = mk_tmp, .fini = rm_tmp)
     free_filled(&ck, spec_text);
 }
 
-Test(checkpoint, truncated_and_missing_files_fail_cleanly, .init = mk_tmp, .fini = rm_tmp)
+Test(checkpoint, truncated_and_missing_files_fail_cleanly, .init = mk_tmp, .fini = kit_cleanup)
 {
     static rc_ir ir;
     rc_checkpoint ck, back;
@@ -248,7 +233,7 @@ Test(checkpoint, truncated_and_missing_files_fail_cleanly, .init = mk_tmp, .fini
     free_filled(&ck, spec_text);
 }
 
-Test(checkpoint, stale_temp_files_are_cleaned, .init = mk_tmp, .fini = rm_tmp)
+Test(checkpoint, stale_temp_files_are_cleaned, .init = mk_tmp, .fini = kit_cleanup)
 {
     /* a temp file of a dead process (pid of a reaped child) goes; ours and live ones stay */
     pid_t child = fork();
@@ -269,7 +254,7 @@ Test(checkpoint, stale_temp_files_are_cleaned, .init = mk_tmp, .fini = rm_tmp)
 #include "rng.h"
 #include "tiny_retina.h"
 
-Test(checkpoint, sigkill_never_leaves_a_corrupt_checkpoint, .init = mk_tmp, .fini = rm_tmp,
+Test(checkpoint, sigkill_never_leaves_a_corrupt_checkpoint, .init = mk_tmp, .fini = kit_cleanup,
      .timeout = 120)
 {
     char data[400], run[400], spec[400], ckp[500], best[500];
@@ -337,7 +322,7 @@ static double mono_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-Test(checkpoint, sigkill_during_save_keeps_old_or_new, .init = mk_tmp, .fini = rm_tmp, .timeout = 60)
+Test(checkpoint, sigkill_during_save_keeps_old_or_new, .init = mk_tmp, .fini = kit_cleanup, .timeout = 60)
 {
     /* A child does nothing but rewrite the checkpoint (epoch 1, 2, 3, ...), so a kill lands
      * inside rc_ckpt_save nearly every time; the file must always load, with an epoch no older
@@ -390,7 +375,7 @@ Test(checkpoint, sigkill_during_save_keeps_old_or_new, .init = mk_tmp, .fini = r
  * strings made H5Aread/H5Dread write past the one-element buffer (stack and heap overflows under
  * ASan); a fixed length of 4 GB was allocated before reading. Reproducers:
  * fuzz/corpus/checkpoint/regress-string-*.h5. */
-Test(checkpoint, string_arrays_and_huge_strings_are_rejected, .init = mk_tmp, .fini = rm_tmp)
+Test(checkpoint, string_arrays_and_huge_strings_are_rejected, .init = mk_tmp, .fini = kit_cleanup)
 {
     static rc_ir ir;
     rc_checkpoint ck, back;

@@ -4,26 +4,10 @@
  * negative number given as a value is not an option; flag ranges print integers in full; and
  * non-increasing --milestones are refused. Nothing here trains or reads data. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 
-static int run(char *out, size_t n, const char *fmt, ...)
-{
-    char args[1024], cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", RC_BIN, args);
-    FILE *f = popen(cmd, "r");
-    cr_assert(f, "popen");
-    size_t k = fread(out, 1, n - 1, f);
-    out[k] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "kit.h"
 
 Test(cli, an_option_given_twice_is_refused_in_every_command, .timeout = 60)
 {
@@ -49,7 +33,7 @@ Test(cli, an_option_given_twice_is_refused_in_every_command, .timeout = 60)
     };
     char out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int st = run(out, sizeof out, "%s", cases[i][0]);
+        int st = kit_rc_text(out, sizeof out, "%s", cases[i][0]);
         cr_assert_eq(st, 2, "%s: exit %d: %s", cases[i][0], st, out);
         cr_assert(strstr(out, cases[i][1]), "%s: got: %s  want: %s", cases[i][0], out, cases[i][1]);
         cr_assert(strstr(out, "give each option once"), "%s", out);
@@ -60,21 +44,21 @@ Test(cli, list_options_repeat_and_negative_values_are_not_options, .timeout = 60
 {
     char out[4096];
     /* synth --set adds to a list: repeating it reaches synth's own checks (-o is missing) */
-    cr_assert_eq(run(out, sizeof out, "synth --set a=1 --set b=2"), 2, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "synth --set a=1 --set b=2"), 2, "%s", out);
     cr_assert(strstr(out, "-o FILE is required") && !strstr(out, "twice"), "%s", out);
     /* "-1" twice is two values, not an option given twice: the parser's own range check answers */
-    cr_assert_eq(run(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --seed -1 --threads -1", RC_SRC_DIR), 2, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --seed -1 --threads -1", RC_SRC_DIR), 2, "%s", out);
     cr_assert(!strstr(out, "twice"), "%s", out);
 }
 
 Test(cli, flag_ranges_print_integers_in_full, .timeout = 60)
 {
     char out[4096];
-    cr_assert_eq(run(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --batch 0", RC_SRC_DIR), 2, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --batch 0", RC_SRC_DIR), 2, "%s", out);
     cr_assert(strstr(out, "--batch: 0 out of range [1, 1048576]"), "%s", out);
     cr_assert(!strstr(out, "e+06"), "%s", out);
-    cr_assert_eq(run(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --lr 20", RC_SRC_DIR), 2, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --lr 20", RC_SRC_DIR), 2, "%s", out);
     cr_assert(strstr(out, "--lr: 20 out of range [1e-12, 10]"), "%s", out);
-    cr_assert_eq(run(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --milestones 20,10", RC_SRC_DIR), 2, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data x.h5 -o r --milestones 20,10", RC_SRC_DIR), 2, "%s", out);
     cr_assert(strstr(out, "--milestones: must be strictly increasing epochs, got 20,10"), "%s", out);
 }

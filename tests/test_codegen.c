@@ -1,5 +1,5 @@
-/* test_codegen.c — the generated C (runtime/emit_c.c through the JIT backend) against the
- * reference backend (runtime/ref.c): training forward (outputs and BN running state), backward
+/* test_codegen.c — the generated C (compiler/c/emit_c.c through the JIT backend) against the
+ * reference backend (runtime/backend/ref.c): training forward (outputs and BN running state), backward
  * (every parameter tensor) and inference, for every layer kind and option and every shipped
  * spec at test size; plus determinism of generation and the rng.h text pasted into it.
  *
@@ -20,6 +20,7 @@
 #include "emit.h"
 #include "emit_c.h"
 #include "ir.h"
+#include "kit.h"
 #include "model.h"
 #include "spec.h"
 
@@ -134,14 +135,10 @@ Test(codegen, generation_is_deterministic_and_carries_the_header)
 Test(codegen, rng_text_is_runtime_rng_h_verbatim)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/runtime/rng.h", RC_SRC_DIR);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cr_assert_str_eq(rc_emit_rng_text(), buf, "runtime/emit.c's copy of rng.h is stale: update rng_text");
+    snprintf(path, sizeof path, "%s/common/rng.h", RC_SRC_DIR);
+    char *buf = kit_read_text(path);
+    cr_assert_str_eq(rc_emit_rng_text(), buf, "compiler/emit.c's copy of rng.h is stale: update rng_text");
+    free(buf);
 }
 
 /* The generated C of every shipped spec compiles warning-free under -Wall -Wextra -Werror
@@ -149,8 +146,8 @@ Test(codegen, rng_text_is_runtime_rng_h_verbatim)
 Test(codegen, generated_c_is_warning_free)
 {
     static const char *const specs[] = {"bncnn", "nips_cnn", "stacked_bncnn", "ln", "tiny"};
-    char path[512], err[512], tmp[] = "/tmp/retinac-gen-XXXXXX";
-    cr_assert(mkdtemp(tmp));
+    char path[512], err[512], tmp[64];
+    kit_tmpdir(tmp, sizeof tmp, "retinac-gen");
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         rc_ir ir;
         snprintf(path, sizeof path, "%s/specs/%s.lua", RC_SRC_DIR, specs[i]);
@@ -158,25 +155,17 @@ Test(codegen, generated_c_is_warning_free)
         cr_assert_eq(rc_ir_infer(&ir, 5, path, err, sizeof err), 0, "%s", err);
         char *src = NULL;
         cr_assert_eq(rc_emit_c(&ir, path, &src, err, sizeof err), 0, "%s", err);
-        char file[600], cmd[1600];
+        char file[600];
         snprintf(file, sizeof file, "%s/%s.c", tmp, specs[i]);
-        FILE *f = fopen(file, "w");
-        cr_assert(f);
-        fputs(src, f);
-        fclose(f);
+        kit_write_text(file, src);
         free(src);
         const char *march[2] = {"-march=native", "-march=x86-64-v3"};
+        const kit_opts merged = {.merge = 1};
         for (int m = 0; m < 2; m++) {
-            snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -Werror -fopenmp %s -fsyntax-only '%s' 2>&1", march[m], file);
-            FILE *p = popen(cmd, "r");
-            cr_assert(p);
-            char out[2048] = "";
-            size_t n = fread(out, 1, sizeof out - 1, p);
-            out[n] = 0;
-            int st = pclose(p);
-            cr_expect_eq(st, 0, "%s (%s): %s", specs[i], march[m], out);
+            kit_out r = kit_cmd(&merged, "cc -std=c11 -Wall -Wextra -Werror -fopenmp %s -fsyntax-only '%s'", march[m], file);
+            cr_expect_eq(r.status, 0, "%s (%s): %s", specs[i], march[m], r.out);
+            kit_out_free(&r);
         }
         remove(file);
     }
-    rmdir(tmp);
 }

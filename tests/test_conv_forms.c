@@ -1,4 +1,4 @@
-/* test_conv_forms.c — the register-blocked conv kernel forms of runtime/emit_c_conv.c against
+/* test_conv_forms.c — the register-blocked conv kernel forms of compiler/c/emit_c_conv.c against
  * the reference backend, at shapes chosen to reach each form and its edge cases: the pair
  * forward with several column blocks and an odd remainder, with input-channel chunks
  * (weights > 16 KiB) and 16 output channels; the pair weight gradient with several column

@@ -15,7 +15,6 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <dlfcn.h>
 #include <omp.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include "codegen_cmp.h"
 #include "emit_c.h"
 #include "jit.h"
+#include "kit.h"
 #include "sha256.h"
 
 TestSuite(kernels, .init = codegen_setup_env);
@@ -65,27 +65,11 @@ Test(kernels, narrow_maps_and_one_sample)
 
 /* ---------------------------------------------------------------- cache and JIT */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
-}
-
-static char cache_dir[256];
-
-static void drop_cache(void)
-{
-    if (cache_dir[0]) nftw(cache_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* A fresh $RETINAC_CACHE_DIR for this test (removed when the test process exits). */
 static void private_cache(char *dir, size_t n)
 {
-    snprintf(dir, n, "/tmp/retinac-kcache-XXXXXX");
-    cr_assert(mkdtemp(dir), "mkdtemp");
+    kit_tmpdir(dir, n, "retinac-kcache");
     setenv("RETINAC_CACHE_DIR", dir, 1);
-    snprintf(cache_dir, sizeof cache_dir, "%s", dir);
-    atexit(drop_cache);
 }
 
 static const char *small_src = "int rc_probe(int x) { return x * 3 + 1; }\n";
@@ -283,10 +267,7 @@ Test(kernels, extreme_hints_are_clamped)
 Test(kernels, shell_syntax_in_the_cache_path_is_a_plain_path)
 {
     char base[64], dir[2048], marker[128], so[4400], err[4096];
-    snprintf(base, sizeof base, "/tmp/retinac-kq-XXXXXX");
-    cr_assert(mkdtemp(base));
-    snprintf(cache_dir, sizeof cache_dir, "%s", base);
-    atexit(drop_cache);
+    kit_tmpdir(base, sizeof base, "retinac-kq");
     snprintf(marker, sizeof marker, "%s/pwned", base);
     /* each form that would escape a quoted or unquoted shell word */
     snprintf(dir, sizeof dir, "%s/it's a \"dir\" $(touch %s) `touch %s`; touch %s '", base, marker,

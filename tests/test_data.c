@@ -1,4 +1,4 @@
-/* test_data.c — the data layer (runtime/data.h): round trips of every layout (Baccus with
+/* test_data.c — the data layer (runtime/data/data.h): round trips of every layout (Baccus with
  * uint8/float32/float64 frames, 3-D and cellNN repeats, openretina with in-file and .npy
  * stimuli), exact label alignment y[i] = rate[i + history], statistics, validation splits
  * (contiguous blocks with no shared frame, the reference's random split), seeded shuffles,
@@ -17,39 +17,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
 #include "data.h"
+#include "kit.h"
 
 static char tmpdir[256];
 
 static void mk_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rc_data_XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
+    kit_tmpdir(tmpdir, sizeof tmpdir, "rc_data");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static void rm_tmp(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+TestSuite(data, .init = mk_tmp, .fini = kit_cleanup);
 
-TestSuite(data, .init = mk_tmp, .fini = rm_tmp);
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tpath(const char *name) { return kit_path(tmpdir, "%s", name); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Fixture writer                                                                             */
@@ -978,44 +963,35 @@ Test(data, bad_budget_and_batch)
 /* ---------------------------------------------------------------------------------------- */
 /* retinac info                                                                               */
 
-static int run_cmd(const char *cmd, char *out, size_t n)
-{
-    FILE *f = popen(cmd, "r");
-    cr_assert(f, "popen");
-    size_t k = fread(out, 1, n - 1, f);
-    out[k] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(data, info_command)
 {
     const char *p = good("i.h5");
-    char cmd[1024], out[16384];
-    snprintf(cmd, sizeof cmd, "%s info '%s' --json 2>&1", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 0, "%s", out);
+    char out[16384];
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s' --json", p), 0, "%s", out);
     cr_assert(strstr(out, "\"usable\": true") && strstr(out, "\"cells\": 3") && strstr(out, "\"frames\": 600")
               && strstr(out, "\"dtype\": \"uint8\"") && strstr(out, "\"count\": 4") && strstr(out, "\"mean\""), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info '%s' 2>&1", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s'", p), 0, "%s", out);
     cr_assert(strstr(out, "8x10 uint8") && strstr(out, "usable"), "%s", out);
     fx o = fx_default();
     o.stim_type = H5T_NATIVE_FLOAT;
     mk_baccus(p, &o);
     fx_poke(p, "/train/stimulus", 1000, NAN);
-    snprintf(cmd, sizeof cmd, "%s info '%s' --quick >/dev/null 2>&1", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 0, "--quick skips the frame scan");
-    snprintf(cmd, sizeof cmd, "%s info '%s' 2>&1 >/dev/null", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 1);
-    cr_assert(strstr(out, "retinac info:") && strstr(out, "/train/stimulus: non-finite value"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info '%s' --json 2>/dev/null", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 1);
-    cr_assert(strstr(out, "\"usable\": false") && strstr(out, "non-finite"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info '%s' --rate-key nope 2>&1 >/dev/null", RC_BIN, p);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 1);
-    cr_assert(strstr(out, "/train/response/nope: missing"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s info 2>&1", RC_BIN);
-    cr_assert_eq(run_cmd(cmd, out, sizeof out), 2, "usage error");
+    kit_out r = kit_rc("info '%s' --quick", p);
+    cr_assert_eq(r.status, 0, "--quick skips the frame scan");
+    kit_out_free(&r);
+    r = kit_rc("info '%s'", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "retinac info:") && strstr(r.err, "/train/stimulus: non-finite value"), "%s", r.err);
+    kit_out_free(&r);
+    r = kit_rc("info '%s' --json", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.out, "\"usable\": false") && strstr(r.out, "non-finite"), "%s", r.out);
+    kit_out_free(&r);
+    r = kit_rc("info '%s' --rate-key nope", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/train/response/nope: missing"), "%s", r.err);
+    kit_out_free(&r);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info"), 2, "usage error");
 }
 
 Test(data, unknown_datasets_ignored_label_keys_checked)

@@ -11,20 +11,18 @@
  * float32 (the size of specs/tiny.lua), 3 cells, 2 repeats, a true rate; stimulus
  * x[t][r][c] = ((t * 31 + r * 7 + c * 13) % 97) / 97; rate[c][t] = 1 + (t + 5 c) % 7. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
 #include "data.h"
 #include "h5util.h"
+#include "kit.h"
 
 enum { T_TR = 600, T_TE = 200, H = 16, W = 16, C = 3, R = 2 };
 
@@ -32,28 +30,13 @@ static char tmpdir[256];
 
 static void mk_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rc_sanity_XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
+    kit_tmpdir(tmpdir, sizeof tmpdir, "rc_sanity");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static void rm_tmp(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+TestSuite(sanity, .init = mk_tmp, .fini = kit_cleanup, .timeout = 120);
 
-TestSuite(sanity, .init = mk_tmp, .fini = rm_tmp, .timeout = 120);
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tpath(const char *name) { return kit_path(tmpdir, "%s", name); }
 
 static void put(hid_t f, const char *key, int rank, const hsize_t *dims, const float *buf)
 {
@@ -331,21 +314,6 @@ Test(sanity, constant_stimulus)
 /* ---------------------------------------------------------------------------------------- */
 /* The commands                                                                               */
 
-static int run_cmd(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *f = popen(cmd, "r");
-    cr_assert(f, "popen");
-    size_t k = fread(out, 1, n - 1, f);
-    out[k] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int count(const char *s, const char *needle)
 {
     int k = 0;
@@ -357,43 +325,39 @@ Test(sanity, info_lists_every_problem)
 {
     static char out[65536];
     const char *ok = mk("ok.h5", STIM_PATTERN);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' 2>&1", RC_BIN, ok), 0, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s'", ok), 0, "%s", out);
     cr_assert(strstr(out, "check     0 errors, 0 warnings") && strstr(out, "  usable"), "%s", out);
     const char *p = mk("bad.h5", STIM_PATTERN);
     poke(p, "/test/stimulus", (hsize_t[]){10, 1, 2}, NAN);
     poke(p, "/train/response/firing_rate_10ms", (hsize_t[]){0, 5}, -1);
     fill_row(p, "/train/response/firing_rate_10ms", 1, T_TR, 0);
     fill_row(p, "/test/response/firing_rate_10ms", 2, T_TE, 0);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' 2>/dev/null", RC_BIN, p), 1, "%s", out);
-    cr_assert_eq(count(out, "\n  error     "), 3, "%s", out);
-    cr_assert_eq(count(out, "\n  warning   "), 1, "%s", out);
-    cr_assert(strstr(out, "/test/stimulus: non-finite value (NaN/Inf) at frame 10, pixel (1,2)") &&
-              strstr(out, "negative response -1 for cell 0 at frame 5") &&
-              strstr(out, "training response of cell 1 is all zero") && strstr(out, "NOT USABLE"), "%s", out);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' 2>&1 >/dev/null", RC_BIN, p), 1);
-    cr_assert(!strncmp(out, "retinac info: ", 14) && strstr(out, "and 2 more errors"), "stderr: %s", out);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' --json 2>/dev/null", RC_BIN, p), 1);
-    cr_assert(strstr(out, "\"usable\": false") && strstr(out, "\"errors\": 3") && strstr(out, "\"warnings\": 1") &&
-              strstr(out, "\"key\": \"/test/stimulus\"") && strstr(out, "\"index\": 10"), "%s", out);
+    kit_out r = kit_rc("info '%s'", p);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert_eq(count(r.out, "\n  error     "), 3, "%s", r.out);
+    cr_assert_eq(count(r.out, "\n  warning   "), 1, "%s", r.out);
+    cr_assert(strstr(r.out, "/test/stimulus: non-finite value (NaN/Inf) at frame 10, pixel (1,2)") &&
+              strstr(r.out, "negative response -1 for cell 0 at frame 5") &&
+              strstr(r.out, "training response of cell 1 is all zero") && strstr(r.out, "NOT USABLE"), "%s", r.out);
+    cr_assert(!strncmp(r.err, "retinac info: ", 14) && strstr(r.err, "and 2 more errors"), "stderr: %s", r.err);
+    kit_out_free(&r);
+    r = kit_rc("info '%s' --json", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.out, "\"usable\": false") && strstr(r.out, "\"errors\": 3") && strstr(r.out, "\"warnings\": 1") &&
+              strstr(r.out, "\"key\": \"/test/stimulus\"") && strstr(r.out, "\"index\": 10"), "%s", r.out);
+    kit_out_free(&r);
     /* --quick: labels only (the negative rate and the silent cell, not the frame) */
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' --quick 2>/dev/null", RC_BIN, p), 1);
-    cr_assert_eq(count(out, "\n  error     "), 2, "%s", out);
-    cr_assert(!strstr(out, "/test/stimulus: non-finite"), "%s", out);
+    r = kit_rc("info '%s' --quick", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert_eq(count(r.out, "\n  error     "), 2, "%s", r.out);
+    cr_assert(!strstr(r.out, "/test/stimulus: non-finite"), "%s", r.out);
+    kit_out_free(&r);
     /* with --loss mse the negative rate is a warning */
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' --loss mse 2>/dev/null", RC_BIN, p), 1);
-    cr_assert_eq(count(out, "\n  error     "), 2, "%s", out);
-    cr_assert(strstr(out, "accepted for loss = \"mse\""), "%s", out);
-}
-
-static int n_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
+    r = kit_rc("info '%s' --loss mse", p);
+    cr_assert_eq(r.status, 1);
+    cr_assert_eq(count(r.out, "\n  error     "), 2, "%s", r.out);
+    cr_assert(strstr(r.out, "accepted for loss = \"mse\""), "%s", r.out);
+    kit_out_free(&r);
 }
 
 Test(sanity, train_and_search_refuse_before_any_work)
@@ -402,8 +366,9 @@ Test(sanity, train_and_search_refuse_before_any_work)
     const char *p = mk("tnan.h5", STIM_PATTERN);
     poke(p, "/test/stimulus", (hsize_t[]){150, 3, 3}, INFINITY);
     const char *run = tpath("run");
-    cr_assert_eq(run_cmd(out, sizeof out, "RETINAC_CACHE_DIR='%s/cache' '%s' train '%s/specs/tiny.lua' --data '%s' -o '%s' "
-                         "--backend ref -q 2>&1", tmpdir, RC_BIN, RC_SRC_DIR, p, run), 1, "%s", out);
+    setenv("RETINAC_CACHE_DIR", tpath("cache"), 1);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data '%s' -o '%s' --backend ref -q",
+                             RC_SRC_DIR, p, run), 1, "%s", out);
     cr_assert(strstr(out, "retinac train: ") && strstr(out, "/test/stimulus: non-finite value (NaN/Inf) at frame 150"),
               "%s", out);
     char ck[600];
@@ -413,20 +378,16 @@ Test(sanity, train_and_search_refuse_before_any_work)
     cr_assert_neq(access(ck, F_OK), 0, "no epoch ran");
     /* a search stops once, before any trial folder exists */
     const char *spec = tpath("s.lua");
-    FILE *f = fopen(spec, "w");
-    cr_assert(f);
-    fprintf(f, "return model \"tiny\" {\n  input = { history = 8, height = 16, width = 16 },\n"
-               "  conv { channels = 2, kernel = 5 }, relu {}, dense {}, softplus {},\n"
-               "  train = { batch = 16, epochs = 1 },\n  search = { grid = { lr = { 1e-3, 1e-2 } } },\n}\n");
-    fclose(f);
+    kit_write_text(spec, "return model \"tiny\" {\n  input = { history = 8, height = 16, width = 16 },\n"
+                         "  conv { channels = 2, kernel = 5 }, relu {}, dense {}, softplus {},\n"
+                         "  train = { batch = 16, epochs = 1 },\n  search = { grid = { lr = { 1e-3, 1e-2 } } },\n}\n");
     const char *sdir = tpath("search");
-    cr_assert_eq(run_cmd(out, sizeof out, "RETINAC_CACHE_DIR='%s/cache' '%s' search '%s' --data '%s' -o '%s' --backend ref -q 2>&1",
-                         tmpdir, RC_BIN, spec, p, sdir), 1, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "search '%s' --data '%s' -o '%s' --backend ref -q", spec, p, sdir), 1, "%s", out);
     cr_assert_eq(count(out, "non-finite value (NaN/Inf) at frame 150"), 1, "%s", out);
     cr_assert(!strstr(out, "trial"), "%s", out);
     char scope[600];
     snprintf(scope, sizeof scope, "%s/search_scope.txt", sdir);
-    cr_assert_eq(n_entries(sdir) - (access(scope, F_OK) == 0), 0, "no trial folder");
+    cr_assert_eq(kit_count_entries(sdir, NULL) - (access(scope, F_OK) == 0), 0, "no trial folder");
 }
 
 Test(sanity, eval_checks_the_test_split_it_reads)
@@ -434,17 +395,18 @@ Test(sanity, eval_checks_the_test_split_it_reads)
     static char out[16384];
     const char *p = mk("e.h5", STIM_PATTERN);
     const char *run = tpath("erun");
-    cr_assert_eq(run_cmd(out, sizeof out, "RETINAC_CACHE_DIR='%s/cache' '%s' train '%s/specs/tiny.lua' --data '%s' -o '%s' "
-                         "--backend ref --epochs 1 --no-eval -q 2>&1", tmpdir, RC_BIN, RC_SRC_DIR, p, run), 0, "%s", out);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' eval '%s' --backend ref 2>&1", RC_BIN, run), 0, "%s", out);
+    setenv("RETINAC_CACHE_DIR", tpath("cache"), 1);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "train '%s/specs/tiny.lua' --data '%s' -o '%s' --backend ref --epochs 1 --no-eval -q",
+                             RC_SRC_DIR, p, run), 0, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "eval '%s' --backend ref", run), 0, "%s", out);
     /* the same recording with a negative trial-averaged test rate and a NaN in a repeat */
     poke(p, "/test/response/firing_rate_10ms", (hsize_t[]){1, 60}, -2);
     poke(p, "/test/repeats/firing_rate_10ms", (hsize_t[]){0, 0, 61}, NAN);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' eval '%s' --backend ref --allow-other-recording 2>&1", RC_BIN, run), 1, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "eval '%s' --backend ref --allow-other-recording", run), 1, "%s", out);
     cr_assert(strstr(out, "retinac eval: ") &&
               strstr(out, "/test/response/firing_rate_10ms: negative response -2 for cell 1 at frame 60") &&
               strstr(out, "and 1 more error"), "%s", out);
-    cr_assert_eq(run_cmd(out, sizeof out, "'%s' info '%s' 2>&1", RC_BIN, p), 1, "%s", out);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s'", p), 1, "%s", out);
     cr_assert(strstr(out, "/test/repeats/firing_rate_10ms: non-finite value (NaN/Inf) for cell 0, repeat 0 at frame 61"),
               "the other one: %s", out);
 }

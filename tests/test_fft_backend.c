@@ -1,4 +1,4 @@
-/* test_fft_backend.c — the C backend with layer 1 run by FFT (runtime/fftconv.c through the
+/* test_fft_backend.c — the C backend with layer 1 run by FFT (runtime/backend/fftconv.c through the
  * module's rcg_*_ext entry points, backend_c.c): every output, running statistic and gradient
  * against the reference oracle, for each way layer 1's chain can start (stored level 0 before a
  * batchnorm; unstored level 0 before dropout + rectify; folded channel BN in inference); the
@@ -122,7 +122,7 @@ Test(fft_backend, stream_contract)
         int64_t before = rc_c_backend_fft_calls(cb);
         cr_assert_eq(cb->infer(cb, B, params, state, NULL, use, starts, yc, wc), 0, "%s", cb->err);
         cr_expect_eq(rc_c_backend_fft_calls(cb) - before, round == 1 ? 0 : 1, "round %d: FFT path taken?", round);
-        double e = rel_l2(yc, yr, B * 2);
+        double e = kit_rel_l2(yc, yr, B * 2);
         cr_expect_leq(e, TOL, "round %d: rel L2 %g", round, e);
     }
     free(fr); free(copy); free(params); free(state); free(yr); free(yc); free(wr); free(wc);

@@ -1,4 +1,4 @@
-/* test_fftconv.c — the FFT first conv (runtime/fftconv.c) against a plain direct convolution
+/* test_fftconv.c — the FFT first conv (runtime/backend/fftconv.c) against a plain direct convolution
  * written here (double accumulation): forward output and weight/bias gradients, at the real
  * BN-CNN size (40x50x50 windows, 8x15x15 kernels) and at odd small sizes (remainder tiles, odd
  * frame widths, several backward chunks), with random overlapping windows. Also: determinism

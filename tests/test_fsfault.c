@@ -3,7 +3,7 @@
  * The full disk is injected portably: the retinac child runs with RLIMIT_FSIZE = LIMIT bytes
  * (soft and hard) and SIGXFSZ ignored, so a write past LIMIT fails with EFBIG ("File too
  * large") as a full disk fails with ENOSPC; every output below is larger than LIMIT (checked).
- * The child is started with fork + execv (no shell); stderr is captured through a pipe (the
+ * The child is started by tests/kit.h (fork + execvp, no shell) with stderr captured (the
  * limit applies to regular files only). For every writing command the tests assert: exit status
  * exactly 1 (a crash in HDF5's exit handler, the old failure, is 139), one message naming the
  * user's output path and the reason, the inputs and the previous output byte-identical, and no
@@ -30,6 +30,7 @@
 
 #include "fsutil.h"
 #include "h5util.h"
+#include "kit.h"
 #include "tiny_retina.h"
 
 #define LIMIT 512   /* bytes a child may write into one file */
@@ -37,33 +38,12 @@
 
 static char dir[256];
 
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/rc_fsfault_XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
+static void setup(void) { kit_tmpdir(dir, sizeof dir, "rc_fsfault"); }
 
-static void teardown(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+static void teardown(void) { kit_cleanup(); }
 
-/* dir/name into a static ring of buffers (several live at once in one call) */
-static const char *P(const char *fmt, ...)
-{
-    static char ring[16][700];
-    static int k;
-    char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    char *out = ring[k++ % 16];
-    snprintf(out, 700, "%s/%s", dir, name);
-    return out;
-}
+/* dir/name (printf-formatted) in the kit's ring of path buffers */
+#define P(...) kit_path(dir, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ running retinac */
 
@@ -78,36 +58,16 @@ static run_res run_v(long limit, const char *out_path, va_list ap)
 {
     const char *argv[64];
     int n = 0;
-    argv[n++] = "retinac";
+    argv[n++] = RC_BIN;
     const char *a;
     while ((a = va_arg(ap, const char *)) && n < 63) argv[n++] = a;
     argv[n] = NULL;
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        int o = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (o < 0 || dup2(o, 1) < 0 || dup2(pfd[1], 2) < 0) _exit(126);
-        if (limit >= 0) {
-            struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
-            signal(SIGXFSZ, SIG_IGN);
-            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(125);
-        }
-        execv(RC_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    close(pfd[1]);
+    kit_opts o = {.stdout_path = out_path ? out_path : "/dev/null", .limit_fsize = limit >= 0, .fsize = limit};
+    kit_out k = kit_run(argv, &o);
     run_res r;
-    size_t got = 0;
-    ssize_t k;
-    while ((k = read(pfd[0], r.err + got, sizeof r.err - 1 - got)) > 0) got += (size_t)k;
-    r.err[got] = 0;
-    close(pfd[0]);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.status = k.status;
+    snprintf(r.err, sizeof r.err, "%s", k.err);
+    kit_out_free(&k);
     /* under make asan a sanitizer report exits 1 too: never accept one as the expected failure */
     cr_assert(!strstr(r.err, "Sanitizer") && !strstr(r.err, "runtime error:"), "%s: sanitizer report:\n%s",
               argv[1], r.err);
@@ -132,57 +92,39 @@ static run_res run_lim(long limit, const char *out_path, ...)
 
 typedef struct {
     char path[700];
-    unsigned char *data;
-    long n;
+    char *data;
+    size_t n;
 } snap;
-
-static unsigned char *slurp(const char *path, long *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, len = 0, k;
-    unsigned char *b = malloc(cap);
-    cr_assert(b);
-    while ((k = fread(b + len, 1, cap - len, f)) > 0) {
-        len += k;
-        if (len == cap) { cap *= 2; b = realloc(b, cap); cr_assert(b); }
-    }
-    fclose(f);
-    *n = (long)len;
-    return b;
-}
 
 static void snap_take(snap *s, const char *path)
 {
     snprintf(s->path, sizeof s->path, "%s", path);
-    s->data = slurp(path, &s->n);
+    s->data = kit_read_file(path, &s->n);
     cr_assert(s->data, "%s: missing before the test", path);
 }
 
 /* the file is still there with the same bytes */
 static void snap_same(snap *s)
 {
-    long n;
-    unsigned char *b = slurp(s->path, &n);
+    size_t n;
+    char *b = kit_read_file(s->path, &n);
     cr_assert(b, "%s: gone after the failed command", s->path);
-    cr_assert(n == s->n && memcmp(b, s->data, (size_t)n) == 0, "%s: changed by the failed command", s->path);
+    cr_assert(n == s->n && memcmp(b, s->data, n) == 0, "%s: changed by the failed command", s->path);
     free(b);
     free(s->data);
     s->data = NULL;
 }
 
 /* temp files (.tmp.*, .ckpt.tmp.*, *.tmp<pid>) left in d */
+static int is_temp(const char *name)
+{
+    return !strncmp(name, ".tmp.", 5) || !strncmp(name, ".ckpt.tmp.", 10) || strstr(name, ".tmp") != NULL;
+}
+
 static int temps_in(const char *d)
 {
-    DIR *dd = opendir(d);
-    if (!dd) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dd)))
-        n += !strncmp(e->d_name, ".tmp.", 5) || !strncmp(e->d_name, ".ckpt.tmp.", 10) ||
-             strstr(e->d_name, ".tmp") != NULL;
-    closedir(dd);
-    return n;
+    int n = kit_count_entries(d, is_temp);
+    return n < 0 ? 0 : n;                       /* a folder never made holds none */
 }
 
 static long size_of(const char *path)
@@ -250,16 +192,13 @@ static const char *intr_rec(void)
 static const char *search_spec(void)
 {
     const char *path = P("search.lua");
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fprintf(f, "return model \"tiny\" {\n"
-               "  input = { history = 8, height = 16, width = 16 },\n"
-               "  conv { channels = 3, kernel = 5 }, relu {},\n"
-               "  conv { channels = 3, kernel = 3 }, relu {},\n"
-               "  dense { bias = false }, batchnorm { over = \"unit\" }, softplus {},\n"
-               "  train = { lr = 1e-2, batch = 16, epochs = 1, l1_activity = 0, seed = 7 },\n"
-               "  search = { grid = { lr = { 1e-2 } } },\n}\n");
-    cr_assert_eq(fclose(f), 0);
+    kit_write_text(path, "return model \"tiny\" {\n"
+                         "  input = { history = 8, height = 16, width = 16 },\n"
+                         "  conv { channels = 3, kernel = 5 }, relu {},\n"
+                         "  conv { channels = 3, kernel = 3 }, relu {},\n"
+                         "  dense { bias = false }, batchnorm { over = \"unit\" }, softplus {},\n"
+                         "  train = { lr = 1e-2, batch = 16, epochs = 1, l1_activity = 0, seed = 7 },\n"
+                         "  search = { grid = { lr = { 1e-2 } } },\n}\n");
     return path;
 }
 
@@ -268,8 +207,8 @@ static const char *search_spec(void)
 Test(fsfault, path_same_file_sees_through_spellings, .init = setup, .fini = teardown)
 {
     const char *f = P("f.h5"), *g = P("g.h5");
-    FILE *o = fopen(f, "w"); cr_assert(o); fputs("x", o); fclose(o);
-    o = fopen(g, "w"); cr_assert(o); fputs("x", o); fclose(o);
+    kit_write_text(f, "x");
+    kit_write_text(g, "x");
     cr_assert_eq(link(f, P("hard.h5")), 0);
     cr_assert_eq(symlink(f, P("soft.h5")), 0);
     cr_assert_eq(mkdir(P("sub"), 0777), 0);
@@ -303,7 +242,7 @@ Test(fsfault, write_file_atomic_full_disk_keeps_the_old_file, .init = setup, .fi
 {
     /* in a child under the limit: the old file stays, the message names it with the reason */
     const char *path = P("t.txt");
-    FILE *o = fopen(path, "w"); cr_assert(o); fputs("old", o); fclose(o);
+    kit_write_text(path, "old");
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
@@ -324,8 +263,8 @@ Test(fsfault, write_file_atomic_full_disk_keeps_the_old_file, .init = setup, .fi
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rc_write_file(s)_atomic under the limit");
-    long n;
-    unsigned char *b = slurp(path, &n);
+    size_t n;
+    char *b = kit_read_file(path, &n);
     cr_assert(b && n == 3 && !memcmp(b, "old", 3));
     free(b);
     cr_assert_eq(temps_in(dir), 0);
@@ -544,18 +483,6 @@ Test(fsfault, unwritable_output_directory, .init = setup, .fini = teardown, .tim
 
 /* ------------------------------------------------------------------ an output that is an input */
 
-static void copy_file(const char *from, const char *to)
-{
-    long n;
-    unsigned char *b = slurp(from, &n);
-    cr_assert(b, "%s", from);
-    FILE *f = fopen(to, "wb");
-    cr_assert(f);
-    cr_assert_eq(fwrite(b, 1, (size_t)n, f), (size_t)n);
-    cr_assert_eq(fclose(f), 0);
-    free(b);
-}
-
 /* the command refused (exit 1, "is the input"), the input unchanged */
 static void assert_refused_input(run_res r, snap *in, const char *what)
 {
@@ -574,7 +501,7 @@ Test(fsfault, every_writing_command_refuses_an_input_as_its_output, .init = setu
 
     /* predict --stimulus F -o F, as F, ./F (relative), a hard link, a symlink, sub/../F */
     const char *stim = P("stim.h5");
-    copy_file(data, stim);
+    kit_copy_file(data, stim);
     cr_assert_eq(link(stim, P("stim_hard.h5")), 0);
     cr_assert_eq(symlink(stim, P("stim_soft.h5")), 0);
     const char *spell[] = {stim, "./stim.h5", P("stim_hard.h5"), P("stim_soft.h5"), P("sub/../stim.h5")};
@@ -602,7 +529,7 @@ Test(fsfault, every_writing_command_refuses_an_input_as_its_output, .init = setu
 
     /* check --emit-ir SPEC (a copy of the spec, through a symlink) */
     const char *spec = P("spec.lua");
-    copy_file(spec_path(), spec);
+    kit_copy_file(spec_path(), spec);
     cr_assert_eq(symlink(spec, P("spec_link.lua")), 0);
     snap_take(&s, spec);
     assert_refused_input(RUN("check", spec, "--emit-ir", P("spec_link.lua")), &s, "check --emit-ir");
@@ -610,19 +537,19 @@ Test(fsfault, every_writing_command_refuses_an_input_as_its_output, .init = setu
     /* gen: a spec kept where its output goes (OUT/tiny/model.c) */
     cr_assert_eq(mkdir(P("g"), 0777), 0);
     cr_assert_eq(mkdir(P("g/tiny"), 0777), 0);
-    copy_file(spec_path(), P("g/tiny/model.c"));
+    kit_copy_file(spec_path(), P("g/tiny/model.c"));
     snap_take(&s, P("g/tiny/model.c"));
     assert_refused_input(RUN("gen", P("g/tiny/model.c"), "-o", P("g")), &s, "gen");
 
     /* train: a recording kept as RUNDIR/best.h5; search: as DIR/search.json */
     cr_assert_eq(mkdir(P("r3"), 0777), 0);
-    copy_file(data, P("r3/best.h5"));
+    kit_copy_file(data, P("r3/best.h5"));
     snap_take(&s, P("r3/best.h5"));
     assert_refused_input(RUN("train", spec_path(), "--data", P("r3/best.h5"), "-o", P("r3"), "--epochs", "1",
                              "--backend", "ref", "-q"), &s, "train");
     const char *sspec = search_spec();
     cr_assert_eq(mkdir(P("s3"), 0777), 0);
-    copy_file(data, P("s3/search.json"));
+    kit_copy_file(data, P("s3/search.json"));
     snap_take(&s, P("s3/search.json"));
     assert_refused_input(RUN("search", sspec, "--data", P("s3/search.json"), "-o", P("s3"), "--backend", "ref",
                              "-q"), &s, "search");
@@ -630,7 +557,7 @@ Test(fsfault, every_writing_command_refuses_an_input_as_its_output, .init = setu
     /* synth: -o and --interneurons DIR name the same file */
     const char *so = P("sy/bipolars_synth.h5");
     cr_assert_eq(mkdir(P("sy"), 0777), 0);
-    copy_file(data, so);
+    kit_copy_file(data, so);
     snap_take(&s, so);
     assert_refused_input(RUN("synth", "-o", so, "--interneurons", P("sy"), "-q"), &s, "synth");
 }
@@ -669,10 +596,7 @@ Test(fsfault, tmpfs_enospc, .init = setup_tmpfs, .fini = teardown_tmpfs, .timeou
     cr_assert_eq(temps_in(mnt), 0);
     /* a previous output, then the disk filled to the last block: predictions, a checkpoint */
     snprintf(out, sizeof out, "%s/pred.h5", mnt);
-    FILE *f = fopen(out, "w");
-    cr_assert(f);
-    fputs("previous", f);
-    fclose(f);
+    kit_write_text(out, "previous");
     char fill[600];
     snprintf(fill, sizeof fill, "%s/fill", mnt);
     int fd = open(fill, O_WRONLY | O_CREAT, 0644);

@@ -1,4 +1,4 @@
-/* test_intr.c — model units vs interneurons (runtime/intr.c, `retinac interneurons`).
+/* test_intr.c — model units vs interneurons (analysis/intr.c, `retinac interneurons`).
  *
  * Planted answers: the "interneurons" of a test file are chosen units of the model itself
  * (computed here by the reference backend on an independently prepared movie: 2v - 1, centred
@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -22,6 +21,7 @@
 #include "h5util.h"
 #include "intr.h"
 #include "ir.h"
+#include "kit.h"
 #include "model.h"
 #include "rng.h"
 
@@ -149,17 +149,8 @@ static void write_file(const char *path, const float *stim, const float *pot, co
 }
 
 static char tmpdir[256];
-static void mk_tmp(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/retinac_intr_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void mk_tmp(void) { kit_tmpdir(tmpdir, sizeof tmpdir, "retinac_intr"); }
+static void rm_tmp(void) { cr_assert_eq(kit_rmtree(tmpdir), 0); }
 
 Test(intr, finds_the_planted_units_with_the_exact_r, .init = mk_tmp, .fini = rm_tmp)
 {
@@ -214,17 +205,8 @@ Test(intr, type_from_the_file_name)
     cr_assert_str_eq(rc_intr_type_of("unks_17-10-18.h5"), "unknown");
 }
 
-static int run(const char *args, char *out, size_t n)
-{
-    char cmd[2000];
-    snprintf(cmd, sizeof cmd, "%s interneurons %s 2>&1", RC_BIN, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* retinac interneurons ARGS, stdout and stderr into out; the exit status */
+static int run(const char *args, char *out, size_t n) { return kit_rc_text(out, n, "interneurons %s", args); }
 
 Test(intr, command_table_json_hdf5_and_errors, .init = mk_tmp, .fini = rm_tmp)
 {

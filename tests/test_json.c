@@ -1,4 +1,4 @@
-/* test_json.c — the JSON printer (runtime/json.c): escaping, number formatting, nesting and
+/* test_json.c — the JSON printer (common/json.c): escaping, number formatting, nesting and
  * layout, and misuse detection. Output goes to an in-memory stream. */
 #include <criterion/criterion.h>
 #include <math.h>

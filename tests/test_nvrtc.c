@@ -6,11 +6,12 @@
  * - the utility kernels (Adam, loss) compile the same way;
  * - the JIT cache returns identical bytes on a hit; a device newer than NVRTC gets PTX;
  *   a compile error returns the options, the numbered source and the log, and keeps the .cu;
- * - the text of runtime/rng.h pasted into generated sources is the file's;
+ * - the text of common/rng.h pasted into generated sources is the file's;
  * - generated kernels run on the host emulation of the device (tests/cuda_emu.h) and agree
  *   with the reference backend on a training step and on inference (1e-4 relative).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "cuda_cases.h"
 #include "cuda_emu.h"
 #include "emit_cuda.h"
+#include "kit.h"
 #include "rc_nvrtc.h"
 #include "spec.h"
 
@@ -130,20 +132,19 @@ Test(nvrtc, spec_tiny) { check_spec("tiny.lua"); }
 Test(nvrtc, every_spec_listed)
 {
     const char *known[] = {"bncnn.lua", "nips_cnn.lua", "stacked_bncnn.lua", "ln.lua", "tiny.lua"};
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "ls %s/specs", RC_SRC_DIR);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    char line[256];
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = 0;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/specs", RC_SRC_DIR);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *line = e->d_name;
         size_t l = strlen(line);
-        if (l < 5 || strcmp(line + l - 4, ".lua")) continue;
+        if (line[0] == '.' || l < 5 || strcmp(line + l - 4, ".lua")) continue;
         int found = 0;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) found |= !strcmp(known[k], line);
         cr_expect(found, "specs/%s has no NVRTC compile test in tests/test_nvrtc.c", line);
     }
-    pclose(p);
+    closedir(d);
 }
 
 Test(nvrtc, case_conv_bnunit) { check_case(0); }
@@ -178,8 +179,8 @@ static const char small_src[] =
 
 Test(nvrtc, cache_hit_identical)
 {
-    char dir[] = "/tmp/rc_nvrtc_cacheXXXXXX", err[1024];
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64], err[1024];
+    kit_tmpdir(dir, sizeof dir, "rc_nvrtc_cache");
     setenv("RETINAC_CACHE_DIR", dir, 1);
     rc_nvrtc_result a, b;
     cr_assert_eq(rc_nvrtc_compile(small_src, "small.cu", 90, 1, &a, err, sizeof err), 0, "%s", err);
@@ -197,9 +198,7 @@ Test(nvrtc, cache_hit_identical)
     rc_nvrtc_result_free(&a);
     rc_nvrtc_result_free(&b);
     rc_nvrtc_result_free(&c);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(kit_rmtree(dir), 0);
 }
 
 Test(nvrtc, newer_device_gets_ptx)
@@ -217,8 +216,8 @@ Test(nvrtc, newer_device_gets_ptx)
 
 Test(nvrtc, failure_report)
 {
-    char dir[] = "/tmp/rc_nvrtc_failXXXXXX", err[1024];
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64], err[1024];
+    kit_tmpdir(dir, sizeof dir, "rc_nvrtc_fail");
     setenv("RETINAC_CACHE_DIR", dir, 1);
     const char *bad = "extern \"C\" __global__ void k(float *x)\n{\n    x[0] = undefined_thing;\n}\n";
     rc_nvrtc_result r;
@@ -232,22 +231,16 @@ Test(nvrtc, failure_report)
     cr_expect_not_null(f, "the source is kept at %s", r.path);
     if (f) fclose(f);
     rc_nvrtc_result_free(&r);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(kit_rmtree(dir), 0);
 }
 
 Test(nvrtc, rng_text_is_the_file)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/runtime/rng.h", RC_SRC_DIR);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cr_expect_str_eq(rc_cuda_rng_text(), buf, "runtime/emit_cuda_text.c's copy of rng.h is stale");
+    snprintf(path, sizeof path, "%s/common/rng.h", RC_SRC_DIR);
+    char *buf = kit_read_text(path);
+    cr_expect_str_eq(rc_cuda_rng_text(), buf, "compiler/cuda/emit_cuda_text.c's copy of rng.h is stale");
+    free(buf);
 }
 
 Test(nvrtc, deterministic_source)

@@ -1,4 +1,4 @@
-/* test_phenomena.c — the phenomena battery (runtime/phenomena.h, cli/cmd_phenomena.c):
+/* test_phenomena.c — the phenomena battery (analysis/phenomena.h, cli/cmd_phenomena.c):
  * stimulus generators against the reference's shapes and values, analyses on analytic
  * predictors whose answers are known, the ground-truth synthetic retina, and the command end
  * to end on a tiny trained checkpoint; the STA-based items (contrast_fig,
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "kit.h"
 #include "phenomena.h"
 #include "rng.h"
 #include "tiny_retina.h"
@@ -472,53 +473,26 @@ Test(pheno_truth, synthetic_retina_doubles_frequency_and_speeds_up, .timeout = 3
 
 static char dir[256];
 
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/rc_pheno_test_%d", (int)getpid());
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void setup(void) { kit_tmpdir(dir, sizeof dir, "rc_pheno_test"); }
 
-static void teardown(void)
+Test(pheno_cli, tiny_checkpoint_end_to_end, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
-
-static char *run_cmd(const char *cmd, int *status)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 20, n = 0, k;
-    char *buf = malloc(cap);
-    while ((k = fread(buf + n, 1, cap - 1 - n, p)) > 0) n += k;
-    buf[n] = 0;
-    *status = pclose(p);
-    return buf;
-}
-
-Test(pheno_cli, tiny_checkpoint_end_to_end, .init = setup, .fini = teardown, .timeout = 120)
-{
-    char data[400], cmd[2048];
-    int st;
+    char data[400];
     snprintf(data, sizeof data, "%s/tiny.h5", dir);
     cr_assert_eq(tiny_retina_write(data, 3, 2000, 600, 3), 0, "writing the tiny recording");
-    snprintf(cmd, sizeof cmd, "%s train %s/specs/tiny.lua --data %s -o %s/run --epochs 1 "
-             "--backend ref --threads 1 -q 2>&1", RC_BIN, RC_SRC_DIR, data, dir);
-    char *tr = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "train failed:\n%s", tr);
-    free(tr);
-    snprintf(cmd, sizeof cmd, "%s phenomena %s/run -o %s/ph.h5 --backend ref --threads 1 --sta-samples 16 2>&1", RC_BIN, dir, dir);
-    char *out = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "phenomena failed:\n%s", out);
+    kit_out tr = kit_rc_all("train %s/specs/tiny.lua --data %s -o %s/run --epochs 1 "
+                            "--backend ref --threads 1 -q", RC_SRC_DIR, data, dir);
+    cr_assert_eq(tr.status, 0, "train failed:\n%s", tr.out);
+    kit_out_free(&tr);
+    kit_out r = kit_rc_all("phenomena %s/run -o %s/ph.h5 --backend ref --threads 1 --sta-samples 16", dir, dir);
+    const char *out = r.out;
+    cr_assert_eq(r.status, 0, "phenomena failed:\n%s", out);
     for (const char *k = "osr.latency_ms\0freq_doubling.w1\0oms.ratio\0motion_anticipation.lead_um\0"
                          "latency.slope_ms_per_unit\0contrast_adaptation.adaptation_index\0"
                          "contrast_fig.gain_ratio\0fast_contrast_adaptation.slope_hz_per_unit\0"; *k; k += strlen(k) + 1)
         cr_assert(strstr(out, k), "no row %s in:\n%s", k, out);
     cr_assert(strstr(out, "tiny, 16x16, 3 cells"), "%s", out);
-    free(out);
+    kit_out_free(&r);
     char path[400];
     snprintf(path, sizeof path, "%s/ph.h5", dir);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -550,21 +524,21 @@ Test(pheno_cli, tiny_checkpoint_end_to_end, .init = setup, .fini = teardown, .ti
     H5Fclose(f);
 
     /* --json carries the same numbers */
-    snprintf(cmd, sizeof cmd, "%s phenomena %s/run --json --only osr --backend ref", RC_BIN, dir);
-    char *js = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0);
+    r = kit_rc("phenomena %s/run --json --only osr --backend ref", dir);
+    const char *js = r.out;
+    cr_assert_eq(r.status, 0);
     cr_assert(strstr(js, "\"osr.peak\"") && strstr(js, "\"runs\"") && !strstr(js, "step."), "%s", js);
-    free(js);
+    kit_out_free(&r);
 
     /* bad input: one line, non-zero exit */
-    snprintf(cmd, sizeof cmd, "%s phenomena %s/nothing_here 2>&1", RC_BIN, dir);
-    char *e1 = run_cmd(cmd, &st);
-    cr_assert_neq(st, 0);
+    r = kit_rc_all("phenomena %s/nothing_here", dir);
+    const char *e1 = r.out;
+    cr_assert_neq(r.status, 0);
     cr_assert(strstr(e1, "retinac phenomena:") && strchr(e1, '\n') == e1 + strlen(e1) - 1, "%s", e1);
-    free(e1);
-    snprintf(cmd, sizeof cmd, "%s phenomena %s/run --only osr,bogus 2>&1", RC_BIN, dir);
-    char *e2 = run_cmd(cmd, &st);
-    cr_assert_neq(st, 0);
+    kit_out_free(&r);
+    r = kit_rc_all("phenomena %s/run --only osr,bogus", dir);
+    const char *e2 = r.out;
+    cr_assert_neq(r.status, 0);
     cr_assert(strstr(e2, "bogus") && strchr(e2, '\n') == e2 + strlen(e2) - 1, "%s", e2);
-    free(e2);
+    kit_out_free(&r);
 }

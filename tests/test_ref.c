@@ -1,4 +1,4 @@
-/* test_ref.c — pins the reference backend (runtime/ref.c) to finite differences and to
+/* test_ref.c — pins the reference backend (runtime/backend/ref.c) to finite differences and to
  * hand-computed values: every layer kind and option forward/backward, BN running statistics,
  * stacked-conv collapse, init, readout positions, losses and the optimizers.
  *

@@ -1,5 +1,5 @@
-/* test_rf.c — receptive fields (runtime/rf.c) and the reference's eval-mode input gradient
- * (rc_ref_eval_forward / rc_ref_eval_grad in runtime/ref.c).
+/* test_rf.c — receptive fields (analysis/rf.c) and the reference's eval-mode input gradient
+ * (rc_ref_eval_forward / rc_ref_eval_grad in runtime/backend/ref.c).
  *
  * - The input gradient against central finite differences for every layer kind in eval mode
  *   (BN with running statistics, noise and dropout inactive), a linear layer 0 of each form
@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "checkpoint.h"
 #include "ir.h"
+#include "kit.h"
 #include "model.h"
 #include "rf.h"
 #include "rng.h"
@@ -194,13 +194,6 @@ static void ck_free(ck_fx *f)
     free(f->ck.spec_text);
 }
 
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) { d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); s += (double)b[i] * b[i]; }
-    return s > 0 ? sqrt(d / s) : sqrt(d);
-}
-
 static void fft_vs_ref(const char *layers)
 {
     ck_fx f;
@@ -216,7 +209,7 @@ static void fft_vs_ref(const char *layers)
     o.fft = 0;
     cr_assert_eq(rc_rf_compute(&f.ck, &o, &b, err, sizeof err), 0, "%s", err);
     size_t n = (size_t)2 * 6 * 14 * 14;
-    double d = rel_l2(a.grad, b.grad, n);
+    double d = kit_rel_l2(a.grad, b.grad, n);
     cr_assert_lt(d, 1e-5, "%s: FFT layer 1 vs reference: relative L2 %.2e", layers, d);
     rc_rf_free(&a);
     rc_rf_free(&b);
@@ -248,7 +241,7 @@ Test(rf, linear_model_gradient_sta_is_its_filter_and_revcor_converges_to_it)
     const size_t win = 4 * 8 * 8;
     for (int n = 0; n < 2; n++) {
         const float *W = f.ck.params + w->offset + n * win;
-        cr_assert_lt(rel_l2(r.grad + n * win, W, win), 1e-6, "cell %d: gradient STA is not W", n);
+        cr_assert_lt(kit_rel_l2(r.grad + n * win, W, win), 1e-6, "cell %d: gradient STA is not W", n);
         cr_assert_gt(r.grad_cell[n].reliability, 0.999999, "cell %d", n);
         /* revcor: z-scored response, so the STA is W / sd(y); compare directions */
         double dot = 0, a2 = 0, b2 = 0;
@@ -310,29 +303,11 @@ Test(rf, summary_recovers_a_separable_receptive_field)
 /* ---------------------------------------------------------------- the command */
 
 static char tmpdir[256];
-static void mk_tmp(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/retinac_rf_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void mk_tmp(void) { kit_tmpdir(tmpdir, sizeof tmpdir, "retinac_rf"); }
+static void rm_tmp(void) { cr_assert_eq(kit_rmtree(tmpdir), 0); }
 
-static int run(const char *args, char *out, size_t n)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s rf %s 2>&1", RC_BIN, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* retinac rf ARGS, stdout and stderr into out; the exit status */
+static int run(const char *args, char *out, size_t n) { return kit_rc_text(out, n, "rf %s", args); }
 
 Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
 {
@@ -387,7 +362,7 @@ Test(rf, command_writes_table_json_and_hdf5, .init = mk_tmp, .fini = rm_tmp)
     o.samples = 96; o.batch = 32; o.backend = "ref"; o.revcor = 1;
     rc_rf_result r;
     cr_assert_eq(rc_rf_compute(&f.ck, &o, &r, err, sizeof err), 0, "%s", err);
-    cr_assert_lt(rel_l2(sta, r.grad, 2 * 5 * 144), 1e-7);
+    cr_assert_lt(kit_rel_l2(sta, r.grad, 2 * 5 * 144), 1e-7);
     rc_rf_free(&r);
     free(sta);
 

@@ -1,4 +1,4 @@
-/* test_search.c — hyperparameter search (runtime/search.h, `retinac search`):
+/* test_search.c — hyperparameter search (search/search.h, `retinac search`):
  *   - expansion: grid product count and order, random draws in range (uniform and log-uniform,
  *     checked by where the draws fall), determinism by seed, earlier draws kept when trials
  *     grow, integer fields drawn as integers, grid x random crossing, names unique and
@@ -25,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "search.h"
+#include "kit.h"
 #include "spec.h"
 #include "tiny_retina.h"
 
@@ -43,14 +43,20 @@ static const char model_head[] =
     "  dense { bias = false }, batchnorm { over = \"unit\" }, softplus {},\n"
     "  train = { lr = 1e-2, batch = 16, epochs = 2, l1_activity = 0, seed = 7 },\n";
 
-static rc_ir *load(const char *search)
+/* The tiny model with `search = SEARCH` (in a static buffer). */
+static const char *spec_text(const char *search)
 {
     static char text[4096];
     snprintf(text, sizeof text, "%s  search = %s,\n}\n", model_head, search);
+    return text;
+}
+
+static rc_ir *load(const char *search)
+{
     rc_ir *ir = malloc(sizeof *ir);
     char err[512];
     cr_assert(ir);
-    cr_assert_eq(rc_spec_load_string("search.lua", text, ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_spec_load_string("search.lua", spec_text(search), ir, err, sizeof err), 0, "%s", err);
     return ir;
 }
 
@@ -314,8 +320,8 @@ Test(search_expand, bad_sections_are_refused)
 
 Test(search_rows, row_file_round_trip_and_ranking)
 {
-    char dir[] = "/tmp/rc_search_row_XXXXXX", err[512];
-    cr_assert(mkdtemp(dir));
+    char dir[64], err[512];
+    kit_tmpdir(dir, sizeof dir, "rc_search_row");
     rc_search_row r, back;
     memset(&r, 0, sizeof r);
     r.index = 3;
@@ -398,8 +404,8 @@ Test(search_rows, schedule_longest_first_to_the_least_loaded_rank)
 
 Test(search_rows, failed_rows_round_trip_and_old_rows_read_ok)
 {
-    char dir[] = "/tmp/rc_search_frow_XXXXXX", err[512], path[128];
-    cr_assert(mkdtemp(dir));
+    char dir[64], err[512], path[128];
+    kit_tmpdir(dir, sizeof dir, "rc_search_frow");
     rc_search_row r, back;
     memset(&r, 0, sizeof r);
     r.index = 2;
@@ -444,46 +450,23 @@ static char dir[256], data[300], spec[300];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/rc_search_XXXXXX");
-    cr_assert(mkdtemp(dir));
+    kit_tmpdir(dir, sizeof dir, "rc_search");
     snprintf(data, sizeof data, "%s/tiny.h5", dir);
     cr_assert_eq(tiny_retina_write(data, 3, 1200, 400, 4), 0, "writing the tiny recording");
     snprintf(spec, sizeof spec, "%s/search.lua", dir);
-    FILE *f = fopen(spec, "w");
-    cr_assert(f);
-    fprintf(f, "%s  search = { grid = { lr = { 1e-2, 2e-3 } } },\n}\n", model_head);
-    cr_assert_eq(fclose(f), 0);
+    kit_write_text(spec, spec_text("{ grid = { lr = { 1e-2, 2e-3 } } }"));
 }
 
-static void teardown(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+/* the commands' stdout and stderr as one stream, as `... 2>&1` gave them */
+static const kit_opts merged = {.merge = 1};
 
-static char *run_cmd(const char *cmd, int *status)
+/* ASAN_OPTIONS for the MPI ranks: the caller's with leak checking off (see below) */
+static const char *asan_env(void)
 {
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    cr_assert(buf);
-    while ((k = fread(buf + n, 1, cap - 1 - n, p)) > 0) n += k;
-    buf[n] = 0;
-    *status = pclose(p);
-    return buf;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    char *buf = malloc(1 << 16);
-    cr_assert(buf);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = 0;
-    fclose(f);
+    static char buf[1024];
+    const char *old = getenv("ASAN_OPTIONS");
+    int set = old && *old;
+    snprintf(buf, sizeof buf, "ASAN_OPTIONS=%s%sdetect_leaks=0", set ? old : "", set ? ":" : "");
     return buf;
 }
 
@@ -532,22 +515,20 @@ static double now_s(void)
 
 #define SEARCH_ARGS "--epochs 1 --backend ref -q"
 
-Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = teardown, .timeout = 150)
+Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = kit_cleanup, .timeout = 150)
 {
-    char cmd[2048], path[512];
-    int st;
+    char cmd[4096], path[512];
     /* the trials as listed by --dry-run */
-    snprintf(cmd, sizeof cmd, "%s search %s --dry-run", RC_BIN, spec);
-    char *dry = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", dry);
-    cr_assert(strstr(dry, "lr-0.01") && strstr(dry, "lr-0.002") && strstr(dry, "2 trials"), "%s", dry);
+    kit_out dry = kit_rc("search %s --dry-run", spec);
+    cr_assert_eq(dry.status, 0, "%s", dry.out);
+    cr_assert(strstr(dry.out, "lr-0.01") && strstr(dry.out, "lr-0.002") && strstr(dry.out, "2 trials"), "%s", dry.out);
 
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s/serial " SEARCH_ARGS " 2>&1",
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s/serial " SEARCH_ARGS,
              RC_BIN, spec, data, dir);
-    char *out = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "search failed:\n%s", out);
+    kit_out out = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(out.status, 0, "search failed:\n%s", out.out);
     snprintf(path, sizeof path, "%s/serial/search.csv", dir);
-    char *csv_text = slurp(path);
+    char *csv_text = kit_read_text(path);
     csv_t c;
     parse_csv(csv_text, &c);
     cr_assert_eq(c.n_rows, 2, "%s", csv_text);
@@ -575,7 +556,7 @@ Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = teardown, .t
     cr_assert_str_eq(c.cell[1 - best][ck], "2");
     /* the JSON summary names the same best and carries the selection rule */
     snprintf(path, sizeof path, "%s/serial/search.json", dir);
-    char *js = slurp(path), want[128];
+    char *js = kit_read_text(path), want[128];
     snprintf(want, sizeof want, "\"best\": {\n    \"index\": %d,\n    \"name\": \"%s\"", best, names[best]);
     cr_assert(strstr(js, want), "search.json lacks %s:\n%s", want, js);
     cr_assert(strstr(js, "never used to select"), "%s", js);
@@ -585,18 +566,18 @@ Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = teardown, .t
     /* the printed table lists the best first and names it */
     char bl[96];
     snprintf(bl, sizeof bl, "best: %s", names[best]);
-    cr_assert(strstr(out, bl), "%s", out);
+    cr_assert(strstr(out.out, bl), "%s", out.out);
 
     /* rerun: nothing retrained, the same files */
     double t0 = now_s();
-    char *out2 = run_cmd(cmd, &st);
+    kit_out out2 = kit_cmd(&merged, "%s", cmd);
     double rerun_s = now_s() - t0;
-    cr_assert_eq(st, 0, "%s", out2);
-    cr_assert(strstr(out2, "2 done earlier"), "%s", out2);
-    cr_assert(!strstr(out2, "epoch 1/1"), "a finished trial was retrained:\n%s", out2);
+    cr_assert_eq(out2.status, 0, "%s", out2.out);
+    cr_assert(strstr(out2.out, "2 done earlier"), "%s", out2.out);
+    cr_assert(!strstr(out2.out, "epoch 1/1"), "a finished trial was retrained:\n%s", out2.out);
     cr_assert_lt(rerun_s, 5.0, "rerun took %.1fs", rerun_s);
     snprintf(path, sizeof path, "%s/serial/search.csv", dir);
-    char *csv2 = slurp(path);
+    char *csv2 = kit_read_text(path);
     cr_assert_str_eq(csv2, csv_text, "rerun changed search.csv");
 
     /* mpirun -n 2: the same rows (all columns but the wall time). Root (CI) needs the
@@ -605,15 +586,14 @@ Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = teardown, .t
      * MPI_Finalize in components it has already dlclosed (frames "<unknown module>" that no
      * suppression can name). Address/UB checking stays on, and the serial runs above cover the
      * same search code with leak checking. */
-    snprintf(cmd, sizeof cmd, "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
-             "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "
-             "mpirun -n 2 --oversubscribe %s search %s --data %s -o %s/mpi " SEARCH_ARGS " 2>&1",
-             RC_BIN, spec, data, dir);
-    char *mo = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "mpirun search failed:\n%s", mo);
-    cr_assert(strstr(mo, "2 trials (2 trained now"), "%s", mo);
+    snprintf(cmd, sizeof cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+             "'%s' mpirun -n 2 --oversubscribe %s search %s --data %s -o %s/mpi " SEARCH_ARGS,
+             asan_env(), RC_BIN, spec, data, dir);
+    kit_out mo = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(mo.status, 0, "mpirun search failed:\n%s", mo.out);
+    cr_assert(strstr(mo.out, "2 trials (2 trained now"), "%s", mo.out);
     snprintf(path, sizeof path, "%s/mpi/search.csv", dir);
-    char *csv3 = slurp(path);
+    char *csv3 = kit_read_text(path);
     csv_t m;
     parse_csv(csv3, &m);
     cr_assert_eq(m.n_rows, 2);
@@ -629,41 +609,40 @@ Test(search_cli, serial_rerun_and_mpi_agree, .init = setup, .fini = teardown, .t
         snprintf(path, sizeof path, "%s/mpi/%s/search_row.txt", dir, names[i]);
         cr_assert_eq(access(path, F_OK), 0, "%s missing", path);
     }
-    free(dry); free(out); free(out2); free(csv_text); free(csv2); free(csv3); free(js); free(mo);
+    kit_out_free(&dry); kit_out_free(&out); kit_out_free(&out2); kit_out_free(&mo);
+    free(csv_text); free(csv2); free(csv3); free(js);
 }
 
-/* stderr of a failing command: exactly one line, naming `what` */
-static void assert_one_line_error(const char *cmd, const char *what)
+/* stderr of a failing command (the words of cmd run with o): exactly one line, naming `what` */
+static void assert_one_line_error(const kit_opts *o, const char *cmd, const char *what)
 {
-    int st;
-    char *out = run_cmd(cmd, &st);
-    cr_assert_neq(st, 0, "succeeded: %s\n%s", cmd, out);
+    kit_out r = kit_cmd(o, "%s", cmd);
+    const char *out = r.out;
+    cr_assert_neq(r.status, 0, "succeeded: %s\n%s", cmd, out);
     cr_assert(strstr(out, what), "error does not name %s:\n%s", what, out);
     size_t len = strlen(out);
     cr_assert(len > 0 && out[len - 1] == '\n' && !memchr(out, '\n', len - 1), "not one line:\n%s", out);
-    free(out);
+    kit_out_free(&r);
 }
 
-Test(search_cli, bad_key_and_missing_data_fail_with_one_line, .init = setup, .fini = teardown, .timeout = 60)
+Test(search_cli, bad_key_and_missing_data_fail_with_one_line, .init = setup, .fini = kit_cleanup, .timeout = 60)
 {
-    char cmd[2048], bad[400];
+    char cmd[4096], bad[400];
     snprintf(bad, sizeof bad, "%s/bad.lua", dir);
-    FILE *f = fopen(bad, "w");
-    cr_assert(f);
-    fprintf(f, "%s  search = { grid = { learning_rate = { 1e-2, 1e-3 } } },\n}\n", model_head);
-    cr_assert_eq(fclose(f), 0);
-    snprintf(cmd, sizeof cmd, "%s search %s --data %s -o %s/o 2>&1", RC_BIN, bad, data, dir);
-    assert_one_line_error(cmd, "learning_rate");
-    snprintf(cmd, sizeof cmd, "%s search %s --data %s/absent.h5 -o %s/o 2>&1", RC_BIN, spec, dir, dir);
-    assert_one_line_error(cmd, "absent.h5");
+    kit_write_text(bad, spec_text("{ grid = { learning_rate = { 1e-2, 1e-3 } } }"));
+    snprintf(cmd, sizeof cmd, "%s search %s --data %s -o %s/o", RC_BIN, bad, data, dir);
+    assert_one_line_error(&merged, cmd, "learning_rate");
+    snprintf(cmd, sizeof cmd, "%s search %s --data %s/absent.h5 -o %s/o", RC_BIN, spec, dir, dir);
+    assert_one_line_error(&merged, cmd, "absent.h5");
     /* a flag for a searched key, and a spec without a search section */
-    snprintf(cmd, sizeof cmd, "%s search %s --data %s -o %s/o --lr 0.1 2>&1", RC_BIN, spec, data, dir);
-    assert_one_line_error(cmd, "--lr");
-    snprintf(cmd, sizeof cmd, "%s search %s/specs/tiny.lua --data %s -o %s/o 2>&1", RC_BIN, RC_SRC_DIR, data, dir);
-    assert_one_line_error(cmd, "no search section");
+    snprintf(cmd, sizeof cmd, "%s search %s --data %s -o %s/o --lr 0.1", RC_BIN, spec, data, dir);
+    assert_one_line_error(&merged, cmd, "--lr");
+    snprintf(cmd, sizeof cmd, "%s search %s/specs/tiny.lua --data %s -o %s/o", RC_BIN, RC_SRC_DIR, data, dir);
+    assert_one_line_error(&merged, cmd, "no search section");
     /* a listing that cannot be written is a failure, not a silent success */
-    snprintf(cmd, sizeof cmd, "%s search %s --dry-run 2>&1 >/dev/full", RC_BIN, spec);
-    assert_one_line_error(cmd, "stdout");
+    snprintf(cmd, sizeof cmd, "%s search %s --dry-run", RC_BIN, spec);
+    const kit_opts full = {.merge = 1, .stdout_path = "/dev/full"};     /* 2>&1 >/dev/full */
+    assert_one_line_error(&full, cmd, "stdout");
     struct stat sb;
     char o[400];
     snprintf(o, sizeof o, "%s/o", dir);
@@ -672,16 +651,9 @@ Test(search_cli, bad_key_and_missing_data_fail_with_one_line, .init = setup, .fi
 
 /* ------------------------------------------------------------------ failures, reruns, MPI edges */
 
-#define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " \
-               "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 timeout 60 mpirun --oversubscribe "
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
+/* the words before `-n N retinac ...` under mpirun; its first %s is asan_env() */
+#define MPIRUN "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " \
+               "'%s' timeout 60 mpirun --oversubscribe "
 
 /* A trial folder holding a checkpoint.h5 that is not HDF5: training that trial fails (the
  * resume cannot read it), deterministically and at once. */
@@ -693,7 +665,7 @@ static void plant_bad_checkpoint(const char *out, const char *trial)
     snprintf(path, sizeof path, "%s/%s", out, trial);
     cr_assert_eq(mkdir(path, 0777), 0, "mkdir %s", path);
     snprintf(path, sizeof path, "%s/%s/checkpoint.h5", out, trial);
-    write_text(path, "not an HDF5 file\n");
+    kit_write_text(path, "not an HDF5 file\n");
 }
 
 /* The value of "key" in a trial's search_row.txt (a copy; caller frees). */
@@ -701,7 +673,7 @@ static char *row_value(const char *out, const char *trial, const char *key)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%s/search_row.txt", out, trial);
-    char *text = slurp(path), *p = text;
+    char *text = kit_read_text(path), *p = text;
     size_t kl = strlen(key);
     for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (!strncmp(p, key, kl) && p[kl] == ' ') {
@@ -714,81 +686,80 @@ static char *row_value(const char *out, const char *trial, const char *key)
     return NULL;
 }
 
-Test(search_cli, failed_trial_is_recorded_reported_and_retried_on_request, .init = setup, .fini = teardown,
+Test(search_cli, failed_trial_is_recorded_reported_and_retried_on_request, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
-    char cmd[2048], out_dir[400], path[600];
-    int st;
+    char cmd[4096], out_dir[400], path[600];
     snprintf(out_dir, sizeof out_dir, "%s/f", dir);
     plant_bad_checkpoint(out_dir, "lr-0.002");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN,
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS, RC_BIN,
              spec, data, out_dir);
-    char *o1 = run_cmd(cmd, &st);
-    cr_assert_neq(st, 0, "a failed trial must fail the search:\n%s", o1);
-    cr_assert(strstr(o1, "trial lr-0.002") && strstr(o1, "checkpoint.h5"), "%s", o1);
+    kit_out o1 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_neq(o1.status, 0, "a failed trial must fail the search:\n%s", o1.out);
+    cr_assert(strstr(o1.out, "trial lr-0.002") && strstr(o1.out, "checkpoint.h5"), "%s", o1.out);
     /* the failure is in the trial's folder, with its error */
     char *status = row_value(out_dir, "lr-0.002", "status"), *error = row_value(out_dir, "lr-0.002", "error");
     cr_assert_str_eq(status, "failed");
     cr_assert(strstr(error, "checkpoint.h5") && strstr(error, "not an HDF5 file"), "recorded error: %s", error);
     snprintf(path, sizeof path, "%s/search.csv", out_dir);
-    char *csv1 = slurp(path);
+    char *csv1 = kit_read_text(path);
     csv_t c;
     parse_csv(csv1, &c);
     cr_assert_str_eq(c.cell[1][col(&c, "status")], "failed");
     cr_assert_str_eq(c.cell[0][col(&c, "status")], "ok");
 
     /* rerun: reported, not retrained; the summary is the same */
-    char *o2 = run_cmd(cmd, &st);
-    cr_assert_neq(st, 0, "%s", o2);
-    cr_assert(strstr(o2, "lr-0.002 failed in an earlier run") && strstr(o2, "--retry-failed"), "%s", o2);
-    cr_assert(strstr(o2, "1 done earlier, 1 failed, 1 of them in an earlier run"), "%s", o2);
+    kit_out o2 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_neq(o2.status, 0, "%s", o2.out);
+    cr_assert(strstr(o2.out, "lr-0.002 failed in an earlier run") && strstr(o2.out, "--retry-failed"), "%s", o2.out);
+    cr_assert(strstr(o2.out, "1 done earlier, 1 failed, 1 of them in an earlier run"), "%s", o2.out);
     snprintf(path, sizeof path, "%s/lr-0.002/checkpoint.h5", out_dir);
-    char *ck = slurp(path);
+    char *ck = kit_read_text(path);
     cr_assert_str_eq(ck, "not an HDF5 file\n", "the failed trial was touched by the rerun");
     snprintf(path, sizeof path, "%s/lr-0.002/best.h5", out_dir);
     cr_assert_neq(access(path, F_OK), 0, "the failed trial was retrained");
     snprintf(path, sizeof path, "%s/search.csv", out_dir);
-    char *csv2 = slurp(path);
+    char *csv2 = kit_read_text(path);
     cr_assert_str_eq(csv2, csv1, "the rerun changed search.csv");
 
     /* the cause removed, --retry-failed trains it and replaces the failure */
     snprintf(path, sizeof path, "%s/lr-0.002/checkpoint.h5", out_dir);
     cr_assert_eq(unlink(path), 0);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --retry-failed " SEARCH_ARGS " 2>&1",
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s --retry-failed " SEARCH_ARGS,
              RC_BIN, spec, data, out_dir);
-    char *o3 = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", o3);
-    cr_assert(strstr(o3, "(1 trained now, 1 done earlier, 0 failed)"), "%s", o3);
+    kit_out o3 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(o3.status, 0, "%s", o3.out);
+    cr_assert(strstr(o3.out, "(1 trained now, 1 done earlier, 0 failed)"), "%s", o3.out);
     char *status3 = row_value(out_dir, "lr-0.002", "status");
     cr_assert_str_eq(status3, "ok");
     snprintf(path, sizeof path, "%s/lr-0.002/search_row.txt", out_dir);
-    char *row3 = slurp(path);
+    char *row3 = kit_read_text(path);
     cr_assert_null(strstr(row3, "error"), "a finished row kept the old error:\n%s", row3);
-    free(o1); free(o2); free(o3); free(status); free(error); free(status3); free(csv1); free(csv2);
+    kit_out_free(&o1); kit_out_free(&o2); kit_out_free(&o3);
+    free(status); free(error); free(status3); free(csv1); free(csv2);
     free(ck); free(row3);
 }
 
-Test(search_cli, continued_trial_reports_the_seconds_of_all_its_runs, .init = setup, .fini = teardown,
+Test(search_cli, continued_trial_reports_the_seconds_of_all_its_runs, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
-    char cmd[2048], out_dir[400], path[600];
-    int st;
+    char cmd[4096], out_dir[400], path[600];
     snprintf(out_dir, sizeof out_dir, "%s/s", dir);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --epochs 2 --backend ref -q 2>&1",
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s --epochs 2 --backend ref -q",
              RC_BIN, spec, data, out_dir);
-    char *o1 = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", o1);
+    kit_out o1 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(o1.status, 0, "%s", o1.out);
     /* an interruption after the last epoch, before the row was written: the rerun continues the
      * checkpoint (no epoch left) and evaluates */
     snprintf(path, sizeof path, "%s/lr-0.01/search_row.txt", out_dir);
     cr_assert_eq(unlink(path), 0);
-    char *o2 = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", o2);
+    kit_out o2 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(o2.status, 0, "%s", o2.out);
     char *epochs = row_value(out_dir, "lr-0.01", "epochs"), *secs = row_value(out_dir, "lr-0.01", "seconds");
     cr_assert_str_eq(epochs, "2");
     /* the epochs of the first run count: seconds >= the per-epoch seconds of log.csv */
     snprintf(path, sizeof path, "%s/lr-0.01/log.csv", out_dir);
-    char *log = slurp(path);
+    char *log = kit_read_text(path);
     double sum = 0;
     int rows = 0;
     for (char *p = strchr(log, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
@@ -803,49 +774,49 @@ Test(search_cli, continued_trial_reports_the_seconds_of_all_its_runs, .init = se
     cr_assert_gt(sum, 0);
     double s = strtod(secs, NULL);
     cr_assert_geq(s, sum, "continued trial reports %.4gs, its two epochs took %.4gs", s, sum);
-    free(o1); free(o2); free(epochs); free(secs); free(log);
+    kit_out_free(&o1); kit_out_free(&o2);
+    free(epochs); free(secs); free(log);
 }
 
-Test(search_cli, rerun_with_other_cells_or_rate_key_is_refused, .init = setup, .fini = teardown, .timeout = 120)
+Test(search_cli, rerun_with_other_cells_or_rate_key_is_refused, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[2048], out_dir[400];
-    int st;
+    char cmd[4096], out_dir[400];
     snprintf(out_dir, sizeof out_dir, "%s/c", dir);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 " SEARCH_ARGS " 2>&1",
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 " SEARCH_ARGS,
              RC_BIN, spec, data, out_dir);
-    char *o1 = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", o1);
-    char *o2 = run_cmd(cmd, &st);          /* the same cells: done earlier */
-    cr_assert_eq(st, 0, "%s", o2);
-    cr_assert(strstr(o2, "2 done earlier"), "%s", o2);
+    kit_out o1 = kit_cmd(&merged, "%s", cmd);
+    cr_assert_eq(o1.status, 0, "%s", o1.out);
+    kit_out o2 = kit_cmd(&merged, "%s", cmd);          /* the same cells: done earlier */
+    cr_assert_eq(o2.status, 0, "%s", o2.out);
+    cr_assert(strstr(o2.out, "2 done earlier"), "%s", o2.out);
     /* all cells (no --cells), and another response key: refused before anything runs */
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1",
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s " SEARCH_ARGS,
              RC_BIN, spec, data, out_dir);
-    assert_one_line_error(cmd, "other cells (0,1, now all)");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 1 " SEARCH_ARGS " 2>&1",
+    assert_one_line_error(&merged, cmd, "other cells (0,1, now all)");
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 1 " SEARCH_ARGS,
              RC_BIN, spec, data, out_dir);
-    assert_one_line_error(cmd, "other cells (0,1, now 1)");     /* the recorded list whole */
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 --rate-key spikes "
-             SEARCH_ARGS " 2>&1", RC_BIN, spec, data, out_dir);
-    assert_one_line_error(cmd, "--rate-key");
-    free(o1); free(o2);
+    assert_one_line_error(&merged, cmd, "other cells (0,1, now 1)");     /* the recorded list whole */
+    snprintf(cmd, sizeof cmd, "env OMP_NUM_THREADS=1 %s search %s --data %s -o %s --cells 0,1 --rate-key spikes "
+             SEARCH_ARGS, RC_BIN, spec, data, out_dir);
+    assert_one_line_error(&merged, cmd, "--rate-key");
+    kit_out_free(&o1); kit_out_free(&o2);
 }
 
-Test(search_cli, mpi_failing_rank_and_a_rank_without_trials, .init = setup, .fini = teardown, .timeout = 120)
+Test(search_cli, mpi_failing_rank_and_a_rank_without_trials, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[2048], out_dir[400], path[600];
-    int st;
+    char cmd[4096], out_dir[400], path[600];
     snprintf(out_dir, sizeof out_dir, "%s/m", dir);
     plant_bad_checkpoint(out_dir, "lr-0.002");          /* trial 1: rank 1's */
     /* 3 ranks, 2 trials: rank 2 has none */
-    snprintf(cmd, sizeof cmd, MPIRUN "-n 3 %s search %s --data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN, spec,
+    snprintf(cmd, sizeof cmd, MPIRUN "-n 3 %s search %s --data %s -o %s " SEARCH_ARGS, asan_env(), RC_BIN, spec,
              data, out_dir);
-    char *o = run_cmd(cmd, &st);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124,
-              "expected a failed search (not a timeout), status %d:\n%s", st, o);
+    kit_out r = kit_cmd(&merged, "%s", cmd);
+    const char *o = r.out;
+    cr_assert(!r.signal && r.status != 0 && r.status != 124,
+              "expected a failed search (not a timeout), status %d:\n%s", r.status, o);
     cr_assert(strstr(o, "2 trials (1 trained now, 0 done earlier, 1 failed)"), "%s", o);
     snprintf(path, sizeof path, "%s/search.csv", out_dir);
-    char *csv = slurp(path);
+    char *csv = kit_read_text(path);
     csv_t c;
     parse_csv(csv, &c);
     cr_assert_eq(c.n_rows, 2);
@@ -859,43 +830,36 @@ Test(search_cli, mpi_failing_rank_and_a_rank_without_trials, .init = setup, .fin
     /* rank 1 recorded its failure in the trial's folder */
     char *status = row_value(out_dir, "lr-0.002", "status");
     cr_assert_str_eq(status, "failed");
-    free(o); free(csv); free(status);
+    kit_out_free(&r); free(csv); free(status);
 }
 
-Test(search_cli, mpi_ranks_with_different_searches_stop_at_once, .init = setup, .fini = teardown, .timeout = 120)
+Test(search_cli, mpi_ranks_with_different_searches_stop_at_once, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[3000], spec4[400], out_dir[400];
-    int st;
+    char cmd[4096], spec4[400], out_dir[400];
     snprintf(spec4, sizeof spec4, "%s/search4.lua", dir);
-    FILE *f = fopen(spec4, "w");
-    cr_assert(f);
-    fprintf(f, "%s  search = { grid = { lr = { 1e-2, 2e-3, 1e-3, 5e-4 } } },\n}\n", model_head);
-    cr_assert_eq(fclose(f), 0);
+    kit_write_text(spec4, spec_text("{ grid = { lr = { 1e-2, 2e-3, 1e-3, 5e-4 } } }"));
     snprintf(out_dir, sizeof out_dir, "%s/d", dir);
     /* rank 0 expands 4 trials and would wait for trial 3 from rank 1, which expands 2 */
     snprintf(cmd, sizeof cmd, MPIRUN "-n 1 %s search %s --data %s -o %s " SEARCH_ARGS " : -n 1 %s search %s "
-             "--data %s -o %s " SEARCH_ARGS " 2>&1", RC_BIN, spec4, data, out_dir, RC_BIN, spec, data, out_dir);
+             "--data %s -o %s " SEARCH_ARGS, asan_env(), RC_BIN, spec4, data, out_dir, RC_BIN, spec, data, out_dir);
     double t0 = now_s();
-    char *o = run_cmd(cmd, &st);
+    kit_out r = kit_cmd(&merged, "%s", cmd);
+    const char *o = r.out;
     double secs = now_s() - t0;
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124,
-              "expected a prompt failure (not a timeout), status %d after %.1fs:\n%s", st, secs, o);
+    cr_assert(!r.signal && r.status != 0 && r.status != 124,
+              "expected a prompt failure (not a timeout), status %d after %.1fs:\n%s", r.status, secs, o);
     cr_assert(strstr(o, "expanded different searches"), "%s", o);
     char path[600];
     snprintf(path, sizeof path, "%s/lr-0.01", out_dir);
     cr_assert_neq(access(path, F_OK), 0, "a trial ran although the ranks disagreed");
-    free(o);
+    kit_out_free(&r);
 }
 
-Test(search_cli, mpi_ranks_without_trials_leave_their_cores, .init = setup, .fini = teardown, .timeout = 120)
+Test(search_cli, mpi_ranks_without_trials_leave_their_cores, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[2048], spec1[400], want[64];
-    int st;
+    char cmd[4096], spec1[400], want[64];
     snprintf(spec1, sizeof spec1, "%s/search1.lua", dir);
-    FILE *f = fopen(spec1, "w");
-    cr_assert(f);
-    fprintf(f, "%s  search = { grid = { lr = { 1e-2 } } },\n}\n", model_head);
-    cr_assert_eq(fclose(f), 0);
+    kit_write_text(spec1, spec_text("{ grid = { lr = { 1e-2 } } }"));
     /* 2 ranks on this node, 1 trial: rank 0 may use every core (not half); unbound, so the
      * rank's mask is ours */
     cpu_set_t cs;
@@ -903,11 +867,12 @@ Test(search_cli, mpi_ranks_without_trials_leave_their_cores, .init = setup, .fin
     long online = sysconf(_SC_NPROCESSORS_ONLN), mine = CPU_COUNT(&cs);
     snprintf(want, sizeof want, "threads per rank: %ld)", mine < online ? mine : online);
     snprintf(cmd, sizeof cmd, "env -u OMP_NUM_THREADS OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-             "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 timeout 60 mpirun --oversubscribe "
-             "--bind-to none -n 2 %s search %s --data %s -o %s/t --epochs 1 --backend ref 2>&1",
-             RC_BIN, spec1, data, dir);
-    char *o = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "%s", o);
+             "'%s' timeout 60 mpirun --oversubscribe "
+             "--bind-to none -n 2 %s search %s --data %s -o %s/t --epochs 1 --backend ref",
+             asan_env(), RC_BIN, spec1, data, dir);
+    kit_out r = kit_cmd(&merged, "%s", cmd);
+    const char *o = r.out;
+    cr_assert_eq(r.status, 0, "%s", o);
     cr_assert(strstr(o, "1 trials on 2 ranks") && strstr(o, want), "expected '%s':\n%s", want, o);
-    free(o);
+    kit_out_free(&r);
 }

@@ -1,4 +1,4 @@
-/* test_spec.c — the Lua spec front end (compiler/spec.c): shipped specs against the reference
+/* test_spec.c — the Lua spec front end (compiler/frontend/spec.c): shipped specs against the reference
  * shapes/parameter counts/FLOPs, field mapping, the canonical hash (invariant under formatting,
  * sensitive to meaning), the IR text round trip, the sandbox, and error locations. */
 #include <criterion/criterion.h>
@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "ir.h"
+#include "kit.h"
 #include "spec.h"
 
 static rc_ir *load_file(const char *rel, int cells)
@@ -545,18 +546,14 @@ Test(spec, layers_cannot_be_forged)
 
 Test(spec, load_any_reads_canonical_ir_files)
 {
-    char path[512], ir_path[] = "/tmp/rc_test_spec_XXXXXX";
-    int fd = mkstemp(ir_path);
-    cr_assert_geq(fd, 0);
+    char path[512], dir[64];
+    const char *ir_path = kit_path(kit_tmpdir(dir, sizeof dir, "rc_test_spec"), "ir_text");   /* no .lua */
     snprintf(path, sizeof path, "%s/specs/stacked_bncnn.lua", RC_SRC_DIR);
     rc_ir *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
     char err[1024], ha[65], hb[65];
     cr_assert_eq(rc_spec_check(path, 5, a, err, sizeof err), 0, "%s", err);
     char *t = rc_ir_format(a);
-    FILE *f = fdopen(fd, "w");
-    cr_assert_not_null(f);
-    cr_assert_eq(fputs(t, f) >= 0, 1);
-    cr_assert_eq(fclose(f), 0);
+    kit_write_text(ir_path, t);
     cr_assert_eq(rc_spec_check(ir_path, 5, b, err, sizeof err), 0, "%s", err);
     rc_ir_hash(a, ha);
     rc_ir_hash(b, hb);
@@ -570,15 +567,11 @@ Test(spec, load_any_reads_canonical_ir_files)
 
 Test(spec, check_adds_the_spec_line_to_inference_errors)
 {
-    char path[] = "/tmp/rc_test_spec_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    cr_assert_not_null(f);
-    fputs("return model \"x\" {\n  input = { history = 4, height = 8, width = 8 },\n"
-          "  conv { channels = 2, kernel = 3 },\n\n  conv { channels = 2, kernel = 7 },\n"
-          "  dense {},\n}\n", f);
-    cr_assert_eq(fclose(f), 0);
+    char dir[64];
+    const char *path = kit_path(kit_tmpdir(dir, sizeof dir, "rc_test_spec"), "spec");
+    kit_write_text(path, "return model \"x\" {\n  input = { history = 4, height = 8, width = 8 },\n"
+                         "  conv { channels = 2, kernel = 3 },\n\n  conv { channels = 2, kernel = 7 },\n"
+                         "  dense {},\n}\n");
     rc_ir *ir = calloc(1, sizeof *ir);
     char err[1024], want[256];
     cr_assert_neq(rc_spec_check(path, 5, ir, err, sizeof err), 0);

@@ -1,4 +1,4 @@
-/* test_synth.c — `retinac synth` and the simulated retina (runtime/synth.h): the Baccus layout
+/* test_synth.c — `retinac synth` and the simulated retina (sim/synth.h): the Baccus layout
  * it writes (read back through the data layer), plausible rates, repeat reliability well above
  * zero and below one, the noise-free ceiling above the repeat reliability, the 1/f^2 spectrum of
  * the natural-like images and frames (log-log slope of the radially averaged power spectrum, by
@@ -13,40 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
 #include "data.h"
+#include "kit.h"
 #include "synth.h"
 
 static char tmpdir[256];
 
 static void mk_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rc_synth_XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
+    kit_tmpdir(tmpdir, sizeof tmpdir, "rc_synth");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static void rm_tmp(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+TestSuite(synth, .init = mk_tmp, .fini = kit_cleanup, .timeout = 120);
 
-TestSuite(synth, .init = mk_tmp, .fini = rm_tmp, .timeout = 120);
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tpath(const char *name) { return kit_path(tmpdir, "%s", name); }
 
 static rc_synth_opts small(void)
 {
@@ -314,21 +299,6 @@ Test(synth, white_noise_is_binary_and_white)
     free(v);
 }
 
-static int same_bytes(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    cr_assert(fa && fb);
-    int same = 1, ca, cb;
-    do {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        if (ca != cb) { same = 0; break; }
-    } while (ca != EOF);
-    fclose(fa);
-    fclose(fb);
-    return same;
-}
-
 Test(synth, deterministic_for_a_seed)
 {
     rc_synth_opts o = small();
@@ -339,10 +309,10 @@ Test(synth, deterministic_for_a_seed)
     o.calib_frames = 300;
     synth_ok(tpath("a.h5"), &o);
     synth_ok(tpath("b.h5"), &o);
-    cr_assert(same_bytes(tpath("a.h5"), tpath("b.h5")), "same seed: identical files");
+    cr_assert(kit_same_bytes(tpath("a.h5"), tpath("b.h5")), "same seed: identical files");
     o.seed = 2;
     synth_ok(tpath("c.h5"), &o);
-    cr_assert(!same_bytes(tpath("a.h5"), tpath("c.h5")), "another seed: another file");
+    cr_assert(!kit_same_bytes(tpath("a.h5"), tpath("c.h5")), "another seed: another file");
     /* no temporary file left behind */
     DIR *dd = opendir(tmpdir);
     struct dirent *e;
@@ -386,33 +356,23 @@ Test(synth, errors_and_overrides)
     H5Fclose(f);
 }
 
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* retinac ARGS (printf-formatted words): the exit status; what it prints is not looked at */
+#define run(...) kit_out_status(kit_rc(__VA_ARGS__))
 
 Test(synth, command_line)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --frames 300 --test-frames 150 --cells 3 --repeats 5 --seed 4 --dtype float32 --calib-frames 300 --quiet",
-             RC_BIN, tpath("cli.h5"));
-    cr_assert_eq(run(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s info '%s' >/dev/null", RC_BIN, tpath("cli.h5"));
-    cr_assert_eq(run(cmd), 0, "retinac info accepts what synth writes");
+    cr_assert_eq(run("synth -o '%s' --frames 300 --test-frames 150 --cells 3 --repeats 5 --seed 4 --dtype float32 --calib-frames 300 --quiet",
+                     tpath("cli.h5")), 0);
+    cr_assert_eq(run("info '%s'", tpath("cli.h5")), 0, "retinac info accepts what synth writes");
     rc_data_probe pr;
     char err[512];
     cr_assert_eq(rc_data_probe_file(tpath("cli.h5"), NULL, &pr, err, sizeof err), 0, "%s", err);
     cr_assert(pr.cells == 3 && pr.repeats == 5 && pr.frames[0] == 300 && pr.frames[1] == 150 && pr.synth_seed == 4);
     cr_assert_str_eq(pr.stim_dtype, "float32");
-    snprintf(cmd, sizeof cmd, "%s synth --frames 300 2>/dev/null", RC_BIN);
-    cr_assert_eq(run(cmd), 2, "-o is required");
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --stimulus movies 2>/dev/null", RC_BIN, tpath("z.h5"));
-    cr_assert_eq(run(cmd), 2);
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --set nope=1 --frames 300 2>/dev/null", RC_BIN, tpath("z.h5"));
-    cr_assert_eq(run(cmd), 1);
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --cheap --frames 5000 --cells 2 --quiet", RC_BIN, tpath("cheap.h5"));
-    cr_assert_eq(run(cmd), 0);
+    cr_assert_eq(run("synth --frames 300"), 2, "-o is required");
+    cr_assert_eq(run("synth -o '%s' --stimulus movies", tpath("z.h5")), 2);
+    cr_assert_eq(run("synth -o '%s' --set nope=1 --frames 300", tpath("z.h5")), 1);
+    cr_assert_eq(run("synth -o '%s' --cheap --frames 5000 --cells 2 --quiet", tpath("cheap.h5")), 0);
     cr_assert_eq(rc_data_probe_file(tpath("cheap.h5"), NULL, &pr, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(pr.synth_stimulus, "cheap-whitenoise");
 }

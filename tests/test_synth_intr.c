@@ -1,5 +1,5 @@
 /* test_synth_intr.c — simulated interneuron recordings (`retinac synth --interneurons DIR`,
- * rc_synth_write_interneurons, rc_synth_retina_interneurons in runtime/synth.h): the files'
+ * rc_synth_write_interneurons, rc_synth_retina_interneurons in sim/synth.h): the files'
  * torch-deep-retina layout and shapes, a binary 0/1 stimulus, the potentials against the
  * noise-free signals of the same retina (noise present but small: 0.1 x sd gives r = 0.995),
  * ON vs OFF bipolars at one pixel, the sign of the ON/OFF responses to light, the causal
@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
+#include "kit.h"
 #include "synth.h"
 
 #define T_INTR 500
@@ -29,34 +29,13 @@ static char tmpdir[256];
 
 static void mk_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rc_synth_intr_XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
+    kit_tmpdir(tmpdir, sizeof tmpdir, "rc_synth_intr");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static void rm_tmp(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
-}
+TestSuite(synth_intr, .init = mk_tmp, .fini = kit_cleanup, .timeout = 60);
 
-TestSuite(synth_intr, .init = mk_tmp, .fini = rm_tmp, .timeout = 60);
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static const char *tpath(const char *name) { return kit_path(tmpdir, "%s", name); }
 
 /* The small recording's options, as the command line below spells them. */
 static rc_synth_opts small(void)
@@ -73,16 +52,20 @@ static rc_synth_opts small(void)
     return o;
 }
 
-/* retinac synth with small()'s options; extra: more arguments. Returns the exit status. */
-static int synth_cli(const char *out, const char *extra)
+/* retinac synth with small()'s options; extra: more arguments (words). Returns the exit status;
+ * what it printed on stderr goes to *err when err is not NULL (the caller frees it). */
+static int synth_cli_err(const char *out, const char *extra, char **err)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s synth -o '%s' --seed 3 --cells %d --frames 200 --test-frames 100 --repeats 1 "
-             "--calib-frames 300 --quiet %s",
-             RC_BIN, out, NCELLS, extra);
-    return run(cmd);
+    kit_out r = kit_rc("synth -o '%s' --seed 3 --cells %d --frames 200 --test-frames 100 --repeats 1 "
+                       "--calib-frames 300 --quiet %s", out, NCELLS, extra);
+    if (err) {
+        *err = r.err;
+        r.err = NULL;
+    }
+    return kit_out_status(r);
 }
+
+static int synth_cli(const char *out, const char *extra) { return synth_cli_err(out, extra, NULL); }
 
 static void write_intr(const char *out, const char *dir)
 {
@@ -128,21 +111,6 @@ static double corr(const float *x, const float *y, int64_t n)
         syy += (y[i] - my) * (y[i] - my);
     }
     return sxy / sqrt(sxx * syy);
-}
-
-static int same_bytes(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    cr_assert(fa && fb, "open %s, %s", a, b);
-    int same = 1, ca, cb;
-    do {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        if (ca != cb) { same = 0; break; }
-    } while (ca != EOF);
-    fclose(fa);
-    fclose(fb);
-    return same;
 }
 
 Test(synth_intr, layout_stimulus_and_centres)
@@ -304,15 +272,14 @@ Test(synth_intr, recording_unchanged_and_deterministic)
     write_intr(tpath("with.h5"), tpath("i1"));
     write_intr(tpath("with2.h5"), tpath("i2"));
     cr_assert_eq(synth_cli(tpath("without.h5"), ""), 0);
-    cr_assert(same_bytes(tpath("with.h5"), tpath("without.h5")), "--interneurons changed the recording");
-    cr_assert(same_bytes(tpath("i1/bipolars_synth.h5"), tpath("i2/bipolars_synth.h5")), "bipolars not deterministic");
-    cr_assert(same_bytes(tpath("i1/amacrines_synth.h5"), tpath("i2/amacrines_synth.h5")), "amacrines not deterministic");
+    cr_assert(kit_same_bytes(tpath("with.h5"), tpath("without.h5")), "--interneurons changed the recording");
+    cr_assert(kit_same_bytes(tpath("i1/bipolars_synth.h5"), tpath("i2/bipolars_synth.h5")), "bipolars not deterministic");
+    cr_assert(kit_same_bytes(tpath("i1/amacrines_synth.h5"), tpath("i2/amacrines_synth.h5")), "amacrines not deterministic");
     /* another seed: another stimulus (and noise) */
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --seed 4 --cells %d --frames 200 --test-frames 100 --repeats 1 "
-             "--calib-frames 300 --quiet --interneurons '%s' --intr-frames %d", RC_BIN, tpath("s4.h5"), NCELLS, tpath("i4"), T_INTR);
-    cr_assert_eq(run(cmd), 0);
-    cr_assert(!same_bytes(tpath("i1/bipolars_synth.h5"), tpath("i4/bipolars_synth.h5")), "seed ignored");
+    cr_assert_eq(kit_out_status(kit_rc("synth -o '%s' --seed 4 --cells %d --frames 200 --test-frames 100 --repeats 1 "
+                                       "--calib-frames 300 --quiet --interneurons '%s' --intr-frames %d",
+                                       tpath("s4.h5"), NCELLS, tpath("i4"), T_INTR)), 0);
+    cr_assert(!kit_same_bytes(tpath("i1/bipolars_synth.h5"), tpath("i4/bipolars_synth.h5")), "seed ignored");
     /* no temp files left behind */
     DIR *d = opendir(tpath("i1"));
     cr_assert(d);
@@ -325,26 +292,20 @@ Test(synth_intr, recording_unchanged_and_deterministic)
 Test(synth_intr, errors)
 {
     /* a directory under a regular file: clear error, non-zero exit, nothing written */
-    FILE *f = fopen(tpath("plain"), "w");
-    cr_assert(f);
-    fputs("x\n", f);
-    fclose(f);
-    char extra[700], cmd[2048];
-    snprintf(extra, sizeof extra, "--interneurons '%s' 2>'%s'", tpath("plain/sub"), tpath("err.txt"));
-    int rc = synth_cli(tpath("bad.h5"), extra);
+    kit_write_text(tpath("plain"), "x\n");
+    char extra[700], *err_text;
+    snprintf(extra, sizeof extra, "--interneurons '%s'", tpath("plain/sub"));
+    int rc = synth_cli_err(tpath("bad.h5"), extra, &err_text);
     cr_assert_neq(rc, 0, "bad DIR accepted");
-    f = fopen(tpath("err.txt"), "r");
-    cr_assert(f);
-    char line[1024] = "";
-    cr_assert(fgets(line, sizeof line, f));
-    fclose(f);
+    cr_assert(err_text[0], "nothing on stderr");
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(err_text, "\n") + 1, err_text);
+    free(err_text);
     cr_assert(strstr(line, "plain") && strstr(line, "not a directory"), "error line: %s", line);
     cr_assert(access(tpath("bad.h5"), F_OK) != 0, "recording written despite the error");
     /* bad --intr-frames and --cheap */
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --interneurons '%s' --intr-frames 10 2>/dev/null", RC_BIN, tpath("z.h5"), tpath("zz"));
-    cr_assert_eq(run(cmd), 2);
-    snprintf(cmd, sizeof cmd, "%s synth -o '%s' --cheap --interneurons '%s' 2>/dev/null", RC_BIN, tpath("z.h5"), tpath("zz"));
-    cr_assert_eq(run(cmd), 2);
+    cr_assert_eq(kit_out_status(kit_rc("synth -o '%s' --interneurons '%s' --intr-frames 10", tpath("z.h5"), tpath("zz"))), 2);
+    cr_assert_eq(kit_out_status(kit_rc("synth -o '%s' --cheap --interneurons '%s'", tpath("z.h5"), tpath("zz"))), 2);
     rc_synth_opts o = small();
     char err[512];
     cr_assert_eq(rc_synth_write_interneurons(tpath("plain/x"), &o, 500, err, sizeof err), -1);

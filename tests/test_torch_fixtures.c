@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "ir.h"
+#include "kit.h"
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
@@ -74,24 +75,10 @@ static void read_views(hid_t f, const char *file, const char *group, const rc_pa
     }
 }
 
-static double norm2(const float *a, int64_t n)
-{
-    double s = 0;
-    for (int64_t k = 0; k < n; k++) s += (double)a[k] * a[k];
-    return sqrt(s);
-}
-
-static double diff2(const float *a, const float *b, int64_t n)
-{
-    double s = 0;
-    for (int64_t k = 0; k < n; k++) s += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
-    return sqrt(s);
-}
-
 static void check_tensor(const char *model, const char *what, const float *got, const float *want, int64_t n,
                          double floor_)
 {
-    double e = diff2(got, want, n), w = norm2(want, n);
+    double e = kit_l2_diff(got, want, n), w = kit_l2_norm(want, n);
     double rel = e / fmax(w, floor_ > 0 ? floor_ : 1e-30);
     cr_assert(rel <= TOL, "%s: %s: L2-relative error %.3g vs PyTorch (|torch| %.3g)", model, what, rel, w);
 }
@@ -100,7 +87,7 @@ static void check_tensor(const char *model, const char *what, const float *got, 
 static void check_views(const char *model, const char *kind, const rc_param *views, int nv, const float *got,
                         const float *want, int64_t total)
 {
-    double floor_ = 1e-3 * norm2(want, total);
+    double floor_ = 1e-3 * kit_l2_norm(want, total);
     for (int p = 0; p < nv; p++) {
         char what[160];
         snprintf(what, sizeof what, "%s %s", kind, views[p].name);
@@ -225,12 +212,12 @@ static void check_model(const char *model)
      * float noise) moves under Adam by lr * (l2 w + noise) / |l2 w + noise|, and the noise differs
      * between any two implementations; for those the parameters are held to 1e-2 only. */
     read_views(f, file, "params_adam", ir->params, ir->n_params, tparams);
-    double gall = norm2(tgrads, P), pall = norm2(tparams, P);
+    double gall = kit_l2_norm(tgrads, P), pall = kit_l2_norm(tparams, P);
     for (int p = 0; p < ir->n_params; p++) {
         const rc_param *v = &ir->params[p];
-        int invariant = norm2(tgrads + v->offset, v->count) <= 1e-4 * gall;
-        double e = diff2(params + v->offset, tparams + v->offset, v->count);
-        double rel = e / fmax(norm2(tparams + v->offset, v->count), 1e-3 * pall);
+        int invariant = kit_l2_norm(tgrads + v->offset, v->count) <= 1e-4 * gall;
+        double e = kit_l2_diff(params + v->offset, tparams + v->offset, v->count);
+        double rel = e / fmax(kit_l2_norm(tparams + v->offset, v->count), 1e-3 * pall);
         cr_assert(rel <= (invariant ? 1e-2 : TOL), "%s: %s after 10 Adam steps: L2-relative error %.3g vs "
                   "PyTorch%s", model, v->name, rel, invariant ? " (loss-invariant tensor)" : "");
     }

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "kit.h"
+#include "errbuf.h"
 #include "spec.h"
 #include "tiny_retina.h"
 #include "train.h"
@@ -25,17 +27,9 @@ static char dir[256], data[300];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/rc_train_XXXXXX");
-    cr_assert(mkdtemp(dir));
+    kit_tmpdir(dir, sizeof dir, "rc_train");
     snprintf(data, sizeof data, "%s/tiny.h5", dir);
     cr_assert_eq(tiny_retina_write(data, 3, 2000, 600, 5), 0, "writing the tiny recording");
-}
-
-static void teardown(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
 }
 
 static void load_spec(const char *name, rc_ir *ir)
@@ -73,7 +67,7 @@ static void load_ck(const char *run, const char *file, rc_checkpoint *ck)
     cr_assert_eq(rc_ckpt_load(path, ck, err, sizeof err), 0, "%s", err);
 }
 
-Test(train, lowers_loss_and_cnn_beats_ln, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, lowers_loss_and_cnn_beats_ln, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
     static rc_ir cnn, ln;
     load_spec("tiny", &cnn);
@@ -130,7 +124,7 @@ Test(train, lowers_loss_and_cnn_beats_ln, .init = setup, .fini = teardown, .time
     rc_train_result_free(&rl);
 }
 
-Test(train, same_seed_same_run_bit_for_bit, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, same_seed_same_run_bit_for_bit, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
     static rc_ir ir;
     load_spec("tiny", &ir);
@@ -171,7 +165,7 @@ static const char noisy_spec[] =
     "            schedule = \"step\", milestones = {3}, sched_gamma = 0.5, optimizer = \"adamw\" },\n"
     "}\n";
 
-Test(train, resume_equals_uninterrupted, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, resume_equals_uninterrupted, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
     static rc_ir ir;
     char err[512];
@@ -218,21 +212,6 @@ Test(train, resume_equals_uninterrupted, .init = setup, .fini = teardown, .timeo
     cr_assert(strstr(err, "--resume"), "%s", err);
 }
 
-/* Run a command, return its stdout (malloc'd). */
-static char *run_cmd(const char *cmd, int *status)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    cr_assert(buf);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - 1 - n, p)) > 0) n += k;
-    buf[n] = 0;
-    *status = pclose(p);
-    return buf;
-}
-
 /* The lines of the metric table: from the line starting "cell" through "mean". */
 static const char *table_start(const char *out)
 {
@@ -241,26 +220,24 @@ static const char *table_start(const char *out)
     return t + 1;
 }
 
-Test(train, eval_and_predict_reproduce_training, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, eval_and_predict_reproduce_training, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
-    char cmd[2048];
-    int st;
-    snprintf(cmd, sizeof cmd, "%s train %s/specs/tiny.lua --data %s -o %s/cli --epochs 2 "
-             "--backend ref --threads 1 -q", RC_BIN, RC_SRC_DIR, data, dir);
-    char *tr_out = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "train failed:\n%s", tr_out);
-    snprintf(cmd, sizeof cmd, "%s eval %s/cli --backend ref --threads 1", RC_BIN, dir);
-    char *ev_out = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "eval failed:\n%s", ev_out);
+    kit_out tr = kit_rc("train %s/specs/tiny.lua --data %s -o %s/cli --epochs 2 --backend ref --threads 1 -q",
+                        RC_SRC_DIR, data, dir);
+    const char *tr_out = tr.out;
+    cr_assert_eq(tr.status, 0, "train failed:\n%s", tr_out);
+    kit_out ev = kit_rc("eval %s/cli --backend ref --threads 1", dir);
+    const char *ev_out = ev.out;
+    cr_assert_eq(ev.status, 0, "eval failed:\n%s", ev_out);
     const char *a = table_start(tr_out), *b = table_start(ev_out);
     cr_assert_str_eq(a + strcspn(a, "\n"), b + strcspn(b, "\n"),
                      "eval's table differs from train's:\n%s\nvs\n%s", tr_out, ev_out);
     cr_assert(strstr(a, "\nmean"));
 
     /* eval --json carries the same numbers as metrics.json */
-    snprintf(cmd, sizeof cmd, "%s eval %s/cli --json --backend ref", RC_BIN, dir);
-    char *js = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0);
+    kit_out jr = kit_rc("eval %s/cli --json --backend ref", dir);
+    const char *js = jr.out;
+    cr_assert_eq(jr.status, 0);
     for (const char *k = "\"cells\"\0\"mean_r\"\0\"mean_ceiling\"\0\"mean_feve\"\0\"feve\"\0\"ceiling\"\0"; *k; k += strlen(k) + 1)
         cr_assert(strstr(js, k), "eval --json lacks %s:\n%s", k, js);
 
@@ -272,10 +249,9 @@ Test(train, eval_and_predict_reproduce_training, .init = setup, .fini = teardown
     int64_t n;
     char err[1024];
     cr_assert_eq(rc_eval_checkpoint(&ck, data, "ref", "cpu", &m, &pred, &n, NULL, err, sizeof err), 0, "%s", err);
-    snprintf(cmd, sizeof cmd, "%s predict %s/cli --stimulus %s --key test/stimulus -o %s/pred.h5 "
-             "--backend ref 2>&1", RC_BIN, dir, data, dir);
-    char *pr = run_cmd(cmd, &st);
-    cr_assert_eq(st, 0, "predict failed: %s", pr);
+    kit_out pr = kit_rc_all("predict %s/cli --stimulus %s --key test/stimulus -o %s/pred.h5 --backend ref",
+                            dir, data, dir);
+    cr_assert_eq(pr.status, 0, "predict failed: %s", pr.out);
     char pp[400];
     snprintf(pp, sizeof pp, "%s/pred.h5", dir);
     hid_t f = H5Fopen(pp, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -292,7 +268,8 @@ Test(train, eval_and_predict_reproduce_training, .init = setup, .fini = teardown
     H5Sclose(sp); H5Dclose(d); H5Fclose(f);
     cr_assert_eq(memcmp(resp, pred, (size_t)n * ck.cells * sizeof(float)), 0,
                  "predict differs from eval's predictions");
-    free(resp); free(pred); free(pr); free(js); free(tr_out); free(ev_out);
+    free(resp); free(pred);
+    kit_out_free(&pr); kit_out_free(&jr); kit_out_free(&tr); kit_out_free(&ev);
     rc_eval_metrics_free(&m);
     rc_ckpt_free(&ck);
 }
@@ -389,7 +366,7 @@ static void train_c(const rc_ir *ir, const char *run, const char *fft, rc_train_
     cr_assert_eq(rc, 0, "train %s: %s", run, err);
 }
 
-Test(train, fft_first_conv_matches_direct_over_streamed_chunks, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, fft_first_conv_matches_direct_over_streamed_chunks, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
     static rc_ir ir;
     char err[512];
@@ -431,7 +408,7 @@ static const char gc_spec[] =
     "  train = { lr = 1e-2, batch = 16, epochs = 1, l1_activity = 0, seed = 7 },\n"
     "}\n";
 
-Test(train, sta_centers_when_the_recording_has_none, .init = setup, .fini = teardown, .timeout = 120)
+Test(train, sta_centers_when_the_recording_has_none, .init = setup, .fini = kit_cleanup, .timeout = 120)
 {
     static rc_ir ir;
     char err[1024];
@@ -457,4 +434,32 @@ Test(train, sta_centers_when_the_recording_has_none, .init = setup, .fini = tear
     train(&ir, &t, "gc", 1, 0, &r);   /* resume: the stored centers, no new estimate */
     cr_expect_eq(r.centers_estimated, 0);
     rc_train_result_free(&r);
+}
+
+/* Issue 13: "no test split" is a return code (RC_ERR_NO_TEST), not message text a caller
+ * searches for. A recording without a test split trains, and the run says it has no test
+ * metrics; evaluating it returns the code. */
+Test(train, a_recording_without_a_test_split_trains, .init = setup, .fini = kit_cleanup, .timeout = 120)
+{
+    hid_t f = H5Fopen(data, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Ldelete(f, "/test", H5P_DEFAULT) >= 0);
+    cr_assert(H5Fclose(f) >= 0);
+    rc_ir ir;
+    load_spec("tiny_ln", &ir);
+    rc_train tr = ir.train;
+    tr.epochs = 1;
+    rc_train_result res;
+    train(&ir, &tr, "notest", 0, 1, &res);
+    cr_assert_eq(res.has_test, 0, "test metrics from a recording without a test split");
+    rc_checkpoint ck;
+    load_ck("notest", "best.h5", &ck);
+    char err[1024] = "";
+    rc_eval_metrics m;
+    memset(&m, 0, sizeof m);
+    cr_assert_eq(rc_eval_checkpoint(&ck, data, "ref", NULL, &m, NULL, NULL, NULL, err, sizeof err),
+                 RC_ERR_NO_TEST, "%s", err);
+    cr_assert(strstr(err, "no test split"), "%s", err);
+    rc_ckpt_free(&ck);
+    rc_train_result_free(&res);
 }

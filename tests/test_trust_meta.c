@@ -13,11 +13,9 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -26,6 +24,7 @@
 #include "data.h"
 #include "data_fp.h"
 #include "h5util.h"
+#include "kit.h"
 
 static char dir[256];
 
@@ -43,38 +42,12 @@ static const char crop_spec[] =
     "%s"
     "}\n";
 
-/* Run a shell command (stderr merged); returns its exit status, output in out. */
-static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t n, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "%s", path);
-    cr_assert(fputs(text, f) >= 0);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* DIR/NAME.h5: a small synthetic recording. */
 static void synth(const char *name, int seed, int cells)
 {
     char out[4096];
-    int st = sh(out, sizeof out, "%s synth -o %s/%s.h5 --seed %d --cells %d --frames 1200 "
-                "--test-frames 300 --repeats 3 --calib-frames 300 --quiet", RC_BIN, dir, name, seed, cells);
+    int st = kit_rc_text(out, sizeof out, "synth -o %s/%s.h5 --seed %d --cells %d --frames 1200 "
+                         "--test-frames 300 --repeats 3 --calib-frames 300 --quiet", dir, name, seed, cells);
     cr_assert_eq(st, 0, "synth %s: %s", name, out);
 }
 
@@ -84,33 +57,19 @@ static void spec_file(const char *name, int hw, const char *extra)
     char text[2048], path[400];
     snprintf(text, sizeof text, crop_spec, hw, hw, extra);
     snprintf(path, sizeof path, "%s/%s.lua", dir, name);
-    write_text(path, text);
+    kit_write_text(path, text);
 }
 
 /* Setup: a.h5 (seed 1, 4 cells) and DIR/run trained on it for one epoch. */
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/rc_trust_XXXXXX");
-    cr_assert(mkdtemp(dir));
+    kit_tmpdir(dir, sizeof dir, "rc_trust");
     synth("a", 1, 4);
     spec_file("crop", 50, "");
     char out[8192];
-    int st = sh(out, sizeof out, "%s train %s/crop.lua --data %s/a.h5 -o %s/run --backend ref "
-                "--threads 1 -q", RC_BIN, dir, dir, dir);
+    int st = kit_rc_text(out, sizeof out, "train %s/crop.lua --data %s/a.h5 -o %s/run --backend ref "
+                         "--threads 1 -q", dir, dir, dir);
     cr_assert_eq(st, 0, "train: %s", out);
-}
-
-static void teardown(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    char out[1024];
-    cr_assert_eq(sh(out, sizeof out, "cp '%s' '%s'", from, to), 0, "cp: %s", out);
 }
 
 /* ---------------------------------------------------------------- tampering with HDF5 */
@@ -167,7 +126,7 @@ static void tamper_file(const char *path, const tamper *t)
 }
 
 Test(trust_meta, tampered_checkpoint_values_are_refused_with_file_and_key, .init = setup,
-     .fini = teardown, .timeout = 120)
+     .fini = kit_cleanup, .timeout = 120)
 {
     char best[400], err[1024];
     snprintf(best, sizeof best, "%s/run/best.h5", dir);
@@ -211,7 +170,7 @@ Test(trust_meta, tampered_checkpoint_values_are_refused_with_file_and_key, .init
         const tamper *t = &cases[i];
         char path[500];
         snprintf(path, sizeof path, "%s/case%zu.h5", dir, i);
-        copy_file(best, path);
+        kit_copy_file(best, path);
         tamper_file(path, t);
         int rc = rc_ckpt_load(path, &ck, err, sizeof err);
         if (!t->expect) {
@@ -227,28 +186,28 @@ Test(trust_meta, tampered_checkpoint_values_are_refused_with_file_and_key, .init
 }
 
 Test(trust_meta, older_checkpoint_without_fingerprint_is_evaluated_with_a_warning, .init = setup,
-     .fini = teardown, .timeout = 120)
+     .fini = kit_cleanup, .timeout = 120)
 {
     char path[400], out[8192];
     snprintf(path, sizeof path, "%s/old.h5", dir);
     char best[400];
     snprintf(best, sizeof best, "%s/run/best.h5", dir);
-    copy_file(best, path);
+    kit_copy_file(best, path);
     const tamper del = {"no fingerprint", T_DEL_FP, NULL, NULL, 0, 0, NULL, NULL};
     tamper_file(path, &del);
-    int st = sh(out, sizeof out, "%s eval %s --data %s/a.h5 --backend ref", RC_BIN, path, dir);
+    int st = kit_rc_text(out, sizeof out, "eval %s --data %s/a.h5 --backend ref", path, dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strstr(out, "warning") && strstr(out, "records no recording fingerprint"), "%s", out);
     cr_assert(strstr(out, "\nmean"), "%s", out);
 }
 
-Test(trust_meta, fingerprint_survives_a_copy_and_sees_the_content, .init = setup, .fini = teardown,
+Test(trust_meta, fingerprint_survives_a_copy_and_sees_the_content, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
     char a[400], copy[400], err[1024];
     snprintf(a, sizeof a, "%s/a.h5", dir);
     snprintf(copy, sizeof copy, "%s/sub_copy.h5", dir);
-    copy_file(a, copy);
+    kit_copy_file(a, copy);
     rc_data_fp fa, fc, fx;
     rc_data *d;
     rc_data_opts o;
@@ -283,7 +242,7 @@ Test(trust_meta, fingerprint_survives_a_copy_and_sees_the_content, .init = setup
     cr_assert_neq(strcmp(fa.sha256, fx.sha256), 0, "the cells' order is part of the fingerprint");
 }
 
-Test(trust_meta, eval_refuses_another_recording_unless_allowed, .init = setup, .fini = teardown,
+Test(trust_meta, eval_refuses_another_recording_unless_allowed, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
     char out[8192];
@@ -293,31 +252,31 @@ Test(trust_meta, eval_refuses_another_recording_unless_allowed, .init = setup, .
     char a[400], copy[400];
     snprintf(a, sizeof a, "%s/a.h5", dir);
     snprintf(copy, sizeof copy, "%s/moved.h5", dir);
-    copy_file(a, copy);
-    int st = sh(out, sizeof out, "%s eval %s/run --data %s --backend ref", RC_BIN, dir, copy);
+    kit_copy_file(a, copy);
+    int st = kit_rc_text(out, sizeof out, "eval %s/run --data %s --backend ref", dir, copy);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert_null(strstr(out, "warning"), "%s", out);
 
-    st = sh(out, sizeof out, "%s eval %s/run --data %s/b.h5 --backend ref", RC_BIN, dir, dir);
+    st = kit_rc_text(out, sizeof out, "eval %s/run --data %s/b.h5 --backend ref", dir, dir);
     cr_assert_eq(st, 1, "eval on another recording must fail:\n%s", out);
     cr_assert(strstr(out, "b.h5 is not the recording") && strstr(out, "run/best.h5") &&
               strstr(out, "a.h5") && strstr(out, "content") && strstr(out, "--allow-other-recording"),
               "%s", out);
     cr_assert_null(strstr(out, "\nmean"), "no metrics may be printed: %s", out);
 
-    st = sh(out, sizeof out, "%s eval %s/run --data %s/c.h5 --backend ref", RC_BIN, dir, dir);
+    st = kit_rc_text(out, sizeof out, "eval %s/run --data %s/c.h5 --backend ref", dir, dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "cells on disk 4 vs 5"), "%s", out);
 
-    st = sh(out, sizeof out, "%s eval %s/run --data %s/b.h5 --backend ref --allow-other-recording",
-            RC_BIN, dir, dir);
+    st = kit_rc_text(out, sizeof out, "eval %s/run --data %s/b.h5 --backend ref --allow-other-recording",
+                     dir, dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strstr(out, "warning: ") && strstr(out, "b.h5 is not the recording"), "%s", out);
     cr_assert(strstr(out, "\nmean"), "%s", out);
 }
 
 Test(trust_meta, eval_refuses_a_checkpoint_whose_cell_ids_were_changed, .init = setup,
-     .fini = teardown, .timeout = 120)
+     .fini = kit_cleanup, .timeout = 120)
 {
     /* swapped ids are valid and distinct: only the fingerprint can tell the cells apart */
     char best[400], out[8192];
@@ -326,19 +285,19 @@ Test(trust_meta, eval_refuses_a_checkpoint_whose_cell_ids_were_changed, .init = 
     const tamper t1 = {"id", T_DS_I32, "/data/cell_ids", NULL, 0, 1, NULL, NULL};
     tamper_file(best, &t0);
     tamper_file(best, &t1);
-    int st = sh(out, sizeof out, "%s eval %s/run --backend ref", RC_BIN, dir);
+    int st = kit_rc_text(out, sizeof out, "eval %s/run --backend ref", dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "is not the recording") && strstr(out, "content"), "%s", out);
 }
 
-Test(trust_meta, resume_refuses_another_recording_unless_allowed, .init = setup, .fini = teardown,
+Test(trust_meta, resume_refuses_another_recording_unless_allowed, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
     char out[8192], err[1024], ckp[400];
     synth("b", 2, 4);
     snprintf(ckp, sizeof ckp, "%s/run/checkpoint.h5", dir);
-    int st = sh(out, sizeof out, "%s train -o %s/run --resume --epochs 2 --data %s/b.h5 -q --no-eval",
-                RC_BIN, dir, dir);
+    int st = kit_rc_text(out, sizeof out, "train -o %s/run --resume --epochs 2 --data %s/b.h5 -q --no-eval",
+                         dir, dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "b.h5 is not the recording") && strstr(out, "checkpoint.h5"), "%s", out);
     rc_checkpoint ck;
@@ -348,8 +307,8 @@ Test(trust_meta, resume_refuses_another_recording_unless_allowed, .init = setup,
     memcpy(fp_a, ck.fp.sha256, sizeof fp_a);
     rc_ckpt_free(&ck);
 
-    st = sh(out, sizeof out, "%s train -o %s/run --resume --epochs 2 --data %s/b.h5 -q --no-eval "
-            "--allow-other-recording", RC_BIN, dir, dir);
+    st = kit_rc_text(out, sizeof out, "train -o %s/run --resume --epochs 2 --data %s/b.h5 -q --no-eval "
+                     "--allow-other-recording", dir, dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strstr(out, "warning: ") && strstr(out, "b.h5 is not the recording"), "%s", out);
     cr_assert_eq(rc_ckpt_load(ckp, &ck, err, sizeof err), 0, "%s", err);
@@ -357,18 +316,18 @@ Test(trust_meta, resume_refuses_another_recording_unless_allowed, .init = setup,
     cr_assert_neq(strcmp(ck.fp.sha256, fp_a), 0, "the checkpoint now records the recording it continued on");
     rc_ckpt_free(&ck);
     /* the run now belongs to b.h5: going back to a.h5 needs the flag again */
-    st = sh(out, sizeof out, "%s train -o %s/run --resume --epochs 3 --data %s/a.h5 -q --no-eval",
-            RC_BIN, dir, dir);
+    st = kit_rc_text(out, sizeof out, "train -o %s/run --resume --epochs 3 --data %s/a.h5 -q --no-eval",
+                     dir, dir);
     cr_assert_eq(st, 1, "%s", out);
 }
 
 Test(trust_meta, crop_spec_on_frames_of_another_size_is_refused_before_any_work, .init = setup,
-     .fini = teardown, .timeout = 120)
+     .fini = kit_cleanup, .timeout = 120)
 {
     char out[8192], p[400];
     spec_file("crop40", 40, "");       /* declares 40x40 frames; the recording has 50x50 */
-    int st = sh(out, sizeof out, "%s train %s/crop40.lua --data %s/a.h5 -o %s/r40 --backend ref -q",
-                RC_BIN, dir, dir, dir);
+    int st = kit_rc_text(out, sizeof out, "train %s/crop40.lua --data %s/a.h5 -o %s/r40 --backend ref -q",
+                         dir, dir, dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "a.h5: frames are 50x50") && strstr(out, "takes 40x40 frames"), "%s", out);
     snprintf(p, sizeof p, "%s/r40/checkpoint.h5", dir);
@@ -387,33 +346,33 @@ Test(trust_meta, crop_spec_on_frames_of_another_size_is_refused_before_any_work,
     cr_assert_eq(rc_h5_write_all(f, "/cropped", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d16, x), 0);
     free(x);
     cr_assert_geq(H5Fclose(f), 0);
-    st = sh(out, sizeof out, "%s predict %s/run --stimulus %s -o %s/p.h5 --backend ref", RC_BIN, dir,
-            movie, dir);
+    st = kit_rc_text(out, sizeof out, "predict %s/run --stimulus %s -o %s/p.h5 --backend ref", dir,
+                     movie, dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "frames are 40x40") && strstr(out, "50x50") && strstr(out, "16x16"), "%s", out);
-    st = sh(out, sizeof out, "%s predict %s/run --stimulus %s --key cropped -o %s/p.h5 --backend ref",
-            RC_BIN, dir, movie, dir);
+    st = kit_rc_text(out, sizeof out, "predict %s/run --stimulus %s --key cropped -o %s/p.h5 --backend ref",
+                     dir, movie, dir);
     cr_assert_eq(st, 0, "a movie of the crop size is taken as cropped: %s", out);
-    st = sh(out, sizeof out, "%s predict %s/run --stimulus %s/a.h5 --key test/stimulus -o %s/p.h5 "
-            "--backend ref", RC_BIN, dir, dir, dir);
+    st = kit_rc_text(out, sizeof out, "predict %s/run --stimulus %s/a.h5 --key test/stimulus -o %s/p.h5 "
+                     "--backend ref", dir, dir, dir);
     cr_assert_eq(st, 0, "%s", out);
 }
 
-Test(trust_meta, search_rerun_on_another_recording_is_refused, .init = setup, .fini = teardown,
+Test(trust_meta, search_rerun_on_another_recording_is_refused, .init = setup, .fini = kit_cleanup,
      .timeout = 120)
 {
     char out[16384];
     synth("b", 2, 4);
     spec_file("search", 50, "  search = { grid = { seed = { 7 } } },\n");
-    int st = sh(out, sizeof out, "%s search %s/search.lua --data %s/a.h5 -o %s/s --backend ref "
-                "--threads 1 -q", RC_BIN, dir, dir, dir);
+    int st = kit_rc_text(out, sizeof out, "search %s/search.lua --data %s/a.h5 -o %s/s --backend ref "
+                         "--threads 1 -q", dir, dir, dir);
     cr_assert_eq(st, 0, "%s", out);
-    st = sh(out, sizeof out, "%s search %s/search.lua --data %s/b.h5 -o %s/s --backend ref "
-            "--threads 1 -q", RC_BIN, dir, dir, dir);
+    st = kit_rc_text(out, sizeof out, "search %s/search.lua --data %s/b.h5 -o %s/s --backend ref "
+                     "--threads 1 -q", dir, dir, dir);
     cr_assert_eq(st, 1, "%s", out);
     cr_assert(strstr(out, "b.h5 is not the recording finished trial"), "%s", out);
-    st = sh(out, sizeof out, "%s search %s/search.lua --data %s/b.h5 -o %s/s --backend ref "
-            "--threads 1 -q --allow-other-recording", RC_BIN, dir, dir, dir);
+    st = kit_rc_text(out, sizeof out, "search %s/search.lua --data %s/b.h5 -o %s/s --backend ref "
+                     "--threads 1 -q --allow-other-recording", dir, dir, dir);
     cr_assert_eq(st, 0, "%s", out);
     cr_assert(strstr(out, "warning: "), "%s", out);
 }

@@ -40,7 +40,7 @@ typedef unsigned long long uint64_t;
 #endif
 #endif
 
-/* The argument block of every kernel (runtime/emit_cuda.h rc_cuda_args). */
+/* The argument block of every kernel (compiler/cuda/emit_cuda.h rc_cuda_args). */
 struct rc_kargs {
     const float *params; float *state; const int *cell_pos; const float *frames;
     const long long *starts; float *ws; float *y; const float *dy; float *grads;
@@ -87,7 +87,7 @@ __device__ static inline double rc_block_sum(double v, double *sh)
     return v;
 }
 
-/* ---- runtime/rng.h, verbatim ---- */
+/* ---- common/rng.h, verbatim ---- */
 /* rng.h — counter-based random numbers shared by every backend.
  *
  * Noise and dropout in training are a pure function of (seed, layer, index), so the reference,
@@ -105,6 +105,13 @@ __device__ static inline double rc_block_sum(double v, double *sh)
 #include <stdint.h>
 #define RC_RNG_QUAL static inline
 #endif
+
+/* Streams (the `layer` argument of the draws), one per place that draws in training:
+ *   noise or dropout at 0-based layer i:                  RC_RNG_STREAM(i, 0)
+ *   dropout after sub-conv s of a stacked conv at layer i: RC_RNG_STREAM(i, s + 1)
+ * The element index is b * (C*H*W) + (c*H + h)*W + w of the tensor the draw applies to; dropout
+ * keeps an element when rc_rng_uniform(...) >= p and scales kept ones by 1/(1-p). */
+#define RC_RNG_STREAM(layer, sub) ((uint64_t)(layer) * 64u + (uint64_t)(sub))
 
 /* splitmix64 finalizer: a bijective 64-bit mix. */
 RC_RNG_QUAL uint64_t rc_rng_mix(uint64_t z)
@@ -170,7 +177,7 @@ RC_RNG_QUAL float rc_rng_normal(uint64_t seed, uint64_t layer, uint64_t idx)
     return rc_rng__sqrt(-2.0f * rc_rng__ln(u1)) * rc_rng__cos2pi(u2);
 }
 #endif
-/* ---- end of runtime/rng.h ---- */
+/* ---- end of common/rng.h ---- */
 
 /* ================= training forward ================= */
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rss_stream.sh — bounded-memory streaming check for the data layer (runtime/data.h).
+# rss_stream.sh — bounded-memory streaming check for the data layer (runtime/data/data.h).
 #
 # Writes a large recording with `retinac synth --cheap` (uniform binary noise stored as float32,
 # 10 kB per 50x50 frame, a trivial response: an I/O test, not a retina), then runs

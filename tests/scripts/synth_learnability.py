@@ -4,7 +4,7 @@
 tuning and documenting the synthetic retina (docs/synthetic-retina.md); never part of the build
 or of the test suites.
 
-Conventions mirror runtime/data.h: scalar z-score with training statistics (std + 1e-7),
+Conventions mirror runtime/data/data.h: scalar z-score with training statistics (std + 1e-7),
 window i = frames i..i+39, label rate[i+40]; validation = 4 blocks (10%) centred in 4 equal parts,
 windows touching a block edge dropped. Metric: per-cell Pearson r between the prediction and the
 trial-averaged test firing_rate_10ms; ceiling: r between the noise-free expected rate
@@ -25,7 +25,7 @@ H = 40
 
 
 def val_windows(T, frac=0.1, nb=4):
-    """Window split of runtime/data.c plan() (RC_VAL_BLOCKS): 1 train, 2 val, 0 dropped."""
+    """Window split of runtime/data/data.c plan() (RC_VAL_BLOCKS): 1 train, 2 val, 0 dropped."""
     N = T - H
     vlen = max(1, int(round(frac * T / nb)))
     inval = np.zeros(T, bool)

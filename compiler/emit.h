@@ -1,0 +1,51 @@
+/* emit.h — shared helpers of the code emitters (C now, CUDA later): a growable string builder
+ * with indentation, exact float/double literals, and the generated-file header.
+ *
+ * Invariants: output depends only on the arguments (no pointers, time, locale or hash-table
+ * order), so regenerating is byte-identical. The builder never aborts: on OOM it sets `oom`
+ * and ignores further writes; the caller checks rc_sb_finish().
+ */
+#ifndef RC_EMIT_H
+#define RC_EMIT_H
+
+#include <stddef.h>
+#include "ir.h"
+
+/* Version of the generators; part of every generated header and of every JIT cache key.
+ * Bump it whenever generated code changes meaning or shape. */
+#define RC_EMIT_VERSION "retinac-gen 4"
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+    int indent;        /* current indentation in units of 4 spaces */
+} rc_sb;
+
+/* Append formatted text verbatim. */
+void rc_sb_put(rc_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append one line: indentation, formatted text, '\n'. "{" at the end of a line (before an
+ * optional trailing comment) indents the next lines, a line starting with "}" dedents first. */
+void rc_sb_line(rc_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append raw bytes. */
+void rc_sb_raw(rc_sb *b, const char *s, size_t n);
+/* Return the string (caller frees) or NULL on OOM (the buffer is released). */
+char *rc_sb_finish(rc_sb *b);
+
+/* A float literal that reads back exactly to (float)v: shortest "%.Ng" + "f";
+ * inf/nan as (1.0f/0.0f) / (0.0f/0.0f) expressions. out must hold 48 chars. */
+void rc_emit_float(char *out, double v);
+/* The same for a double literal (no suffix). */
+void rc_emit_double(char *out, double v);
+
+/* The common header comment of a generated file: generator version, spec path (may be
+ * NULL: "(in memory)"), canonical IR hash, cells, the schedule of the model and of every
+ * layer that has one, a DO NOT EDIT line, and the canonical IR text itself, as one C block
+ * comment (valid in C and CUDA). target names the output ("C (OpenMP)", "CUDA"). */
+void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char *target);
+
+/* The text of common/rng.h, verbatim, for pasting into generated sources after a
+ * `#define RC_RNG_QUAL ...` (tests check it equals the file byte for byte). */
+const char *rc_emit_rng_text(void);
+
+#endif

@@ -1,0 +1,851 @@
+/* ir.c — field descriptors, defaults, shape inference, parameter layout, FLOPs, and the
+ * canonical text form of the model IR (see ir.h for the invariants).
+ *
+ * The descriptor tables below are the single source of truth for every spec field: the Lua
+ * loader, the canonical printer and the text parser all walk them. Canonical text writes every
+ * field of every section in table order with the shortest decimal that round-trips, so equal
+ * meaning gives equal bytes and so an equal sha256.
+ */
+#include "errbuf.h"
+#include "ir.h"
+#include "search.h"
+#include "sha256.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- names */
+
+static const char *const kind_names[RC_LAYER_COUNT] = {
+    "conv", "dense", "batchnorm", "noise", "dropout", "act", "gcconv",
+};
+static const char *const act_names[RC_ACT_COUNT + 1] = {
+    "relu", "softplus", "exp", "abs", "square", "requ", "sigmoid", "tanh", "identity", NULL,
+};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == RC_LAYER_COUNT, "kind names");
+
+static const char *const bn_over_names[] = {"unit", "channel", NULL};
+static const char *const loss_names[] = {"poisson", "mse", NULL};
+static const char *const opt_names[] = {"adam", "adamw", NULL};
+static const char *const l1_names[] = {"mean", "sum", NULL};
+static const char *const sched_names[] = {"none", "plateau", "step", NULL};
+static const char *const val_names[] = {"block", "random", NULL};
+static const char *const pos_names[] = {"center", "data", "reference", NULL};
+
+const char *rc_layer_kind_name(rc_layer_kind k)
+{
+    return (unsigned)k < RC_LAYER_COUNT ? kind_names[k] : "?";
+}
+
+const char *rc_act_name(rc_act a) { return (unsigned)a < RC_ACT_COUNT ? act_names[a] : "?"; }
+
+int rc_layer_kind_parse(const char *name, rc_layer_kind *kind, rc_act *act)
+{
+    for (int a = 0; a < RC_ACT_COUNT; a++)
+        if (!strcmp(name, act_names[a])) { *kind = RC_LAYER_ACT; if (act) *act = (rc_act)a; return 0; }
+    for (int k = 0; k < RC_LAYER_COUNT; k++)
+        if (k != RC_LAYER_ACT && !strcmp(name, kind_names[k])) { *kind = (rc_layer_kind)k; return 0; }
+    return -1;
+}
+
+/* The display name of a layer: the activation's own name for act layers. */
+static const char *layer_name(const rc_layer *l)
+{
+    return l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind);
+}
+
+/* ---------------------------------------------------------------- descriptors */
+
+#define BIG 1e300
+#define F_INT(st, f, lo, hi, d) {#f, RC_F_INT, offsetof(st, f), lo, hi, NULL, 0, 0, d}
+#define F_NUM(st, f, lo, hi, d) {#f, RC_F_NUM, offsetof(st, f), lo, hi, NULL, 0, 0, d}
+#define F_BOOL(st, f, d) {#f, RC_F_BOOL, offsetof(st, f), 0, 1, NULL, 0, 0, d}
+#define F_ENUM(st, f, names, d) {#f, RC_F_ENUM, offsetof(st, f), 0, 0, names, 0, 0, d}
+
+static const rc_field input_fields[] = {
+    F_INT(rc_ir, history, 1, 4096, "frames of history, the input channels (oldest first)"),
+    F_INT(rc_ir, height, 1, 16384, "frame height in pixels"),
+    F_INT(rc_ir, width, 1, 16384, "frame width in pixels"),
+    F_INT(rc_ir, crop, 0, 16384, "crop a crop x crop window around the cell's RF center (0 = none)"),
+};
+
+static const rc_field sched_fields[] = {
+    F_INT(rc_schedule, tile_h, 0, 4096, "output rows per block (0 = auto)"),
+    F_INT(rc_schedule, tile_w, 0, 4096, "output columns per block (0 = auto)"),
+    F_INT(rc_schedule, tile_c, 0, 4096, "output channels per block (0 = auto)"),
+    F_INT(rc_schedule, vector, 0, 64, "SIMD width in floats (0 = auto)"),
+    F_INT(rc_schedule, threads, 0, 1024, "OpenMP threads (0 = all)"),
+};
+
+static const rc_field train_fields[] = {
+    F_ENUM(rc_train, loss, loss_names, "poisson (reference) or mse"),
+    F_ENUM(rc_train, optimizer, opt_names, "adam (coupled L2, reference) or adamw"),
+    F_NUM(rc_train, lr, 1e-12, 10, "learning rate"),
+    F_NUM(rc_train, l2, 0, 1e6, "L2 weight decay on every trainable parameter"),
+    F_NUM(rc_train, l1_activity, 0, 1e6, "L1 penalty on the output activity"),
+    F_ENUM(rc_train, l1_mode, l1_names, "mean over the batch, or sum (reference)"),
+    F_INT(rc_train, batch, 1, 1 << 20, "minibatch size"),
+    F_INT(rc_train, epochs, 1, 1 << 20, "epochs"),
+    F_ENUM(rc_train, schedule, sched_names, "learning-rate schedule"),
+    F_NUM(rc_train, sched_factor, 1e-6, 1, "plateau: multiply lr by this"),
+    F_INT(rc_train, sched_patience, 0, 1 << 20, "plateau: epochs without improvement"),
+    F_NUM(rc_train, sched_threshold, 0, 1e6, "plateau: relative improvement that counts"),
+    F_NUM(rc_train, sched_gamma, 1e-6, 1, "step: multiply lr by this at each milestone"),
+    {"milestones", RC_F_INTLIST, offsetof(rc_train, milestones), 1, 1 << 20, NULL,
+     offsetof(rc_train, n_milestones), RC_MAX_MILESTONES, "step: epochs at which lr drops"},
+    F_INT(rc_train, early_patience, 0, 1 << 20, "stop after this many epochs without a better validation loss (0 = never)"),
+    F_NUM(rc_train, early_min_delta, 0, 1e6, "smallest validation-loss decrease that counts"),
+    {"seed", RC_F_U64, offsetof(rc_train, seed), 0, 18446744073709551615.0, NULL, 0, 0, "random seed"},
+    F_NUM(rc_train, val_fraction, 0, 0.9, "fraction of training frames held out for validation"),
+    F_ENUM(rc_train, val_split, val_names, "block (contiguous time blocks) or random (reference)"),
+};
+
+static const rc_field conv_fields[] = {
+    F_INT(rc_layer, channels, 1, 4096, "output channels"),
+    F_INT(rc_layer, kernel, 1, 1024, "kernel size (square, valid, stride 1)"),
+    F_BOOL(rc_layer, bias, "add a bias per output channel"),
+    F_INT(rc_layer, period, 0, 1 << 16, "tile period: 1 = conv, 0 = full (locally connected)"),
+    F_INT(rc_layer, stack, 0, 1024, "stacked conv: sub-kernel size (0 = plain conv)"),
+    F_INT(rc_layer, stack_channels, 0, 4096, "stacked conv: inner channels (0 = channels)"),
+    F_NUM(rc_layer, stack_dropout, 0, 0.99, "stacked conv: dropout between sub-convs (training)"),
+};
+static const rc_field dense_fields[] = {
+    F_INT(rc_layer, units, 0, 1 << 20, "output units (0 = one per cell)"),
+    F_BOOL(rc_layer, bias, "add a bias per unit"),
+};
+static const rc_field bn_fields[] = {
+    F_ENUM(rc_layer, over, bn_over_names, "unit (flattened C*H*W, BatchNorm1d) or channel"),
+    {"abs", RC_F_BOOL, offsetof(rc_layer, abs_scale), 0, 1, NULL, 0, 0, "use |scale| (abs BN)"},
+    F_NUM(rc_layer, eps, 1e-12, 1, "variance epsilon"),
+    F_NUM(rc_layer, momentum, 0, 1, "running-statistics momentum (PyTorch convention)"),
+};
+static const rc_field noise_fields[] = {
+    F_NUM(rc_layer, std, 0, 1e6, "standard deviation of additive Gaussian noise (training)"),
+};
+static const rc_field dropout_fields[] = {
+    F_NUM(rc_layer, p, 0, 0.99, "drop probability (training)"),
+};
+static const rc_field gcconv_fields[] = {
+    F_INT(rc_layer, kernel, 1, 1024, "kernel size"),
+    F_BOOL(rc_layer, bias, "add a bias per cell"),
+    F_ENUM(rc_layer, position, pos_names, "readout position: center, data (RF centers), reference"),
+};
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+const rc_field *rc_fields(rc_section sec, rc_layer_kind kind, int *n)
+{
+    switch (sec) {
+    case RC_SECTION_INPUT: *n = NELEM(input_fields); return input_fields;
+    case RC_SECTION_SCHEDULE: *n = NELEM(sched_fields); return sched_fields;
+    case RC_SECTION_TRAIN: *n = NELEM(train_fields); return train_fields;
+    case RC_SECTION_LAYER: break;
+    }
+    switch (kind) {
+    case RC_LAYER_CONV: *n = NELEM(conv_fields); return conv_fields;
+    case RC_LAYER_DENSE: *n = NELEM(dense_fields); return dense_fields;
+    case RC_LAYER_BATCHNORM: *n = NELEM(bn_fields); return bn_fields;
+    case RC_LAYER_NOISE: *n = NELEM(noise_fields); return noise_fields;
+    case RC_LAYER_DROPOUT: *n = NELEM(dropout_fields); return dropout_fields;
+    case RC_LAYER_GCCONV: *n = NELEM(gcconv_fields); return gcconv_fields;
+    default: *n = 0; return NULL;
+    }
+}
+
+/* Layers whose loops the schedule hints can block. */
+static int layer_has_schedule(rc_layer_kind k)
+{
+    return k == RC_LAYER_CONV || k == RC_LAYER_GCCONV || k == RC_LAYER_DENSE;
+}
+
+/* ---------------------------------------------------------------- defaults */
+
+void rc_layer_defaults(rc_layer *l, rc_layer_kind kind)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->bias = 1;
+    l->period = 1;
+    l->position = RC_POS_DATA;
+    l->over = RC_BN_UNIT;
+    l->eps = 1e-3;
+    l->momentum = 0.01;
+    l->std = 0.05;
+    l->p = 0.5;
+    l->act = RC_ACT_IDENTITY;
+}
+
+void rc_ir_defaults(rc_ir *ir)
+{
+    memset(ir, 0, sizeof *ir);
+    strcpy(ir->name, "model");
+    ir->history = 40;
+    ir->height = 50;
+    ir->width = 50;
+    rc_train *t = &ir->train;
+    t->loss = RC_LOSS_POISSON;
+    t->optimizer = RC_OPT_ADAM;
+    t->lr = 5e-3;
+    t->l2 = 1e-3;
+    t->l1_activity = 1e-4;
+    t->l1_mode = RC_L1_MEAN;
+    t->batch = 512;
+    t->epochs = 40;
+    t->schedule = RC_SCHED_PLATEAU;
+    t->sched_factor = 0.5;
+    t->sched_patience = 6;
+    t->sched_threshold = 0.01;
+    t->sched_gamma = 0.1;
+    t->early_patience = 10;
+    t->early_min_delta = 0;
+    t->seed = 1;
+    t->val_fraction = 0.1;
+    t->val_split = RC_VAL_BLOCK;
+    ir->search.seed = 1;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+
+#define LFAIL(field, ...) \
+    do { \
+        char m_[256]; snprintf(m_, sizeof m_, __VA_ARGS__); \
+        return rc_errf(err, errlen, "%s: layer %d (%s): %s: %s", file, li + 1, layer_name(l), field, m_); \
+    } while (0)
+
+/* ---------------------------------------------------------------- layout */
+
+static int add_view(rc_ir *ir, int state, int layer, const char *suffix, int rank, const int *dims,
+                    double bound, double value, char *err, size_t errlen)
+{
+    int *n = state ? &ir->n_state : &ir->n_params;
+    rc_param *arr = state ? ir->state : ir->params;
+    int64_t *total = state ? &ir->state_total : &ir->params_total;
+    if (*n >= RC_MAX_PARAMS) return rc_errf(err, errlen, "model: more than %d parameter tensors", RC_MAX_PARAMS);
+    rc_param *p = &arr[(*n)++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%d.%s.%s", layer + 1, rc_layer_kind_name(ir->layers[layer].kind), suffix);
+    p->layer = layer;
+    p->rank = rank;
+    int64_t count = 1;
+    for (int i = 0; i < rank; i++) { p->dims[i] = dims[i]; count *= dims[i]; }
+    p->offset = *total;
+    p->count = count;
+    p->init_bound = bound;
+    p->init_value = value;
+    *total += count;
+    return 0;
+}
+
+/* Reference §1.3: number and sizes of the sub-convs of a k×k stacked conv of s×s pieces. */
+static int stack_plan(int k, int s, int *sub_k)
+{
+    int n;
+    if ((k - s) % (s - 1) == 0) {
+        n = (k - s) / (s - 1) + 1;
+        for (int i = 0; i < n; i++) sub_k[i] = s;
+    } else {
+        int n0 = (k - s) / (s - 1) + 1;
+        int last = k - (s + (n0 - 1) * (s - 1)) + 1;
+        n = n0 + 1;
+        if (n > RC_MAX_STACK) return n;
+        for (int i = 0; i < n0; i++) sub_k[i] = s;
+        sub_k[n0] = last;
+    }
+    return n;
+}
+
+int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen)
+{
+    if (!file) file = "<spec>";
+    ir->n_params = ir->n_state = 0;
+    ir->params_total = ir->state_total = 0;
+    ir->flops_fwd = ir->flops_train = 0;
+    if (cells < 1) return rc_errf(err, errlen, "%s: cells: must be at least 1, got %d", file, cells);
+    ir->cells = cells;
+    if (ir->history < 1 || ir->height < 1 || ir->width < 1)
+        return rc_errf(err, errlen, "%s: input: history, height and width must be positive", file);
+    if (ir->crop < 0 || ir->crop > ir->height || ir->crop > ir->width)
+        return rc_errf(err, errlen, "%s: input: crop: %d does not fit a %dx%d frame", file, ir->crop,
+                    ir->height, ir->width);
+    if (ir->n_layers < 1) return rc_errf(err, errlen, "%s: model: no layers", file);
+    if (ir->n_layers > RC_MAX_LAYERS)
+        return rc_errf(err, errlen, "%s: model: %d layers, at most %d", file, ir->n_layers, RC_MAX_LAYERS);
+    ir->in = (rc_shape){ir->history, ir->crop ? ir->crop : ir->height, ir->crop ? ir->crop : ir->width};
+
+    rc_shape cur = ir->in;
+    int seen_weights = 0;  /* a layer with weights before: its input gradient is needed */
+    for (int li = 0; li < ir->n_layers; li++) {
+        rc_layer *l = &ir->layers[li];
+        l->in = cur;
+        l->param_first = ir->n_params;
+        l->state_first = ir->n_state;
+        l->n_sub = 0;
+        int64_t p0 = ir->params_total;
+        double el = (double)cur.c * cur.h * cur.w;  /* elements in */
+        double fwd = 0, bwd = 0;
+        switch (l->kind) {
+        case RC_LAYER_CONV: {
+            int K = l->kernel;
+            if (l->channels < 1) LFAIL("channels", "must be at least 1, got %d", l->channels);
+            if (K < 1) LFAIL("kernel", "must be at least 1, got %d", K);
+            if (K > cur.h || K > cur.w)
+                LFAIL("kernel", "%d is larger than its %dx%d input", K, cur.h, cur.w);
+            rc_shape o = {l->channels, cur.h - K + 1, cur.w - K + 1};
+            int full = o.h > o.w ? o.h : o.w;
+            if (l->period < 0) LFAIL("period", "must be >= 0, got %d", l->period);
+            int P = l->period == 0 ? full : l->period;
+            if (P > full) LFAIL("period", "%d is larger than the %dx%d output", P, o.h, o.w);
+            if (l->stack) {
+                int s = l->stack;
+                if (P != 1) LFAIL("stack", "a stacked conv cannot also be tiled (period %d)", P);
+                if (s < 2) LFAIL("stack", "sub-kernel must be at least 2, got %d", s);
+                if (s > K) LFAIL("stack", "sub-kernel %d is larger than the kernel %d", s, K);
+                int n = stack_plan(K, s, l->sub_k);
+                if (n > RC_MAX_STACK) LFAIL("stack", "%d sub-convs, at most %d", n, RC_MAX_STACK);
+                l->n_sub = n;
+                int sc = l->stack_channels ? l->stack_channels : l->channels;
+                int h = cur.h, w = cur.w;
+                for (int j = 0; j < n; j++) {
+                    l->sub_cin[j] = j == 0 ? cur.c : sc;
+                    l->sub_cout[j] = j == n - 1 ? l->channels : sc;
+                    int k = l->sub_k[j];
+                    h = h - k + 1;
+                    w = w - k + 1;
+                    int dims[4] = {l->sub_cout[j], l->sub_cin[j], k, k};
+                    char nm[32];
+                    snprintf(nm, sizeof nm, "sub%d.weight", j);
+                    if (add_view(ir, 0, li, nm, 4, dims, 1.0 / sqrt((double)l->sub_cin[j] * k * k), 0, err, errlen)) return -1;
+                    double f = 2.0 * l->sub_cout[j] * l->sub_cin[j] * k * k * h * w;
+                    fwd += f;
+                    bwd += (j == 0 && !seen_weights) ? f : 2 * f;
+                }
+                if (l->bias) {
+                    int dims[1] = {l->channels};
+                    int j = n - 1;
+                    if (add_view(ir, 0, li, "bias", 1, dims, 1.0 / sqrt((double)l->sub_cin[j] * l->sub_k[j] * l->sub_k[j]), 0, err, errlen)) return -1;
+                }
+                if (l->stack_dropout > 0) fwd += (double)(n - 1) * o.c * o.h * o.w; /* upper bound */
+            } else {
+                if (l->stack_channels || l->stack_dropout > 0)
+                    LFAIL(l->stack_channels ? "stack_channels" : "stack_dropout", "only valid with stack");
+                double bound = 1.0 / sqrt((double)cur.c * K * K);
+                if (P == 1) {
+                    int dims[4] = {o.c, cur.c, K, K};
+                    if (add_view(ir, 0, li, "weight", 4, dims, bound, 0, err, errlen)) return -1;
+                    if (l->bias) {
+                        int bd[1] = {o.c};
+                        if (add_view(ir, 0, li, "bias", 1, bd, bound, 0, err, errlen)) return -1;
+                    }
+                } else {
+                    int dims[6] = {P, P, o.c, cur.c, K, K};
+                    if (add_view(ir, 0, li, "weight", 6, dims, bound, 0, err, errlen)) return -1;
+                    if (l->bias) {
+                        int bd[3] = {P, P, o.c};
+                        if (add_view(ir, 0, li, "bias", 3, bd, bound, 0, err, errlen)) return -1;
+                    }
+                }
+                double f = 2.0 * o.c * cur.c * K * K * o.h * o.w;
+                fwd = f;
+                bwd = seen_weights ? 2 * f : f;
+            }
+            if (l->bias) fwd += (double)o.c * o.h * o.w;
+            cur = o;
+            seen_weights = 1;
+            break;
+        }
+        case RC_LAYER_GCCONV: {
+            int K = l->kernel;
+            if (K < 1) LFAIL("kernel", "must be at least 1, got %d", K);
+            if (K > cur.h || K > cur.w)
+                LFAIL("kernel", "%d is larger than its %dx%d input", K, cur.h, cur.w);
+            double bound = 1.0 / sqrt((double)cur.c * K * K);
+            int dims[4] = {cells, cur.c, K, K};
+            if (add_view(ir, 0, li, "weight", 4, dims, bound, 0, err, errlen)) return -1;
+            if (l->bias) {
+                int bd[1] = {cells};
+                if (add_view(ir, 0, li, "bias", 1, bd, bound, 0, err, errlen)) return -1;
+            }
+            double f = 2.0 * cells * cur.c * K * K;  /* one position per cell */
+            fwd = f;
+            bwd = seen_weights ? 2 * f : f;
+            cur = (rc_shape){cells, 1, 1};
+            seen_weights = 1;
+            break;
+        }
+        case RC_LAYER_DENSE: {
+            int units = l->units ? l->units : cells;
+            double in = el;
+            if (in > 2147483647.0) LFAIL("units", "input of %.0f features is too large", in);
+            double bound = 1.0 / sqrt(in);
+            int dims[2] = {units, (int)in};
+            if (add_view(ir, 0, li, "weight", 2, dims, bound, 0, err, errlen)) return -1;
+            if (l->bias) {
+                int bd[1] = {units};
+                if (add_view(ir, 0, li, "bias", 1, bd, bound, 0, err, errlen)) return -1;
+            }
+            double f = 2.0 * units * in;
+            fwd = f;
+            bwd = seen_weights ? 2 * f : f;
+            cur = (rc_shape){units, 1, 1};
+            seen_weights = 1;
+            break;
+        }
+        case RC_LAYER_BATCHNORM: {
+            if (!(l->eps > 0)) LFAIL("eps", "must be positive");
+            if (l->momentum < 0 || l->momentum > 1) LFAIL("momentum", "must be in [0, 1], got %g", l->momentum);
+            int F = l->over == RC_BN_UNIT ? cur.c * cur.h * cur.w : cur.c;
+            int dims[1] = {F};
+            if (add_view(ir, 0, li, "scale", 1, dims, -1, 1.0, err, errlen)) return -1;
+            if (add_view(ir, 0, li, "shift", 1, dims, -1, 0.0, err, errlen)) return -1;
+            if (add_view(ir, 1, li, "running_mean", 1, dims, -1, 0.0, err, errlen)) return -1;
+            if (add_view(ir, 1, li, "running_var", 1, dims, -1, 1.0, err, errlen)) return -1;
+            fwd = 6 * el;   /* stats (2), normalize + affine (4) */
+            bwd = 8 * el;
+            break;
+        }
+        case RC_LAYER_NOISE:
+            if (l->std < 0) LFAIL("std", "must be >= 0, got %g", l->std);
+            fwd = el; bwd = 0;
+            break;
+        case RC_LAYER_DROPOUT:
+            if (l->p < 0 || l->p >= 1) LFAIL("p", "must be in [0, 1), got %g", l->p);
+            fwd = el; bwd = el;
+            break;
+        case RC_LAYER_ACT:
+            if ((unsigned)l->act >= RC_ACT_COUNT) LFAIL("act", "unknown rectification");
+            fwd = el; bwd = 2 * el;
+            break;
+        default:
+            return rc_errf(err, errlen, "%s: layer %d: unknown kind %d", file, li + 1, (int)l->kind);
+        }
+        if (cur.c < 1 || cur.h < 1 || cur.w < 1)
+            LFAIL("shape", "output collapses to %dx%dx%d", cur.c, cur.h, cur.w);
+        l->out = cur;
+        l->param_count = ir->n_params - l->param_first;
+        l->state_count = ir->n_state - l->state_first;
+        l->n_params = ir->params_total - p0;
+        l->flops_fwd = fwd;
+        l->flops_train = fwd + bwd;
+        ir->flops_fwd += fwd;
+        ir->flops_train += fwd + bwd;
+    }
+    if (cur.c != cells || cur.h != 1 || cur.w != 1) {
+        int li = ir->n_layers - 1;
+        const rc_layer *l = &ir->layers[li];
+        LFAIL("shape", "model output is %dx%dx%d but must be one value per cell (%dx1x1): end with dense or gcconv",
+              cur.c, cur.h, cur.w, cells);
+    }
+    return 0;
+}
+
+const rc_param *rc_ir_find_param(const rc_ir *ir, const char *name)
+{
+    for (int i = 0; i < ir->n_params; i++)
+        if (!strcmp(ir->params[i].name, name)) return &ir->params[i];
+    for (int i = 0; i < ir->n_state; i++)
+        if (!strcmp(ir->state[i].name, name)) return &ir->state[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- canonical text */
+
+typedef struct { char *s; size_t len, cap; int oom; } sbuf;
+
+static void sb_put(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) { b->oom = 1; return; }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+/* Shortest %g that reads back to the same double. */
+static void fmt_num(char *out, size_t n, double v)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, n, "%.*g", p, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
+static void put_fields(sbuf *b, const rc_field *f, int nf, const void *base, const char *prefix)
+{
+    const char *p = (const char *)base;
+    for (int i = 0; i < nf; i++) {
+        char num[40];
+        const char *at = p + f[i].offset;
+        sb_put(b, " %s%s=", prefix, f[i].name);
+        switch (f[i].type) {
+        case RC_F_INT: sb_put(b, "%d", *(const int *)at); break;
+        case RC_F_BOOL: sb_put(b, "%s", *(const int *)at ? "true" : "false"); break;
+        case RC_F_NUM: fmt_num(num, sizeof num, *(const double *)at); sb_put(b, "%s", num); break;
+        case RC_F_U64: sb_put(b, "%llu", (unsigned long long)*(const uint64_t *)at); break;
+        case RC_F_ENUM: {
+            int v = *(const int *)at, k = 0;
+            while (f[i].enums[k] && k < v) k++;
+            sb_put(b, "%s", v >= 0 && f[i].enums[k] ? f[i].enums[k] : "?");
+            break;
+        }
+        case RC_F_INTLIST: {
+            int cnt = *(const int *)(p + f[i].count_offset);
+            const int *v = (const int *)at;
+            if (cnt == 0) sb_put(b, "-");
+            for (int k = 0; k < cnt; k++) sb_put(b, "%s%d", k ? "," : "", v[k]);
+            break;
+        }
+        }
+    }
+}
+
+char *rc_ir_format(const rc_ir *ir)
+{
+    sbuf b = {0};
+    int n;
+    const rc_field *f;
+    sb_put(&b, "retinac-ir %d\nmodel %s\ninput", RC_IR_VERSION, ir->name);
+    f = rc_fields(RC_SECTION_INPUT, 0, &n);
+    put_fields(&b, f, n, ir, "");
+    sb_put(&b, "\nschedule");
+    f = rc_fields(RC_SECTION_SCHEDULE, 0, &n);
+    put_fields(&b, f, n, &ir->sched, "");
+    sb_put(&b, "\n");
+    for (int i = 0; i < ir->n_layers; i++) {
+        const rc_layer *l = &ir->layers[i];
+        sb_put(&b, "layer %s", layer_name(l));
+        f = rc_fields(RC_SECTION_LAYER, l->kind, &n);
+        put_fields(&b, f, n, l, "");
+        if (layer_has_schedule(l->kind)) {
+            const rc_field *sf = rc_fields(RC_SECTION_SCHEDULE, 0, &n);
+            put_fields(&b, sf, n, &l->sched, "schedule.");
+        }
+        sb_put(&b, "\n");
+    }
+    sb_put(&b, "train");
+    f = rc_fields(RC_SECTION_TRAIN, 0, &n);
+    put_fields(&b, f, n, &ir->train, "");
+    sb_put(&b, "\nsearch trials=%d seed=%llu\n", ir->search.trials, (unsigned long long)ir->search.seed);
+    for (int i = 0; i < ir->search.n_dims; i++) {
+        const rc_search_dim *d = &ir->search.dims[i];
+        sb_put(&b, "search.dim %s %s%s ", d->key, d->is_random ? "random" : "grid",
+               d->is_random && d->log_scale ? " log" : "");
+        for (int k = 0; k < d->n_values; k++) {
+            char num[40];
+            fmt_num(num, sizeof num, d->values[k]);
+            sb_put(&b, "%s%s", k ? "," : "", num);
+        }
+        sb_put(&b, "\n");
+    }
+    sb_put(&b, "end\n");
+    if (b.oom) { free(b.s); return NULL; }
+    return b.s;
+}
+
+void rc_ir_hash(const rc_ir *ir, char hex[65])
+{
+    char *t = rc_ir_format(ir);
+    if (!t) { memset(hex, '0', 64); hex[64] = 0; return; }
+    rc_sha256_hex(t, strlen(t), hex);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- parse */
+
+/* A number of a field's range: integers in full ("1048576", not "1.04858e+06"), others as the
+ * shortest decimal that reads back. */
+static void range_num(char *out, size_t n, double v, int integer)
+{
+    if ((integer || v == floor(v)) && fabs(v) < 1e15) snprintf(out, n, "%.0f", v);
+    else fmt_num(out, n, v);
+}
+
+void rc_field_range_text(const rc_field *f, char *buf, size_t n)
+{
+    char lo[40], hi[40];
+    const int integer = f->type != RC_F_NUM;
+    range_num(lo, sizeof lo, f->min, integer);
+    if (f->type == RC_F_U64) snprintf(hi, sizeof hi, "%llu", (unsigned long long)UINT64_MAX);
+    else range_num(hi, sizeof hi, f->max, integer);
+    snprintf(buf, n, "[%s, %s]", lo, hi);
+}
+
+/* Set one field from its text value. Returns 0 or -1 with a message in err. */
+static int set_field(const rc_field *f, void *base, const char *val, char *err, size_t errlen)
+{
+    char *end, rng[96];
+    char *at = (char *)base + f->offset;
+    rc_field_range_text(f, rng, sizeof rng);
+    switch (f->type) {
+    case RC_F_INT: case RC_F_BOOL: {
+        long v;
+        if (f->type == RC_F_BOOL) {
+            if (!strcmp(val, "true")) v = 1;
+            else if (!strcmp(val, "false")) v = 0;
+            else return rc_errf(err, errlen, "expected true or false, got '%s'", val);
+        } else {
+            errno = 0;
+            v = strtol(val, &end, 10);
+            if (end == val || *end) return rc_errf(err, errlen, "expected an integer, got '%s'", val);
+            if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%s' (range %s)", val, rng);
+        }
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%ld is out of range %s", v, rng);
+        *(int *)at = (int)v;
+        return 0;
+    }
+    case RC_F_NUM: {
+        errno = 0;
+        double v = strtod(val, &end);
+        if (end == val || *end) return rc_errf(err, errlen, "expected a number, got '%s'", val);
+        if (errno == ERANGE || !isfinite(v)) return rc_errf(err, errlen, "number out of range: '%s' (range %s)", val, rng);
+        if (v < f->min || v > f->max) return rc_errf(err, errlen, "%s is out of range %s", val, rng);
+        *(double *)at = v;
+        return 0;
+    }
+    case RC_F_U64: {
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (end == val || *end || val[0] == '-' || val[0] == '+' || val[0] == ' ')
+            return rc_errf(err, errlen, "expected an unsigned integer, got '%s'", val);
+        if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%s' (range %s)", val, rng);
+        *(uint64_t *)at = v;
+        return 0;
+    }
+    case RC_F_ENUM:
+        for (int i = 0; f->enums[i]; i++)
+            if (!strcmp(val, f->enums[i])) { *(int *)at = i; return 0; }
+        return rc_errf(err, errlen, "unknown value '%s'", val);
+    case RC_F_INTLIST: {
+        int *cnt = (int *)((char *)base + f->count_offset);
+        int *v = (int *)at;
+        *cnt = 0;
+        if (!strcmp(val, "-")) return 0;
+        const char *s = val;
+        while (*s) {
+            if (*cnt >= f->max_count) return rc_errf(err, errlen, "more than %d values", f->max_count);
+            errno = 0;
+            long x = strtol(s, &end, 10);
+            if (end == s) return rc_errf(err, errlen, "expected integers, got '%s'", val);
+            if (errno == ERANGE) return rc_errf(err, errlen, "integer out of range: '%.*s' (range %s)", (int)(end - s), s, rng);
+            if (x < f->min || x > f->max) return rc_errf(err, errlen, "%ld is out of range %s", x, rng);
+            v[(*cnt)++] = (int)x;
+            s = end;
+            if (*s == ',') s++;
+            else if (*s) return rc_errf(err, errlen, "expected integers, got '%s'", val);
+        }
+        return 0;
+    }
+    }
+    return rc_errf(err, errlen, "bad field type");
+}
+
+/* Parse "k=v k=v ..." tokens against a descriptor table (prefix selects nested fields). */
+static int parse_kv(char *rest, const rc_field *f, int nf, void *base, const rc_field *sf, int nsf,
+                    void *sbase, char *err, size_t errlen)
+{
+    char *save = NULL;
+    for (char *tok = strtok_r(rest, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) return rc_errf(err, errlen, "expected key=value, got '%s'", tok);
+        *eq = 0;
+        const char *key = tok, *val = eq + 1;
+        const rc_field *tab = f;
+        int nt = nf;
+        void *b = base;
+        if (!strncmp(key, "schedule.", 9) && sf) { key += 9; tab = sf; nt = nsf; b = sbase; }
+        int found = 0;
+        for (int i = 0; i < nt; i++) {
+            if (strcmp(tab[i].name, key)) continue;
+            char m[200];
+            if (set_field(&tab[i], b, val, m, sizeof m)) return rc_errf(err, errlen, "%s: %s", key, m);
+            found = 1;
+            break;
+        }
+        if (!found) return rc_errf(err, errlen, "%s: unknown field", key);
+    }
+    return 0;
+}
+
+/* Every INT/NUM field of a section parsed from text must lie in its range: set_field checked
+ * the values a line gave, so a value out of range here is a default that marks a required field
+ * the text left out (the spec loader's rule, compiler/frontend/spec.c read_table). Returns 0 or -1. */
+static int check_required(const rc_field *f, int n, const void *base, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        const char *p = (const char *)base + f[i].offset;
+        double v;
+        if (f[i].type == RC_F_INT) v = *(const int *)p;
+        else if (f[i].type == RC_F_NUM) v = *(const double *)p;
+        else continue;
+        if (!(v >= f[i].min && v <= f[i].max)) return rc_errf(err, errlen, "%s: missing (required)", f[i].name);
+    }
+    return 0;
+}
+
+int rc_train_check(const rc_train *t, char *err, size_t errlen)
+{
+    for (int i = 1; i < t->n_milestones; i++)
+        if (t->milestones[i] <= t->milestones[i - 1]) {
+            char list[16 * RC_MAX_MILESTONES] = "";
+            size_t k = 0;
+            for (int j = 0; j < t->n_milestones && k < sizeof list; j++)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%d", j ? "," : "", t->milestones[j]);
+            return rc_errf(err, errlen, "milestones: must be strictly increasing epochs, got %s (%d after %d)",
+                           list, t->milestones[i], t->milestones[i - 1]);
+        }
+    return 0;
+}
+
+int rc_ir_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len >= RC_NAME_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 (i > 0 && (ch == '_' || ch == '-'));
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t errlen)
+{
+    if (!file) file = "<ir>";
+    rc_ir_defaults(ir);
+    char *buf = strdup(text);
+    if (!buf) return rc_errf(err, errlen, "%s: out of memory", file);
+    int rc = -1, lineno = 0, ended = 0, n, nsf, search_line = 0;
+    char m[300];
+    const rc_field *sf = rc_fields(RC_SECTION_SCHEDULE, 0, &nsf);
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        /* CRLF line ends (a file edited on Windows) read as LF; the hash is over the canonical
+         * text rc_ir_format writes, so it does not change */
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r') line[ll - 1] = 0;
+        char *sp = strchr(line, ' ');
+        char *rest = sp ? sp + 1 : line + strlen(line);
+        if (sp) *sp = 0;
+        const char *head = line;
+        if (lineno == 1) {
+            if (strcmp(head, "retinac-ir") || atoi(rest) != RC_IR_VERSION) {
+                rc_errf(err, errlen, "%s:1: not a retinac IR version %d file", file, RC_IR_VERSION);
+                goto out;
+            }
+            continue;
+        }
+        if (ended) { rc_errf(err, errlen, "%s:%d: text after 'end'", file, lineno); goto out; }
+        if (!strcmp(head, "model")) {
+            if (!rc_ir_name_ok(rest, strlen(rest))) {
+                rc_errf(err, errlen, "%s:%d: bad model name (1 to %d of letters, digits, '_', '-')", file,
+                        lineno, RC_NAME_MAX - 1);
+                goto out;
+            }
+            strcpy(ir->name, rest);
+        } else if (!strcmp(head, "input")) {
+            const rc_field *f = rc_fields(RC_SECTION_INPUT, 0, &n);
+            if (parse_kv(rest, f, n, ir, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: input: %s", file, lineno, m); goto out; }
+        } else if (!strcmp(head, "schedule")) {
+            if (parse_kv(rest, sf, nsf, &ir->sched, NULL, 0, NULL, m, sizeof m)) { rc_errf(err, errlen, "%s:%d: schedule: %s", file, lineno, m); goto out; }
+        } else if (!strcmp(head, "layer")) {
+            char *sp2 = strchr(rest, ' ');
+            char *kv = sp2 ? sp2 + 1 : rest + strlen(rest);
+            if (sp2) *sp2 = 0;
+            rc_layer_kind kind;
+            rc_act act = RC_ACT_IDENTITY;
+            if (rc_layer_kind_parse(rest, &kind, &act)) { rc_errf(err, errlen, "%s:%d: unknown layer '%s'", file, lineno, rest); goto out; }
+            if (ir->n_layers >= RC_MAX_LAYERS) { rc_errf(err, errlen, "%s:%d: too many layers", file, lineno); goto out; }
+            rc_layer *l = &ir->layers[ir->n_layers++];
+            rc_layer_defaults(l, kind);
+            l->act = act;
+            const rc_field *f = rc_fields(RC_SECTION_LAYER, kind, &n);
+            int hs = layer_has_schedule(kind);
+            if (parse_kv(kv, f, n, l, hs ? sf : NULL, hs ? nsf : 0, &l->sched, m, sizeof m)) {
+                rc_errf(err, errlen, "%s:%d: layer %d (%s): %s", file, lineno, ir->n_layers, rest, m);
+                goto out;
+            }
+        } else if (!strcmp(head, "train")) {
+            const rc_field *f = rc_fields(RC_SECTION_TRAIN, 0, &n);
+            if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m) || rc_train_check(&ir->train, m, sizeof m)) {
+                rc_errf(err, errlen, "%s:%d: train: %s", file, lineno, m);
+                goto out;
+            }
+        } else if (!strcmp(head, "search")) {
+            unsigned long long seed = 1;
+            if (sscanf(rest, "trials=%d seed=%llu", &ir->search.trials, &seed) != 2 || ir->search.trials < 0) {
+                rc_errf(err, errlen, "%s:%d: search: expected trials=N seed=S", file, lineno); goto out;
+            }
+            ir->search.seed = seed;
+            search_line = lineno;
+        } else if (!strcmp(head, "search.dim")) {
+            if (!search_line) search_line = lineno;
+            if (ir->search.n_dims >= RC_MAX_SEARCH) { rc_errf(err, errlen, "%s:%d: too many search dimensions", file, lineno); goto out; }
+            rc_search_dim *d = &ir->search.dims[ir->search.n_dims++];
+            memset(d, 0, sizeof *d);
+            char key[RC_NAME_MAX], mode[16], vals[2048];
+            int k = sscanf(rest, "%63s %15s %2047s", key, mode, vals);
+            if (k == 3 && !strcmp(mode, "random") && !strcmp(vals, "log")) {
+                d->log_scale = 1;
+                const char *v2 = strstr(rest, " log ");
+                k = v2 && sscanf(v2 + 5, "%2047s", vals) == 1 ? 3 : 0;
+            }
+            if (k != 3 || (strcmp(mode, "grid") && strcmp(mode, "random"))) {
+                rc_errf(err, errlen, "%s:%d: search.dim: expected KEY grid|random [log] V1,V2,...", file, lineno); goto out;
+            }
+            strcpy(d->key, key);
+            d->is_random = !strcmp(mode, "random");
+            for (char *s = vals; *s;) {
+                char *end;
+                if (d->n_values >= RC_MAX_SEARCH_VALUES) { rc_errf(err, errlen, "%s:%d: too many values", file, lineno); goto out; }
+                d->values[d->n_values++] = strtod(s, &end);
+                if (end == s) { rc_errf(err, errlen, "%s:%d: search.dim %s: bad number", file, lineno, key); goto out; }
+                s = *end == ',' ? end + 1 : end;
+            }
+        } else if (!strcmp(head, "end")) {
+            ended = 1;
+        } else {
+            rc_errf(err, errlen, "%s:%d: unknown section '%s'", file, lineno, head);
+            goto out;
+        }
+    }
+    if (!ended) { rc_errf(err, errlen, "%s: truncated IR (no 'end' line)", file); goto out; }
+    /* the search section must be one `retinac search` runs (the spec loader's rule too) */
+    if (ir->search.n_dims && rc_search_check(&ir->search, m, sizeof m) < 0) {
+        rc_errf(err, errlen, "%s:%d: %s", file, search_line, m);
+        goto out;
+    }
+    const rc_field *rf = rc_fields(RC_SECTION_INPUT, 0, &n);
+    if (check_required(rf, n, ir, m, sizeof m)) { rc_errf(err, errlen, "%s: input: %s", file, m); goto out; }
+    if (check_required(sf, nsf, &ir->sched, m, sizeof m)) { rc_errf(err, errlen, "%s: schedule: %s", file, m); goto out; }
+    for (int i = 0; i < ir->n_layers; i++) {
+        const rc_layer *l = &ir->layers[i];
+        rf = rc_fields(RC_SECTION_LAYER, l->kind, &n);
+        if (check_required(rf, n, l, m, sizeof m) ||
+            (layer_has_schedule(l->kind) && check_required(sf, nsf, &l->sched, m, sizeof m))) {
+            rc_errf(err, errlen, "%s: layer %d (%s): %s", file, i + 1,
+                    l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind), m);
+            goto out;
+        }
+    }
+    rf = rc_fields(RC_SECTION_TRAIN, 0, &n);
+    if (check_required(rf, n, &ir->train, m, sizeof m)) { rc_errf(err, errlen, "%s: train: %s", file, m); goto out; }
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}

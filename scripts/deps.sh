@@ -1,0 +1,41 @@
+#!/bin/sh
+# deps.sh — the one list of Debian packages retinac needs, and the one check that installs them.
+#
+# usage: scripts/deps.sh [build|fuzz]...   (default: build)
+#   build  compiler, Lua 5.4, HDF5, Criterion, FFTW, Open MPI: what `make`, `make test` and
+#          `make demo` need
+#   fuzz   clang with libFuzzer, for `make fuzz` / `make fuzz-regress`
+# Exit 0 when every package is installed. Otherwise, as root on Debian or Ubuntu, install the
+# missing ones with apt-get (noninteractive) and exit with apt-get's status; as anyone else,
+# print the one command to run and exit 1. Used by make demo, make test and .ci/run.
+set -eu
+
+build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin"
+fuzz="clang libclang-rt-14-dev"
+
+want=""
+[ $# -eq 0 ] && set -- build
+for group in "$@"; do
+    case "$group" in
+        build) want="$want $build" ;;
+        fuzz) want="$want $fuzz" ;;
+        *) echo "deps.sh: unknown group '$group' (build, fuzz)" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps.sh: installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    exec apt-get install -y -qq $missing
+fi
+echo "retinac needs these Debian packages:$missing" >&2
+echo "install them with:  sudo apt-get install$missing" >&2
+exit 1
