@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p $C/spec $C/ir_text $C/checkpoint $C/probe "$tmp/probe"
 
-cc -std=c11 -O1 -Iruntime $(pkg-config --cflags hdf5) -o "$tmp/make_seeds" fuzz/make_seeds.c \
+cc -std=c11 -O1 -Icommon $(pkg-config --cflags hdf5) -o "$tmp/make_seeds" fuzz/make_seeds.c \
     $(pkg-config --libs hdf5) -lm
 "$tmp/make_seeds" "$tmp"
 cp "$tmp"/probe/*.h5 $C/probe/

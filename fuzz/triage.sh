@@ -3,7 +3,7 @@
 # retinac's bugs and HDF5's. Each is rerun on its harness (full stacks: fast_unwind_on_malloc=0) and
 # classified by the first frame past the sanitizer, libFuzzer and libc of each stack in the report
 # (the error stack and, for memory errors and leaks, the "allocated by" stack):
-#   RETINAC   a frame in runtime/, compiler/ or fuzz/ (a retinac bug, or a retinac buffer that
+#   RETINAC   a frame in retinac source (runtime/, compiler/, common/, ..., fuzz/): a bug, or a buffer that
 #             HDF5 overran), or a harness check (round trip, HDF5 object left open): fix it;
 #   HDF5      only HDF5 frames: an HDF5 1.10.8 bug on a corrupt file (see fuzz/hdf5_known/);
 #   NO REPRO  nothing on a rerun alone (seen for HDF5 leaks that need earlier inputs' state;
@@ -25,7 +25,7 @@ for a in "$D"/*-crash-* "$D"/*-leak-* "$D"/*-oom-* "$D"/*-timeout-* "$D"/*-slow-
         /^ +#[0-9]+ / && !(s in got) && $0 !~ /sanitizer|interceptor|fuzzer::|libc\.so|libc-start|memmove|memcpy|memset| in (malloc|calloc|realloc|free|strdup)| in _start/ {
             got[s] = 1; sub(/^ +#[0-9]+ 0x[0-9a-f]+ (in )?/, ""); sub(/ \(BuildId.*/, ""); print "    " $0 }' | head -3)
     if [ -z "$what" ]; then v="NO REPRO"
-    elif printf '%s\n%s\n' "$frames" "$what" | grep -qE '(runtime|compiler|fuzz)/|round trip|HDF5 object'; then
+    elif printf '%s\n%s\n' "$frames" "$what" | grep -qE '(runtime|compiler|common|analysis|sim|search|cli|fuzz)/|round trip|HDF5 object'; then
         v="RETINAC"; ours=$((ours + 1))
     else v="HDF5"; fi
     echo "$v  $a  [$what]"
