@@ -3,8 +3,8 @@
 # retinac's bugs and HDF5's. Each is rerun on its harness (full stacks: fast_unwind_on_malloc=0) and
 # classified by the first frame past the sanitizer, libFuzzer and libc of each stack in the report
 # (the error stack and, for memory errors and leaks, the "allocated by" stack):
-#   RETINAC   a frame in retinac source (runtime/, compiler/, common/, ..., fuzz/): a bug, or a buffer that
-#             HDF5 overran), or a harness check (round trip, HDF5 object left open): fix it;
+#   RETINAC   a frame in retinac source (runtime/, compiler/, common/, ..., fuzz/): a retinac bug or
+#             a retinac buffer HDF5 overran; or a harness check (round trip, HDF5 object left open);
 #   HDF5      only HDF5 frames: an HDF5 1.10.8 bug on a corrupt file (see fuzz/hdf5_known/);
 #   NO REPRO  nothing on a rerun alone (seen for HDF5 leaks that need earlier inputs' state;
 #             fork mode does not keep the child's report): rerun with the run's corpus to look.
