@@ -22,7 +22,7 @@
  * strings fail fast, table.sort refuses more than RC_SPEC_MAX_SORT elements.
  *
  * Time: besides the instruction count, a watchdog thread arms the hook to fire at the very next
- * instruction once RC_SPEC_MAX_SECONDS of wall time have passed (lua_sethook may be called
+ * instruction once RC_SPEC_MAX_SECONDS (or $RETINAC_SPEC_SECONDS) of wall time have passed (lua_sethook may be called
  * asynchronously), so a loop of expensive C calls (comparisons, string.upper, string.format on
  * strings of tens of MB) stops within one such call of the deadline.
  *
@@ -71,6 +71,7 @@ typedef struct {
     size_t errlen;
     long steps;                       /* VM instructions executed (multiple of HOOK_EVERY) */
     atomic_int timed_out;             /* set by the watchdog at the wall-clock deadline */
+    int seconds;                      /* the wall-clock limit */
     int failed;                       /* err holds a walker message */
     spec_alloc mem;
 } spec_ctx;
@@ -127,7 +128,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);     /* keep failing until unwound */
     if (late)
         lua_pushfstring(L, "%s:%d: spec exceeds the time limit (%d s of evaluation): runaway loop?",
-                        c->file, line, (int)RC_SPEC_MAX_SECONDS);
+                        c->file, line, c->seconds);
     else
         lua_pushfstring(L, "%s:%d: spec exceeds the instruction limit (%d million Lua steps): "
                         "runaway loop?", c->file, line, (int)(RC_SPEC_MAX_INSTRUCTIONS / 1000000));
@@ -150,7 +151,7 @@ static void *watchdog_main(void *arg)
     spec_watchdog *w = arg;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)RC_SPEC_MAX_SECONDS;
+    until.tv_sec += (time_t)w->c->seconds;
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     while (!w->stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
@@ -160,6 +161,16 @@ static void *watchdog_main(void *arg)
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+/* The wall-clock limit: RC_SPEC_MAX_SECONDS, or $RETINAC_SPEC_SECONDS when it is 1..3600 (a
+ * slow machine, a sanitizer build, or a test that wants the limit short). */
+static int spec_seconds(void)
+{
+    const char *e = getenv("RETINAC_SPEC_SECONDS");
+    char *end;
+    long v = e && *e ? strtol(e, &end, 10) : 0;
+    return e && *e && !*end && v >= 1 && v <= 3600 ? (int)v : RC_SPEC_MAX_SECONDS;
 }
 
 static int watchdog_start(spec_watchdog *w, lua_State *L, spec_ctx *c)
@@ -1294,6 +1305,7 @@ static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir
     c.err = err;
     c.errlen = errlen;
     c.mem.cap = RC_SPEC_MAX_MEMORY;
+    c.seconds = spec_seconds();
     if (errlen) err[0] = 0;
     rc_ir_defaults(ir);
 

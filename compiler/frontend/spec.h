@@ -21,7 +21,9 @@
 #define RC_SPEC_MAX_INSTRUCTIONS 20000000L   /* Lua VM instructions per spec */
 #define RC_SPEC_MAX_MEMORY (64u << 20)        /* bytes the Lua state may hold */
 #define RC_SPEC_MAX_FILE (1u << 20)           /* bytes of spec source */
-#define RC_SPEC_MAX_SECONDS 5                 /* wall-clock seconds of evaluation */
+#define RC_SPEC_MAX_SECONDS 10                /* wall-clock seconds of evaluation; the
+                                                 environment's RETINAC_SPEC_SECONDS (1..3600)
+                                                 replaces it */
 #define RC_SPEC_MAX_SORT 100000               /* elements table.sort may sort */
 
 /* Load a spec file. ir is overwritten (rc_ir_defaults first). */
