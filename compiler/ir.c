@@ -29,7 +29,7 @@ static const char *const act_names[RC_ACT_COUNT + 1] = {
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == RC_LAYER_COUNT, "kind names");
 
 static const char *const bn_over_names[] = {"unit", "channel", NULL};
-static const char *const loss_names[] = {"poisson", "mse", NULL};
+static const char *const loss_names[] = {"poisson", "mse", "poisson_log", NULL};
 static const char *const opt_names[] = {"adam", "adamw", NULL};
 static const char *const l1_names[] = {"mean", "sum", NULL};
 static const char *const sched_names[] = {"none", "plateau", "step", NULL};
@@ -82,7 +82,7 @@ static const rc_field sched_fields[] = {
 };
 
 static const rc_field train_fields[] = {
-    F_ENUM(rc_train, loss, loss_names, "poisson (reference) or mse"),
+    F_ENUM(rc_train, loss, loss_names, "poisson (reference), mse, or poisson_log (log-rate output: exp(y)-t*y)"),
     F_ENUM(rc_train, optimizer, opt_names, "adam (coupled L2, reference) or adamw"),
     F_NUM(rc_train, lr, 1e-12, 10, "learning rate"),
     F_NUM(rc_train, l2, 0, 1e6, "L2 weight decay on every trainable parameter"),

@@ -49,7 +49,7 @@ typedef enum {
 } rc_act;
 
 typedef enum { RC_BN_UNIT, RC_BN_CHANNEL } rc_bn_over;
-typedef enum { RC_LOSS_POISSON, RC_LOSS_MSE } rc_loss;
+typedef enum { RC_LOSS_POISSON, RC_LOSS_MSE, RC_LOSS_POISSON_LOG } rc_loss;
 typedef enum { RC_OPT_ADAM, RC_OPT_ADAMW } rc_opt;
 typedef enum { RC_L1_MEAN, RC_L1_SUM } rc_l1_mode;          /* SUM = reference (batch sum) */
 typedef enum { RC_SCHED_NONE, RC_SCHED_PLATEAU, RC_SCHED_STEP } rc_sched;
