@@ -8,6 +8,7 @@
  */
 #include "errbuf.h"
 #include "ir.h"
+#include "prim.h"
 #include "search.h"
 #include "sha256.h"
 
@@ -21,7 +22,7 @@
 /* ---------------------------------------------------------------- names */
 
 static const char *const kind_names[RC_LAYER_COUNT] = {
-    "conv", "dense", "batchnorm", "noise", "dropout", "act", "gcconv",
+    "conv", "dense", "batchnorm", "noise", "dropout", "act", "gcconv", "def",
 };
 static const char *const act_names[RC_ACT_COUNT + 1] = {
     "relu", "softplus", "exp", "abs", "square", "requ", "sigmoid", "tanh", "identity", NULL,
@@ -55,6 +56,7 @@ int rc_layer_kind_parse(const char *name, rc_layer_kind *kind, rc_act *act)
 /* The display name of a layer: the activation's own name for act layers. */
 static const char *layer_name(const rc_layer *l)
 {
+    if (l->kind == RC_LAYER_DEF) return l->def_kind[0] ? l->def_kind : "def";
     return l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind);
 }
 
@@ -228,7 +230,7 @@ static int add_view(rc_ir *ir, int state, int layer, const char *suffix, int ran
     if (*n >= RC_MAX_PARAMS) return rc_errf(err, errlen, "model: more than %d parameter tensors", RC_MAX_PARAMS);
     rc_param *p = &arr[(*n)++];
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%d.%s.%s", layer + 1, rc_layer_kind_name(ir->layers[layer].kind), suffix);
+    snprintf(p->name, sizeof p->name, "%d.%s.%s", layer + 1, layer_name(&ir->layers[layer]), suffix);
     p->layer = layer;
     p->rank = rank;
     int64_t count = 1;
@@ -239,6 +241,107 @@ static int add_view(rc_ir *ir, int state, int layer, const char *suffix, int ran
     p->init_value = value;
     *total += count;
     return 0;
+}
+
+/* ---------------------------------------------------------------- defined layers */
+
+int rc_ir_def_set(rc_ir *ir, int li, const char *kind, const char *text, char *err, size_t errlen)
+{
+    if (li < 0 || li >= ir->n_layers) return rc_errf(err, errlen, "layer %d: no such layer", li + 1);
+    size_t kl = strlen(kind), tl = strlen(text);
+    int ident = kl > 0 && kl < RC_DEF_KIND_MAX && !(kind[0] >= '0' && kind[0] <= '9');
+    for (size_t i = 0; ident && i < kl; i++)
+        ident = (kind[i] >= 'a' && kind[i] <= 'z') || (kind[i] >= 'A' && kind[i] <= 'Z') ||
+                (kind[i] >= '0' && kind[i] <= '9') || kind[i] == '_';
+    if (!ident) return rc_errf(err, errlen, "layer %d: kind '%s' is not an identifier of at most %d characters",
+                               li + 1, kind, RC_DEF_KIND_MAX - 1);
+    if ((size_t)ir->def_text_len + tl + 1 > sizeof ir->def_text)
+        return rc_errf(err, errlen, "layer %d (%s): the defined layers' graphs exceed %d bytes of text", li + 1,
+                       kind, RC_DEF_TEXT_MAX);
+    rc_layer *l = &ir->layers[li];
+    l->kind = RC_LAYER_DEF;
+    memcpy(l->def_kind, kind, kl + 1);
+    l->def_off = ir->def_text_len;
+    l->def_len = (int)tl;
+    memcpy(ir->def_text + ir->def_text_len, text, tl + 1);
+    ir->def_text_len += (int)tl + 1;
+    return 0;
+}
+
+const char *rc_ir_def_text(const rc_ir *ir, int li, char *buf, size_t n)
+{
+    if (li < 0 || li >= ir->n_layers) return NULL;
+    const rc_layer *l = &ir->layers[li];
+    if (l->kind != RC_LAYER_DEF || l->def_off < 0 || l->def_len < 0 ||
+        (size_t)l->def_off + (size_t)l->def_len > sizeof ir->def_text || (size_t)l->def_len + 1 > n) return NULL;
+    memcpy(buf, ir->def_text + l->def_off, (size_t)l->def_len);
+    buf[l->def_len] = 0;
+    return buf;
+}
+
+int rc_ir_def_graph(const rc_ir *ir, int li, rc_prim_graph *g, char *err, size_t errlen)
+{
+    rc_prim_init(g);
+    char *buf = malloc(RC_DEF_TEXT_MAX);
+    if (!buf) return rc_errf(err, errlen, "layer %d: out of memory", li + 1);
+    char m[300];
+    int rc = 0;
+    if (!rc_ir_def_text(ir, li, buf, RC_DEF_TEXT_MAX))
+        rc = rc_errf(err, errlen, "layer %d: not a defined layer", li + 1);
+    else if (rc_prim_parse(g, buf, ir->cells > 0 ? ir->cells : 0, m, sizeof m))
+        rc = rc_errf(err, errlen, "layer %d (%s): %s", li + 1, ir->layers[li].def_kind, m);
+    free(buf);
+    return rc;
+}
+
+/* A defined layer in rc_ir_infer: its graph for the IR's cell count, input (B, in) and output
+ * (B, C, H, W) in both modes, its parameters and state laid out in declaration order. */
+static int def_infer(rc_ir *ir, int li, rc_shape in, rc_shape *out, double *fwd, double *bwd,
+                     const char *file, char *err, size_t errlen)
+{
+    rc_layer *l = &ir->layers[li];
+    rc_prim_graph g;
+    char m[300];
+    int rc = -1;
+    if (rc_ir_def_graph(ir, li, &g, m, sizeof m)) {
+        rc_errf(err, errlen, "%s: %s", file, m);
+        goto done;
+    }
+    for (int i = 0; i < g.n; i++) {
+        const rc_prim_node *nd = &g.node[i];
+        if (nd->op != RC_P_INPUT || nd->ref != 0) continue;
+        if (nd->rank != 4 || nd->dims[0] != RC_PRIM_B || nd->dims[1] != in.c || nd->dims[2] != in.h || nd->dims[3] != in.w) {
+            rc_errf(err, errlen, "%s: layer %d (%s): the graph's input is not the layer's input (B,%d,%d,%d)", file,
+                    li + 1, layer_name(l), in.c, in.h, in.w);
+            goto done;
+        }
+    }
+    const rc_prim_node *yt = &g.node[g.out[RC_PRIM_TRAIN]], *ye = &g.node[g.out[RC_PRIM_EVAL]];
+    if (yt->rank != 4 || yt->dims[0] != RC_PRIM_B || ye->rank != 4 || memcmp(yt->dims, ye->dims, sizeof yt->dims)) {
+        rc_errf(err, errlen, "%s: layer %d (%s): the output must be (B, C, H, W), the same in training and "
+                "evaluation", file, li + 1, layer_name(l));
+        goto done;
+    }
+    for (int k = 1; k < 4; k++)
+        if (yt->dims[k] < 1) {
+            rc_errf(err, errlen, "%s: layer %d (%s): output dimension %d is not a number", file, li + 1, layer_name(l), k + 1);
+            goto done;
+        }
+    *out = (rc_shape){yt->dims[1], yt->dims[2], yt->dims[3]};
+    for (int st = 0; st < 2; st++) {
+        int n = st ? g.n_state : g.n_param;
+        for (int k = 0; k < n; k++) {
+            const rc_prim_decl *d = st ? &g.state[k] : &g.param[k];
+            if (add_view(ir, st, li, d->name, d->rank, d->dims, d->init_bound > 0 ? d->init_bound : -1,
+                         d->init_value, err, errlen)) goto done;
+        }
+    }
+    *fwd = rc_prim_flops(&g, RC_PRIM_EVAL);
+    *bwd = 2 * rc_prim_flops(&g, RC_PRIM_TRAIN);
+    rc = 0;
+done:
+    rc_prim_free(&g);
+    return rc;
 }
 
 /* Reference §1.3: number and sizes of the sub-convs of a k×k stacked conv of s×s pieces. */
@@ -420,6 +523,13 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
             if ((unsigned)l->act >= RC_ACT_COUNT) LFAIL("act", "unknown rectification");
             fwd = el; bwd = 2 * el;
             break;
+        case RC_LAYER_DEF: {
+            rc_shape o;
+            if (def_infer(ir, li, cur, &o, &fwd, &bwd, file, err, errlen)) return -1;
+            if (ir->n_params > l->param_first) seen_weights = 1;
+            cur = o;
+            break;
+        }
         default:
             return rc_errf(err, errlen, "%s: layer %d: unknown kind %d", file, li + 1, (int)l->kind);
         }
@@ -527,6 +637,17 @@ char *rc_ir_format(const rc_ir *ir)
     sb_put(&b, "\n");
     for (int i = 0; i < ir->n_layers; i++) {
         const rc_layer *l = &ir->layers[i];
+        if (l->kind == RC_LAYER_DEF) {          /* the graph, one "prim" line per line */
+            sb_put(&b, "layer def kind=%s\n", l->def_kind);
+            const char *t = ir->def_text + l->def_off, *e = t + l->def_len;
+            while (t < e) {
+                const char *nl = memchr(t, '\n', (size_t)(e - t));
+                int len = (int)((nl ? nl : e) - t);
+                if (len) sb_put(&b, "prim %.*s\n", len, t);
+                t += len + 1;
+            }
+            continue;
+        }
         sb_put(&b, "layer %s", layer_name(l));
         f = rc_fields(RC_SECTION_LAYER, l->kind, &n);
         put_fields(&b, f, n, l, "");
@@ -768,6 +889,17 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
             if (sp2) *sp2 = 0;
             rc_layer_kind kind;
             rc_act act = RC_ACT_IDENTITY;
+            if (!strcmp(rest, "def")) {         /* its graph follows as "prim" lines */
+                if (ir->n_layers >= RC_MAX_LAYERS) { rc_errf(err, errlen, "%s:%d: too many layers", file, lineno); goto out; }
+                rc_layer *l = &ir->layers[ir->n_layers++];
+                rc_layer_defaults(l, RC_LAYER_DEF);
+                if (strncmp(kv, "kind=", 5) || rc_ir_def_set(ir, ir->n_layers - 1, kv + 5, "", m, sizeof m)) {
+                    rc_errf(err, errlen, "%s:%d: layer %d (def): expected kind=NAME (an identifier)", file, lineno, ir->n_layers);
+                    goto out;
+                }
+                ir->def_text_len--;             /* reopen the (empty) text for the prim lines */
+                continue;
+            }
             if (rc_layer_kind_parse(rest, &kind, &act)) { rc_errf(err, errlen, "%s:%d: unknown layer '%s'", file, lineno, rest); goto out; }
             if (ir->n_layers >= RC_MAX_LAYERS) { rc_errf(err, errlen, "%s:%d: too many layers", file, lineno); goto out; }
             rc_layer *l = &ir->layers[ir->n_layers++];
@@ -779,6 +911,20 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
                 rc_errf(err, errlen, "%s:%d: layer %d (%s): %s", file, lineno, ir->n_layers, rest, m);
                 goto out;
             }
+        } else if (!strcmp(head, "prim")) {   /* a line of the last layer's graph */
+            rc_layer *l = ir->n_layers ? &ir->layers[ir->n_layers - 1] : NULL;
+            size_t rl = strlen(rest);
+            if (!l || l->kind != RC_LAYER_DEF || l->def_off + l->def_len != ir->def_text_len) {
+                rc_errf(err, errlen, "%s:%d: a 'prim' line outside a defined layer", file, lineno); goto out;
+            }
+            if ((size_t)ir->def_text_len + rl + 2 > sizeof ir->def_text) {
+                rc_errf(err, errlen, "%s:%d: the defined layers' graphs exceed %d bytes", file, lineno, RC_DEF_TEXT_MAX); goto out;
+            }
+            memcpy(ir->def_text + ir->def_text_len, rest, rl);
+            ir->def_text[ir->def_text_len + rl] = '\n';
+            ir->def_text_len += (int)rl + 1;
+            l->def_len += (int)rl + 1;
+            ir->def_text[ir->def_text_len] = 0;
         } else if (!strcmp(head, "train")) {
             const rc_field *f = rc_fields(RC_SECTION_TRAIN, 0, &n);
             if (parse_kv(rest, f, n, &ir->train, NULL, 0, NULL, m, sizeof m) || rc_train_check(&ir->train, m, sizeof m)) {

@@ -30,6 +30,8 @@
 #define RC_MAX_SEARCH_VALUES 32
 #define RC_MAX_MILESTONES 16
 #define RC_NAME_MAX 64
+#define RC_DEF_TEXT_MAX 65536    /* canonical primitive-graph text of all defined layers */
+#define RC_DEF_KIND_MAX 32
 
 typedef enum {
     RC_LAYER_CONV,      /* conv: valid, stride 1; tiled (period) or stacked (stack) */
@@ -40,6 +42,8 @@ typedef enum {
     RC_LAYER_ACT,       /* rectification, see rc_act */
     RC_LAYER_GCCONV,    /* convolutional ganglion-cell layer: conv to one channel per cell,
                            read out at each cell's position -> (cells, 1, 1) */
+    RC_LAYER_DEF,       /* a defined layer: a graph of primitives (compiler/prim.h), written in
+                           Lua (the prelude or the spec); def_kind names it */
     RC_LAYER_COUNT
 } rc_layer_kind;
 
@@ -89,6 +93,10 @@ typedef struct {
     double std, p;
     /* act */
     rc_act act;
+    /* def: the kind's name (a Lua identifier) and its graph's canonical text (rc_prim_format,
+     * cells symbolic) at ir->def_text[def_off .. def_off + def_len) */
+    char def_kind[RC_DEF_KIND_MAX];
+    int def_off, def_len;
     rc_schedule sched;
 
     /* ---- derived by rc_ir_infer ---- */
@@ -152,6 +160,8 @@ typedef struct {
     rc_layer layers[RC_MAX_LAYERS];
     rc_train train;
     rc_search search;
+    int def_text_len;
+    char def_text[RC_DEF_TEXT_MAX];   /* the defined layers' graphs, see rc_layer.def_off */
 
     /* ---- derived by rc_ir_infer ---- */
     int cells;
@@ -229,6 +239,23 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
 
 /* sha256 of the canonical text, as 64 hex chars + NUL. */
 void rc_ir_hash(const rc_ir *ir, char hex[65]);
+
+/* Defined layers (RC_LAYER_DEF). rc_ir_def_set appends graph text (rc_prim_format's, cells
+ * symbolic) for layer li of kind `kind` and points the layer at it; -1 with a message if the
+ * pool is full or kind is not an identifier. rc_ir_def_text returns the text (NUL-terminated
+ * copy in buf of n bytes; NULL if it does not fit). In the canonical IR a defined layer is
+ *   layer def kind=NAME
+ *   prim <one line of the graph text>      (as many as the graph has)
+ * and rc_ir_infer parses the graph with the cell count substituted (rc_prim_parse), takes the
+ * layer's output shape from it, lays out its parameters ("<i>.<kind>.<name>") and state, and
+ * counts its FLOPs (forward; training = 3x forward, as for the built-in layers). */
+int rc_ir_def_set(rc_ir *ir, int li, const char *kind, const char *text, char *err, size_t errlen);
+const char *rc_ir_def_text(const rc_ir *ir, int li, char *buf, size_t n);
+/* The graph of defined layer li with the IR's cell count substituted (after rc_ir_infer),
+ * into g (compiler/prim.h; need not be inited; free with rc_prim_free, also after an error).
+ * Returns 0 or -1 with a message naming the layer. */
+struct rc_prim_graph;
+int rc_ir_def_graph(const rc_ir *ir, int li, struct rc_prim_graph *g, char *err, size_t errlen);
 
 /* Find a parameter view by name; NULL if absent. */
 const rc_param *rc_ir_find_param(const rc_ir *ir, const char *name);
