@@ -20,7 +20,7 @@
 const char cmd_info_help[] =
     "usage: retinac info FILE [--json] [--quick] [--rate-key KEY] [--cells LIST]\n"
     "                    [--layout auto|baccus|openretina] [--test-name NAME] [--stimuli-dir DIR]\n"
-    "                    [--loss poisson|mse] [--mem-budget MB] [--epoch-pass B]\n"
+    "                    [--loss poisson|poisson_log|mse] [--mem-budget MB] [--epoch-pass B]\n"
     "\n"
     "Print what a recording holds: layout, splits and frame counts, frame size and dtype,\n"
     "cells and their centres, rate keys, test repeats, ground truth (synthetic files), the\n"
@@ -38,8 +38,8 @@ const char cmd_info_help[] =
     "                     stats {mean,std} (absent with --quick), issues [{level,key,cell,\n"
     "                     index,message}], check {errors,warnings,seconds}\n"
     "  --quick            metadata and labels only; skip the frame scan\n"
-    "  --loss L           the loss the data is for: poisson (default; negative responses are\n"
-    "                     errors) or mse (negative responses are warnings)\n"
+    "  --loss L           the loss the data is for: poisson (default) or poisson_log (negative\n"
+    "                     responses are errors), or mse (negative responses are warnings)\n"
     "  --rate-key KEY     label key to check (default firing_rate_10ms)\n"
     "  --cells LIST       comma-separated 0-based cell indices\n"
     "  --layout L         force a layout (default: detect)\n"
@@ -333,7 +333,11 @@ int cmd_info(int argc, char **argv)
         }
         else if (!strcmp(a, "--stimuli-dir")) o.stimuli_dir = v;
         else if (!strcmp(a, "--loss")) {
-            if (strcmp(v, "poisson") && strcmp(v, "mse")) { fprintf(stderr, "retinac info: --loss: '%s' (poisson or mse)\n", v); free(cells); return 2; }
+            if (strcmp(v, "poisson") && strcmp(v, "poisson_log") && strcmp(v, "mse")) {
+                fprintf(stderr, "retinac info: --loss: '%s' (poisson, poisson_log or mse)\n", v);
+                free(cells);
+                return 2;
+            }
             signed_ok = !strcmp(v, "mse");
         }
         else if (!strcmp(a, "--cells")) {

@@ -1,5 +1,5 @@
-/* loss.c — Poisson NLL / MSE plus L1 activity penalty, with the gradient w.r.t. the prediction.
- * See loss.h for the exact formulas (they follow PyTorch's loss modules bit for bit in intent;
+/* loss.c — Poisson NLL (rate or log-rate input) / MSE plus L1 activity penalty, with the
+ * gradient w.r.t. the prediction. See loss.h for the exact formulas (they follow PyTorch's loss modules bit for bit in intent;
  * sums here are in double).
  */
 #include "loss.h"
@@ -20,6 +20,10 @@ rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B
         if (kind == RC_LOSS_MSE) {
             sd += (p - t) * (p - t);
             g = 2.0 * (p - t) * inv_n;
+        } else if (kind == RC_LOSS_POISSON_LOG) {
+            double e = exp(p);
+            sd += e - t * p;
+            g = (e - t) * inv_n;
         } else {
             sd += p - t * log(p + RC_POISSON_EPS);
             g = (1.0 - t / (p + RC_POISSON_EPS)) * inv_n;
@@ -32,6 +36,11 @@ rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B
     v.l1 = l1c * sa;
     v.total = v.data + v.l1;
     return v;
+}
+
+rc_loss rc_loss_eval_kind(rc_loss kind)
+{
+    return kind == RC_LOSS_POISSON_LOG ? RC_LOSS_POISSON : kind;
 }
 
 rc_loss_value rc_loss_train(const rc_train *tr, int B, int cells, const float *pred,

@@ -1,8 +1,13 @@
 /* loss.h — training losses and the activity penalty, value and gradient w.r.t. the prediction.
  *
  * Conventions (reference §3.4, PyTorch defaults):
- *   poisson  mean over B*cells of (pred - target * log(pred + 1e-8))   PoissonNLLLoss(log_input=False)
- *   mse      mean over B*cells of (pred - target)^2                    MSELoss()
+ *   poisson      mean over B*cells of (pred - target * log(pred + 1e-8))  PoissonNLLLoss(log_input=False)
+ *   mse          mean over B*cells of (pred - target)^2                   MSELoss()
+ *   poisson_log  mean over B*cells of (exp(pred) - target * pred)         PoissonNLLLoss(log_input=True)
+ *                (full=False: no Stirling term; eps unused with log_input). The training
+ *                output is a log-rate: the reference pairs this loss with an output layer
+ *                Exponential(train_off=True), identity in training and exp in eval, so what
+ *                eval/predict report (eval mode) is the rate exp(pred).
  *   L1 activity penalty on the prediction:
  *     RC_L1_SUM   l1 * sum |pred|        (torch-deep-retina: l1 * torch.norm(pred, 1))
  *     RC_L1_MEAN  l1 * sum |pred| / B    (batch-size independent)
@@ -25,6 +30,17 @@ typedef struct {
 /* pred, target (B, cells); dy (B, cells) receives d total / d pred (overwritten) unless NULL. */
 rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells,
                               const float *pred, const float *target, float *dy);
+
+/* The loss to apply to EVAL-mode outputs (validation): poisson_log -> poisson, others unchanged.
+ * Validation runs the model in eval mode, as the reference does (model.eval(), §3.4), so under
+ * poisson_log its outputs are rates r = exp(log-rate) and the data term is the rate form
+ * r - t*log(r + 1e-8), which is the training data term exp(y) - t*y at y = log r (up to the
+ * 1e-8): training and validation losses stay comparable. The reference literally applies its
+ * log_input=True loss to the eval-mode rates (exp(r) - t*r), which measures nothing; retinac
+ * does not reproduce that. The L1 term is taken on the eval-mode outputs, as the reference's
+ * validation does. A model whose eval output is not a rate (no eval-only exp at the end) gets
+ * a NaN validation loss for negative outputs. */
+rc_loss rc_loss_eval_kind(rc_loss kind);
 
 /* The same with the loss settings of a model's train section. */
 rc_loss_value rc_loss_train(const rc_train *tr, int B, int cells, const float *pred,

@@ -183,9 +183,14 @@ typedef struct {
     float *val_pred, *val_y;   /* (n_val, cells) */
     float *pred, *dy;          /* (B, cells) host copies */
     int *est_centers;          /* (cells, 2) STA-estimated RF centers, or NULL */
+    int warned_log_rate;       /* poisson_log: the negative eval-output warning was given */
 } trainer;
 
-/* Validation in eval mode: val_loss (data term mean + per-sample L1) and mean Pearson r. */
+/* Validation in eval mode: val_loss (data term mean + per-sample L1) and mean Pearson r. The
+ * outputs are eval-mode ones, so loss = "poisson_log" is scored in its rate form
+ * (rc_loss_eval_kind, loss.h); a negative eval output there means the model has no eval-only
+ * exp at its end (its eval outputs are log-rates): warned once, the loss is then NaN and the
+ * epoch-end rules watch the training loss. */
 static int validate(trainer *t, double *val_loss, double *val_r, char *err, size_t errlen)
 {
     const rc_ir *ir = t->ir;
@@ -206,9 +211,22 @@ static int validate(trainer *t, double *val_loss, double *val_r, char *err, size
             rc_iter_free(it);
             return -1;
         }
-        rc_loss_value lv = rc_loss_compute(ir->train.loss, ir->train.l1_activity, RC_L1_MEAN, b.B,
-                                           cells, t->val_pred + n * cells, b.y, NULL);
+        rc_loss_value lv = rc_loss_compute(rc_loss_eval_kind(ir->train.loss), ir->train.l1_activity,
+                                           RC_L1_MEAN, b.B, cells, t->val_pred + n * cells, b.y, NULL);
         sum += lv.total * b.B;
+        if (ir->train.loss == RC_LOSS_POISSON_LOG && !t->warned_log_rate && t->o->warn) {
+            const float *q = t->val_pred + n * cells;
+            int64_t m = (int64_t)b.B * cells, i = 0;
+            while (i < m && !(q[i] < 0)) i++;
+            if (i < m) {
+                t->warned_log_rate = 1;
+                t->o->warn(t->o->warn_ctx,
+                           "loss \"poisson_log\": the model's eval-mode outputs are negative, so they are "
+                           "log-rates, not rates: end the model with a layer that applies exp in eval "
+                           "only (the reference's Exponential(train_off=True)); the validation loss is "
+                           "undefined (NaN) and the training loss is watched instead");
+            }
+        }
         memcpy(t->val_y + n * cells, b.y, (size_t)b.B * cells * sizeof(float));
         n += b.B;
     }

@@ -72,7 +72,9 @@ typedef struct {
     int allow_other_recording;   /* resume on a recording whose fingerprint differs (warns) */
     rc_train_progress_fn progress;
     void *progress_ctx;
-    void (*warn)(void *ctx, const char *line);   /* warnings before training; may be NULL */
+    void (*warn)(void *ctx, const char *line);   /* warnings before training (and one after a
+                                                    validation: poisson_log with negative eval
+                                                    outputs); may be NULL */
     void *warn_ctx;
     int data_checked;            /* the caller ran rc_train_check_data on this recording: its
                                     warnings are not repeated (errors still stop the run) */

@@ -24,12 +24,14 @@ typedef int (*emu_launch_fn)(void *fn, const void *args, unsigned gx, unsigned g
 typedef struct emu_fn {
     void *k;
     emu_launch_fn launch;
+    size_t args_size;   /* the kernel's argument block (rc_kargs, or rc_uargs for the utility module) */
     struct emu_fn *next;
 } emu_fn;
 
 typedef struct {
     void *so;
     emu_launch_fn launch;
+    size_t args_size;
     emu_fn *fns;
     char dir[256];
 } emu_mod;
@@ -90,6 +92,9 @@ static int emu_module_load(rc_cuda_dev *d, const char *src, const char *name, vo
     if (!m->so) { free(m); return emu_err(d, "dlopen", dlerror()); }
     *(void **)&m->launch = dlsym(m->so, "rc_emu_launch");
     if (!m->launch) { dlclose(m->so); free(m); return emu_err(d, "no rc_emu_launch in", so); }
+    const unsigned long long *asz = dlsym(m->so, "rc_emu_args_size");
+    if (!asz) { dlclose(m->so); free(m); return emu_err(d, "no rc_emu_args_size in", so); }
+    m->args_size = (size_t)*asz;
     unlink(cpp);
     unlink(so);
     unlink(lg);
@@ -117,6 +122,7 @@ static int emu_get_function(rc_cuda_dev *d, void *mod, const char *name, void **
     if (!f) return emu_err(d, "out of memory", NULL);
     f->k = k;
     f->launch = m->launch;
+    f->args_size = m->args_size;
     f->next = m->fns;
     m->fns = f;
     *fn = f;
@@ -127,7 +133,7 @@ static int emu_launch(rc_cuda_dev *d, void *fn, unsigned gx, unsigned gy, unsign
                       size_t argbytes)
 {
     emu_fn *f = fn;
-    if (argbytes != sizeof(rc_cuda_args)) return emu_err(d, "only model kernels can be emulated", NULL);
+    if (argbytes != f->args_size) return emu_err(d, "argument block size differs from the kernel's", NULL);
     if (f->launch(f->k, args, gx, gy, block)) return emu_err(d, "launch failed", NULL);
     return 0;
 }

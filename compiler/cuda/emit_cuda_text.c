@@ -121,9 +121,13 @@ static const char emu_prelude[] =
 
 static const char emu_trailer[] =
 "\n/* ---- emulation launcher ---- */\n"
-"typedef void (*rc_emu_kfn)(rc_kargs);\n"
+"#ifndef RC_EMU_ARGS\n"
+"#define RC_EMU_ARGS rc_kargs   /* model kernels; the utility module says rc_uargs */\n"
+"#endif\n"
+"extern \"C\" const unsigned long long rc_emu_args_size = sizeof(RC_EMU_ARGS);\n"
+"typedef void (*rc_emu_kfn)(RC_EMU_ARGS);\n"
 "static rc_emu_kfn rc_emu_k;\n"
-"static const rc_kargs *rc_emu_a;\n"
+"static const RC_EMU_ARGS *rc_emu_a;\n"
 "static unsigned char *rc_emu_done;\n"
 "static void rc_emu_entry(void)\n"
 "{\n"
@@ -137,7 +141,7 @@ static const char emu_trailer[] =
 "    blockDim.x = block; blockDim.y = 1; blockDim.z = 1;\n"
 "    gridDim.x = gx; gridDim.y = gy; gridDim.z = 1;\n"
 "    rc_emu_k = (rc_emu_kfn)fn;\n"
-"    rc_emu_a = (const rc_kargs *)args;\n"
+"    rc_emu_a = (const RC_EMU_ARGS *)args;\n"
 "    rc_emu_ctx = (ucontext_t *)calloc(block, sizeof *rc_emu_ctx);\n"
 "    rc_emu_done = (unsigned char *)calloc(block, 1);\n"
 "    char *stacks = (char *)malloc((size_t)block * stack);\n"
@@ -183,6 +187,7 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 "    double lr, b1, b2, eps, wd, bc1, bc2s, l1c;\n" \
 "    int adamw, kind, B, pad_;\n" \
 "};\n" \
+"#define RC_EMU_ARGS rc_uargs   /* host emulation (tests): the launcher's argument block */\n" \
 "\n" \
 "/* One step of torch.optim.Adam (coupled L2) or AdamW, in double per element (runtime/optim.c). */\n" \
 "extern \"C\" __global__ void __launch_bounds__(256, 1) rc_util_adam(rc_uargs a)\n" \
@@ -201,7 +206,8 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 "    }\n" \
 "}\n" \
 "\n" \
-"/* Poisson NLL (kind 0) or MSE (kind 1) plus L1 activity (runtime/loss.c): dy per element,\n" \
+"/* Poisson NLL (kind 0), MSE (kind 1) or log-input Poisson NLL (kind 2) plus L1 activity\n" \
+" * (runtime/loss.c, rc_loss order): dy per element,\n" \
 " * per-block partial sums (data term, sum |pred|) in part[2*block], part[2*block+1]. */\n" \
 "extern \"C\" __global__ void __launch_bounds__(256, 1) rc_util_loss(rc_uargs a)\n" \
 "{\n" \
@@ -212,6 +218,7 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 "        const double p = a.pred[k], t = a.target[k], inv = 1.0 / (double)a.n;\n" \
 "        double g;\n" \
 "        if (a.kind == 1) { sd = (p - t) * (p - t); g = 2.0 * (p - t) * inv; }\n" \
+"        else if (a.kind == 2) { const double e = exp(p); sd = e - t * p; g = (e - t) * inv; }\n" \
 "        else { sd = p - t * log(p + 1e-8); g = (1.0 - t / (p + 1e-8)) * inv; }\n" \
 "        sa = fabs(p);\n" \
 "        g += a.l1c * (p > 0.0 ? 1.0 : (p < 0.0 ? -1.0 : 0.0));\n" \

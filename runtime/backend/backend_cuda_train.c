@@ -20,6 +20,10 @@ static uint64_t dp(const void *p) { return (uint64_t)(uintptr_t)p; }
 
 /* ---------------------------------------------------------------- Adam and loss */
 
+/* rc_util_loss switches on the rc_loss value as a number (kind 0, 1, 2). */
+_Static_assert(RC_LOSS_POISSON == 0 && RC_LOSS_MSE == 1 && RC_LOSS_POISSON_LOG == 2,
+               "rc_util_loss's kind numbers");
+
 /* Must match struct rc_uargs in rc_cuda_util_source(). */
 typedef struct {
     uint64_t w, g, m, v, pred, target, dy, part;
