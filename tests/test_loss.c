@@ -7,7 +7,11 @@
  *     training data term at y;
  *   - the spec/IR name "poisson_log" round-trips through the canonical text;
  *   - the CUDA loss kernel (rc_util_loss) run on the host emulation of the device
- *     (tests/cuda_emu.h) agrees with loss.c for every loss kind, and the Adam kernel with optim.c.
+ *     (tests/cuda_emu.h) agrees with loss.c for every loss kind, and the Adam kernel with optim.c;
+ *   - training end to end (rc_train_run, reference backend, the tiny synthetic recording): the
+ *     training loss falls; a model whose eval outputs go negative (log-rates, no eval-only exp)
+ *     is warned about once and validates to NaN; one with positive eval outputs is not warned
+ *     about and validates to a finite loss.
  * (The rate-form poisson and mse losses are tested in test_ref.c, ref_loss.)
  */
 #include <criterion/criterion.h>
@@ -18,9 +22,12 @@
 #include "backend_cuda.h"
 #include "cuda_emu.h"
 #include "ir.h"
+#include "kit.h"
 #include "loss.h"
 #include "optim.h"
 #include "spec.h"
+#include "tiny_retina.h"
+#include "train.h"
 
 /* PyTorch: torch.nn.PoissonNLLLoss(log_input=True)(input, target) with
  * input = [[0.5, -1], [2, 0]], target = [[1, 0], [3, 2]] is, by torch's formula
@@ -201,4 +208,80 @@ Test(loss, cuda_util_kernels_on_host_emulation, .timeout = 120)
     rc_cuda_free(dev, dp); rc_cuda_free(dev, dt); rc_cuda_free(dev, ddy);
     rc_cuda_util_destroy(u);
     rc_cuda_close(dev);
+}
+
+/* ---------------------------------------------------------------- training end to end */
+
+enum { E2E_EPOCHS = 3 };
+
+typedef struct {
+    int warnings, log_rate_warnings, epochs;
+    double train_loss[E2E_EPOCHS], val_loss[E2E_EPOCHS];
+} e2e_log;
+
+static void e2e_warn(void *ctx, const char *line)
+{
+    e2e_log *l = ctx;
+    l->warnings++;
+    if (strstr(line, "poisson_log") && strstr(line, "log-rates")) l->log_rate_warnings++;
+}
+
+static void e2e_progress(void *ctx, const rc_train_progress *p)
+{
+    e2e_log *l = ctx;
+    if (!p->epoch_done || l->epochs >= E2E_EPOCHS) return;
+    l->train_loss[l->epochs] = p->train_loss;
+    l->val_loss[l->epochs] = p->val_loss;
+    l->epochs++;
+}
+
+/* Train `last` (the model's last layer(s) after a dense layer) with loss = "poisson_log". */
+static void e2e_train(const char *last, e2e_log *l)
+{
+    char dir[256], data[300], rundir[320], spec[512], err[1024];
+    kit_tmpdir(dir, sizeof dir, "rc_loss");
+    snprintf(data, sizeof data, "%s/tiny.h5", dir);
+    snprintf(rundir, sizeof rundir, "%s/run", dir);
+    cr_assert_eq(tiny_retina_write(data, 3, 800, 200, 2), 0, "writing the tiny recording");
+    snprintf(spec, sizeof spec,
+             "return model \"plog\" {\n"
+             "  input = { history = 8, height = 16, width = 16 },\n"
+             "  dense { bias = true },%s\n"
+             "  train = { loss = \"poisson_log\", lr = 1e-3, batch = 16, epochs = %d, l1_activity = 1e-4,\n"
+             "            early_patience = 0, schedule = \"none\", seed = 5 },\n"
+             "}\n", last, E2E_EPOCHS);
+    static rc_ir ir;
+    cr_assert_eq(rc_spec_load_string("plog.lua", spec, &ir, err, sizeof err), 0, "%s", err);
+    rc_train_opts o;
+    rc_train_opts_default(&o);
+    o.data_path = data;
+    o.rundir = rundir;
+    o.backend = "ref";
+    o.threads = 1;
+    o.eval_test = 0;
+    o.warn = e2e_warn;
+    o.warn_ctx = l;
+    o.progress = e2e_progress;
+    o.progress_ctx = l;
+    memset(l, 0, sizeof *l);
+    rc_train_result res;
+    cr_assert_eq(rc_train_run(&ir, &ir.train, &o, &res, err, sizeof err), 0, "%s", err);
+    rc_train_result_free(&res);
+    cr_assert_eq(l->epochs, E2E_EPOCHS);
+    for (int e = 0; e < E2E_EPOCHS; e++) cr_assert(isfinite(l->train_loss[e]), "epoch %d: %g", e, l->train_loss[e]);
+    cr_assert(l->train_loss[E2E_EPOCHS - 1] < l->train_loss[0], "training loss %g -> %g", l->train_loss[0],
+              l->train_loss[E2E_EPOCHS - 1]);
+}
+
+Test(loss, poisson_log_trains_and_warns_when_eval_outputs_are_log_rates, .fini = kit_cleanup, .timeout = 120)
+{
+    e2e_log l;
+    /* a bare dense output: a log-rate in both modes; rates < 1 per bin make it negative */
+    e2e_train("", &l);
+    cr_assert_eq(l.log_rate_warnings, 1, "warned %d times", l.log_rate_warnings);
+    for (int e = 0; e < E2E_EPOCHS; e++) cr_assert(isnan(l.val_loss[e]), "epoch %d: %g", e, l.val_loss[e]);
+    /* positive eval outputs (as an eval-only exp would give): no warning, a finite validation loss */
+    e2e_train(" softplus {},", &l);
+    cr_assert_eq(l.log_rate_warnings, 0);
+    for (int e = 0; e < E2E_EPOCHS; e++) cr_assert(isfinite(l.val_loss[e]), "epoch %d: %g", e, l.val_loss[e]);
 }
