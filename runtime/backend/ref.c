@@ -36,7 +36,9 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "prim.h"
 #include "ref.h"
+#include "ref_def.h"
 #include "rng.h"
 
 #define REF_HEADER 4   /* floats: seed (8 bytes), B (int32), spare */
@@ -61,6 +63,7 @@ typedef struct {
     rc_ref_conv_adjoint_fn adj;      /* analysis only: a faster conv input gradient, or NULL */
     rc_ref_conv_forward_fn cfwd;     /* analysis only: a faster eval conv forward, or NULL */
     void *adj_ctx;
+    rc_prim_graph *def[RC_MAX_LAYERS];   /* defined layers: their graphs, with gradients */
 } ref_self;
 
 /* Workspace layout for batch B (offsets in floats). */
@@ -228,6 +231,15 @@ static void resolve(ref_self *s)
         case RC_LAYER_NOISE: case RC_LAYER_DROPOUT: case RC_LAYER_ACT:
             if (shape_size(L->out) != shape_size(L->in)) bad(s, i, "output size differs from input");
             break;
+        case RC_LAYER_DEF: {
+            char m[300];
+            rc_prim_graph *g = calloc(1, sizeof *g);
+            if (!g) { bad(s, i, "out of memory"); break; }
+            s->def[i] = g;
+            if (rc_ir_def_graph(ir, i, g, m, sizeof m) || rc_prim_grad(g, RC_PRIM_TRAIN, m, sizeof m) ||
+                rc_prim_grad(g, RC_PRIM_EVAL, m, sizeof m)) bad(s, i, m);
+            break;
+        }
         default:
             bad(s, i, "unknown layer kind");
         }
@@ -256,6 +268,7 @@ static void plan(const rc_ir *ir, int B, ref_plan *p)
             size_t feat = L->over == RC_BN_UNIT ? (size_t)shape_size(L->in) : (size_t)L->in.c;
             off += 2 * feat;
         }
+        if (L->kind == RC_LAYER_DEF) off += (size_t)rc_ref_def_state_floats(ir, i);   /* state snapshot */
         if (L->kind == RC_LAYER_CONV && L->stack > 0) {
             int h = L->in.h, w = L->in.w;
             for (int j = 0; j + 1 < L->n_sub; j++) {
@@ -465,6 +478,16 @@ static inline double bn_gain(const rc_layer *L, float scale)
     return L->abs_scale ? fabs((double)scale) : (double)scale;
 }
 
+/* A defined layer's input (B, F) in double, from a tensor or the frame stream; NULL on OOM. */
+static double *def_input(const ref_in *x, int B, int64_t F)
+{
+    double *xd = malloc(sizeof *xd * (size_t)(B * F));
+    if (!xd) return NULL;
+    for (int b = 0; b < B; b++)
+        for (int64_t f = 0; f < F; f++) xd[b * F + f] = ref_at(x, b, f);
+    return xd;
+}
+
 /* ---------------------------------------------------------------- forward sweep */
 
 typedef struct {
@@ -642,6 +665,24 @@ static int forward(rc_backend *be, const ref_run *r, float *y)
                     if (r->train && L->p > 0) v *= drop_scale(r->seed, st, (uint64_t)(b * F + f), L->p);
                     out[b * F + f] = v;
                 }
+            break;
+        }
+        case RC_LAYER_DEF: {
+            double *xd = def_input(&x, B, F);
+            float *snap = r->ws + p.extra[i];
+            char m[400];
+            int64_t off = 0;
+            for (int k = 0; k < L->state_count; k++) {
+                const rc_param *st = &ir->state[L->state_first + k];
+                if (!r->state_in) { free(xd); return fail(be, "ref: %s: layer %d (%s): no state given", ir->name, i + 1, L->def_kind); }
+                memcpy(snap + off, r->state_in + st->offset, sizeof *snap * (size_t)st->count);
+                off += st->count;
+            }
+            int rc = xd ? rc_ref_def_forward(ir, i, s->def[i], B, r->train, r->seed, xd, r->params, snap,
+                                             r->train ? r->state_out : NULL, out, m, sizeof m)
+                        : rc_errf(m, sizeof m, "ref: layer %d: out of memory", i + 1);
+            free(xd);
+            if (rc) return fail(be, "%s", m);
             break;
         }
         case RC_LAYER_ACT:
@@ -906,6 +947,17 @@ static int backward(rc_backend *be, int B, const float *params, const int *cell_
             }
             break;
         }
+        case RC_LAYER_DEF: {
+            double *xd = def_input(&x, B, F);
+            char m[400];
+            int rc = xd ? rc_ref_def_backward(ir, i, s->def[i], B, train, seed, xd, params, ws + p.extra[i], gin,
+                                              train ? grads : NULL, need_dx ? gout : NULL, m, sizeof m)
+                        : rc_errf(m, sizeof m, "ref: layer %d: out of memory", i + 1);
+            free(xd);
+            if (rc) return fail(be, "%s", m);
+            (void)out;
+            break;
+        }
         case RC_LAYER_NOISE:      /* additive: gradient passes through */
             if (need_dx) memcpy(gout, gin, (size_t)B * F * sizeof *gout);
             break;
@@ -994,6 +1046,8 @@ int rc_ref_eval_grad(rc_backend *be, int B, const float *params, const int *cell
 static void ref_destroy(rc_backend *be)
 {
     if (!be) return;
+    ref_self *s = be->self;
+    for (int i = 0; s && i < RC_MAX_LAYERS; i++) { rc_prim_free(s->def[i]); free(s->def[i]); }
     free(be->self);
     free(be);
 }

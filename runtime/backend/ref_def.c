@@ -1,0 +1,135 @@
+/* ref_def.c — defined layers (RC_LAYER_DEF) in the reference backend: the layer's primitive
+ * graph run by the reference interpreter (compiler/prim_eval.c), in double.
+ *
+ * Forward: the graph's output for the mode, and in training its UPDATE sinks written to the
+ * state. Backward: the forward is recomputed from the layer input (kept by ref.c) and the
+ * state snapshot taken at forward time (so a state update does not change what the backward
+ * sees), then the nodes of rc_prim_grad's gradient graph are evaluated; parameter gradients
+ * accumulate (+=), the input gradient is written. Noise recomputes exactly: it is a pure
+ * function of (seed, layer, index).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "errbuf.h"
+#include "prim.h"
+#include "ref_def.h"
+
+/* Point cx's parameters and state at the layer's tensors. */
+static int bind(const rc_ir *ir, int li, const rc_prim_graph *g, const float *params,
+                const float *state, rc_prim_eval_ctx *cx, char *err, size_t errlen)
+{
+    const rc_layer *L = &ir->layers[li];
+    if (g->n_param != L->param_count || g->n_state != L->state_count)
+        return rc_errf(err, errlen, "ref: layer %d (%s): graph has %d parameters and %d state tensors, the "
+                       "layout %d and %d", li + 1, L->def_kind, g->n_param, g->n_state, L->param_count, L->state_count);
+    for (int k = 0; k < g->n_param; k++) cx->param[k] = params + ir->params[L->param_first + k].offset;
+    int64_t off = 0;
+    for (int k = 0; k < g->n_state; k++) {
+        cx->state[k] = state + off;
+        off += ir->state[L->state_first + k].count;
+    }
+    return 0;
+}
+
+int64_t rc_ref_def_state_floats(const rc_ir *ir, int li)
+{
+    const rc_layer *L = &ir->layers[li];
+    int64_t n = 0;
+    for (int k = 0; k < L->state_count; k++) n += ir->state[L->state_first + k].count;
+    return n;
+}
+
+int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
+                       uint64_t seed, const double *x, const float *params, const float *snap,
+                       float *state_out, float *y, char *err, size_t errlen)
+{
+    rc_prim_eval_ctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.B = B;
+    cx.mode = train ? RC_PRIM_TRAIN : RC_PRIM_EVAL;
+    cx.seed = seed;
+    cx.layer = li;
+    cx.input_d[0] = x;
+    if (bind(ir, li, g, params, snap, &cx, err, errlen)) return -1;
+    int roots[1 + RC_PRIM_MAX_NODES / 64], nr = 0;
+    roots[nr++] = g->out[cx.mode];
+    for (int i = 0; train && i < g->n && nr < (int)(sizeof roots / sizeof roots[0]); i++)
+        if (g->node[i].op == RC_P_UPDATE) roots[nr++] = i;
+    unsigned char *need = malloc((size_t)g->n);
+    double **val = calloc((size_t)g->n, sizeof *val);
+    int rc = -1;
+    if (!need || !val) { rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1); goto done; }
+    rc_prim_needed(g, roots, nr, need);
+    char m[256];
+    if (rc_prim_eval(g, &cx, need, val, m, sizeof m)) {
+        rc_errf(err, errlen, "ref: layer %d (%s): %s", li + 1, ir->layers[li].def_kind, m);
+        goto done;
+    }
+    const rc_prim_node *out = &g->node[g->out[cx.mode]];
+    int64_t n = rc_prim_numel(out, B);
+    for (int64_t e = 0; e < n; e++) y[e] = (float)val[g->out[cx.mode]][e];
+    if (train && state_out) {
+        const rc_layer *L = &ir->layers[li];
+        for (int i = 0; i < g->n; i++) {
+            const rc_prim_node *nd = &g->node[i];
+            if (nd->op != RC_P_UPDATE) continue;
+            const rc_param *st = &ir->state[L->state_first + nd->ref];
+            const double *v = val[nd->in[0]];
+            for (int64_t e = 0; e < st->count; e++) state_out[st->offset + e] = (float)v[e];
+        }
+    }
+    rc = 0;
+done:
+    if (val) { rc_prim_vals_free(g, val); free(val); }
+    free(need);
+    return rc;
+}
+
+int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
+                        uint64_t seed, const double *x, const float *params, const float *snap,
+                        const float *gy, float *grads, float *gx, char *err, size_t errlen)
+{
+    int mode = train ? RC_PRIM_TRAIN : RC_PRIM_EVAL;
+    if (!g->has_grad[mode]) return rc_errf(err, errlen, "ref: layer %d: no gradient graph", li + 1);
+    rc_prim_eval_ctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.B = B;
+    cx.mode = mode;
+    cx.seed = seed;
+    cx.layer = li;
+    cx.input_d[0] = x;
+    cx.input[1] = gy;
+    if (bind(ir, li, g, params, snap, &cx, err, errlen)) return -1;
+    int roots[1 + RC_PRIM_MAX_DECL], nr = 0;
+    if (gx && g->grad_in[mode] >= 0) roots[nr++] = g->grad_in[mode];
+    for (int k = 0; grads && k < g->n_param; k++)
+        if (g->grad_param[mode][k] >= 0) roots[nr++] = g->grad_param[mode][k];
+    const rc_layer *L = &ir->layers[li];
+    int64_t nx = (int64_t)B * L->in.c * L->in.h * L->in.w;
+    if (gx && g->grad_in[mode] < 0) memset(gx, 0, sizeof *gx * (size_t)nx);   /* no path: zero */
+    if (nr == 0) return 0;
+    unsigned char *need = malloc((size_t)g->n);
+    double **val = calloc((size_t)g->n, sizeof *val);
+    int rc = -1;
+    if (!need || !val) { rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1); goto done; }
+    rc_prim_needed(g, roots, nr, need);
+    char m[256];
+    if (rc_prim_eval(g, &cx, need, val, m, sizeof m)) {
+        rc_errf(err, errlen, "ref: layer %d (%s): %s", li + 1, L->def_kind, m);
+        goto done;
+    }
+    if (gx && g->grad_in[mode] >= 0)
+        for (int64_t e = 0; e < nx; e++) gx[e] = (float)val[g->grad_in[mode]][e];
+    for (int k = 0; grads && k < g->n_param; k++) {
+        if (g->grad_param[mode][k] < 0) continue;
+        const rc_param *p = &ir->params[L->param_first + k];
+        const double *v = val[g->grad_param[mode][k]];
+        for (int64_t e = 0; e < p->count; e++) grads[p->offset + e] += (float)v[e];
+    }
+    rc = 0;
+done:
+    if (val) { rc_prim_vals_free(g, val); free(val); }
+    free(need);
+    return rc;
+}
