@@ -115,7 +115,7 @@ static int act_out_ok(rc_act a)
 
 static int is_producer(rc_layer_kind k)
 {
-    return k == RC_LAYER_CONV || k == RC_LAYER_DENSE || k == RC_LAYER_GCCONV;
+    return k == RC_LAYER_CONV || k == RC_LAYER_DENSE || k == RC_LAYER_GCCONV || k == RC_LAYER_DEF;
 }
 
 static void plan_storage(const rc_ir *ir, em_grp *G)
@@ -130,6 +130,7 @@ static void plan_storage(const rc_ir *ir, em_grp *G)
         if (L->kind != RC_LAYER_ACT || L->act == RC_ACT_IDENTITY) continue;
         if (!(G->stored[k] && act_out_ok(L->act))) G->stored[k - 1] = 1;
     }
+    if (G->li >= 0 && ir->layers[G->li].kind == RC_LAYER_DEF) G->stored[0] = 1;   /* its functions write level 0 */
     G->j0 = 0;
     while (!G->stored[G->j0]) G->j0++;
     G->fold = 0;
@@ -403,6 +404,7 @@ static void plan_all(em *E, em_plan *PL)
             plan_conv(E, PL, g);
             if (PL->cl[G->li].part_floats > parts) parts = PL->cl[G->li].part_floats;
         }
+        if (G->li >= 0 && ir->layers[G->li].kind == RC_LAYER_DEF) PL->prim[G->li] = em_prim_plan(E, G->li, g > 0);
     }
     for (int k = 0; k < 3; k++) {
         snprintf(nm, sizeof nm, "grad%d", k);
@@ -432,6 +434,10 @@ static void emit_kernels(em *E, em_plan *PL)
         if (li < 0) rc_sb_line(&E->k, "/* ================ group %d: the input itself */", g + 1);
         else rc_sb_line(&E->k, "/* ================ group %d: layer %d (%s) */", g + 1, li + 1,
                         rc_layer_kind_name(ir->layers[li].kind));
+        if (li >= 0 && ir->layers[li].kind == RC_LAYER_DEF) {
+            if (PL->prim[li]) em_prim_kernels(E, PL->prim[li]);
+            continue;
+        }
         if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
             int bias = li >= 0 && ir->layers[li].bias;
             snprintf(nm, sizeof nm, li < 0 ? "G%d_train" : "L%d_train", li < 0 ? g + 1 : li + 1);
@@ -613,6 +619,10 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g, int ext)
     if (ext && g == 0) {
         rc_sb_line(s, "/* layer 1 (conv): computed by the caller into %s */", em_bufname(E, ext_train_buf(E)));
         if (G->j0 > 0) emit_pass_fwd(E, PL, G, 0, G->j0, E->ext_buf);
+    } else if (li >= 0 && ir->layers[li].kind == RC_LAYER_DEF) {
+        char y[96];
+        snprintf(y, sizeof y, "CXW(%s)", out);
+        if (PL->prim[li]) em_prim_call_fwd(E, PL->prim[li], g, 1, y);
     } else if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
         char w[96] = "NULL", bias[96] = "NULL", nm[32];
         if (li >= 0) snprintf(w, sizeof w, "cx->params + %s", em_P(E, li, ".weight", n1));
@@ -983,9 +993,16 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
         const char *out = em_bufname(E, G->buf[G->nops]);
         int64_t SZ = em_shsize(G->sh);
         rc_sb_line(s, "{ /* group %d */", g + 1);
-        if (ext && g == 0) {
-            rc_sb_line(s, "/* layer 1 (conv): computed by the caller into L1_ext; its chain as one pass */");
-            rc_sb_line(s, "const float *src = CXW(%s);", em_bufname(E, E->ext_buf));
+        int def = li >= 0 && ir->layers[li].kind == RC_LAYER_DEF;
+        if ((ext && g == 0) || def) {
+            if (def) {   /* the defined layer writes level 0; its chain (if any) as one pass */
+                snprintf(w, sizeof w, "CXW(%s)", em_bufname(E, G->buf[0]));
+                if (PL->prim[li]) em_prim_call_fwd(E, PL->prim[li], g, 0, w);
+                if (!G->nops) { rc_sb_line(s, "}"); continue; }
+            } else {
+                rc_sb_line(s, "/* layer 1 (conv): computed by the caller into L1_ext; its chain as one pass */");
+            }
+            rc_sb_line(s, "const float *src = CXW(%s);", em_bufname(E, def ? G->buf[0] : E->ext_buf));
             loops_open(E, s, G);
             rc_sb_line(s, "float v = src[(size_t)b * %lld + f];", (long long)SZ);
             em_ops_fwd(E, PL, s, G, 0, G->nops, M_INFER, "b", "c", "f", 0, 0);
@@ -1258,6 +1275,7 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     free(E->k.s);
     free(E->d.s);
     free(E);
+    for (int li = 0; li < RC_MAX_LAYERS; li++) em_prim_free(PL->prim[li]);
     free(PL);
     char *text = rc_sb_finish(&out);
     if (failed || !text) {

@@ -115,9 +115,12 @@ typedef struct {
     int hi[RC_MAX_STACK], wi[RC_MAX_STACK];   /* input of each sub */
 } em_cl;
 
+typedef struct em_prim em_prim;   /* a defined layer's plan (emit_c_prim.c) */
+
 typedef struct {
     em_cl cl[RC_MAX_LAYERS];
     int stat[RC_MAX_LAYERS], sums[RC_MAX_LAYERS];   /* BN buffers */
+    em_prim *prim[RC_MAX_LAYERS];                   /* defined layers (owned), NULL otherwise */
 } em_plan;
 
 enum { M_TRAIN, M_INFER };
@@ -150,5 +153,21 @@ void em_simple_fwd(em *E, const em_plan *PL, const em_grp *G, const char *name, 
 /* Producer backward of group g (conv, stacked, tiled, dense, gcconv): parameter gradients from
  * gz, input gradient into gradient buffer `out` (-1: not needed). */
 void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out);
+
+/* ---- emit_c_prim.c: defined layers (RC_LAYER_DEF), rendered from their primitive graphs.
+ * A defined layer is a group's producer; its output (level 0) is always stored. */
+/* Parse and differentiate layer li's graph, choose what each rendered function materializes,
+ * add the scratch buffers. need_dx: the backward writes the input gradient. NULL after
+ * em_fail on error. */
+em_prim *em_prim_plan(em *E, int li, int need_dx);
+void em_prim_free(em_prim *P);
+/* The static functions L<i>_def_train / _def_eval (B, x, y, cx) and L<i>_def_bwd (B, x, dy, dx,
+ * cx) into E->k. */
+void em_prim_kernels(em *E, const em_prim *P);
+/* Driver statements (into E->d) of group g: the forward call writing y (train: the training
+ * forward with its updates; else eval), copying layer 1's input windows first; the backward call
+ * (dx NULL: no input gradient). */
+void em_prim_call_fwd(em *E, const em_prim *P, int g, int train, const char *y);
+void em_prim_call_bwd(em *E, const em_prim *P, int g, const char *dy, const char *dx);
 
 #endif

@@ -108,6 +108,13 @@ void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out)
     int li = G->li;
     if (li < 0) return;
     const rc_layer *L = &ir->layers[li];
+    if (L->kind == RC_LAYER_DEF) {
+        char dx[96] = "";
+        if (out >= 0) snprintf(dx, sizeof dx, "CXW(%s)", em_bufname(E, E->gbuf[out]));
+        rc_sb_line(s, "/* layer %d (%s): parameter%s gradients */", li + 1, L->def_kind, out >= 0 ? " and input" : "");
+        if (PL->prim[li]) em_prim_call_bwd(E, PL->prim[li], g, gz, out >= 0 ? dx : NULL);
+        return;
+    }
     char in[160], pw[64], pb[64], o[64] = "";
     em_in_expr(E, g, "b", in, sizeof in);
     em_P(E, li, ".weight", pw);

@@ -1,0 +1,476 @@
+/* test_codegen_prim.c — generated C for defined layers (compiler/c/emit_c_prim.c) against the
+ * reference backend (which interprets the same primitive graphs in double): training forward
+ * outputs, state updates, every parameter gradient (through the layer's input gradient too),
+ * and inference, per tensor at 1e-4 relative L2.
+ *
+ * Graphs are built here in C with the builder of compiler/prim.h and attached with
+ * rc_ir_def_set, independent of the Lua front end. The primitive table is iterated: every row
+ * gets a small defined layer of its own (with a parameter, so gradients flow) through one table
+ * of per-kind / per-op argument builders; a row the builders do not know fails the test, and
+ * after all cases every primitive must have appeared in some compared graph (forward or the
+ * derived backward), so a new primitive row cannot land untested.
+ *
+ * JIT objects go to the suite's cache ($RETINAC_CACHE_DIR from `make test`, else a temp dir),
+ * compiled with -O1 to keep the suite fast.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "emit_c.h"
+#include "ir.h"
+#include "kit.h"
+#include "prim.h"
+#include "rng.h"
+#include "spec.h"
+
+#define PTOL 1e-4
+static char err[1024];
+
+static void setup_env(void)
+{
+    if (!getenv("RETINAC_CACHE_DIR")) setenv("RETINAC_CACHE_DIR", "/tmp/retinac-test-cache", 1);
+    setenv("CFLAGS", "-O1 -march=native -fopenmp", 1);
+}
+
+TestSuite(codegen_prim, .init = setup_env);
+
+/* ---------------------------------------------------------------- graph building */
+
+static int add(rc_prim_graph *g, rc_prim_op op, int n_in, const int *in, const int *attr, double v, int ref)
+{
+    int id = rc_prim_add(g, op, n_in, in, attr, v, ref, 0, NULL, 1, err, sizeof err);
+    cr_assert(id >= 0, "%s: %s", rc_prim_name(op), err);
+    return id;
+}
+static int leaf(rc_prim_graph *g, rc_prim_op op, int ref, int rank, const int *dims, const int *attr)
+{
+    int id = rc_prim_add(g, op, 0, NULL, attr, 0, ref, rank, dims, 1, err, sizeof err);
+    cr_assert(id >= 0, "%s: %s", rc_prim_name(op), err);
+    return id;
+}
+static int un(rc_prim_graph *g, rc_prim_op op, int a) { return add(g, op, 1, &a, NULL, 0, 0); }
+static int op1(rc_prim_graph *g, rc_prim_op op, int a, const int *attr) { return add(g, op, 1, &a, attr, 0, 0); }
+static int bin(rc_prim_graph *g, rc_prim_op op, int a, int b)
+{
+    int id = rc_prim_bin(g, op, a, b, err, sizeof err);
+    cr_assert(id >= 0, "%s: %s", rc_prim_name(op), err);
+    return id;
+}
+static int cst(rc_prim_graph *g, int like, double v)
+{
+    int id = rc_prim_const_like(g, like, v, err, sizeof err);
+    cr_assert(id >= 0, "%s", err);
+    return id;
+}
+static int reshape(rc_prim_graph *g, int a, int rank, const int *dims)
+{
+    int at[RC_PRIM_NATTR] = {0};
+    memcpy(at, dims, sizeof(int) * (size_t)rank);
+    int id = rc_prim_add(g, RC_P_RESHAPE, 1, &a, at, 0, 0, rank, dims, 1, err, sizeof err);
+    cr_assert(id >= 0, "reshape: %s", err);
+    return id;
+}
+static int decl(rc_prim_graph *g, int state, const char *name, int rank, const int *dims, double bound, double value)
+{
+    rc_prim_decl *d = state ? &g->state[g->n_state++] : &g->param[g->n_param++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->rank = rank;
+    memcpy(d->dims, dims, sizeof(int) * (size_t)rank);
+    d->init_bound = bound;
+    d->init_value = value;
+    return leaf(g, state ? RC_P_STATE : RC_P_PARAM, (state ? g->n_state : g->n_param) - 1, 0, NULL, NULL);
+}
+static int input(rc_prim_graph *g, rc_shape in)
+{
+    int xd[4] = {RC_PRIM_B, in.c, in.h, in.w};
+    return leaf(g, RC_P_INPUT, 0, 4, xd, NULL);
+}
+
+/* Attach g as layer li of ir (kind name); g is freed. */
+static void attach(rc_ir *ir, int li, const char *kind, rc_prim_graph *g)
+{
+    char *t = rc_prim_format(g);
+    cr_assert(t);
+    rc_layer_defaults(&ir->layers[li], RC_LAYER_DEF);
+    cr_assert_eq(rc_ir_def_set(ir, li, kind, t, err, sizeof err), 0, "%s", err);
+    free(t);
+    rc_prim_free(g);
+}
+
+/* ---------------------------------------------------------------- C vs reference */
+
+static void fill(float *x, size_t n, unsigned seed, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * rc_rng_uniform(seed, 7, i));
+}
+
+/* Relative L2 of a against the reference r, with a floor for tensors that are ~0. */
+static double rel_err(const float *a, const float *r, int64_t n, double floor_norm)
+{
+    return kit_l2_diff(a, r, n) / fmax(kit_l2_norm(r, n), floor_norm);
+}
+
+/* Run ref and c on ir with identical buffers: train forward (y, state), backward (every
+ * gradient), infer. */
+static void compare(const rc_ir *ir, int B, const char *what)
+{
+    rc_backend *rb = NULL, *cb = NULL;
+    cr_assert_eq(rc_backend_open(ir, "ref", "cpu", &rb, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_backend_open(ir, "c", "cpu", &cb, err, sizeof err), 0, "%s: %s", what, err);
+    int T = ir->in.c + B + 3, cells = ir->cells;
+    size_t P = (size_t)ir->params_total, S = (size_t)ir->state_total, F = (size_t)ir->in.h * ir->in.w;
+    float *frames = malloc(sizeof(float) * T * F), *params = malloc(sizeof(float) * (P + 1));
+    float *s_r = malloc(sizeof(float) * (S + 1)), *s_c = malloc(sizeof(float) * (S + 1));
+    float *y_r = malloc(sizeof(float) * B * cells), *y_c = malloc(sizeof(float) * B * cells);
+    float *dy = malloc(sizeof(float) * B * cells);
+    float *g_r = calloc(P + 1, sizeof(float)), *g_c = calloc(P + 1, sizeof(float));
+    float *w_r = malloc(sizeof(float) * rb->ws_floats(rb, B)), *w_c = malloc(sizeof(float) * cb->ws_floats(cb, B));
+    int64_t *starts = malloc(sizeof(int64_t) * B);
+    cr_assert(frames && params && s_r && s_c && y_r && y_c && dy && g_r && g_c && w_r && w_c && starts);
+    for (int b = 0; b < B; b++) starts[b] = (b * 3) % (T - ir->in.c + 1);
+    fill(frames, (size_t)T * F, 1, -1, 1);
+    fill(params, P, 2, -0.5, 0.5);
+    fill(s_r, S, 3, 0.5, 1.5);
+    memcpy(s_c, s_r, sizeof(float) * S);
+    fill(dy, (size_t)B * cells, 4, -1, 1);
+
+    cr_assert_eq(rb->train_forward(rb, B, params, s_r, NULL, 11, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->train_forward(cb, B, params, s_c, NULL, 11, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
+    double e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
+    cr_log_info("%s: train forward y: rel L2 %.3g", what, e);
+    cr_expect_leq(e, PTOL, "%s: train forward y: rel L2 %g", what, e);
+    for (int i = 0; i < ir->n_state; i++) {
+        const rc_param *p = &ir->state[i];
+        e = rel_err(s_c + p->offset, s_r + p->offset, p->count, 1e-6);
+        cr_expect_leq(e, PTOL, "%s: state %s after the update: rel L2 %g", what, p->name, e);
+    }
+    cr_assert_eq(rb->train_backward(rb, B, params, NULL, frames, starts, dy, g_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->train_backward(cb, B, params, NULL, frames, starts, dy, g_c, w_c), 0, "%s: %s", what, cb->err);
+    double gall = kit_l2_norm(g_r, (int64_t)P);
+    cr_expect_gt(gall, 0, "%s: no gradient at all", what);
+    for (int i = 0; i < ir->n_params; i++) {
+        const rc_param *p = &ir->params[i];
+        e = rel_err(g_c + p->offset, g_r + p->offset, p->count, 1e-3 * gall);
+        cr_log_info("%s: gradient %s: rel L2 %.3g", what, p->name, e);
+        cr_expect_leq(e, PTOL, "%s: gradient %s: rel L2 %g", what, p->name, e);
+    }
+    cr_assert_eq(rb->infer(rb, B, params, s_r, NULL, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->infer(cb, B, params, s_r, NULL, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
+    e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
+    cr_log_info("%s: infer y: rel L2 %.3g", what, e);
+    cr_expect_leq(e, PTOL, "%s: infer y: rel L2 %g", what, e);
+
+    free(frames); free(params); free(s_r); free(s_c); free(y_r); free(y_c); free(dy);
+    free(g_r); free(g_c); free(w_r); free(w_c); free(starts);
+    rc_backend_destroy(rb);
+    rc_backend_destroy(cb);
+}
+
+static void build_ir(rc_ir *ir, const char *input, const char *layers, int cells)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "retinac-ir 1\nmodel t\ninput %s\n%send\n", input, layers);
+    cr_assert_eq(rc_ir_parse(ir, text, "test", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(ir, cells, "test", err, sizeof err), 0, "%s", err);
+}
+
+static void reinfer(rc_ir *ir, int cells) { cr_assert_eq(rc_ir_infer(ir, cells, "test", err, sizeof err), 0, "%s", err); }
+
+/* ---------------------------------------------------------------- defined layers */
+
+/* conv (valid, stride 1) + bias */
+static void def_conv(rc_ir *ir, int li, int cout, int k)
+{
+    rc_shape in = ir->layers[li].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int wd[4] = {cout, in.c, k, k}, bd[4] = {1, cout, 1, 1};
+    double bound = 1.0 / sqrt((double)in.c * k * k);
+    int x = input(&g, in);
+    int w = decl(&g, 0, "weight", 4, wd, bound, 0), b = decl(&g, 0, "bias", 4, bd, bound, 0);
+    int at[RC_PRIM_NATTR] = {1, 0, 1, 1, 1}, in2[2] = {x, w};
+    int c = add(&g, RC_P_CONV2D, 2, in2, at, 0, 0);
+    g.out[0] = g.out[1] = bin(&g, RC_P_ADD, c, b);
+    attach(ir, li, "myconv", &g);
+}
+
+/* batchnorm per unit with PyTorch's running-statistics rule; softplus of the result in eval */
+static void def_bn(rc_ir *ir, int li, double eps, double mom)
+{
+    rc_shape in = ir->layers[li].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int pd[4] = {1, in.c, in.h, in.w}, ones[4] = {1, 1, 1, 1};
+    int x = input(&g, in);
+    int sc = decl(&g, 0, "scale", 4, pd, 0, 1.0), sh = decl(&g, 0, "shift", 4, pd, 0, 0.0);
+    int rm = decl(&g, 1, "running_mean", 4, pd, 0, 0.0), rv = decl(&g, 1, "running_var", 4, pd, 0, 1.0);
+    int ax[RC_PRIM_NATTR] = {0x1}, na[RC_PRIM_NATTR] = {1, 1, 0};
+    int m = op1(&g, RC_P_MEAN, x, ax);
+    int d = bin(&g, RC_P_SUB, x, m);
+    int v = op1(&g, RC_P_MEAN, bin(&g, RC_P_MUL, d, d), ax);
+    int is = un(&g, RC_P_RECIP, un(&g, RC_P_SQRT, bin(&g, RC_P_ADD, v, cst(&g, v, eps))));
+    g.out[0] = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, bin(&g, RC_P_MUL, d, is), sc), sh);
+    int n = leaf(&g, RC_P_NUMEL, 0, 4, ones, na);
+    int vu = bin(&g, RC_P_DIV, bin(&g, RC_P_MUL, v, n), bin(&g, RC_P_SUB, n, cst(&g, n, 1.0)));
+    int keep = cst(&g, m, 1 - mom), mm = cst(&g, m, mom);
+    int nm = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, keep, rm), bin(&g, RC_P_MUL, mm, m));
+    int nv = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, keep, rv), bin(&g, RC_P_MUL, mm, vu));
+    add(&g, RC_P_UPDATE, 1, &nm, NULL, 0, 0);
+    add(&g, RC_P_UPDATE, 1, &nv, NULL, 0, 1);
+    int ise = un(&g, RC_P_RECIP, un(&g, RC_P_SQRT, bin(&g, RC_P_ADD, rv, cst(&g, rv, eps))));
+    g.out[1] = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, bin(&g, RC_P_MUL, bin(&g, RC_P_SUB, x, rm), ise), sc), sh);
+    attach(ir, li, "mybn", &g);
+}
+
+/* training: x * (1 + std * randn) then dropout-like mask from randu (select); eval: x */
+static void def_noise(rc_ir *ir, int li)
+{
+    rc_shape in = ir->layers[li].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int xd[4] = {RC_PRIM_B, in.c, in.h, in.w}, pd[4] = {1, in.c, 1, 1};
+    int x = input(&g, in);
+    int s = decl(&g, 0, "gain", 4, pd, 0.5, 0);
+    int a0[RC_PRIM_NATTR] = {0}, a1[RC_PRIM_NATTR] = {1};
+    int rn = leaf(&g, RC_P_RANDN, 0, 4, xd, a0), ru = leaf(&g, RC_P_RANDU, 0, 4, xd, a1);
+    int noisy = bin(&g, RC_P_MUL, x, bin(&g, RC_P_ADD, cst(&g, x, 1.0), bin(&g, RC_P_MUL, s, rn)));
+    int keep = bin(&g, RC_P_GE, ru, cst(&g, ru, 0.25));
+    int in3[3] = {keep, bin(&g, RC_P_MUL, noisy, cst(&g, x, 1 / 0.75)), cst(&g, x, 0.0)};
+    g.out[0] = add(&g, RC_P_SELECT, 3, in3, NULL, 0, 0);
+    g.out[1] = bin(&g, RC_P_MUL, x, s);
+    attach(ir, li, "mynoise", &g);
+}
+
+/* tiny.lua: conv, relu, conv, relu, dense, batchnorm(unit), softplus: layer 1 as a defined conv
+ * (reads the frame stream; built-in relu chain after it), layer 4 as noise (between two built-in
+ * groups: its input gradient is needed), layer 6 as a defined batchnorm (softplus after it). */
+Test(codegen_prim, tiny_with_defined_conv_noise_and_batchnorm)
+{
+    static rc_ir ir;
+    cr_assert_eq(rc_spec_check(RC_SRC_DIR "/specs/tiny.lua", 4, &ir, err, sizeof err), 0, "%s", err);
+    def_conv(&ir, 0, ir.layers[0].channels, ir.layers[0].kernel);
+    def_noise(&ir, 3);
+    def_bn(&ir, 5, ir.layers[5].eps, ir.layers[5].momentum);
+    reinfer(&ir, 4);
+    compare(&ir, 6, "tiny + defined conv, noise, batchnorm");
+}
+
+/* A defined layer as the last layer and two defined layers in a row (no built-in in between). */
+Test(codegen_prim, defined_layers_back_to_back_and_last)
+{
+    static rc_ir ir;
+    build_ir(&ir, "history=3 height=7 width=7",
+             "layer conv channels=4 kernel=3\nlayer relu\nlayer relu\nlayer dense units=6\nlayer dense\n", 3);
+    def_noise(&ir, 1);
+    def_bn(&ir, 2, 1e-3, 0.1);
+    reinfer(&ir, 3);
+    /* the last layer: dense as matmul + bias on the flattened input, then softplus */
+    rc_shape in = ir.layers[4].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int wd[2] = {in.c * in.h * in.w, 3}, bd[2] = {1, 3}, fl[2] = {RC_PRIM_B, in.c * in.h * in.w}, od[4] = {RC_PRIM_B, 3, 1, 1};
+    int x = input(&g, in);
+    int w = decl(&g, 0, "weight", 2, wd, 0.4, 0), b = decl(&g, 0, "bias", 2, bd, 0.4, 0);
+    int mm = bin(&g, RC_P_MATMUL, reshape(&g, x, 2, fl), w);
+    g.out[0] = g.out[1] = reshape(&g, un(&g, RC_P_SOFTPLUS, bin(&g, RC_P_ADD, mm, b)), 4, od);
+    attach(&ir, 4, "mydense", &g);
+    reinfer(&ir, 3);
+    compare(&ir, 5, "defined noise, batchnorm back to back; defined dense last");
+}
+
+/* The generated source: one function per mode and the backward, named by layer; deterministic. */
+Test(codegen_prim, generated_source_names_the_layer_and_nodes)
+{
+    static rc_ir ir;
+    cr_assert_eq(rc_spec_check(RC_SRC_DIR "/specs/tiny.lua", 4, &ir, err, sizeof err), 0, "%s", err);
+    def_bn(&ir, 5, ir.layers[5].eps, ir.layers[5].momentum);
+    reinfer(&ir, 4);
+    char *src = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(src, "static void L6_def_train(int B,"));
+    cr_assert(strstr(src, "static void L6_def_eval(int B,"));
+    cr_assert(strstr(src, "static void L6_def_bwd(int B,"));
+    cr_assert(strstr(src, "mean ("), "materialized nodes are named by their op");
+    cr_assert(strstr(src, "/* state updates, after every value is computed */"));
+    char *again = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &again, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(src, again, "generation is deterministic");
+    free(src);
+    free(again);
+}
+
+/* ---------------------------------------------------------------- every primitive */
+
+/* The per-op case: x (B,3,4,4) (a conv's output, so the input gradient is checked too) and a
+ * parameter p; returns the output node (B, C', H', W'); 0 = no case for this op. */
+typedef struct { rc_prim_graph g; int x, p; rc_shape in; } pcase;
+
+static void pbase(pcase *c, int prank, const int *pdims)
+{
+    rc_prim_init(&c->g);
+    c->x = input(&c->g, c->in);
+    c->p = decl(&c->g, 0, "p", prank, pdims, 0.8, 0);
+}
+
+static const int chan[4] = {1, 3, 1, 1};
+
+static int build_case(pcase *c, rc_prim_op op)
+{
+    const rc_prim_info *I = &rc_prim_table()[op];
+    rc_prim_graph *g = &c->g;
+    int xd[4] = {RC_PRIM_B, 3, 4, 4};
+    switch (I->kind) {
+    case RC_PK_UNARY: {
+        pbase(c, 4, chan);
+        int xp = bin(g, RC_P_MUL, c->x, c->p);
+        /* positive argument for the ops with a domain: (x p)^2 + 0.3 */
+        int pos = bin(g, RC_P_ADD, bin(g, RC_P_MUL, xp, xp), cst(g, xp, 0.3));
+        int dom = op == RC_P_LOG || op == RC_P_LOG1P || op == RC_P_SQRT || op == RC_P_RECIP || op == RC_P_POWC;
+        int a = dom ? pos : xp, y;
+        if (op == RC_P_POWC) y = add(g, op, 1, &a, NULL, 1.7, 0);
+        else y = un(g, op, a);
+        if (!I->differentiable) return bin(g, RC_P_ADD, xp, un(g, RC_P_STOPGRAD, y));
+        if (op == RC_P_STOPGRAD) return bin(g, RC_P_ADD, bin(g, RC_P_MUL, y, c->x), xp);
+        return y;
+    }
+    case RC_PK_BINARY: {
+        pbase(c, 4, chan);
+        int a = bin(g, RC_P_MUL, c->x, cst(g, c->x, 1.3));
+        if (I->differentiable) return bin(g, op, a, c->p);
+        int b = op == RC_P_EQ ? bin(g, RC_P_MAX, c->x, c->p) : c->p;   /* eq: true where x >= p */
+        return bin(g, RC_P_ADD, bin(g, RC_P_MUL, c->x, c->p), un(g, RC_P_STOPGRAD, bin(g, op, c->x, b)));
+    }
+    case RC_PK_SELECT: {
+        pbase(c, 4, chan);
+        int in3[3] = {bin(g, RC_P_GT, c->x, cst(g, c->x, 0.0)), bin(g, RC_P_MUL, c->x, c->p), c->p};
+        return add(g, op, 3, in3, NULL, 0, 0);
+    }
+    case RC_PK_REDUCE: {   /* over the batch and the rows, broadcast back */
+        pbase(c, 4, chan);
+        int at[RC_PRIM_NATTR] = {0x1 | 0x4};
+        int r = op1(g, op, bin(g, RC_P_MUL, c->x, c->p), at);
+        return bin(g, RC_P_MUL, c->x, r);
+    }
+    case RC_PK_MOVE: {
+        pbase(c, 4, chan);
+        int xp = bin(g, RC_P_MUL, c->x, c->p);
+        switch (op) {
+        case RC_P_RESHAPE: { int d[4] = {RC_PRIM_B, 12, 2, 2}; return reshape(g, xp, 4, d); }
+        case RC_P_TRANSPOSE: { int pm[RC_PRIM_NATTR] = {0, 2, 3, 1}; return op1(g, op, xp, pm); }
+        case RC_P_SLICE: { int s[RC_PRIM_NATTR] = {0, RC_PRIM_B, 1, 3, 0, 4, 2, 3}; return op1(g, op, xp, s); }
+        case RC_P_PAD: { int s[RC_PRIM_NATTR] = {0, 0, 1, 0, 2, 1, 0, 3}; return op1(g, op, xp, s); }
+        case RC_P_CONCAT: { int at[RC_PRIM_NATTR] = {1}, in2[2] = {xp, un(g, RC_P_TANH, c->x)}; return add(g, op, 2, in2, at, 0, 0); }
+        case RC_P_EXPAND: { int e[RC_PRIM_NATTR] = {RC_PRIM_B, 3, 4, 4}; return bin(g, RC_P_MUL, op1(g, op, c->p, e), c->x); }
+        default: return 0;
+        }
+    }
+    case RC_PK_CONTRACT:
+        if (op == RC_P_MATMUL) {
+            int pd[2] = {48, 5}, fl[2] = {RC_PRIM_B, 48}, od[4] = {RC_PRIM_B, 5, 1, 1};
+            pbase(c, 2, pd);
+            return reshape(g, bin(g, op, reshape(g, c->x, 2, fl), c->p), 4, od);
+        }
+        if (op == RC_P_CONV2D) {   /* strided, padded, dilated; then a tiled one on top */
+            int pd[4] = {4, 3, 3, 3}, td[6] = {2, 2, 2, 4, 2, 2};
+            pbase(c, 4, pd);
+            int at[RC_PRIM_NATTR] = {1, 2, 2, 1, 1}, in2[2] = {c->x, c->p};
+            int y = add(g, op, 2, in2, at, 0, 0);   /* (B,4,4,4) */
+            int tw = decl(g, 0, "tiled", 6, td, 0.5, 0);
+            int at2[RC_PRIM_NATTR] = {1, 0, 1, 2, 2}, in3[2] = {un(g, RC_P_TANH, y), tw};
+            int y2 = add(g, op, 2, in3, at2, 0, 0);   /* (B,2,3,3) */
+            int at3[RC_PRIM_NATTR] = {2, 1, 1, 1, 1}, in4[2] = {c->x, c->p};
+            int y3 = add(g, op, 2, in4, at3, 0, 0);   /* stride 2, pad 1: (B,4,2,2) */
+            int sl[RC_PRIM_NATTR] = {0, RC_PRIM_B, 0, 2, 0, 2, 0, 2};
+            return bin(g, RC_P_ADD, op1(g, RC_P_SLICE, y2, sl), op1(g, RC_P_SLICE, y3, sl));
+        }
+        return 0;   /* conv2d_dx, conv2d_dw: conv2d's backward renders them (coverage checked below) */
+    case RC_PK_LEAF:
+        if (op == RC_P_RANDN || op == RC_P_RANDU) {
+            pbase(c, 4, chan);
+            int at[RC_PRIM_NATTR] = {3};
+            int r = leaf(g, op, 0, 4, xd, at);
+            return bin(g, RC_P_ADD, c->x, bin(g, RC_P_MUL, c->p, r));
+        }
+        if (op == RC_P_STATE || op == RC_P_NUMEL) {   /* a running mean: state, update, numel */
+            pbase(c, 4, chan);
+            int s = decl(g, 1, "run", 4, chan, 0, 0.5), ones[4] = {1, 1, 1, 1}, na[RC_PRIM_NATTR] = {16, 1, 0};
+            int ax[RC_PRIM_NATTR] = {0x1 | 0x4 | 0x8};
+            int sum = op1(g, RC_P_SUM, c->x, ax), n = leaf(g, RC_P_NUMEL, 0, 4, ones, na);
+            int m = bin(g, RC_P_DIV, sum, n);
+            int nm = bin(g, RC_P_ADD, bin(g, RC_P_MUL, cst(g, s, 0.7), s), bin(g, RC_P_MUL, cst(g, m, 0.3), m));
+            add(g, RC_P_UPDATE, 1, &nm, NULL, 0, 0);
+            int eval = bin(g, RC_P_MUL, bin(g, RC_P_SUB, c->x, s), c->p);
+            g->out[1] = eval;
+            return bin(g, RC_P_MUL, bin(g, RC_P_SUB, c->x, bin(g, RC_P_ADD, m, s)), c->p);
+        }
+        return 0;   /* input, param, const: in every case */
+    case RC_PK_SINK:
+        return 0;   /* update: the state case */
+    }
+    return 0;
+}
+
+/* Ops whose case is another's (checked by the coverage assertion). */
+static int covered_elsewhere(rc_prim_op op)
+{
+    return op == RC_P_INPUT || op == RC_P_PARAM || op == RC_P_CONST || op == RC_P_UPDATE ||
+           op == RC_P_CONV2D_DX || op == RC_P_CONV2D_DW;
+}
+
+/* Mark the ops of the nodes the rendered functions need (forward of both modes with the
+ * updates, and the training gradients). */
+static void mark_ops(const rc_ir *ir, int li, int *seen)
+{
+    rc_prim_graph g;
+    char buf[RC_DEF_TEXT_MAX];
+    cr_assert(rc_ir_def_text(ir, li, buf, sizeof buf));
+    rc_prim_init(&g);
+    cr_assert_eq(rc_prim_parse(&g, buf, ir->cells, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_prim_grad(&g, RC_PRIM_TRAIN, err, sizeof err), 0, "%s", err);
+    int roots[4 + 2 * RC_PRIM_MAX_DECL], nr = 0;
+    roots[nr++] = g.out[0];
+    roots[nr++] = g.out[1];
+    roots[nr++] = g.grad_in[0];
+    for (int k = 0; k < g.n_param; k++) roots[nr++] = g.grad_param[0][k];
+    unsigned char *need = malloc((size_t)g.n);
+    rc_prim_needed(&g, roots, nr, need);
+    for (int i = 0; i < g.n; i++) {
+        if (g.node[i].op == RC_P_UPDATE) { seen[RC_P_UPDATE] = 1; need[g.node[i].in[0]] = 1; }
+        if (need[i]) seen[g.node[i].op] = 1;
+    }
+    free(need);
+    rc_prim_free(&g);
+}
+
+Test(codegen_prim, every_primitive_of_the_table)
+{
+    int seen[RC_P_COUNT] = {0};
+    const rc_prim_info *T = rc_prim_table();
+    for (int op = 0; op < RC_P_COUNT; op++) {
+        if (covered_elsewhere((rc_prim_op)op)) continue;
+        static rc_ir ir;
+        /* conv (B,3,4,4) -> the defined layer -> dense to 2 cells */
+        build_ir(&ir, "history=3 height=6 width=6", "layer conv channels=3 kernel=3\nlayer relu\nlayer dense bias=true\n", 2);
+        pcase c;
+        c.in = ir.layers[1].in;
+        int y = build_case(&c, (rc_prim_op)op);
+        cr_expect_gt(y, 0, "primitive '%s' (row %d) has no case in build_case: add one", T[op].name, op);
+        if (y <= 0) { rc_prim_free(&c.g); continue; }
+        c.g.out[0] = y;
+        if (c.g.out[1] < 0) c.g.out[1] = y;
+        char kind[RC_DEF_KIND_MAX];
+        snprintf(kind, sizeof kind, "t_%s", T[op].name);
+        attach(&ir, 1, kind, &c.g);
+        reinfer(&ir, 2);
+        mark_ops(&ir, 1, seen);
+        compare(&ir, 4, T[op].name);
+    }
+    for (int op = 0; op < RC_P_COUNT; op++)
+        cr_expect(seen[op], "primitive '%s' appeared in no compared graph", T[op].name);
+}
