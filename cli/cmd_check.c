@@ -36,6 +36,7 @@ static void shape_str(rc_shape s, char *buf, size_t n) { snprintf(buf, n, "%dx%d
 
 static const char *layer_kind_label(const rc_layer *l)
 {
+    if (l->kind == RC_LAYER_DEF) return l->def_kind;
     return l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind);
 }
 
@@ -69,6 +70,7 @@ static void layer_detail(const rc_layer *l, char *buf, size_t n)
         break;
     case RC_LAYER_NOISE: snprintf(buf, n, "std %g", l->std); break;
     case RC_LAYER_DROPOUT: snprintf(buf, n, "p %g", l->p); break;
+    case RC_LAYER_DEF: snprintf(buf, n, "defined from primitives"); break;
     default: buf[0] = 0;
     }
 }
