@@ -15,6 +15,8 @@
  *            atomics, so results are bit-reproducible; P = 1 convs in compiler/cuda/emit_cuda_dw.c)
  *            and an input-gradient kernel (the conv's transposed, flipped kernel as a padded
  *            direct conv).
+ * A defined layer (RC_LAYER_DEF, a graph of primitives) is a segment of its own in every phase,
+ * rendered by compiler/cuda/emit_cuda_prim.c into the workspace regions out/gout of its layer.
  * Convs with P = 1 and K <= 16 use a shared-memory tiled direct conv: a block owns one sample,
  * a tile of output rows/columns and up to 8 output channels; each thread holds 8 x 4 outputs in
  * registers and slides a row segment of the input over the kernel row. Other convs (tiled
@@ -1057,16 +1059,17 @@ extern const char rc_cuda_dev_prelude_text[];   /* emit_cuda_text.c */
 
 /* ---------------------------------------------------------------- driver */
 
-typedef struct { int kind; int i0, i1; } seg;   /* kind: 0 producer, 1 bn, 2 pointwise */
+typedef struct { int kind; int i0, i1; } seg;   /* kind: 0 producer, 1 bn, 2 pointwise, 3 defined */
 
 static int segments(const rc_ir *ir, int train, seg *out)
 {
     int n = 0, i = 0;
     while (i < ir->n_layers) {
         const rc_layer *L = &ir->layers[i];
-        int kind = is_producer(L) ? 0 : (L->kind == RC_LAYER_BATCHNORM && train) ? 1 : 2;
+        int kind = is_producer(L) ? 0 : (L->kind == RC_LAYER_BATCHNORM && train) ? 1 :
+                   L->kind == RC_LAYER_DEF ? 3 : 2;
         int j = i;
-        while (j + 1 < ir->n_layers && is_pw(&ir->layers[j + 1], train)) j++;
+        while (kind != 3 && j + 1 < ir->n_layers && is_pw(&ir->layers[j + 1], train)) j++;
         out[n].kind = kind; out[n].i0 = i; out[n].i1 = j;
         n++;
         i = j + 1;
@@ -1145,7 +1148,7 @@ static int resolve(em *e)
     return 0;
 }
 
-static void layout(em *e)
+static int layout(em *e)
 {
     const rc_ir *ir = e->ir;
     lay *L = &e->L;
@@ -1187,7 +1190,14 @@ static void layout(em *e)
                 L->dwp[i][0] = alloc_reg(L, 0, (int64_t)s.NCH * l->out.c * (l->in.c * l->kernel * l->kernel + 1));
             }
         }
+        if (l->kind == RC_LAYER_DEF && rc_cu_prim_setup(e, i, &e->prim[i])) return -1;
     }
+    return 0;
+}
+
+static void free_prims(em *e)
+{
+    for (int i = 0; i < RC_MAX_LAYERS; i++) rc_cu_prim_free(e->prim[i]);
 }
 
 int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_plan *plan,
@@ -1208,7 +1218,7 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
     e->err = err;
     e->errlen = errlen;
     if (resolve(e)) { free(e); return -1; }
-    layout(e);
+    if (layout(e)) { free_prims(e); free(e); return -1; }
 
     rc_emit_header(&sb, ir, spec_path, "CUDA (NVRTC, " RC_CUDA_GEN_VERSION ")");
     rc_sb_put(&sb, "%s\n", rc_cuda_dev_prelude_text);
@@ -1233,6 +1243,8 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
                     else emit_gc_fwd(e, i0, i1, train);
                 } else if (sg[k].kind == 1) {
                     emit_bn_fwd(e, i0, i1);
+                } else if (sg[k].kind == 3) {
+                    rc_cu_prim_fwd(e, e->prim[i0], train);
                 } else {
                     emit_ew_fwd(e, i0, i1, train);
                 }
@@ -1248,6 +1260,8 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
                     else emit_gc_bwd(e, i0);
                 } else if (sg[k].kind == 1) {
                     emit_bn_bwd(e, i0, i1);
+                } else if (sg[k].kind == 3) {
+                    rc_cu_prim_bwd(e, e->prim[i0]);
                 } else if (i0 > 0) {
                     emit_ew_bwd(e, i0, i1);
                 }
@@ -1256,13 +1270,14 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
     }
     plan->ws_b = e->L.tb;
     plan->ws_c = e->L.tc;
-    int fail = e->fail;
+    int fail = e->fail;   /* 2: a defined layer's message is in err */
+    free_prims(e);
     free(e);
     char *s = rc_sb_finish(&sb);
     if (!s || fail) {
         free(s);
         rc_cuda_plan_free(plan);
-        snprintf(err, errlen, "out of memory while emitting CUDA for %s", ir->name);
+        if (fail != 2) snprintf(err, errlen, "out of memory while emitting CUDA for %s", ir->name);
         return -1;
     }
     /* distinct kernel names */

@@ -1,5 +1,6 @@
 /* emit_cuda_int.h — what the CUDA renderer's files share (compiler/cuda/emit_cuda.c: segments,
- * forward/backward kernels, layout; compiler/cuda/emit_cuda_dw.c: conv weight gradients). Internal:
+ * forward/backward kernels, layout; compiler/cuda/emit_cuda_dw.c: conv weight gradients;
+ * compiler/cuda/emit_cuda_prim.c: defined layers, graphs of primitives). Internal:
  * not part of the library's interface. Invariant: every workspace region is (b * B + c) floats
  * with b, c multiples of 4; kernel text is written through P() into e->sb.
  */
@@ -8,6 +9,7 @@
 
 #include "emit.h"
 #include "emit_cuda.h"
+#include "prim.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +31,8 @@ typedef struct {
 
 /* ---------------------------------------------------------------- emitter state */
 
+typedef struct rc_cu_prim rc_cu_prim;   /* a defined layer's plan (emit_cuda_prim.c) */
+
 typedef struct {
     const rc_ir *ir;
     lay L;
@@ -43,6 +47,7 @@ typedef struct {
     int64_t sbias[RC_MAX_LAYERS], sscale[RC_MAX_LAYERS], sshift[RC_MAX_LAYERS];
     int64_t srm[RC_MAX_LAYERS], srv[RC_MAX_LAYERS];
     int period[RC_MAX_LAYERS];
+    rc_cu_prim *prim[RC_MAX_LAYERS];                  /* defined layers, else NULL */
 } em;
 
 #define P(...) rc_sb_put(e->sb, __VA_ARGS__)
@@ -93,5 +98,39 @@ dw_sched rc_cu_plan_dw(int Cin, int Cout, int K, int Ho, int Wo, int Wi);
  * expression of the output gradient (B, Cout, OH, OW). */
 void rc_cu_emit_conv_dw(em *e, int layer, const char *tag, const conv_desc *d, const char *g,
                         reg part, int64_t wgrad, int64_t bgrad);
+
+/* ---------------------------------------------------------------- defined layers
+ * (compiler/cuda/emit_cuda_prim.c; its header comment describes the generated code).
+ * An error sets e->fail = 2 with the message in e->err (1 means out of memory). */
+
+/* Where a defined layer's tensors live. */
+typedef struct {
+    int li;                   /* 0-based model layer: kernel names, RNG streams */
+    int in_frames;            /* the input is the frame stream (model layer 0), else ws region in */
+    int64_t in_hw;            /* frames: H * W */
+    reg in, out, gout, gin;   /* (B, F_in), (B, F_out), (B, F_out), (B, F_in) */
+    int64_t F_in, F_out;      /* per-sample elements */
+    int out_y;                /* the output is also the model output a.y */
+    int gout_dy;              /* the output gradient is a.dy (else ws region gout) */
+    int want_gin;             /* write the input gradient */
+    int64_t poff[RC_PRIM_MAX_DECL], soff[RC_PRIM_MAX_DECL];   /* into a.params/a.grads, a.state */
+} rc_cu_prim_io;
+
+/* Plan graph g (taken over on success) at io: its backward (rc_prim_grad), what each phase
+ * materializes, its workspace regions (allocated in e->L). Returns 0 or -1 with e->err. */
+int rc_cu_prim_prepare(em *e, rc_prim_graph *g, const rc_cu_prim_io *io, rc_cu_prim **out);
+/* Parse layer li's graph from the IR (cells substituted), find its parameter and state views,
+ * wire it to the model's workspace (e->L.out/gout of li-1 and li) and prepare it. */
+int rc_cu_prim_setup(em *e, int li, rc_cu_prim **out);
+/* Kernels and launches of the current phase e->phase. */
+void rc_cu_prim_fwd(em *e, rc_cu_prim *p, int train);
+void rc_cu_prim_bwd(em *e, rc_cu_prim *p);
+void rc_cu_prim_free(rc_cu_prim *p);
+/* Tests: render graph g (not taken over) alone as model layer li: input (B, ...) in ws region
+ * io->in, output in io->out, output gradient in io->gout, input gradient into io->gin,
+ * parameters (and state) packed in declaration order at io->poff (io->soff). The source holds
+ * the device prelude, rng.h and the three phases' kernels; the plan as rc_emit_cuda's. */
+int rc_emit_cuda_prim(rc_prim_graph *g, int li, char **src, rc_cuda_plan *plan, rc_cu_prim_io *io,
+                      char *err, size_t errlen);
 
 #endif
