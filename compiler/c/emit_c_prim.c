@@ -22,8 +22,10 @@
  * 0): a chain of elementwise ops is one loop, and reductions and contractions read their
  * elementwise inputs fused into their own loops (tinygrad-style). Update values are all
  * materialized before any state is written, so an update never sees another's new value.
- * Reductions and contractions accumulate in double (the reference is double; float
- * accumulators over a batch reduction drift past the 1e-4 agreement the tests ask for).
+ * Accumulators: a sum that runs over the batch axis (batch statistics, weight gradients, a
+ * matmul contracting B) is kept in double, since its length grows with B; every other sum
+ * (conv taps, matmul rows, reductions within a sample) in float, like the built-in conv kernels:
+ * tests/test_codegen_prim.c holds both to 1e-4 relative against the double reference.
  * Every loop bound is a compile-time constant except the batch B. Each nest parallelizes over
  * its output elements only, each output summed in a fixed order: results do not depend on the
  * thread count.
@@ -120,13 +122,19 @@ static int numel_split(const rc_prim_node *nd, size_t *pb, size_t *fx)
     return 0;
 }
 
-/* Work estimate expression for an OpenMP if-clause: elements * inner, with B symbolic. */
-static void work_expr(const rc_prim_node *nd, double inner, char *out, size_t n)
+#define PR_PAR_WORK 32768.0   /* element-steps below which a nest runs on one thread */
+
+/* OpenMP if-clause condition of a nest: elements * inner (times B when inner_b) against
+ * PR_PAR_WORK; "" when the work is a constant under it (no pragma), "1" over it. */
+static void work_expr(const rc_prim_node *nd, double inner, int inner_b, char *out, size_t n)
 {
     size_t pb, fx;
     if (numel_split(nd, &pb, &fx)) pb = 1, fx = 0;
-    if (pb) snprintf(out, n, "(double)B * %.17g >= 32768.0", (double)pb * inner);
-    else snprintf(out, n, "%.17g >= 32768.0", (double)fx * inner);
+    double w = (pb ? (double)pb : (double)fx) * inner;
+    int nb = (pb ? 1 : 0) + (inner_b ? 1 : 0);
+    if (!nb) snprintf(out, n, "%s", w >= PR_PAR_WORK ? "1" : "");
+    else if (nb == 1) snprintf(out, n, "(double)B * %.17g >= %.1f", w, PR_PAR_WORK);
+    else snprintf(out, n, "(double)B * B * %.17g >= %.1f", w, PR_PAR_WORK);
 }
 
 /* The parameter (state) view "<li+1>.<kind>.<name>" of layer li. */
@@ -453,14 +461,17 @@ static void val(pr_r *R, int n, char idx[][IXN], int self, char *out)
 
 /* Open loops over the dims of nd (a dim of 1 is index "0"), naming variables PREFIX<d>; the
  * outer `nloops` get one collapsed OpenMP pragma when par. Returns the number of loops. */
-static int open_loops(pr_r *R, const rc_prim_node *nd, const char *prefix, char idx[][IXN], int par, double inner)
+static int open_loops(pr_r *R, const rc_prim_node *nd, const char *prefix, char idx[][IXN], int par, double inner,
+                      int inner_b)
 {
     int nl = 0;
     for (int d = 0; d < nd->rank; d++) nl += nd->dims[d] != 1;
-    if (par && nl) {
-        char extra[128], w[96];
-        work_expr(nd, inner, w, sizeof w);
-        snprintf(extra, sizeof extra, "collapse(%d) if(%s)", nl, w);
+    char w[96];
+    work_expr(nd, inner, inner_b, w, sizeof w);
+    if (par && nl && w[0]) {
+        char extra[160];
+        if (!strcmp(w, "1")) snprintf(extra, sizeof extra, "collapse(%d)", nl);
+        else snprintf(extra, sizeof extra, "collapse(%d) if(%s)", nl, w);
         em_omp_for(R->E, R->s, R->P->li, extra);
     }
     for (int d = 0; d < nd->rank; d++) {
@@ -507,8 +518,9 @@ static void emit_reduce(pr_r *R, int n)
     int mask = nd->attr[0], hasb;
     double cnt = inner_count(a, mask, &hasb);
     char idx[RC_PRIM_MAX_RANK][IXN], aidx[RC_PRIM_MAX_RANK][IXN], v[64], b[16];
-    int nl = open_loops(R, nd, "i", idx, 1, cnt * (hasb ? 64 : 1));
-    rc_sb_line(R->s, "double acc = %s;", nd->op == RC_P_RMAX ? "-HUGE_VAL" : "0.0");
+    int nl = open_loops(R, nd, "i", idx, 1, cnt, hasb);
+    if (nd->op == RC_P_RMAX) rc_sb_line(R->s, "%s acc = -INFINITY;", hasb ? "double" : "float");
+    else rc_sb_line(R->s, "%s", hasb ? "double acc = 0.0;" : "float acc = 0.0f;");
     int ni = 0;
     for (int d = 0; d < a->rank; d++) {
         if (!(mask & (1 << d)) || a->dims[d] == 1) { ixcpy(aidx[d], a->dims[d] == 1 ? "0" : idx[d]); continue; }
@@ -519,7 +531,7 @@ static void emit_reduce(pr_r *R, int n)
     }
     body_begin(R);
     val(R, nd->in[0], aidx, 0, v);
-    if (nd->op == RC_P_RMAX) rc_sb_line(R->s, "acc = acc > (double)%s ? acc : (double)%s;", v, v);
+    if (nd->op == RC_P_RMAX) rc_sb_line(R->s, "acc = acc > %s ? acc : %s;", v, v);
     else rc_sb_line(R->s, "acc += %s;", v);
     close_loops(R, ni);
     char res[EXN];
@@ -540,7 +552,7 @@ static void emit_move(pr_r *R, int n)
     char idx[RC_PRIM_MAX_RANK][IXN], aidx[RC_PRIM_MAX_RANK][IXN], v[64], b[16];
     if (nd->op == RC_P_RESHAPE) {   /* loop over the input's dims: the flat index is the same */
         const rc_prim_node *a = ND(R->P, nd->in[0]);
-        int nl = open_loops(R, a, "i", aidx, 1, 1);
+        int nl = open_loops(R, a, "i", aidx, 1, 1, 0);
         body_begin(R);
         val(R, nd->in[0], aidx, 0, v);
         char ptr[32], flat[FLN];
@@ -550,7 +562,7 @@ static void emit_move(pr_r *R, int n)
         close_loops(R, nl);
         return;
     }
-    int nl = open_loops(R, nd, "i", idx, 1, 1);
+    int nl = open_loops(R, nd, "i", idx, 1, 1, 0);
     body_begin(R);
     const rc_prim_node *a = ND(R->P, nd->in[0]);
     switch (nd->op) {
@@ -650,9 +662,10 @@ static void emit_matmul(pr_r *R, int n)
     const rc_prim_node *nd = ND(R->P, n), *a = ND(R->P, nd->in[0]), *bm = ND(R->P, nd->in[1]);
     char idx[RC_PRIM_MAX_RANK][IXN], ai[2][IXN], bi[2][IXN], va[64], vb[64], b[16];
     int64_t K = cdim(a, 1);
-    int nl = open_loops(R, nd, "i", idx, 1, K > 0 ? (double)K : 64);
+    int kb = a->dims[1] == RC_PRIM_B;   /* a sum over the batch: in double */
+    int nl = open_loops(R, nd, "i", idx, 1, K > 0 ? (double)K : 1, kb);
     dstr(a->dims[1], b);
-    rc_sb_line(R->s, "double acc = 0.0;");
+    rc_sb_line(R->s, "%s", kb ? "double acc = 0.0;" : "float acc = 0.0f;");
     rc_sb_line(R->s, "for (int k = 0; k < %s; k++) {", b);
     ixcpy(ai[0], a->dims[0] == 1 ? "0" : idx[0]);
     ixcpy(ai[1], a->dims[1] == 1 ? "0" : "k");
@@ -661,7 +674,7 @@ static void emit_matmul(pr_r *R, int n)
     body_begin(R);
     val(R, nd->in[0], ai, 0, va);
     val(R, nd->in[1], bi, 0, vb);
-    rc_sb_line(R->s, "acc += (double)%s * %s;", va, vb);
+    rc_sb_line(R->s, kb ? "acc += (double)%s * %s;" : "acc += %s * %s;", va, vb);
     rc_sb_line(R->s, "}");
     store(R, n, idx, "(float)acc");
     close_loops(R, nl);
@@ -689,8 +702,8 @@ static void emit_conv(pr_r *R, int n)
     if (nd->op == RC_P_CONV2D) {
         const rc_prim_node *x = ND(R->P, nd->in[0]), *w = ND(R->P, nd->in[1]);
         int C = x->dims[1], H = x->dims[2], W = x->dims[3], K = w->dims[w->rank - 1];
-        int nl = open_loops(R, nd, "i", idx, 1, (double)C * K * K);
-        rc_sb_line(R->s, "double acc = 0.0; /* conv2d: stride %d, pad %d, dilation %d */", st, pad, dil);
+        int nl = open_loops(R, nd, "i", idx, 1, (double)C * K * K, 0);
+        rc_sb_line(R->s, "float acc = 0.0f; /* conv2d: stride %d, pad %d, dilation %d */", st, pad, dil);
         rc_sb_line(R->s, "for (int c = 0; c < %d; c++) {", C);
         rc_sb_line(R->s, "for (int ky = 0; ky < %d; ky++) {", K);
         tap(R, "iy", idx[2], "ky", st, pad, dil, H);
@@ -701,7 +714,7 @@ static void emit_conv(pr_r *R, int n)
         body_begin(R);
         val(R, nd->in[0], xi, 0, vx);
         val(R, nd->in[1], wi, 0, vw);
-        rc_sb_line(R->s, "acc += (double)%s * %s;", vx, vw);
+        rc_sb_line(R->s, "acc += %s * %s;", vx, vw);
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
@@ -710,8 +723,8 @@ static void emit_conv(pr_r *R, int n)
     } else if (nd->op == RC_P_CONV2D_DX) {
         const rc_prim_node *g = ND(R->P, nd->in[0]), *w = ND(R->P, nd->in[1]);
         int O = g->dims[1], HO = g->dims[2], WO = g->dims[3], K = w->dims[w->rank - 1];
-        int nl = open_loops(R, nd, "i", idx, 1, (double)O * K * K);
-        rc_sb_line(R->s, "double acc = 0.0; /* conv2d input gradient: stride %d, pad %d, dilation %d */", st, pad, dil);
+        int nl = open_loops(R, nd, "i", idx, 1, (double)O * K * K, 0);
+        rc_sb_line(R->s, "float acc = 0.0f; /* conv2d input gradient: stride %d, pad %d, dilation %d */", st, pad, dil);
         rc_sb_line(R->s, "for (int o = 0; o < %d; o++) {", O);
         const char *ax[2] = {"y", "x"};
         const int lim[2] = {HO, WO};
@@ -737,7 +750,7 @@ static void emit_conv(pr_r *R, int n)
         body_begin(R);
         val(R, nd->in[0], gi, 0, vx);
         val(R, nd->in[1], wi, 0, vw);
-        rc_sb_line(R->s, "acc += (double)%s * %s;", vx, vw);
+        rc_sb_line(R->s, "acc += %s * %s;", vx, vw);
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
@@ -747,10 +760,12 @@ static void emit_conv(pr_r *R, int n)
         const rc_prim_node *x = ND(R->P, nd->in[0]), *g = ND(R->P, nd->in[1]);
         int t = nd->rank == 6, H = x->dims[2], W = x->dims[3], HO = g->dims[2], WO = g->dims[3];
         int py = t ? nd->dims[0] : 1, px = t ? nd->dims[1] : 1;
-        int nl = open_loops(R, nd, "i", idx, 1, (double)HO * WO * 64);
+        int nb = x->dims[0] == RC_PRIM_B;   /* a sum over the batch: in double */
+        int nl = open_loops(R, nd, "i", idx, 1, (double)HO * WO * (nb ? 1 : x->dims[0]), nb);
         const char *o = idx[t * 2], *c = idx[t * 2 + 1], *ky = idx[t * 2 + 2], *kx = idx[t * 2 + 3];
         dstr(x->dims[0], b);
-        rc_sb_line(R->s, "double acc = 0.0; /* conv2d weight gradient: stride %d, pad %d, dilation %d */", st, pad, dil);
+        rc_sb_line(R->s, "%s acc = %s; /* conv2d weight gradient: stride %d, pad %d, dilation %d */", nb ? "double" : "float",
+                   nb ? "0.0" : "0.0f", st, pad, dil);
         rc_sb_line(R->s, "for (int n = 0; n < %s; n++) {", b);
         if (py > 1) rc_sb_line(R->s, "for (int oy = %s; oy < %d; oy += %d) {", idx[0], HO, py);
         else rc_sb_line(R->s, "for (int oy = 0; oy < %d; oy++) {", HO);
@@ -763,7 +778,7 @@ static void emit_conv(pr_r *R, int n)
         body_begin(R);
         val(R, nd->in[0], xi, 0, vx);
         val(R, nd->in[1], gi, 0, vw);
-        rc_sb_line(R->s, "acc += (double)%s * %s;", vx, vw);
+        rc_sb_line(R->s, nb ? "acc += (double)%s * %s;" : "acc += %s * %s;", vx, vw);
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
         rc_sb_line(R->s, "}");
@@ -787,7 +802,7 @@ static void emit_node(pr_r *R, int n)
     rc_sb_line(R->s, "{ /* %s = %s (%s)%s */", ptr, T->name, shape,
                R->f->home[n] == H_GRAD ? ", accumulated" : "");
     if (is_elem(T->kind)) {
-        int nl = open_loops(R, nd, "i", idx, 1, 1);
+        int nl = open_loops(R, nd, "i", idx, 1, 1, 0);
         body_begin(R);
         val(R, n, idx, 1, v);
         store(R, n, idx, v);
@@ -820,7 +835,7 @@ static void emit_root_copy(pr_r *R, const pr_root *rt)
     default: snprintf(dst, sizeof dst, "s%d", rt->k); break;
     }
     rc_sb_line(R->s, "{ /* %s %s t%d */", dst, op, rt->node);
-    int nl = open_loops(R, nd, "i", idx, 1, 1);
+    int nl = open_loops(R, nd, "i", idx, 1, 1, 0);
     flat_expr(nd, idx, flat, sizeof flat);
     rc_sb_line(R->s, "%s[%s] %s t%d[%s];", dst, flat, op, rt->node, flat);
     close_loops(R, nl);
