@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_c.h"
 #include "emit_c.h"
 #include "ir.h"
 #include "kit.h"
@@ -117,12 +118,14 @@ static double rel_err(const float *a, const float *r, int64_t n, double floor_no
 }
 
 /* Run ref and c on ir with identical buffers: train forward (y, state), backward (every
- * gradient), infer. */
-static void compare(const rc_ir *ir, int B, const char *what)
+ * gradient), infer. fft: layer 1 (a plain conv) by the C backend's FFT path on the declared
+ * stream (the module's ext entry points), else the module's direct path. */
+static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
 {
     rc_backend *rb = NULL, *cb = NULL;
     cr_assert_eq(rc_backend_open(ir, "ref", "cpu", &rb, err, sizeof err), 0, "%s: %s", what, err);
     cr_assert_eq(rc_backend_open(ir, "c", "cpu", &cb, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_c_backend_set_fft(cb, fft ? RC_C_FFT_ON : RC_C_FFT_OFF, err, sizeof err), 0, "%s: %s", what, err);
     int T = ir->in.c + B + 3, cells = ir->cells;
     size_t P = (size_t)ir->params_total, S = (size_t)ir->state_total, F = (size_t)ir->in.h * ir->in.w;
     float *frames = malloc(sizeof(float) * T * F), *params = malloc(sizeof(float) * (P + 1));
@@ -139,6 +142,7 @@ static void compare(const rc_ir *ir, int B, const char *what)
     fill(s_r, S, 3, 0.5, 1.5);
     memcpy(s_c, s_r, sizeof(float) * S);
     fill(dy, (size_t)B * cells, 4, -1, 1);
+    if (fft) cr_assert_eq(cb->set_stream(cb, frames, T), 0, "%s: %s", what, cb->err);
 
     cr_assert_eq(rb->train_forward(rb, B, params, s_r, NULL, 11, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
     cr_assert_eq(cb->train_forward(cb, B, params, s_c, NULL, 11, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
@@ -165,12 +169,15 @@ static void compare(const rc_ir *ir, int B, const char *what)
     e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
     cr_log_info("%s: infer y: rel L2 %.3g", what, e);
     cr_expect_leq(e, PTOL, "%s: infer y: rel L2 %g", what, e);
+    cr_expect_eq(rc_c_backend_fft_calls(cb), fft ? 3 : 0, "%s: calls through the FFT path", what);
 
     free(frames); free(params); free(s_r); free(s_c); free(y_r); free(y_c); free(dy);
     free(g_r); free(g_c); free(w_r); free(w_c); free(starts);
     rc_backend_destroy(rb);
     rc_backend_destroy(cb);
 }
+
+static void compare(const rc_ir *ir, int B, const char *what) { compare_fft(ir, B, what, 0); }
 
 static void build_ir(rc_ir *ir, const char *input, const char *layers, int cells)
 {
@@ -282,6 +289,7 @@ Test(codegen_prim, defined_layers_back_to_back_and_last)
     attach(&ir, 4, "mydense", &g);
     reinfer(&ir, 3);
     compare(&ir, 5, "defined noise, batchnorm back to back; defined dense last");
+    compare_fft(&ir, 5, "the same, layer 1 by FFT", 1);
 }
 
 /* The generated source: one function per mode and the backward, named by layer; deterministic. */
