@@ -1,6 +1,6 @@
 /* cuda_cases.h — test-size models covering every layer kind and variant the CUDA emitter
  * handles (plain/tiled/stacked/large-kernel conv, dense, gcconv, BN per unit/channel with and
- * without |scale|, noise, dropout, every rectification), plus a runner that compares a backend
+ * without |scale|, noise, dropout, every rectification, defined layers), plus a runner that compares a backend
  * against the reference on one training step (forward, running stats, backward grads) and on
  * inference. Shared by tests/test_nvrtc.c (Criterion, emulated device) and
  * tests/gpu/gpu_numerics.c (plain C, real GPU). Header-only, static functions.
@@ -18,6 +18,7 @@
 #include "backend_cuda.h"
 #include "ir.h"
 #include "model.h"
+#include "prim.h"
 
 #define CC_MAX 16
 
@@ -33,6 +34,120 @@ static rc_layer *cc_act(rc_ir *ir, rc_act a)
     rc_layer *l = cc_add(ir, RC_LAYER_ACT);
     l->act = a;
     return l;
+}
+
+/* ---- defined layers (RC_LAYER_DEF) for case 8: graphs built with compiler/prim.h's builder.
+ * Every builder call goes through CC_P, which turns a -1 into a return of -1 (err is set). */
+#define CC_P(x) do { if ((x) < 0) return -1; } while (0)
+
+static void cc_decl(rc_prim_decl *d, const char *name, int rank, const int *dims, double bound, double value)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->rank = rank;
+    memcpy(d->dims, dims, sizeof(int) * (size_t)rank);
+    d->init_bound = bound;
+    d->init_value = value;
+}
+
+static int cc_attach(rc_ir *ir, int li, const char *kind, rc_prim_graph *g, char *err, size_t errlen)
+{
+    char *t = rc_prim_format(g);
+    rc_prim_free(g);
+    if (!t) { snprintf(err, errlen, "out of memory"); return -1; }
+    rc_layer_defaults(&ir->layers[li], RC_LAYER_DEF);
+    int rc = rc_ir_def_set(ir, li, kind, t, err, errlen);
+    free(t);
+    return rc;
+}
+
+/* Graph of a defined layer on input (B, c, h, w): 0 conv k x k + bias to co channels; 1 channel
+ * batchnorm with running statistics (unbiased variance via numel), noise in training, relu;
+ * 2 softplus with a learned sharpness a per channel, log(1 + exp(a x)) / a. */
+static int cc_def_graph(rc_prim_graph *g, int which, int c, int h, int w, int co, int k, char *err, size_t el)
+{
+    int xd[4] = {RC_PRIM_B, c, h, w}, pd[4] = {1, c, 1, 1}, x, a, y;
+    rc_prim_init(g);
+    if (which == 0) {
+        int wd[4] = {co, c, k, k}, bd[4] = {1, co, 1, 1}, at[RC_PRIM_NATTR] = {1, 0, 1, 1, 1}, in[2];
+        double bound = 1.0 / sqrt((double)c * k * k);
+        cc_decl(&g->param[g->n_param++], "weight", 4, wd, bound, 0);
+        cc_decl(&g->param[g->n_param++], "bias", 4, bd, bound, 0);
+        CC_P(in[0] = rc_prim_add(g, RC_P_INPUT, 0, NULL, NULL, 0, 0, 4, xd, 0, err, el));
+        CC_P(in[1] = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 0, 0, NULL, 0, err, el));
+        CC_P(a = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 1, 0, NULL, 0, err, el));
+        CC_P(y = rc_prim_add(g, RC_P_CONV2D, 2, in, at, 0, 0, 0, NULL, 0, err, el));
+        CC_P(g->out[0] = g->out[1] = rc_prim_bin(g, RC_P_ADD, y, a, err, el));
+        return 0;
+    }
+    CC_P(x = rc_prim_add(g, RC_P_INPUT, 0, NULL, NULL, 0, 0, 4, xd, 0, err, el));
+    if (which == 2) {
+        int t;
+        cc_decl(&g->param[g->n_param++], "sharpness", 4, pd, 0, 1.0);
+        CC_P(a = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 0, 0, NULL, 0, err, el));
+        CC_P(t = rc_prim_bin(g, RC_P_MUL, x, a, err, el));
+        CC_P(t = rc_prim_un(g, RC_P_SOFTPLUS, t, err, el));
+        CC_P(g->out[0] = g->out[1] = rc_prim_bin(g, RC_P_DIV, t, a, err, el));
+        return 0;
+    }
+    cc_decl(&g->param[g->n_param++], "scale", 4, pd, 0, 1.0);
+    cc_decl(&g->param[g->n_param++], "shift", 4, pd, 0, 0.0);
+    cc_decl(&g->state[g->n_state++], "running_mean", 4, pd, 0, 0.0);
+    cc_decl(&g->state[g->n_state++], "running_var", 4, pd, 0, 1.0);
+    int sc, sh, rm, rv, m, d, v, t, n, z, ax[RC_PRIM_NATTR] = {0x1 | 0x4 | 0x8}, r0[RC_PRIM_NATTR] = {0};
+    int ones[4] = {1, 1, 1, 1}, na[RC_PRIM_NATTR] = {h * w, 1, 0};
+    CC_P(sc = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 0, 0, NULL, 0, err, el));
+    CC_P(sh = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 1, 0, NULL, 0, err, el));
+    CC_P(rm = rc_prim_add(g, RC_P_STATE, 0, NULL, NULL, 0, 0, 0, NULL, 0, err, el));
+    CC_P(rv = rc_prim_add(g, RC_P_STATE, 0, NULL, NULL, 0, 1, 0, NULL, 0, err, el));
+    /* training: batch statistics */
+    CC_P(m = rc_prim_add(g, RC_P_MEAN, 1, &x, ax, 0, 0, 0, NULL, 0, err, el));
+    CC_P(d = rc_prim_bin(g, RC_P_SUB, x, m, err, el));
+    CC_P(t = rc_prim_bin(g, RC_P_MUL, d, d, err, el));
+    CC_P(v = rc_prim_add(g, RC_P_MEAN, 1, &t, ax, 0, 0, 0, NULL, 0, err, el));
+    for (int mode = 0; mode < 2; mode++) {
+        int mu = mode ? rm : m, var = mode ? rv : v, e;
+        CC_P(e = rc_prim_const_like(g, var, 1e-3, err, el));
+        CC_P(e = rc_prim_bin(g, RC_P_ADD, var, e, err, el));
+        CC_P(e = rc_prim_un(g, RC_P_SQRT, e, err, el));
+        CC_P(e = rc_prim_un(g, RC_P_RECIP, e, err, el));
+        CC_P(y = rc_prim_bin(g, RC_P_SUB, x, mu, err, el));
+        CC_P(y = rc_prim_bin(g, RC_P_MUL, y, e, err, el));
+        CC_P(y = rc_prim_bin(g, RC_P_MUL, y, sc, err, el));
+        CC_P(y = rc_prim_bin(g, RC_P_ADD, y, sh, err, el));
+        if (mode == 0) {   /* noise, training only */
+            CC_P(n = rc_prim_add(g, RC_P_RANDN, 0, NULL, r0, 0, 0, 4, xd, 0, err, el));
+            CC_P(z = rc_prim_const_like(g, n, 0.05, err, el));
+            CC_P(n = rc_prim_bin(g, RC_P_MUL, n, z, err, el));
+            CC_P(y = rc_prim_bin(g, RC_P_ADD, y, n, err, el));
+        }
+        CC_P(z = rc_prim_const_like(g, y, 0.0, err, el));
+        CC_P(g->out[mode] = rc_prim_bin(g, RC_P_MAX, y, z, err, el));
+    }
+    /* running statistics, PyTorch's rule with momentum 0.1 and the unbiased variance */
+    CC_P(n = rc_prim_add(g, RC_P_NUMEL, 0, NULL, na, 0, 0, 4, ones, 0, err, el));
+    CC_P(z = rc_prim_const_like(g, n, 1.0, err, el));
+    CC_P(z = rc_prim_bin(g, RC_P_SUB, n, z, err, el));
+    CC_P(t = rc_prim_bin(g, RC_P_MUL, v, n, err, el));
+    CC_P(t = rc_prim_bin(g, RC_P_DIV, t, z, err, el));
+    for (int s = 0; s < 2; s++) {
+        int keep, mom, nw;
+        CC_P(keep = rc_prim_const_like(g, m, 0.9, err, el));
+        CC_P(mom = rc_prim_const_like(g, m, 0.1, err, el));
+        CC_P(keep = rc_prim_bin(g, RC_P_MUL, keep, s ? rv : rm, err, el));
+        CC_P(mom = rc_prim_bin(g, RC_P_MUL, mom, s ? t : m, err, el));
+        CC_P(nw = rc_prim_bin(g, RC_P_ADD, keep, mom, err, el));
+        CC_P(rc_prim_add(g, RC_P_UPDATE, 1, &nw, NULL, 0, s, 0, NULL, 0, err, el));
+    }
+    return 0;
+}
+
+static int cc_def(rc_ir *ir, int li, const char *kind, int which, int c, int h, int w, int co, int k,
+                  char *err, size_t errlen)
+{
+    rc_prim_graph g;
+    if (cc_def_graph(&g, which, c, h, w, co, k, err, errlen)) { rc_prim_free(&g); return -1; }
+    return cc_attach(ir, li, kind, &g, err, errlen);
 }
 
 /* Build test case k into ir (inferred). Returns 0, 1 when k is past the last case, -1 on error. */
@@ -126,6 +241,18 @@ static int cc_build(int k, rc_ir *ir, char *name, size_t nlen, char *err, size_t
         cc_act(ir, RC_ACT_RELU);
         l = cc_add(ir, RC_LAYER_DENSE);
         cc_act(ir, RC_ACT_SOFTPLUS);
+        break;
+    case 8:   /* defined layers: the first (reading frames), a middle one with state, the last one */
+        snprintf(name, nlen, "defined_layers");
+        for (int q = 0; q < 7; q++) cc_add(ir, RC_LAYER_ACT);   /* placeholders, replaced below */
+        l = &ir->layers[2]; rc_layer_defaults(l, RC_LAYER_CONV); l->channels = 3; l->kernel = 3;
+        l = &ir->layers[4]; rc_layer_defaults(l, RC_LAYER_DENSE);
+        rc_layer_defaults(&ir->layers[5], RC_LAYER_BATCHNORM);
+        /* (4,12,12) -conv 5-> (4,8,8) -bn,relu-> -conv 3-> (3,6,6) -relu, dense, bn-> (3,1,1) */
+        if (cc_def(ir, 0, "myconv", 0, 4, 12, 12, 4, 5, err, errlen) ||
+            cc_def(ir, 1, "mybnrelu", 1, 4, 8, 8, 0, 0, err, errlen) ||
+            cc_def(ir, 6, "mysoftplus", 2, cells, 1, 1, 0, 0, err, errlen))
+            return -1;
         break;
     default:
         return 1;

@@ -10,9 +10,11 @@
  *   the reference interpreter rc_prim_eval at 1e-4 (normwise relative): training output, updated
  *   state, accumulated parameter gradients (+=, from nonzero starting values), input gradient,
  *   eval output with the updated state.
- * - Models with defined layers (the first layer reading the frame stream, a middle one, the last
- *   one writing y and reading dy) render, compile, and agree with the reference backend on a
- *   training step and inference (tests/cuda_cases.h's runner, emulated device); the shipped
+ * - A model with defined layers (tests/cuda_cases.h case 8: the first layer reading the frame
+ *   stream, a middle one with running statistics and noise, the last one writing y and reading
+ *   dy) renders, compiles, and agrees with the reference backend on a training step and
+ *   inference (cuda_cases.h's runner, emulated device; tests/gpu/gpu_numerics.c runs the same
+ *   case on a real GPU); a backward autodiff refuses names the layer; the shipped
  *   specs' CUDA text is unchanged (tests/test_nvrtc.c and `make gen-check` cover those).
  */
 #include <criterion/criterion.h>
@@ -458,77 +460,19 @@ static void attach(rc_ir *ir, int li, const char *kind, rc_prim_graph *g)
     rc_prim_free(g);
 }
 
-/* conv (valid) + bias: the first layer, reading the frame stream */
-static void def_conv(rc_ir *ir, int li, rc_shape in, int cout, int k)
-{
-    rc_prim_graph g;
-    rc_prim_init(&g);
-    double bound = 1.0 / sqrt((double)in.c * k * k);
-    int wd[4] = {cout, in.c, k, k}, bd[4] = {1, cout, 1, 1}, xd[4] = {RC_PRIM_B, in.c, in.h, in.w};
-    decl(&g.param[g.n_param++], "weight", 4, wd, bound, 0);
-    decl(&g.param[g.n_param++], "bias", 4, bd, bound, 0);
-    int x = leaf(&g, RC_P_INPUT, 0, 4, xd, NULL), w = leaf(&g, RC_P_PARAM, 0, 0, NULL, NULL);
-    int b = leaf(&g, RC_P_PARAM, 1, 0, NULL, NULL);
-    int at[RC_PRIM_NATTR] = {1, 0, 1, 1, 1};
-    g.out[0] = g.out[1] = bin(&g, RC_P_ADD, op2(&g, RC_P_CONV2D, x, w, at), b);
-    attach(ir, li, "myconv", &g);
-}
-
-/* channel batchnorm with running statistics, noise in training, then relu */
-static void def_bn_relu(rc_ir *ir, int li, rc_shape in)
-{
-    rc_prim_graph g;
-    rc_prim_init(&g);
-    int xd[4] = {RC_PRIM_B, in.c, in.h, in.w}, pd[4] = {1, in.c, 1, 1};
-    decl(&g.param[g.n_param++], "scale", 4, pd, 0, 1.0);
-    decl(&g.param[g.n_param++], "shift", 4, pd, 0, 0.0);
-    decl(&g.state[g.n_state++], "running_mean", 4, pd, 0, 0.0);
-    decl(&g.state[g.n_state++], "running_var", 4, pd, 0, 1.0);
-    int x = leaf(&g, RC_P_INPUT, 0, 4, xd, NULL);
-    int sc = leaf(&g, RC_P_PARAM, 0, 0, NULL, NULL), sh = leaf(&g, RC_P_PARAM, 1, 0, NULL, NULL);
-    int rm = leaf(&g, RC_P_STATE, 0, 0, NULL, NULL), rv = leaf(&g, RC_P_STATE, 1, 0, NULL, NULL);
-    int ax[RC_PRIM_NATTR] = {0x1 | 0x4 | 0x8}, r0[RC_PRIM_NATTR] = {0};
-    int m = op1(&g, RC_P_MEAN, x, ax, 0), d = bin(&g, RC_P_SUB, x, m);
-    int v = op1(&g, RC_P_MEAN, bin(&g, RC_P_MUL, d, d), ax, 0);
-    int is = un(&g, RC_P_RECIP, un(&g, RC_P_SQRT, bin(&g, RC_P_ADD, v, cst(&g, v, 1e-3))));
-    int y = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, bin(&g, RC_P_MUL, d, is), sc), sh);
-    y = bin(&g, RC_P_ADD, y, bin(&g, RC_P_MUL, cst(&g, y, 0.05), leaf(&g, RC_P_RANDN, 0, 4, xd, r0)));
-    g.out[0] = bin(&g, RC_P_MAX, y, cst(&g, y, 0.0));
-    int ones[4] = {1, 1, 1, 1}, na[RC_PRIM_NATTR] = {in.h * in.w, 1, 0};
-    int n = leaf(&g, RC_P_NUMEL, 0, 4, ones, na);
-    int vu = bin(&g, RC_P_DIV, bin(&g, RC_P_MUL, v, n), bin(&g, RC_P_SUB, n, cst(&g, n, 1.0)));
-    int nm = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, cst(&g, m, 0.9), rm), bin(&g, RC_P_MUL, cst(&g, m, 0.1), m));
-    int nv = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, cst(&g, m, 0.9), rv), bin(&g, RC_P_MUL, cst(&g, m, 0.1), vu));
-    cr_assert(rc_prim_add(&g, RC_P_UPDATE, 1, &nm, NULL, 0, 0, 0, NULL, 1, err, sizeof err) >= 0, "%s", err);
-    cr_assert(rc_prim_add(&g, RC_P_UPDATE, 1, &nv, NULL, 0, 1, 0, NULL, 1, err, sizeof err) >= 0, "%s", err);
-    int ise = un(&g, RC_P_RECIP, un(&g, RC_P_SQRT, bin(&g, RC_P_ADD, rv, cst(&g, rv, 1e-3))));
-    int ye = bin(&g, RC_P_ADD, bin(&g, RC_P_MUL, bin(&g, RC_P_MUL, bin(&g, RC_P_SUB, x, rm), ise), sc), sh);
-    g.out[1] = bin(&g, RC_P_MAX, ye, cst(&g, ye, 0.0));
-    attach(ir, li, "mybnrelu", &g);
-}
-
-/* a parameterized softplus, the model's last layer: log(1 + exp(a x)) / a */
-static void def_softplus(rc_ir *ir, int li, rc_shape in)
-{
-    rc_prim_graph g;
-    rc_prim_init(&g);
-    int xd[4] = {RC_PRIM_B, in.c, in.h, in.w}, pd[4] = {1, in.c, 1, 1};
-    decl(&g.param[g.n_param++], "sharpness", 4, pd, 0, 1.0);
-    int x = leaf(&g, RC_P_INPUT, 0, 4, xd, NULL), a = leaf(&g, RC_P_PARAM, 0, 0, NULL, NULL);
-    g.out[0] = g.out[1] = bin(&g, RC_P_DIV, un(&g, RC_P_SOFTPLUS, bin(&g, RC_P_MUL, x, a)), a);
-    attach(ir, li, "mysoftplus", &g);
-}
-
-/* tiny.lua (conv, relu, conv, relu, dense, batchnorm, softplus) with layers 1, 2 and 7 defined */
+/* tests/cuda_cases.h case 8: conv (frames in), batchnorm + noise + relu with running
+ * statistics, then built-in conv, relu, dense, batchnorm, and a softplus as the last layer:
+ * the first three and the last are defined layers */
 static void model(rc_ir *ir)
 {
-    cr_assert_eq(rc_spec_check(RC_SRC_DIR "/specs/tiny.lua", CELLS, ir, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(ir->n_layers, 7);
-    def_conv(ir, 0, ir->layers[0].in, ir->layers[0].channels, ir->layers[0].kernel);
-    def_bn_relu(ir, 1, ir->layers[1].in);
-    def_softplus(ir, 6, ir->layers[6].in);
-    snprintf(ir->name, sizeof ir->name, "tiny_defined");
-    cr_assert_eq(rc_ir_infer(ir, CELLS, "tiny", err, sizeof err), 0, "%s", err);
+    char name[64];
+    cr_assert_eq(cc_build(8, ir, name, sizeof name, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(name, "defined_layers");
+    int defs = 0;
+    for (int i = 0; i < ir->n_layers; i++) defs += ir->layers[i].kind == RC_LAYER_DEF;
+    cr_assert_eq(defs, 3);
+    cr_assert_eq(ir->layers[0].kind, RC_LAYER_DEF);
+    cr_assert_eq(ir->layers[ir->n_layers - 1].kind, RC_LAYER_DEF);
 }
 
 Test(cuda_prim, model_compiles)
@@ -537,12 +481,12 @@ Test(cuda_prim, model_compiles)
     model(&ir);
     char *src = NULL;
     rc_cuda_plan plan;
-    cr_assert_eq(rc_emit_cuda(&ir, "tiny", &src, &plan, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_emit_cuda(&ir, "defined.lua", &src, &plan, err, sizeof err), 0, "%s", err);
     cr_expect(strstr(src, "rc_tf_l1_") && strstr(src, "rc_tb_l2_") && strstr(src, "rc_if_l7_"),
               "kernels of the defined layers 1, 2, 7");
     for (int arch = 80; arch <= 90; arch += 10) {
         rc_nvrtc_result res;
-        cr_assert_eq(rc_nvrtc_compile(src, "tiny_defined", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
+        cr_assert_eq(rc_nvrtc_compile(src, "defined_layers", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
                      res.report ? res.report : "");
         int regs, ss, sl, st;
         cr_expect_eq(rc_nvrtc_log_stats(res.log, &regs, &ss, &sl, &st), plan.n_kernels);
@@ -552,7 +496,7 @@ Test(cuda_prim, model_compiles)
     /* deterministic text */
     char *src2 = NULL;
     rc_cuda_plan plan2;
-    cr_assert_eq(rc_emit_cuda(&ir, "tiny", &src2, &plan2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_emit_cuda(&ir, "defined.lua", &src2, &plan2, err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(src, src2);
     free(src);
     free(src2);
@@ -576,7 +520,6 @@ Test(cuda_prim, model_emulated_matches_reference)
     cr_expect_leq(r.y_infer, 1e-4, "inference err %g", r.y_infer);
     rc_backend_destroy(be);
     rc_cuda_close(dev);
-    (void)cc_build;
 }
 
 /* a graph autodiff refuses is reported with the layer */
