@@ -414,7 +414,8 @@ static void val(pr_r *R, int n, char idx[][IXN], int self, char *out)
     if (nd->op == RC_P_NUMEL) {   /* an element count (cells substituted by rc_prim_parse) */
         if (nd->attr[2]) em_fail(R->E, "layer %d (def): node %d: numel with a symbolic cell count", P->li + 1, n);
         rc_emit_float(lit, (double)nd->attr[0]);
-        if (nd->attr[1]) snprintf(out, 64, "((float)B * %s)", lit);
+        if (nd->attr[1] && nd->attr[0] == 1) snprintf(out, 64, "(float)B");
+        else if (nd->attr[1]) snprintf(out, 64, "((float)B * %s)", lit);
         else snprintf(out, 64, "%s", lit);
         return;
     }
@@ -536,7 +537,8 @@ static void emit_reduce(pr_r *R, int n)
     close_loops(R, ni);
     char res[EXN];
     if (nd->op == RC_P_MEAN) {
-        if (hasb) snprintf(res, sizeof res, "(float)(acc / ((double)B * %.17g))", cnt);
+        if (hasb && cnt == 1) snprintf(res, sizeof res, "(float)(acc / (double)B)");
+        else if (hasb) snprintf(res, sizeof res, "(float)(acc / ((double)B * %.17g))", cnt);
         else snprintf(res, sizeof res, "(float)(acc / %.17g)", cnt);
     } else {
         snprintf(res, sizeof res, "(float)acc");
