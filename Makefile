@@ -80,6 +80,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# The standard prelude of layer definitions (compiler/frontend/prelude.lua) is compiled into the
+# front end as a C string: sed makes each line a "...\n" literal (escaping \ and ", and ? against
+# trigraphs); compiler/frontend/spec_layer.c includes it.
+$(BUILD)/gen/prelude_lua.inc: compiler/frontend/prelude.lua
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/compiler/frontend/spec_layer.o: $(BUILD)/gen/prelude_lua.inc
+$(BUILD)/compiler/frontend/spec_layer.o: CFLAGS_ALL += -I$(BUILD)/gen
+
 $(BUILD)/libretinac.a: $(RT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -34,6 +34,7 @@
  */
 #include "errbuf.h"
 #include "spec.h"
+#include "spec_layer.h"
 #include "search.h"
 
 #include <errno.h>
@@ -54,7 +55,7 @@
 
 #define HOOK_EVERY 1000               /* VM instructions between hook calls */
 #define FLATTEN_DEPTH 8               /* nesting of plain layer lists */
-#define LAYER_MT "rc.layer"
+#define LAYER_MT RC_SPEC_LAYER_MT
 #define MODEL_MT "rc.model"
 #define IR_MAGIC "retinac-ir "         /* first bytes of rc_ir_format text */
 
@@ -77,9 +78,7 @@ typedef struct {
 } spec_ctx;
 
 /* What a layer constructor records (userdata body; the field table is user value 1). */
-typedef struct {
-    int kind, act, line;
-} spec_layer;
+typedef rc_spec_layer_ud spec_layer;
 
 /* A model: user value 1 = the field table, user value 2 = the name string. */
 typedef struct {
@@ -579,6 +578,8 @@ static int walk_layer(spec_ctx *c, lua_State *L, int uidx)
 {
     rc_ir *ir = c->ir;
     spec_layer *sl = luaL_testudata(L, uidx, LAYER_MT);
+    if (sl->kind == RC_LAYER_DEF)        /* a layer defined in Lua: spec_layer.c */
+        return rc_spec_def_walk(L, uidx, ir, c->file, c->err, c->errlen) ? (c->failed = 1, -1) : 0;
     char what[64];
     snprintf(what, sizeof what, "layer %d (%s)", ir->n_layers + 1, layer_label(sl));
     if (ir->n_layers >= RC_MAX_LAYERS)
@@ -1268,7 +1269,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 
-    for (int k = 0; k < RC_LAYER_COUNT; k++) {
+    for (int k = 0; k < RC_LAYER_DEF; k++) {      /* defined layers: rc_spec_layer_open */
         int nacts = k == RC_LAYER_ACT ? RC_ACT_COUNT : 1;
         for (int a = 0; a < nacts; a++) {
             const char *name = k == RC_LAYER_ACT ? rc_act_name((rc_act)a)
@@ -1288,6 +1289,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, g);
     lua_pop(L, 1);
+    rc_spec_layer_open(L);
     return 0;
 }
 
@@ -1340,6 +1342,13 @@ static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir
     }
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     st = lua_pcall(L, 0, 1, 0);
+    int walk_st = LUA_OK;     /* the walk runs defined layers' Lua code: under the same limits */
+    if (st == LUA_OK && luaL_testudata(L, -1, MODEL_MT)) {
+        lua_pushcfunction(L, walk_model);
+        lua_pushvalue(L, -2);
+        walk_st = lua_pcall(L, 1, 0, 0);
+        if (walk_st != LUA_OK) lua_remove(L, -2);     /* the error on top, for the message */
+    }
     watchdog_stop(&wd);
     lua_sethook(L, NULL, 0, 0);
     if (st != LUA_OK) {
@@ -1349,15 +1358,13 @@ static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir
         else lua_message(&c, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
         goto done;
     }
-    if (!luaL_testudata(L, -1, MODEL_MT)) {
+    if (walk_st == LUA_OK && !luaL_testudata(L, -1, MODEL_MT)) {
         char got[64];
         fail(&c, 0, NULL, NULL, "the spec must end with  return model \"name\" { ... }  "
              "(it returned %s)", lua_isnil(L, -1) ? "nothing" : describe(L, -1, got, sizeof got));
         goto done;
     }
-    lua_pushcfunction(L, walk_model);
-    lua_insert(L, -2);
-    st = lua_pcall(L, 1, 0, 0);
+    st = walk_st;
     if (st != LUA_OK) {
         if (!c.failed) {
             if (st == LUA_ERRMEM) fail(&c, 0, NULL, NULL, "spec exceeds the memory limit (%d MiB)",
