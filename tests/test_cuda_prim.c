@@ -117,6 +117,8 @@ static void g_elementwise(rc_prim_graph *g)
     };
     int y = terms[0];
     for (size_t k = 1; k < sizeof terms / sizeof terms[0]; k++) y = bin(g, RC_P_ADD, y, terms[k]);
+    for (int k = 0; k < 120; k++)   /* a chain longer than the emitter inlines in one expression */
+        y = bin(g, k % 2 ? RC_P_ADD : RC_P_MUL, y, cst(g, y, k % 2 ? 0.01 * k : 1.0 - 0.001 * k));
     g->out[RC_PRIM_TRAIN] = y;
     int e = bin(g, RC_P_ADD, y, bin(g, RC_P_MUL, un(g, RC_P_SIGN, s), q));
     e = bin(g, RC_P_ADD, e, bin(g, RC_P_GT, x, cst(g, x, 0.6)));

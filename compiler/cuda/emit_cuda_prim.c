@@ -10,7 +10,8 @@
  *   kernels one per materialized node, in node order, one thread per output element
  *           (grid-stride loop); a node is materialized when it is not elementwise (reduction,
  *           movement, contraction), when it has more than one consumer or root use in the phase,
- *           when a contraction reads it, or when it is a root. Elementwise nodes that are not
+ *           when a contraction reads it, when it is a root, or when it ends a chain of INLINE_MAX
+ *           inlined elementwise nodes. Elementwise nodes that are not
  *           materialized are inlined into their consumer's kernel as expressions of the
  *           primitive table's template text (rc_prim_info.c, the same text the C emitter uses),
  *           with the broadcast index mapping (an operand's size-1 axes read index 0). Leaves are
@@ -39,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INLINE_MAX 48   /* longest chain of elementwise nodes inlined into one expression */
 #define PH_TF RC_CU_TRAIN_FWD
 #define PH_TB RC_CU_TRAIN_BWD
 #define PH_IF RC_CU_INFER
@@ -61,6 +63,7 @@ struct rc_cu_prim {
     unsigned char *mat[RC_CU_NPHASE];
     unsigned char *live[RC_CU_NPHASE];
     unsigned char *contract_in;     /* scratch */
+    unsigned char *depth;           /* scratch: length of an inlined elementwise chain */
     int *uses;                      /* scratch */
     int snap_need[RC_PRIM_MAX_DECL];
     reg snap[RC_PRIM_MAX_DECL];
@@ -842,6 +845,7 @@ static void plan_phase(rc_cu_prim *p, int ph, const unsigned char *avail)
     memset(mat, 0, (size_t)p->n);
     memset(p->uses, 0, (size_t)p->n * sizeof *p->uses);
     memset(p->contract_in, 0, (size_t)p->n);
+    memset(p->depth, 0, (size_t)p->n);
     for (int k = 0; k < p->n_dest[ph]; k++) {
         live[p->dst[ph][k].root] = 1;
         p->uses[p->dst[ph][k].root]++;
@@ -863,6 +867,14 @@ static void plan_phase(rc_cu_prim *p, int ph, const unsigned char *avail)
         int root = 0;
         for (int k = 0; k < p->n_dest[ph]; k++) root |= p->dst[ph][k].root == i;
         mat[i] = !is_ew(nd) || p->uses[i] >= 2 || p->contract_in[i] || root;
+        /* an inlined chain longer than INLINE_MAX is cut: bounded kernel text and recursion */
+        int dp = 0;
+        for (int k = 0; k < nd->n_in && !mat[i]; k++) {
+            int j = nd->in[k];
+            if (!mat[j] && !(avail && avail[j]) && p->depth[j] > dp) dp = p->depth[j];
+        }
+        if (!mat[i] && dp + 1 > INLINE_MAX) mat[i] = 1;
+        p->depth[i] = mat[i] ? 0 : (unsigned char)(dp + 1);
     }
 }
 
@@ -874,6 +886,7 @@ void rc_cu_prim_free(rc_cu_prim *p)
     free(p->has_reg);
     for (int ph = 0; ph < RC_CU_NPHASE; ph++) { free(p->mat[ph]); free(p->live[ph]); }
     free(p->contract_in);
+    free(p->depth);
     free(p->uses);
     free(p);
 }
@@ -910,8 +923,9 @@ int rc_cu_prim_prepare(em *e, rc_prim_graph *g, const rc_cu_prim_io *io, rc_cu_p
     p->nreg = calloc(n, sizeof *p->nreg);
     p->has_reg = calloc(n, 1);
     p->contract_in = calloc(n, 1);
+    p->depth = calloc(n, 1);
     p->uses = calloc(n, sizeof *p->uses);
-    int ok = p->nreg && p->has_reg && p->contract_in && p->uses;
+    int ok = p->nreg && p->has_reg && p->contract_in && p->depth && p->uses;
     for (int ph = 0; ph < RC_CU_NPHASE; ph++) {
         p->mat[ph] = calloc(n, 1);
         p->live[ph] = calloc(n, 1);
