@@ -304,7 +304,7 @@ static bad_case bad_cases[] = {
     {"dropout_out_of_range.lua", "layer 2 (dropout): p: must be in [0, 0.99], got 1.5"},
     {"bad_train_value.lua", "train: lr: must be in [1e-12, 10], got -0.001"},
     {"unknown_train_field.lua", "train: learning_rate: unknown field"},
-    {"bad_loss.lua", "train: loss: expected one of \"poisson\"|\"mse\", got string 'l1'"},
+    {"bad_loss.lua", "train: loss: expected one of \"poisson\"|\"mse\"|\"poisson_log\", got string 'l1'"},
     {"bad_milestones.lua", "train: milestones[2]: expected an integer, got string 'ten'"},
     {"layer_without_braces.lua", "layer 2: 'relu' needs a field table: write relu {}"},
     {"positional_fields.lua", "positional_fields.lua:3: layer 1 (conv): unnamed value 3: fields are written name = value, e.g. conv { channels = ... }"},
