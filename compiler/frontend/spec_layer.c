@@ -18,11 +18,9 @@
  * refused at `retinac check`, with its line.
  *
  * Invariants:
- *   - a tensor is userdata {node id, build generation}; it is only usable while its own build
- *     runs (a tensor kept in a global and used later is refused);
- *   - every Lua-visible op adds nodes through node(), which records the spec line of the Lua
- *     code that called it (the layer's use line when the caller is the prelude) and turns a
- *     builder error into ONE located Lua error "FILE:LINE: layer I (KIND): op: what";
+ *   - while a layer is built, its rc_spec_build is in the registry and the primitives are
+ *     globals (spec_prims.c: tensors, ops, their located errors); both are undone afterwards,
+ *     also on failure;
  *   - the spec's functions run under the spec's instruction and time limits (spec.c keeps its
  *     hook on while the model is walked); errors are caught here (lua_pcall), rewritten to carry
  *     the layer, and returned as -1 with the message, after the graph is freed;
