@@ -21,6 +21,7 @@ static const rc_command commands[] = {
     {"gen",     cmd_gen,     cmd_gen_help,     "emit C (and CUDA) for a spec into generated/<model>/"},
     {"compile", cmd_compile, cmd_compile_help, "JIT-compile a spec ahead of time, print the cached object"},
     {"bench",   cmd_bench,   cmd_bench_help,   "measure training and inference throughput"},
+    {"gradcheck", cmd_gradcheck, cmd_gradcheck_help, "check a backend's gradients against finite differences"},
     {"synth",   cmd_synth,   cmd_synth_help,   "write a synthetic retina recording (HDF5)"},
     {"info",    cmd_info,    cmd_info_help,    "describe a recording (HDF5) and check it is usable"},
     {"train",   cmd_train,   cmd_train_help,   "train a model on a recording"},
