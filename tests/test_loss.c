@@ -11,7 +11,9 @@
  *   - training end to end (rc_train_run, reference backend, the tiny synthetic recording): the
  *     training loss falls; a model whose eval outputs go negative (log-rates, no eval-only exp)
  *     is warned about once and validates to NaN; one with positive eval outputs is not warned
- *     about and validates to a finite loss.
+ *     about and validates to a finite loss; and so does the reference's pairing, a last
+ *     `exponential { train_off = true }` (the prelude's: identity in training, exp in eval),
+ *     whose training run is the bare model's loss for loss.
  * (The rate-form poisson and mse losses are tested in test_ref.c, ref_loss.)
  */
 #include <criterion/criterion.h>
@@ -284,4 +286,19 @@ Test(loss, poisson_log_trains_and_warns_when_eval_outputs_are_log_rates, .fini =
     e2e_train(" softplus {},", &l);
     cr_assert_eq(l.log_rate_warnings, 0);
     for (int e = 0; e < E2E_EPOCHS; e++) cr_assert(isfinite(l.val_loss[e]), "epoch %d: %g", e, l.val_loss[e]);
+}
+
+Test(loss, poisson_log_with_an_eval_only_exponential, .fini = kit_cleanup, .timeout = 120)
+{
+    e2e_log bare, ex;
+    e2e_train("", &bare);
+    e2e_train(" exponential { train_off = true },", &ex);
+    /* the identity in training: the same run, loss for loss */
+    for (int e = 0; e < E2E_EPOCHS; e++)
+        cr_assert_float_eq(ex.train_loss[e], bare.train_loss[e], 1e-12 * (1 + fabs(bare.train_loss[e])),
+                           "epoch %d: %.17g vs %.17g", e, ex.train_loss[e], bare.train_loss[e]);
+    /* exp in eval: rates, no warning, a finite validation loss */
+    cr_assert_eq(bare.log_rate_warnings, 1);
+    cr_assert_eq(ex.log_rate_warnings, 0);
+    for (int e = 0; e < E2E_EPOCHS; e++) cr_assert(isfinite(ex.val_loss[e]), "epoch %d: %g", e, ex.val_loss[e]);
 }
