@@ -36,7 +36,7 @@ const char cmd_train_help[] =
     "  --l1 X                 L1 activity penalty (--l1-mode mean|sum; sum = reference)\n"
     "  --optimizer adam|adamw adam = coupled L2 as torch.optim.Adam (reference)\n"
     "  --loss poisson|mse|poisson_log  poisson_log: the output is a log-rate in training\n"
-    "                         (exp(y) - t*y; end the model with an eval-only exp)\n"
+    "                         (exp(y) - t*y): end the model with exponential { train_off = true }\n"
     "  --schedule none|plateau|step   --sched-factor X --sched-patience N --milestones 10,20\n"
     "  --patience N           early stopping on the validation loss (0 = never)\n"
     "  --val-fraction X       --val-split block|random\n"

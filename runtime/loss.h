@@ -38,8 +38,8 @@ rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B
  * 1e-8): training and validation losses stay comparable. The reference literally applies its
  * log_input=True loss to the eval-mode rates (exp(r) - t*r), which measures nothing; retinac
  * does not reproduce that. The L1 term is taken on the eval-mode outputs, as the reference's
- * validation does. A model whose eval output is not a rate (no eval-only exp at the end) gets
- * a NaN validation loss for negative outputs. */
+ * validation does. A model whose eval output is not a rate (no eval-only exp at the end: the
+ * prelude's exponential { train_off = true }) gets a NaN validation loss for negative outputs. */
 rc_loss rc_loss_eval_kind(rc_loss kind);
 
 /* The same with the loss settings of a model's train section. */

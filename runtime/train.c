@@ -222,9 +222,9 @@ static int validate(trainer *t, double *val_loss, double *val_r, char *err, size
                 t->warned_log_rate = 1;
                 t->o->warn(t->o->warn_ctx,
                            "loss \"poisson_log\": the model's eval-mode outputs are negative, so they are "
-                           "log-rates, not rates: end the model with a layer that applies exp in eval "
-                           "only (the reference's Exponential(train_off=True)); the validation loss is "
-                           "undefined (NaN) and the training loss is watched instead");
+                           "log-rates, not rates: end the model with exponential { train_off = true } "
+                           "(exp in eval only, the reference's Exponential(train_off=True)); the "
+                           "validation loss is undefined (NaN) and the training loss is watched instead");
             }
         }
         memcpy(t->val_y + n * cells, b.y, (size_t)b.B * cells * sizeof(float));
