@@ -127,11 +127,15 @@ Test(nvrtc, spec_nips_cnn) { check_spec("nips_cnn.lua"); }
 Test(nvrtc, spec_stacked_bncnn) { check_spec("stacked_bncnn.lua"); }
 Test(nvrtc, spec_ln) { check_spec("ln.lua"); }
 Test(nvrtc, spec_tiny) { check_spec("tiny.lua"); }
+Test(nvrtc, spec_psoftplus) { check_spec("psoftplus.lua"); }
+Test(nvrtc, spec_divnorm) { check_spec("divnorm.lua"); }
+Test(nvrtc, spec_exp_poisson) { check_spec("exp_poisson.lua"); }
 
 /* Every shipped spec is covered by one of the tests above. */
 Test(nvrtc, every_spec_listed)
 {
-    const char *known[] = {"bncnn.lua", "nips_cnn.lua", "stacked_bncnn.lua", "ln.lua", "tiny.lua"};
+    const char *known[] = {"bncnn.lua", "nips_cnn.lua", "stacked_bncnn.lua", "ln.lua", "tiny.lua",
+                           "psoftplus.lua", "divnorm.lua", "exp_poisson.lua"};
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/specs", RC_SRC_DIR);
     DIR *d = opendir(dir);
@@ -155,6 +159,7 @@ Test(nvrtc, case_dropout_acts) { check_case(4); }
 Test(nvrtc, case_bigkernel) { check_case(5); }
 Test(nvrtc, case_kwtile_segments) { check_case(6); }
 Test(nvrtc, case_dw_channel_chunks) { check_case(7); }
+Test(nvrtc, case_defined_layers) { check_case(8); }
 
 Test(nvrtc, util_kernels)
 {
