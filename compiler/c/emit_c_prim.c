@@ -100,9 +100,11 @@ static void flat_expr(const rc_prim_node *nd, char idx[][IXN], char *out, size_t
             continue;
         }
         if (nd->dims[a] == 1) continue;
-        if (zero) snprintf(tmp, sizeof tmp, "%s * %s", acc, d);
-        else snprintf(tmp, sizeof tmp, "(%s * %s + (%s))", acc, d, idx[a]);
-        snprintf(acc, sizeof acc, "%s", tmp);
+        /* rank <= 6 index expressions of < IXN chars each cannot fill FLN; checked anyway */
+        int k = zero ? snprintf(tmp, sizeof tmp, "%s * %s", acc, d)
+                     : snprintf(tmp, sizeof tmp, "(%s * %s + (%s))", acc, d, idx[a]);
+        if (k < 0 || (size_t)k >= sizeof tmp) { snprintf(out, n, "%s", "0 /* index expression too long */"); return; }
+        memcpy(acc, tmp, (size_t)k + 1);
     }
     snprintf(out, n, "%s", acc[0] ? acc : "0");
 }
