@@ -218,8 +218,10 @@ gpu-profile: gpu-bundle
 	tests/gpu/gpu_profile.sh $(GPU_BUNDLE)
 
 # ---- Fuzzing (issue 16): libFuzzer harnesses fuzz/fuzz_<target>.c for the spec loader (spec),
-# the IR text parser (ir_text), the checkpoint loader (checkpoint) and the recording prober of
-# `retinac info` (probe), seeds in fuzz/corpus/<target>/, dictionaries fuzz/<target>.dict.
+# the IR text parser (ir_text), a defined layer's primitive-graph text with autodiff, the
+# reference interpreter and the emitters behind it (prim), the checkpoint loader (checkpoint)
+# and the recording prober of `retinac info` (probe), seeds in fuzz/corpus/<target>/,
+# dictionaries fuzz/<target>.dict.
 # fuzz: clang build in build-fuzz/ (library and harnesses with ASan + UBSan + coverage).
 # fuzz-run: each harness FUZZ_SECONDS on its seeds, one at a time; new inputs go to
 #   build-fuzz/corpus/<target>/ (the committed seeds are only read), crashes to build-fuzz/artifacts/.
@@ -227,7 +229,7 @@ gpu-profile: gpu-bundle
 # runtime/backend/fftconv*.c are left out of the fuzz library: they use GCC's __builtin_shuffle, which
 # clang lacks, and no fuzz target reaches them.
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := spec ir_text checkpoint probe
+FUZZ_TARGETS := spec ir_text prim checkpoint probe
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
 FUZZ_TIMEOUT_spec := 30
@@ -254,7 +256,7 @@ $(BUILD)/libretinac_fuzz.a: $(filter-out $(BUILD)/runtime/backend/fftconv%.o,$(R
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_h5.h $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac_fuzz.a
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_h5.h fuzz/fuzz_prim.h $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac_fuzz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Ifuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libretinac_frontend.a \
 	    $(BUILD)/libretinac_fuzz.a $(LUA_LIBS) $(LDLIBS_ALL)

@@ -3,7 +3,10 @@
  *
  * Each input is an IR text (cut at its first NUL). It is parsed; a text that parses is also
  * inferred for 5 cells (rc_ir_infer), and must survive the round trip rc_ir_format ->
- * rc_ir_parse -> rc_ir_format with the same text.
+ * rc_ir_parse -> rc_ir_format with the same text. A model that infers and has defined layers
+ * (`layer def kind=` + `prim` lines) goes further: each defined layer's graph (rc_ir_def_graph)
+ * through fz_graph_checks (fuzz_prim.h: graph round trips, rc_prim_grad, the reference
+ * interpreter when small), then the C and CUDA emitters (fz_emit).
  *
  * FUZZ_VERBOSE=1 prints each input's outcome (the error line, or success) for triage.
  *
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_prim.h"
 #include "ir.h"
 
 #define FUZZ_CELLS 5
@@ -51,7 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[1024] = "";
     if (rc_ir_parse(&ir, text, "fuzz.ir", err, sizeof err) == 0) {
         round_trip(&ir, "parsed text");
-        if (rc_ir_infer(&ir, FUZZ_CELLS, "fuzz.ir", err, sizeof err) == 0) round_trip(&ir, "inferred text");
+        if (rc_ir_infer(&ir, FUZZ_CELLS, "fuzz.ir", err, sizeof err) == 0) {
+            round_trip(&ir, "inferred text");
+            for (int li = 0; li < ir.n_layers; li++) {
+                if (ir.layers[li].kind != RC_LAYER_DEF) continue;
+                rc_prim_graph g;
+                if (rc_ir_def_graph(&ir, li, &g, err, sizeof err) == 0) fz_graph_checks(&g, ir.cells);
+                else {
+                    fprintf(stderr, "layer %d: the graph inferred but does not parse again: %s\n", li + 1, err);
+                    abort();
+                }
+                rc_prim_free(&g);
+            }
+            fz_emit(&ir);
+            err[0] = 0;
+        }
     }
     if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s\n", err[0] ? err : "parsed and inferred");
     free(text);
