@@ -210,8 +210,9 @@ static void lua_failure(def_walk *w, int status, const char *m)
     if (!strncmp(rest, "undefined name '", 16)) {
         const char *q = strchr(rest + 16, '\'');
         int len = q ? (int)(q - rest) + 1 : (int)strlen(rest);
-        snprintf(extra, sizeof extra, "%.*s: not a primitive or a global (the primitives: %s)", len,
-                 rest, rc_spec_prim_list);
+        int w = snprintf(extra, sizeof extra, "%.*s: not a primitive or a global (the primitives: %s)", len,
+                         rest, rc_spec_prim_list);
+        if (w < 0 || (size_t)w >= sizeof extra) strcpy(extra + sizeof extra - 5, "...)");
         rest = extra;
     }
     if (prelude)

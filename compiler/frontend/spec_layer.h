@@ -53,7 +53,7 @@ typedef struct {
 } rc_spec_build;
 
 extern const char rc_spec_build_key;
-extern const char rc_spec_prim_list[];  /* the primitives' names, for messages */
+extern char rc_spec_prim_list[2048];  /* the primitives' names, for messages */
 
 /* Tensor metatable, primitives (registry), methods, act constructors, select. */
 void rc_spec_prims_open(lua_State *L);

@@ -36,11 +36,9 @@
 #define PRELUDE_CHUNK "=prelude"
 #define DIM_INFER (-100)                /* a -1 in a reshape's shape (RC_PRIM_B is -1 too) */
 
-/* The primitives a forward can call, for messages. */
-const char rc_spec_prim_list[] =
-    "exp log log1p abs sqrt tanh sigmoid softplus relu square requ identity pow sign "
-    "stop_gradient max min select where gt ge eq lt le sum mean amax count reshape transpose "
-    "slice pad concat expand matmul conv2d randn randu full update";
+/* The primitives a forward can call, for messages: the names registered by rc_spec_prims_open
+ * (which includes every elementwise row of the primitive table), sorted, space-separated. */
+char rc_spec_prim_list[2048];
 
 typedef struct {
     int id, gen;
@@ -805,6 +803,32 @@ static const luaL_Reg plain_fns[] = {
     {"where", l_select_t}, {NULL, NULL},
 };
 
+static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* rc_spec_prim_list from the registered primitives (table at g), the act names and select */
+static void prim_list_build(lua_State *L, int g)
+{
+    const char *names[256];
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, g) && n < 256 - RC_ACT_COUNT - 1) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) names[n++] = lua_tostring(L, -1);
+    }
+    if (n >= 256 - RC_ACT_COUNT - 1) lua_pop(L, 1);
+    for (int a = 0; a < RC_ACT_COUNT; a++) names[n++] = rc_act_name((rc_act)a);
+    names[n++] = "select";
+    qsort(names, (size_t)n, sizeof names[0], cmp_name);
+    size_t k = 0;
+    rc_spec_prim_list[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && !strcmp(names[i], names[i - 1])) continue;
+        int w = snprintf(rc_spec_prim_list + k, sizeof rc_spec_prim_list - k, "%s%s", k ? " " : "", names[i]);
+        if (w < 0 || (size_t)w >= sizeof rc_spec_prim_list - k) break;
+        k += (size_t)w;
+    }
+}
+
 /* Set fn (at top) as primitive `name` (table at g: globals while a layer is built) and as
  * method `name` (methods table at m); pops it. */
 static void publish(lua_State *L, int g, int m, const char *name)
@@ -870,6 +894,21 @@ void rc_spec_prims_open(lua_State *L)
         lua_pushcclosure(L, l_elementwise, 3);
         publish(L, g, m, elem_fns[i].name);
     }
+    /* every other elementwise row of the primitive table under its own name: a new unary or
+     * binary primitive is callable from a spec with no change here */
+    const rc_prim_info *T = rc_prim_table();
+    for (int op = 0; op < RC_P_COUNT; op++) {
+        if (T[op].kind != RC_PK_UNARY && T[op].kind != RC_PK_BINARY) continue;
+        lua_getfield(L, g, T[op].name);
+        int have = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (have || op == RC_P_POWC) continue;         /* pow: its own form, a constant exponent */
+        lua_pushinteger(L, op);
+        lua_pushstring(L, T[op].name);
+        lua_pushinteger(L, T[op].n_in);
+        lua_pushcclosure(L, l_elementwise, 3);
+        publish(L, g, m, T[op].name);
+    }
     static const struct { const char *name; rc_prim_op op; } red[] = {
         {"sum", RC_P_SUM}, {"mean", RC_P_MEAN}, {"amax", RC_P_RMAX}};
     for (int i = 0; i < 3; i++) {
@@ -910,6 +949,7 @@ void rc_spec_prims_open(lua_State *L)
         publish(L, G, m, rc_act_name((rc_act)a));        /* always global: also layers */
     }
 
+    prim_list_build(L, g);
     luaL_newmetatable(L, TENSOR_MT);
     int t = lua_gettop(L);
     lua_pushliteral(L, "locked");
