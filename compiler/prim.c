@@ -13,6 +13,7 @@
  * (RC_PRIM_B, RC_PRIM_CELLS) may appear anywhere a dimension only has to match another; where a
  * dimension is arithmetic (conv windows, slices, pads, concat) it must be a constant.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ static double f_softplus(double x, double v) { (void)v; return x > 20.0 ? x : lo
 static double f_powc(double x, double v) { return pow(x, v); }
 static double f_sign(double x, double v) { (void)v; return (x > 0) - (x < 0); }
 static double f_id(double x, double v) { (void)v; return x; }
+static double f_erf(double x, double v) { (void)v; return erf(x); }
 static double f_add(double a, double b) { return a + b; }
 static double f_sub(double a, double b) { return a - b; }
 static double f_mul(double a, double b) { return a * b; }
@@ -126,6 +128,14 @@ VJP(vjp_powc)
     int d = bin(G, RC_P_MUL, k, p, err, el); TRY(d);
     return bin(G, RC_P_MUL, g, d, err, el);
 }
+VJP(vjp_erf)      /* 2/sqrt(pi) exp(-x^2) */
+{
+    (void)arg;
+    int x = N(id).in[0];
+    int e = un(G, RC_P_EXP, un(G, RC_P_NEG, bin(G, RC_P_MUL, x, x, err, el), err, el), err, el); TRY(e);
+    int d = bin(G, RC_P_MUL, cst(G, x, 1.1283791670955126, err, el), e, err, el); TRY(d);
+    return bin(G, RC_P_MUL, g, d, err, el);
+}
 VJP(vjp_none) { (void)G; (void)id; (void)arg; (void)g; (void)err; (void)el; return -2; }
 VJP(vjp_zero) { (void)G; (void)id; (void)arg; (void)g; (void)err; (void)el; return -3; }
 VJP(vjp_add) { return to_arg(G, id, arg, g, err, el); }
@@ -185,14 +195,17 @@ static int numel_of(rc_prim_graph *G, int x, int mask, int line, char *err, size
     int a[RC_PRIM_NATTR] = { 1, 0, 0 }, ones[RC_PRIM_MAX_RANK];
     const rc_prim_node *nx = &N(x);
     int rank = nx->rank;
+    long long cnt = 1;            /* up to RC_PRIM_MAX_ELEMS = 2^31: one more than an int holds */
     for (int k = 0; k < rank; k++) {
         ones[k] = 1;
         if (!(mask >> k & 1)) continue;
         int d = nx->dims[k];
         if (d == RC_PRIM_B) a[1]++;
         else if (d == RC_PRIM_CELLS) a[2]++;
-        else a[0] *= d;
+        else cnt *= d;
     }
+    if (cnt > INT_MAX) return rc_errf(err, el, "mean: %lld elements to count, over %d", cnt, INT_MAX);
+    a[0] = (int)cnt;
     return rc_prim_add(G, RC_P_NUMEL, 0, NULL, a, 0, 0, rank, ones, line, err, el);
 }
 VJP(vjp_mean)
@@ -313,6 +326,7 @@ static const rc_prim_info table[RC_P_COUNT] = {
     [RC_P_POWC]    = { "pow", RC_PK_UNARY, 1, 1, "powf(%0, %v)", f_powc, NULL, vjp_powc, 4 },
     [RC_P_SIGN]    = { "sign", RC_PK_UNARY, 1, 0, "(float)((%0 > 0.0f) - (%0 < 0.0f))", f_sign, NULL, vjp_none, 1 },
     [RC_P_STOPGRAD] = { "stop_gradient", RC_PK_UNARY, 1, 1, "(%0)", f_id, NULL, vjp_zero, 0 },
+    [RC_P_ERF]     = { "erf", RC_PK_UNARY, 1, 1, "erff(%0)", f_erf, NULL, vjp_erf, 8 },
     [RC_P_ADD] = { "add", RC_PK_BINARY, 2, 1, "(%0 + %1)", NULL, f_add, vjp_add, 1 },
     [RC_P_SUB] = { "sub", RC_PK_BINARY, 2, 1, "(%0 - %1)", NULL, f_sub, vjp_sub, 1 },
     [RC_P_MUL] = { "mul", RC_PK_BINARY, 2, 1, "(%0 * %1)", NULL, f_mul, vjp_mul, 1 },
@@ -559,6 +573,7 @@ static int check_shape(const rc_prim_graph *g, rc_prim_node *nd, char *err, size
                 nd->dims[k] = hi - lo;
             } else {
                 if (lo < 0 || hi < 0) return rc_errf(err, el, "pad: axis %d: negative padding", k + 1);
+                if ((long long)d + lo + hi > INT_MAX) return rc_errf(err, el, "pad: axis %d: %d + %d + %d elements", k + 1, lo, d, hi);
                 nd->dims[k] = d + lo + hi;
             }
         }
@@ -572,6 +587,8 @@ static int check_shape(const rc_prim_graph *g, rc_prim_node *nd, char *err, size
             if (k == ax) {
                 if (is_sym(a->dims[k]) || is_sym(b->dims[k]))
                     return rc_errf(err, el, "concat: axis %d is only known at run time", k + 1);
+                if ((long long)a->dims[k] + b->dims[k] > INT_MAX)
+                    return rc_errf(err, el, "concat: %s and %s: axis %d too long", s1, s2, k + 1);
                 nd->dims[k] = a->dims[k] + b->dims[k];
             } else if (a->dims[k] != b->dims[k]) {
                 return rc_errf(err, el, "concat: %s and %s differ on axis %d", s1, s2, k + 1);
@@ -623,10 +640,14 @@ static int check_shape(const rc_prim_graph *g, rc_prim_node *nd, char *err, size
         else { N = gy->dims[0]; H = nd->attr[5]; W = nd->attr[6]; }
         if (is_sym(H) || is_sym(W) || is_sym(K) || K < 1 || H < 1 || W < 1)
             return rc_errf(err, el, "%s: spatial dims and kernel must be constants >= 1", nm);
-        Ho = (H + 2 * p - d * (K - 1) - 1) / s + 1;
-        Wo = (W + 2 * p - d * (K - 1) - 1) / s + 1;
-        if (H + 2 * p - d * (K - 1) - 1 < 0 || W + 2 * p - d * (K - 1) - 1 < 0)
+        /* in 64 bits: pad, dilation and kernel are any int in an IR text */
+        long long span = (long long)d * (K - 1) + 1, eh = (long long)H + 2ll * p - span, ew = (long long)W + 2ll * p - span;
+        if (eh < 0 || ew < 0)
             return rc_errf(err, el, "%s: kernel %d (dilation %d) is larger than the %dx%d input (pad %d)", nm, K, d, H, W, p);
+        if (eh / s + 1 > INT_MAX || ew / s + 1 > INT_MAX)
+            return rc_errf(err, el, "%s: a %dx%d input padded by %d gives an output too large", nm, H, W, p);
+        Ho = (int)(eh / s + 1);
+        Wo = (int)(ew / s + 1);
         if (py > Ho || px > Wo) return rc_errf(err, el, "%s: period %dx%d larger than the %dx%d output", nm, py, px, Ho, Wo);
         if (gy && (gy->dims[1] != O || gy->dims[2] != Ho || gy->dims[3] != Wo || gy->dims[0] != N))
             return rc_errf(err, el, "%s: gradient shape does not match the conv's output", nm);

@@ -55,6 +55,7 @@ typedef enum {
     /* unary elementwise */
     RC_P_NEG, RC_P_RECIP, RC_P_EXP, RC_P_LOG, RC_P_LOG1P, RC_P_ABS, RC_P_SQRT, RC_P_TANH,
     RC_P_SIGMOID, RC_P_SOFTPLUS, RC_P_POWC /* x^value */, RC_P_SIGN, RC_P_STOPGRAD,
+    RC_P_ERF,
     /* binary elementwise, broadcasting (equal rank; each dim equal or 1) */
     RC_P_ADD, RC_P_SUB, RC_P_MUL, RC_P_DIV, RC_P_MAX, RC_P_MIN,
     RC_P_GT, RC_P_GE, RC_P_EQ,   /* 1 or 0; not differentiable */

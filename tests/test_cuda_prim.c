@@ -114,6 +114,7 @@ static void g_elementwise(rc_prim_graph *g)
         bin(g, RC_P_MIN, s, q), sel(g, bin(g, RC_P_GT, x, cst(g, x, 0.6)), s, q),
         sel(g, bin(g, RC_P_GE, x, cst(g, x, 0.5)), u, p), sel(g, un(g, RC_P_SIGN, s), s, u),
         sel(g, bin(g, RC_P_EQ, x, cst(g, x, 0.5)), q, bin(g, RC_P_MUL, s, q)),
+        un(g, RC_P_ERF, s),
     };
     int y = terms[0];
     for (size_t k = 1; k < sizeof terms / sizeof terms[0]; k++) y = bin(g, RC_P_ADD, y, terms[k]);
