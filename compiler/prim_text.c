@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +127,7 @@ static int read_num(const char *s, double *v)
     char *end;
     errno = 0;
     *v = strtod(s, &end);
-    return end == s || *end || errno == ERANGE ? -1 : 0;
+    return end == s || *end || errno == ERANGE || !isfinite(*v) ? -1 : 0;   /* the spec makes finite numbers only */
 }
 
 /* "nI" -> I, a node already read (mapped through ids) */
@@ -145,20 +146,32 @@ static int parse_decl(rc_prim_graph *g, char *rest, int state, int cells, char *
     int n = state ? g->n_state : g->n_param;
     if (n >= RC_PRIM_MAX_DECL) return rc_errf(m, ml, "more than %d %s tensors", RC_PRIM_MAX_DECL, state ? "state" : "param");
     if (!name || !dims || strlen(name) >= sizeof g->param[0].name) return rc_errf(m, ml, "expected NAME DIMS");
+    /* an identifier: it becomes part of C identifiers and comments in generated code, and a
+     * parameter's view name "<layer>.<kind>.<name>" that is looked up by its suffix */
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || (c > name && *c >= '0' && *c <= '9')))
+            return rc_errf(m, ml, "name '%s' is not an identifier", name);
     rc_prim_decl *d = state ? &g->state[g->n_state] : &g->param[g->n_param];
     memset(d, 0, sizeof *d);
     strcpy(d->name, name);
     if (read_list(dims, cells, d->dims, RC_PRIM_MAX_RANK, &d->rank)) return rc_errf(m, ml, "bad dims '%s'", dims);
-    for (int k = 0; k < d->rank; k++)
+    double count = 1;
+    for (int k = 0; k < d->rank; k++) {
         if (d->dims[k] == RC_PRIM_B || d->dims[k] == 0 || d->dims[k] < RC_PRIM_CELLS)
             return rc_errf(m, ml, "%s: dimension %d must be >= 1 (no batch axis in a parameter)", name, k + 1);
+        if (d->dims[k] > 0) count *= d->dims[k];
+    }
+    if (count > (double)RC_PRIM_MAX_ELEMS)     /* as a node's (a declaration no node reads too) */
+        return rc_errf(m, ml, "%s: %.0f elements, over the limit of %lld", name, count, (long long)RC_PRIM_MAX_ELEMS);
     for (char *t; (t = strtok_r(NULL, " ", &save));) {
         if (!strncmp(t, "bound=", 6) && !state) { if (read_num(t + 6, &d->init_bound)) return rc_errf(m, ml, "bad bound"); }
         else if (!strncmp(t, "value=", 6)) { if (read_num(t + 6, &d->init_value)) return rc_errf(m, ml, "bad value"); }
         else return rc_errf(m, ml, "unknown field '%s'", t);
     }
-    for (int i = 0; i < n; i++)
-        if (!strcmp((state ? g->state : g->param)[i].name, name)) return rc_errf(m, ml, "'%s' declared twice", name);
+    for (int i = 0; i < g->n_param; i++)      /* one namespace, as in the spec (p.NAME) */
+        if (!strcmp(g->param[i].name, name)) return rc_errf(m, ml, "'%s' declared twice", name);
+    for (int i = 0; i < g->n_state; i++)
+        if (!strcmp(g->state[i].name, name)) return rc_errf(m, ml, "'%s' declared twice", name);
     if (state) g->n_state++; else g->n_param++;
     return 0;
 }
@@ -193,8 +206,10 @@ static int parse_node(rc_prim_graph *g, char *line, int *ids, int *n_read, int c
         } else return rc_errf(m, ml, "unexpected '%s'", t);
     }
     if (!had_dims) return rc_errf(m, ml, "no ': DIMS'");
-    if (op == RC_P_NUMEL && cells > 0 && attr[2] > 0) {
-        for (int k = 0; k < attr[2]; k++) attr[0] *= cells;
+    if (op == RC_P_NUMEL && cells > 0 && attr[2] == 1) {   /* other exponents: rc_prim_add refuses */
+        if (attr[0] < 1 || (long long)attr[0] * cells > INT_MAX)
+            return rc_errf(m, ml, "numel: %d x %d cells is not a count", attr[0], cells);
+        attr[0] *= cells;
         attr[2] = 0;
     }
     char e[240];
