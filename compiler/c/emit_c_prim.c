@@ -16,7 +16,8 @@
  * Fusion (per function, over the nodes it needs): a node is materialized -- one loop nest that
  * writes its value into a scratch buffer t<id> (or straight into y / dx / grads) -- when it is
  * not elementwise (reduce, movement, contraction), when it has more than one consumer and is
- * not a leaf, or when it is a root (output, gradient, update value). Every other node is
+ * not a leaf, when it is a root (output, gradient, update value), or when it ends an inlined
+ * chain of PR_INLINE_MAX elementwise nodes (bounded text and recursion). Every other node is
  * rendered inline, as a local `v<id>` computed inside the loop nest of its consumer from the
  * table's C template (rc_prim_info.c) with broadcast indexing (an operand dim of 1 reads index
  * 0): a chain of elementwise ops is one loop, and reductions and contractions read their
@@ -46,6 +47,7 @@ enum { H_NONE, H_SCRATCH, H_Y, H_DX, H_GRAD, H_STATE };
 #define IXN 160        /* one index expression */
 #define FLN 2048       /* one flat index */
 #define EXN 4096       /* one rendered expression */
+#define PR_INLINE_MAX 48   /* longest chain of elementwise nodes inlined into one expression */
 
 typedef struct { int node, dest, k; } pr_root;   /* dest H_Y / H_DX / H_GRAD / H_STATE, k its index */
 
@@ -235,6 +237,20 @@ static int plan_fn(em *E, em_prim *P, int which)
             f->home[R->node] = H_SCRATCH;
         }
     }
+    /* an inlined chain longer than PR_INLINE_MAX is cut (materialized): bounded expression text
+     * and recursion of val() (a spec's loop makes chains of thousands of nodes) */
+    unsigned char *depth = calloc((size_t)n, 1);
+    if (!depth) { em_fail(E, "out of memory"); return -1; }
+    for (int i = 0; i < n; i++) {
+        const rc_prim_node *nd = &g->node[i];
+        if (!f->need[i] || f->mat[i] || T[nd->op].kind == RC_PK_LEAF) continue;
+        int dp = 0;
+        for (int a = 0; a < nd->n_in; a++)
+            if (!f->mat[nd->in[a]] && depth[nd->in[a]] > dp) dp = depth[nd->in[a]];
+        if (dp + 1 > PR_INLINE_MAX) f->mat[i] = 1, f->home[i] = H_SCRATCH;
+        else depth[i] = (unsigned char)(dp + 1);
+    }
+    free(depth);
     return 0;
 }
 

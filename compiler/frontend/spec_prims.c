@@ -466,12 +466,15 @@ static int l_count(lua_State *L)
     const rc_prim_node *n = nd_of(b, x);
     int mask = read_axes(L, b, 2, n->rank, "count");
     int attr[RC_PRIM_NATTR] = {1, 0, 0}, ones[RC_PRIM_MAX_RANK] = {1, 1, 1, 1, 1, 1};
+    long long cnt = 1;                  /* up to RC_PRIM_MAX_ELEMS = 2^31, one past INT_MAX */
     for (int k = 0; k < n->rank; k++) {
         if (!(mask >> k & 1)) continue;
         if (n->dims[k] == RC_PRIM_B) attr[1]++;
         else if (n->dims[k] == RC_PRIM_CELLS) attr[2]++;
-        else attr[0] *= n->dims[k];
+        else cnt *= n->dims[k];
     }
+    if (cnt > 2147483647) op_fail(L, b, "count: %lld elements, more than a count holds", cnt);
+    attr[0] = (int)cnt;
     rc_spec_push_tensor(L, b, node(L, b, RC_P_NUMEL, 0, NULL, attr, 0, 0, n->rank, ones));
     return 1;
 }
