@@ -1,13 +1,14 @@
 /* loss.c — Poisson NLL (rate or log-rate input) / MSE plus L1 activity penalty, with the
  * gradient w.r.t. the prediction. See loss.h for the exact formulas (they follow PyTorch's loss modules bit for bit in intent;
- * sums here are in double).
+ * sums here are in double). The float and double prediction entries share one formula (loss_any).
  */
 #include "loss.h"
 
 #include <math.h>
 
-rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells,
-                              const float *pred, const float *target, float *dy)
+/* The one formula: the prediction in float (pf) or, when pf is NULL, in double (pd). */
+static rc_loss_value loss_any(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells, const float *pf,
+                              const double *pd, const float *target, float *dy)
 {
     rc_loss_value v = { 0, 0, 0 };
     size_t n = (size_t)B * (size_t)cells;
@@ -16,7 +17,7 @@ rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B
     double l1c = l1_mode == RC_L1_MEAN ? l1 / (double)B : l1;
     double sd = 0, sa = 0;
     for (size_t k = 0; k < n; k++) {
-        double p = pred[k], t = target[k], g;
+        double p = pf ? (double)pf[k] : pd[k], t = target[k], g;
         if (kind == RC_LOSS_MSE) {
             sd += (p - t) * (p - t);
             g = 2.0 * (p - t) * inv_n;
@@ -38,6 +39,18 @@ rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B
     return v;
 }
 
+rc_loss_value rc_loss_compute(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells,
+                              const float *pred, const float *target, float *dy)
+{
+    return loss_any(kind, l1, l1_mode, B, cells, pred, NULL, target, dy);
+}
+
+rc_loss_value rc_loss_compute64(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells,
+                                const double *pred, const float *target)
+{
+    return loss_any(kind, l1, l1_mode, B, cells, NULL, pred, target, NULL);
+}
+
 rc_loss rc_loss_eval_kind(rc_loss kind)
 {
     return kind == RC_LOSS_POISSON_LOG ? RC_LOSS_POISSON : kind;
@@ -47,4 +60,9 @@ rc_loss_value rc_loss_train(const rc_train *tr, int B, int cells, const float *p
                             const float *target, float *dy)
 {
     return rc_loss_compute(tr->loss, tr->l1_activity, tr->l1_mode, B, cells, pred, target, dy);
+}
+
+rc_loss_value rc_loss_train64(const rc_train *tr, int B, int cells, const double *pred, const float *target)
+{
+    return rc_loss_compute64(tr->loss, tr->l1_activity, tr->l1_mode, B, cells, pred, target);
 }

@@ -12,7 +12,8 @@
  *     RC_L1_SUM   l1 * sum |pred|        (torch-deep-retina: l1 * torch.norm(pred, 1))
  *     RC_L1_MEAN  l1 * sum |pred| / B    (batch-size independent)
  *   d|p|/dp = sign(p), 0 at 0 (PyTorch).
- * Sums are accumulated in double; dy is float.
+ * Sums are accumulated in double; dy is float; the prediction is float, or double for the
+ * *64 forms (value only).
  */
 #ifndef RC_LOSS_H
 #define RC_LOSS_H
@@ -45,5 +46,12 @@ rc_loss rc_loss_eval_kind(rc_loss kind);
 /* The same with the loss settings of a model's train section. */
 rc_loss_value rc_loss_train(const rc_train *tr, int B, int cells, const float *pred,
                             const float *target, float *dy);
+
+/* The value alone for a prediction in double (the reference's double instance, rc_ref64_*,
+ * for finite differences): the same formula as rc_loss_compute, without the float rounding of
+ * the prediction. */
+rc_loss_value rc_loss_compute64(rc_loss kind, double l1, rc_l1_mode l1_mode, int B, int cells,
+                                const double *pred, const float *target);
+rc_loss_value rc_loss_train64(const rc_train *tr, int B, int cells, const double *pred, const float *target);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_ref.c — pins the reference backend (runtime/backend/ref.c) to finite differences and to
  * hand-computed values: every layer kind and option forward/backward, BN running statistics,
- * stacked-conv collapse, init, readout positions, losses and the optimizers.
+ * stacked-conv collapse, init, readout positions, losses and the optimizers; its double
+ * instance (rc_ref64_*) against the float one and against the float backward at small steps.
  *
  * Models are built from compact canonical-IR text (fields left out keep their defaults) and
  * rc_ir_infer; shapes are tiny so the whole suite runs in seconds. Finite differences: central,
@@ -380,6 +381,133 @@ Test(ref_fd, spec_tiny)
     cr_assert_eq(rc_spec_check(RC_SRC_DIR "/specs/tiny.lua", 3, &ir, err, sizeof err), 0, "%s", err);
     fx_setup_ir(&f, &ir, 6, 99);
     fd_check(&f, 1e-3, 1e-2, 40, 1);
+    fx_free(&f);
+}
+
+/* ---------------------------------------------------------------- the double instance */
+
+/* The double forward (rc_ref64_*) against the float one, train and eval, on f's problem: y
+ * equal up to float rounding of the activations, y really not rounded to float, the BN running
+ * statistics updated alike, the loss of rc_loss_train64 that of the float y up to rounding. */
+static void ref64_agrees(fx *f)
+{
+    const rc_ir *ir = &f->ir;
+    int BC = f->B * ir->cells;
+    size_t S = (size_t)(ir->state_total > 0 ? ir->state_total : 1);
+    size_t nws = rc_ref64_ws_doubles(f->be, f->B);
+    cr_assert_gt(nws, 0);
+    double *ws = malloc(sizeof(double) * nws), *y = malloc(sizeof(double) * (size_t)BC);
+    float *state = malloc(sizeof(float) * S), *tgt = malloc(sizeof(float) * (size_t)BC);
+    cr_assert(ws && y && state && tgt);
+    for (int k = 0; k < BC; k++) tgt[k] = urand(f->seed, 31, k, 0, 2);
+    for (int train = 1; train >= 0; train--) {
+        memcpy(f->state, f->state0, sizeof(float) * S);
+        memcpy(state, f->state0, sizeof(float) * S);
+        int rc = train ? f->be->train_forward(f->be, f->B, f->params, f->state, f->cell_pos, f->seed, f->frames,
+                                              f->starts, f->y, f->ws)
+                       : f->be->infer(f->be, f->B, f->params, f->state0, f->cell_pos, f->frames, f->starts, f->y,
+                                      f->ws);
+        cr_assert_eq(rc, 0, "%s", f->be->err);
+        rc = train ? rc_ref64_train_forward(f->be, f->B, f->params, state, f->cell_pos, f->seed, f->frames, f->starts,
+                                            y, ws)
+                   : rc_ref64_infer(f->be, f->B, f->params, f->state0, f->cell_pos, f->frames, f->starts, y, ws);
+        cr_assert_eq(rc, 0, "%s", f->be->err);
+        double ymax = 0, dmax = 0;
+        int unrounded = 0;
+        for (int k = 0; k < BC; k++) {
+            ymax = fmax(ymax, fabs(y[k]));
+            dmax = fmax(dmax, fabs(y[k] - f->y[k]));
+            unrounded += y[k] != (double)(float)y[k];
+        }
+        cr_expect_leq(dmax, 1e-5 * ymax + 1e-7, "%s train %d: double and float outputs differ by %g (max %g)",
+                      ir->name, train, dmax, ymax);
+        cr_expect_gt(unrounded, 0, "%s train %d: the double outputs are all float values", ir->name, train);
+        for (size_t k = 0; k < (size_t)ir->state_total; k++)
+            cr_expect_leq(fabs(state[k] - f->state[k]), 1e-5 * (1 + fabs(f->state[k])), "%s: state %zu", ir->name, k);
+        double l32 = rc_loss_train(&ir->train, f->B, ir->cells, f->y, tgt, NULL).total;
+        double l64 = rc_loss_train64(&ir->train, f->B, ir->cells, y, tgt).total;
+        cr_expect_leq(fabs(l64 - l32), 1e-5 * fabs(l32), "%s: loss %.9g vs %.9g", ir->name, l64, l32);
+    }
+    free(ws); free(y); free(state); free(tgt);
+}
+
+Test(ref64, agrees_with_float_reference)
+{
+    fx f;
+    fx_setup(&f, "history=4 height=12 width=12",
+             "layer conv channels=3 kernel=5 stack=3 stack_dropout=0.2\nlayer batchnorm over=channel abs=true\n"
+             "layer noise std=0.1\nlayer relu\nlayer conv channels=2 kernel=3 bias=true\nlayer dropout p=0.3\n"
+             "layer batchnorm over=unit\nlayer softplus\nlayer gcconv kernel=3 bias=true\nlayer batchnorm\n"
+             "layer softplus\n", 3, 5, 4242);
+    ref64_agrees(&f);
+    fx_free(&f);
+    fx_setup(&f, IN, "layer conv channels=2 kernel=3 bias=true\nlayer tanh\nlayer dense bias=true\nlayer exp\n", 3, 3, 7);
+    ref64_agrees(&f);
+    fx_free(&f);
+    /* defined layers (divisive normalization, parametric softplus): the interpreter's double output */
+    const char *specs[] = {"/specs/divnorm.lua", "/specs/psoftplus.lua"};
+    for (int i = 0; i < 2; i++) {
+        char path[1024], err[512];
+        rc_ir ir;
+        snprintf(path, sizeof path, "%s%s", RC_SRC_DIR, specs[i]);
+        cr_assert_eq(rc_spec_check(path, 3, &ir, err, sizeof err), 0, "%s", err);
+        fx_setup_ir(&f, &ir, 3, 5);
+        ref64_agrees(&f);
+        fx_free(&f);
+    }
+}
+
+/* The point of the double instance: along one parameter of a relu model, sum(R .* y) has no
+ * float rounding, so central differences at a step of 1e-6 match the float backward to the
+ * latter's rounding (the float reference's own differences at that step are noise). */
+Test(ref64, small_step_differences_match_backward)
+{
+    fx f;
+    char err[512];
+    rc_ir ir;
+    cr_assert_eq(rc_spec_check(RC_SRC_DIR "/specs/tiny.lua", 3, &ir, err, sizeof err), 0, "%s", err);
+    fx_setup_ir(&f, &ir, 4, 99);
+    fx_grads(&f);
+    size_t S = (size_t)(ir.state_total > 0 ? ir.state_total : 1), BC = (size_t)f.B * ir.cells;
+    double *ws = malloc(sizeof(double) * rc_ref64_ws_doubles(f.be, f.B)), *y = malloc(sizeof(double) * BC);
+    cr_assert(ws && y);
+    int checked = 0;
+    for (int p = 0; p < f.ir.n_params; p++) {
+        const rc_param *v = &f.ir.params[p];
+        for (int64_t k = 0; k < v->count; k += 1 + v->count / 5) {
+            float *x = &f.params[v->offset + k], x0 = *x, xs[2];
+            double L[2];
+            for (int r = 0; r < 2; r++) {
+                *x = xs[r] = (float)(x0 + (r ? -1e-6 : 1e-6) * fmax(1, fabs(x0)));
+                memcpy(f.state, f.state0, sizeof(float) * S);
+                cr_assert_eq(rc_ref64_train_forward(f.be, f.B, f.params, f.state, f.cell_pos, f.seed, f.frames,
+                                                    f.starts, y, ws), 0, "%s", f.be->err);
+                L[r] = 0;
+                for (size_t e = 0; e < BC; e++) L[r] += (double)f.R[e] * y[e];
+            }
+            *x = x0;
+            double fd = (L[0] - L[1]) / ((double)xs[0] - (double)xs[1]), g = f.grads[v->offset + k];
+            if (bias_before_bn(&f.ir, v)) continue;
+            cr_expect_leq(fabs(fd - g), 1e-4 * fabs(g) + 1e-7, "%s[%lld]: fd %.9g, backward %.9g", v->name,
+                          (long long)k, fd, g);
+            checked++;
+        }
+    }
+    cr_expect_gt(checked, 20);
+    free(ws); free(y);
+    fx_free(&f);
+}
+
+Test(ref64, refuses_other_backends)
+{
+    fx f;
+    fx_setup(&f, IN, "layer conv channels=2 kernel=3\nlayer dense\n", 3, 2, 1);
+    rc_backend other = *f.be;
+    other.name = "c";
+    double y[6], ws[4];
+    cr_expect_eq(rc_ref64_ws_doubles(&other, 2), 0);
+    cr_expect_eq(rc_ref64_train_forward(&other, 2, f.params, f.state, NULL, 1, f.frames, f.starts, y, ws), -1);
+    cr_expect_eq(rc_ref64_infer(&other, 2, f.params, f.state0, NULL, f.frames, f.starts, y, ws), -1);
     fx_free(&f);
 }
 
@@ -855,6 +983,24 @@ Test(ref_loss, values_and_gradients)
     memset(&tr, 0, sizeof tr);
     tr.loss = RC_LOSS_POISSON; tr.l1_activity = 0.01; tr.l1_mode = RC_L1_SUM;
     cr_assert_float_eq(rc_loss_train(&tr, 2, 3, pred, targ, NULL).total, want + 0.01 * l1, 1e-9);
+}
+
+/* The double-prediction loss is the same formula: equal bit for bit on float predictions. */
+Test(ref_loss, double_prediction_same_formula)
+{
+    float pred[6] = {0.5f, 1.5f, 0.0f, 2.0f, 0.1f, 3.0f}, targ[6] = {1, 0, 2, 3, 0, 1};
+    double pd[6];
+    for (int k = 0; k < 6; k++) pd[k] = pred[k];
+    for (int kind = 0; kind < 3; kind++)
+        for (int mode = 0; mode < 2; mode++) {
+            rc_loss_value a = rc_loss_compute((rc_loss)kind, 0.05, (rc_l1_mode)mode, 2, 3, pred, targ, NULL);
+            rc_loss_value b = rc_loss_compute64((rc_loss)kind, 0.05, (rc_l1_mode)mode, 2, 3, pd, targ);
+            cr_expect(a.data == b.data && a.l1 == b.l1 && a.total == b.total, "kind %d mode %d: %.17g vs %.17g",
+                      kind, mode, a.total, b.total);
+        }
+    pd[3] = 2.0 + 1e-12;   /* not a float: the double value is what is used */
+    cr_expect_neq(rc_loss_compute64(RC_LOSS_MSE, 0, RC_L1_SUM, 2, 3, pd, targ).total,
+                  rc_loss_compute(RC_LOSS_MSE, 0, RC_L1_SUM, 2, 3, pred, targ, NULL).total);
 }
 
 /* ---------------------------------------------------------------- optimizers */

@@ -48,4 +48,19 @@ typedef int (*rc_ref_conv_adjoint_fn)(void *ctx, int layer, int B, const float *
 void rc_ref_set_conv_fast(rc_backend *be, rc_ref_conv_forward_fn fwd, rc_ref_conv_adjoint_fn adj,
                           void *ctx);
 
+/* The reference in double: the same forward sweep (runtime/backend/ref_forward.h) compiled a
+ * second time with every activation, the workspace and y in double, for finite differences
+ * (runtime/gradcheck.c) that float rounding would drown at small steps. Parameters, state and
+ * frames are the float buffers of the backend interface (read exactly); reductions accumulate
+ * in double as in the float instance, so the two differ only by the float roundings of stored
+ * values. Forward only (no backward), no fast convs; be is a reference backend (-1 otherwise).
+ * ws: rc_ref64_ws_doubles(be, B) doubles (0 when be is not the reference); the calls are
+ * otherwise those of backend.h's train_forward and infer (train: BN running stats in state
+ * updated, noise/dropout of seed). */
+size_t rc_ref64_ws_doubles(rc_backend *be, int B);
+int rc_ref64_train_forward(rc_backend *be, int B, const float *params, float *state, const int *cell_pos,
+                           uint64_t seed, const float *frames, const int64_t *starts, double *y, double *ws);
+int rc_ref64_infer(rc_backend *be, int B, const float *params, const float *state, const int *cell_pos,
+                   const float *frames, const int64_t *starts, double *y, double *ws);
+
 #endif

@@ -1,8 +1,8 @@
 /* ref_def.c — defined layers (RC_LAYER_DEF) in the reference backend: the layer's primitive
  * graph run by the reference interpreter (compiler/prim_eval.c), in double.
  *
- * Forward: the graph's output for the mode, and in training its UPDATE sinks written to the
- * state. Backward: the forward is recomputed from the layer input (kept by ref.c) and the
+ * Forward: the graph's output for the mode (in float, or in double for the reference's double
+ * instance), and in training its UPDATE sinks written to the state. Backward: the forward is recomputed from the layer input (kept by ref.c) and the
  * state snapshot taken at forward time (so a state update does not change what the backward
  * sees), then the nodes of rc_prim_grad's gradient graph are evaluated; parameter gradients
  * accumulate (+=), the input gradient is written. Noise recomputes exactly: it is a pure
@@ -42,7 +42,8 @@ int64_t rc_ref_def_state_floats(const rc_ir *ir, int li)
 
 int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
                        uint64_t seed, const double *x, const float *params, const float *snap,
-                       float *state_out, float *y, char *err, size_t errlen)
+                       float *state_out, float *y, double *yd, char *err,
+                       size_t errlen)
 {
     rc_prim_eval_ctx cx;
     memset(&cx, 0, sizeof cx);
@@ -68,7 +69,9 @@ int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, i
     }
     const rc_prim_node *out = &g->node[g->out[cx.mode]];
     int64_t n = rc_prim_numel(out, B);
-    for (int64_t e = 0; e < n; e++) y[e] = (float)val[g->out[cx.mode]][e];
+    const double *yv = val[g->out[cx.mode]];
+    if (y) for (int64_t e = 0; e < n; e++) y[e] = (float)yv[e];
+    else memcpy(yd, yv, sizeof *yd * (size_t)n);
     if (train && state_out) {
         const rc_layer *L = &ir->layers[li];
         for (int i = 0; i < g->n; i++) {
