@@ -1,22 +1,34 @@
 /* gradcheck.c — a backend's training gradient against finite differences on the reference
  * (gradcheck.h). The work: one problem (frames, starts, targets, params, state), the gradient
- * under test from the backend, central differences of the same loss on the reference, the
- * reference's eval-mode input gradient against differences on the frames, and the verdict.
+ * under test from the backend, central differences of the same loss on the reference in
+ * double (rc_ref64_*, ref.h), the reference's eval-mode input gradient against differences on
+ * the frames, and the verdict.
  *
  * Invariants:
- *   - L(params) is deterministic: the reference's train_forward with one seed (noise and dropout
- *     are pure functions of it), the BN running statistics copied back from state0 before every
- *     evaluation (train_forward updates them), the loss summed in double (rc_loss_train).
- *   - The denominator of a difference is the actual float step (float(x+h) - float(x-h)), so the
- *     rounding of the step itself never enters the estimate; frames are multiples of 2^-14 in
- *     (-4, 4) so that the input steps (powers of two) are exact for every sample at once.
+ *   - L(params) is deterministic: the double reference's train_forward with one seed (noise
+ *     and dropout are pure functions of it), the BN running statistics copied back from state0
+ *     before every evaluation (train_forward updates them), the loss of the double outputs
+ *     (rc_loss_train64). Nothing in it is rounded to float, so L is smooth to about 1e-16 of
+ *     its size and steps of 1e-6 are noise-free (the float reference's L wobbled by 2^-28 of
+ *     itself, which forced steps of 1e-2 and put relu kinks inside most stencils).
+ *   - Params, state and frames stay the float buffers of the backend interface (the prim
+ *     interpreter of defined layers reads float params): a step of 1e-6 max(1, |p|) is 8 to 17
+ *     float ulps of p; the denominator of a difference is the actual float step (float(x+h) -
+ *     float(x-h)), so the rounding of the step never enters the estimate. Frames are multiples
+ *     of 2^-14 in (-4, 4) so that the input steps (powers of two, >= 2^-22) are exact for every
+ *     sample at once.
  *   - Elements checked: the quarter of the sample largest in max(|g backend|, |g reference|)
  *     (a zeroed element is large in one of them) and an even stride over the rest; the same
  *     for every run.
- *   - Measured (tol 5e-3, step 1e-2, 24 samples, c backend): smooth models agree to 5e-4
- *     (tiny with softplus, psoftplus, ln: 1e-5..2e-3); relu models put kinks inside most
- *     first stencils, which the retries resolve (tiny: all tensors pass, max 4.9e-3); bncnn
- *     (36x36 relu maps) is at the limit: 1 of 3 elements of its convs off at 6e-3..8e-3.
+ *   - Measured (c backend, defaults: step 1e-6, 24 samples): every tensor of tiny, ln,
+ *     psoftplus, divnorm and exp_poisson agrees to 4.2e-5 or better over seeds 1..6 (mostly
+ *     1e-6..1e-5: the float32 backend's own rounding), with no kink hit; all elements of tiny,
+ *     exp_poisson and divnorm (--samples 0, about 1,600 each): max 4.1e-6, no kink; bncnn
+ *     (--batch 2 --samples 3): max 1.6e-5. The tolerance 1e-3 keeps a 20x margin over that and
+ *     10x under the 1% error of a 1.01-scaled gradient. Steps: errors are flat from 1e-5 to
+ *     1e-7, relu kinks appear at 1e-4 (exp_poisson: 14 kinks at 1e-4, 3 elements off at
+ *     1e-3), the double rounding of L (about 3e-16 of it) shows below 1e-8, and below float
+ *     ulps of p the step is quantized away.
  */
 #include "gradcheck.h"
 
@@ -34,29 +46,25 @@
 
 /* The relative error of element k is |g - fd| / max(|fd|, floor), floor = max(FLOOR_TENSOR *
  * the tensor's scale, FLOOR_MODEL * the largest scale of any parameter tensor), scale = max
- * |fd| over the tensor's checked elements. Why a floor: both sides carry ABSOLUTE errors of
- * the size of the tensor's gradient, not of the element's (the float32 backend sums many
- * terms of the size of the largest ones; the difference quotient carries the rounding of L
- * divided by the step), so an element a thousand times smaller than its neighbours has a
- * meaningless relative error. Judged against 10% of its tensor's scale, such an element still
- * has to be right to tol x 10% of the tensor's scale. FLOOR_MODEL covers tensors whose gradient
- * is zero in theory (a conv bias before a batch norm): their differences are pure rounding
- * noise (measured: about 6e-6 on a model whose largest gradient is about 0.5), and they are
- * judged against 1% of the model's gradient scale instead. Besides, an estimate is never
- * judged below its own rounding noise over tol (floor_at). */
+ * |fd| over the tensor's checked elements. Why a floor: the float32 backend's gradient carries
+ * ABSOLUTE errors of the size of the tensor's gradient, not of the element's (it sums many
+ * terms of the size of the largest ones), so an element a thousand times smaller than its
+ * neighbours has a meaningless relative error. Judged against 10% of its tensor's scale, such
+ * an element still has to be right to tol x 10% of the tensor's scale. FLOOR_MODEL covers
+ * tensors whose gradient is zero in theory (a conv bias before a batch norm): their
+ * differences are 0 and the backend's gradient is float rounding (measured on bncnn: 1.1e-7
+ * against a largest gradient of 0.72), so they are judged against 1% of the model's gradient
+ * scale instead. Besides, an estimate is never judged below its own rounding noise over tol
+ * (floor_at). */
 #define FLOOR_TENSOR 0.1
 #define FLOOR_MODEL 1e-2
-/* An element whose estimate disagrees is tried again with the step divided by KINK_DIV, at most
- * KINK_LEVELS times (see judge). */
-#define KINK_DIV 4.0
-#define KINK_LEVELS 3
-#define OFF_MAX_FRAC 4
-/* Rounding noise of the objective relative to its size: the reference keeps float activations
- * and sums in double; along single parameters of specs/tiny.lua, L (about 1.17) wobbles by about
- * 5e-9 (2^-28 of it) around a smooth curve; 2^-26 bounds it with a margin. */
-#define NOISE_REL (1.0 / 67108864.0)
-/* Input step (a power of two, exact on frames that are multiples of 2^-14 in (-4, 4)). */
-#define INPUT_STEP (1.0 / 16.0)
+/* Rounding noise of the objective relative to its size, on the double reference: at steps of
+ * 1e-8 the differences of tiny and exp_poisson (L about 1) move by about 1.5e-8, so L wobbles by
+ * about 3e-16 of itself; 1e-14 bounds it with a margin. */
+#define NOISE_REL 1e-14
+/* The input step is the power of two nearest to the step, at least 2^INPUT_STEP_MIN_EXP:
+ * x + 2^-22 is exact in float for every multiple x of 2^-14 in (-4, 4) (24 significant bits). */
+#define INPUT_STEP_MIN_EXP (-22)
 
 typedef struct {
     const rc_ir *ir;
@@ -69,7 +77,8 @@ typedef struct {
     float *frames, *target, *R;
     int64_t *starts;
     int *cell_pos;
-    float *params0, *params, *state0, *state, *y, *ws;
+    float *params0, *params, *state0, *state, *y, *ws;   /* y, ws: the reference's float analysis */
+    double *y64, *ws64;                                    /* the objectives: the double reference */
     /* input problem: B disjoint windows of frames_in (B*hist, H, W) */
     float *frames_in;
     int64_t *starts_in;
@@ -108,7 +117,7 @@ static void ctx_free(gc_ctx *c)
     rc_backend_destroy(c->ref);
     free(c->frames); free(c->target); free(c->R); free(c->starts); free(c->cell_pos);
     free(c->params0); free(c->params); free(c->state0); free(c->state); free(c->y); free(c->ws);
-    free(c->frames_in); free(c->starts_in);
+    free(c->y64); free(c->ws64); free(c->frames_in); free(c->starts_in);
 }
 
 static int ctx_init(gc_ctx *c, const rc_ir *ir, const rc_gradcheck_opts *o, char *err, size_t errlen)
@@ -137,8 +146,11 @@ static int ctx_init(gc_ctx *c, const rc_ir *ir, const rc_gradcheck_opts *o, char
     c->state0 = calloc(S, sizeof(float));
     c->state = calloc(S, sizeof(float));
     c->ws = malloc(sizeof(float) * c->ref->ws_floats(c->ref, c->B));
+    c->y64 = malloc(sizeof(double) * BC);
+    c->ws64 = malloc(sizeof(double) * rc_ref64_ws_doubles(c->ref, c->B));
     if (!c->frames || !c->frames_in || !c->target || !c->R || !c->y || !c->starts || !c->starts_in ||
-        !c->params0 || !c->params || !c->state0 || !c->state || !c->ws)
+        !c->params0 || !c->params || !c->state0 || !c->state || !c->ws ||
+        !c->y64 || !c->ws64)
         return rc_errf(err, errlen, "%s: out of memory for the gradient check", ir->name);
     for (int64_t i = 0; i < c->T * c->HW; i++) c->frames[i] = quantized_normal(c->seed, 101, i);
     for (int64_t i = 0; i < (int64_t)c->B * c->hist * c->HW; i++) c->frames_in[i] = quantized_normal(c->seed, 102, i);
@@ -169,27 +181,28 @@ static int ctx_init(gc_ctx *c, const rc_ir *ir, const rc_gradcheck_opts *o, char
     return 0;
 }
 
-/* L(c->params) on the reference, training mode, from the initial BN state. */
+/* L(c->params) on the double reference, training mode, from the initial BN state. */
 static int ref_train_loss(gc_ctx *c, double *L, char *err, size_t errlen)
 {
     const rc_ir *ir = c->ir;
     memcpy(c->state, c->state0, sizeof(float) * (size_t)(ir->state_total > 0 ? ir->state_total : 1));
-    if (c->ref->train_forward(c->ref, c->B, c->params, c->state, c->cell_pos, c->seed, c->frames, c->starts,
-                              c->y, c->ws))
+    if (rc_ref64_train_forward(c->ref, c->B, c->params, c->state, c->cell_pos, c->seed, c->frames, c->starts,
+                               c->y64, c->ws64))
         return rc_errf(err, errlen, "reference train_forward: %s", c->ref->err);
-    *L = rc_loss_train(&ir->train, c->B, c->cells, c->y, c->target, NULL).total;
+    *L = rc_loss_train64(&ir->train, c->B, c->cells, c->y64, c->target).total;
     return 0;
 }
 
-/* sum R .* y of the reference's eval-mode forward on frames_in. */
+/* sum R .* y of the double reference's eval-mode forward on frames_in. */
 static int ref_input_objective(gc_ctx *c, double *s, char *err, size_t errlen)
 {
-    if (c->ref->infer(c->ref, c->B, c->params0, c->state0, c->cell_pos, c->frames_in, c->starts_in, c->y, c->ws))
+    if (rc_ref64_infer(c->ref, c->B, c->params0, c->state0, c->cell_pos, c->frames_in, c->starts_in, c->y64,
+                       c->ws64))
         return rc_errf(err, errlen, "reference infer: %s", c->ref->err);
     double a = 0, mag = 0;
     for (int k = 0; k < c->B * c->cells; k++) {
-        a += (double)c->R[k] * c->y[k];
-        mag += fabs((double)c->R[k] * c->y[k]);
+        a += (double)c->R[k] * c->y64[k];
+        mag += fabs((double)c->R[k] * c->y64[k]);
     }
     *s = a;
     c->mag_input = mag;
@@ -197,7 +210,7 @@ static int ref_input_objective(gc_ctx *c, double *s, char *err, size_t errlen)
 }
 
 /* The objective with element k of tensor t (t == n_params: the input window position k, moved
- * in every sample) moved by d; *step gets the actual step taken. */
+ * in every sample) moved by d (by one float ulp at least); *step gets the actual step taken. */
 static int objective_at(gc_ctx *c, int t, int64_t k, double d, double *L, double *step, char *err,
                         size_t errlen)
 {
@@ -206,6 +219,7 @@ static int objective_at(gc_ctx *c, int t, int64_t k, double d, double *L, double
         float *x = &c->params[ir->params[t].offset + k];
         float x0 = *x;
         *x = (float)((double)x0 + d);
+        if (*x == x0) *x = nextafterf(x0, d > 0 ? INFINITY : -INFINITY);   /* a step under an ulp */
         *step = (double)*x - (double)x0;
         int rc = ref_train_loss(c, L, err, errlen);
         *x = x0;
@@ -337,7 +351,8 @@ typedef struct {
     int t;           /* tensor (n_params: input) */
     int m;
     int64_t *idx;
-    double *g, *fd, *h, *kink;
+    double *g, *h;   /* the gradient under test, the step */
+    double *fd, *fwd, *bwd;   /* central, forward and backward differences */
     int64_t top;     /* the element of the largest key */
 } gc_samples;
 
@@ -346,98 +361,65 @@ static double rel_err(double g, double fd, double floor_)
     return fabs(g - fd) / fmax(fabs(fd), floor_);
 }
 
-/* The denominator floor of a difference at step h: the tensor's floor, or the rounding noise of
- * the difference over tol (an error the size of that noise never fails). */
+/* The denominator floor of a difference whose rounding noise is NOISE_REL Lmag / h: the
+ * tensor's floor, or that noise over tol (an error the size of the noise never fails). */
 static double floor_at(double floor_, double Lmag, double h, double tol)
 {
     return fmax(floor_, NOISE_REL * Lmag / h / tol);
 }
 
-/* The estimate of element i of s at step h: central differences at h and h/2 extrapolated
- * (Richardson: the h^2 term cancels, so h can stay large against the rounding of L), and the
- * kink indicator |L(-h) - 4L(-h/2) + 6L(0) - 4L(h/2) + L(h)| / (h/2): the fourth difference,
- * O(h^3) on a smooth objective, while a kink within the stencil makes it about twice the error
- * it causes in the estimate (or more). */
-static int estimate(gc_ctx *c, const gc_samples *s, int i, double h, double L0, double *fd, double *kink,
-                    char *err, size_t errlen)
-{
-    double lp1, lm1, lp2, lm2, ap1, am1, ap2, am2;
-    if (objective_at(c, s->t, s->idx[i], h, &lp1, &ap1, err, errlen) ||
-        objective_at(c, s->t, s->idx[i], -h, &lm1, &am1, err, errlen) ||
-        objective_at(c, s->t, s->idx[i], h / 2, &lp2, &ap2, err, errlen) ||
-        objective_at(c, s->t, s->idx[i], -h / 2, &lm2, &am2, err, errlen))
-        return -1;
-    double d1 = (lp1 - lm1) / (ap1 - am1), d2 = (lp2 - lm2) / (ap2 - am2);
-    *fd = (4 * d2 - d1) / 3;
-    *kink = fabs(lm1 - 4 * lm2 + 6 * L0 - 4 * lp2 + lp1) / (h / 2);
-    return 0;
-}
-
 static double step_of(const gc_ctx *c, const gc_samples *s, int i, double step)
 {
-    if (s->t == c->ir->n_params) return INPUT_STEP;
+    if (s->t == c->ir->n_params) {    /* a power of two near step, exact on the frames */
+        int e = (int)lround(log2(step));
+        return ldexp(1.0, e < INPUT_STEP_MIN_EXP ? INPUT_STEP_MIN_EXP : e);
+    }
     return step * fmax(1.0, fabs(c->params[c->ir->params[s->t].offset + s->idx[i]]));
 }
 
-/* First-level estimates of every sampled element. */
+/* The differences of every sampled element: L at -h and +h; central (L(+h) - L(-h)) / (actual
+ * steps), one-sided forward and backward from the same values and L0 (free, used when a kink
+ * lies inside the central stencil: see judge). */
 static int differences(gc_ctx *c, gc_samples *s, double step, double L0, char *err, size_t errlen)
 {
     for (int i = 0; i < s->m; i++) {
+        double lp, lm, ap, am;
         s->h[i] = step_of(c, s, i, step);
-        if (estimate(c, s, i, s->h[i], L0, &s->fd[i], &s->kink[i], err, errlen)) return -1;
+        if (objective_at(c, s->t, s->idx[i], s->h[i], &lp, &ap, err, errlen) ||
+            objective_at(c, s->t, s->idx[i], -s->h[i], &lm, &am, err, errlen))
+            return -1;
+        s->h[i] = (ap - am) / 2;     /* the step taken (noise floors) */
+        s->fd[i] = (lp - lm) / (ap - am);
+        s->fwd[i] = (lp - L0) / ap;
+        s->bwd[i] = (L0 - lm) / -am;
     }
     return 0;
 }
 
-/* A fallback difference cand with noise-equivalent step h replaces the best so far if it is
- * closer to g. It counts only when its rounding noise (NOISE_REL Lmag / h) is below the
- * tolerance: a noisy difference would agree with anything. */
-static void consider(double g, double cand, double h, double floor_, double Lmag, double tol, double *best,
-                     double *bfd)
-{
-    double scale = fmax(fabs(cand), floor_);
-    if (NOISE_REL * Lmag / h > tol * scale) return;
-    double r = rel_err(g, cand, scale);
-    if (r < *best) { *best = r; *bfd = cand; }
-}
-
-/* The verdict of one tensor. An element whose first estimate disagrees is tried again at h/4,
- * h/16, h/64 with central and one-sided differences: a kink of relu/abs inside the first
- * stencil spoils it, and a smaller stencil, or one side of the kink, holds none. The element is
- * off when no difference that resolves the tolerance agrees. The tensor fails when its largest
- * element (by either gradient) is off, or more than 1 in OFF_MAX_FRAC elements are: with relu,
- * a float32 reference cannot resolve every element (the step that beats its rounding noise
- * holds several kinks), while a wrong derivative spoils most elements and a wrong element is
- * most often the largest. */
-static int judge(gc_ctx *c, gc_samples *s, double floor_, double tol, double L0, double Lmag,
-                 rc_gradcheck_tensor *out, char *err, size_t errlen)
+/* The verdict of one tensor. An element agrees when its central difference does, or else (a
+ * kink of relu/abs inside the stencil: 'kinks') when one of its one-sided differences does: a
+ * kink on one side leaves the other side's difference clean (its floor is set by twice the
+ * central's rounding noise; its truncation error, h f''/2, is far below tol at 1e-6). The tensor
+ * fails when any element is off: the double reference leaves no rounding noise to excuse
+ * one, and a kink on both sides of a step of 1e-6 is vanishingly rare. */
+static void judge(gc_samples *s, double floor_, double tol, double Lmag, rc_gradcheck_tensor *out)
 {
     out->checked = s->m;
     out->max_rel = out->max_abs = 0;
     out->worst = s->m ? s->idx[0] : 0;
-    int bad = 0, top_bad = 0;
+    int bad = 0;
     for (int i = 0; i < s->m; i++) {
         double g = s->g[i], fd = s->fd[i], h = s->h[i];
-        double r = rel_err(g, fd, floor_at(floor_, Lmag, h / 2, tol));
+        double r = rel_err(g, fd, floor_at(floor_, Lmag, h, tol));
         if (r > tol) {
-            double best = r, bfd = fd;
-            for (int lev = 0; lev < KINK_LEVELS && best > tol; lev++) {
-                h /= KINK_DIV;
-                double lp, lm, ap, am;
-                if (objective_at(c, s->t, s->idx[i], h, &lp, &ap, err, errlen) ||
-                    objective_at(c, s->t, s->idx[i], -h, &lm, &am, err, errlen))
-                    return -1;
-                consider(g, (lp - lm) / (ap - am), h, floor_, Lmag, tol, &best, &bfd);
-                consider(g, (lp - L0) / ap, h / 2, floor_, Lmag, tol, &best, &bfd);   /* one-sided: */
-                consider(g, (L0 - lm) / -am, h / 2, floor_, Lmag, tol, &best, &bfd);  /* twice the noise */
-            }
-            if (best <= tol) out->kinks++;
-            else {
-                bad++;
-                top_bad |= s->idx[i] == s->top;
-            }
-            r = best;
-            fd = bfd;
+            double fl1 = floor_at(floor_, Lmag, h / 2, tol);
+            double rf = rel_err(g, s->fwd[i], fl1), rb = rel_err(g, s->bwd[i], fl1);
+            double best = fmin(rf, rb);
+            if (best <= tol) {
+                out->kinks++;
+                r = best;
+                fd = rf <= rb ? s->fwd[i] : s->bwd[i];
+            } else bad++;
         }
         if (r > out->max_rel || i == 0) {
             out->max_rel = r;
@@ -448,8 +430,7 @@ static int judge(gc_ctx *c, gc_samples *s, double floor_, double tol, double L0,
         if (fabs(g - fd) > out->max_abs) out->max_abs = fabs(g - fd);
     }
     out->off = bad;
-    out->pass = !top_bad && bad * OFF_MAX_FRAC <= s->m;
-    return 0;
+    out->pass = bad == 0;
 }
 
 /* ---------------------------------------------------------------- the check */
@@ -518,8 +499,9 @@ int rc_gradcheck_run(const rc_ir *ir, rc_backend *be, const rc_gradcheck_opts *o
         st->g = malloc(sizeof(double) * (size_t)(m + 1));
         st->fd = malloc(sizeof(double) * (size_t)(m + 1));
         st->h = malloc(sizeof(double) * (size_t)(m + 1));
-        st->kink = malloc(sizeof(double) * (size_t)(m + 1));
-        if (!st->idx || !st->g || !st->fd || !st->h || !st->kink) { rc_errf(err, errlen, "out of memory"); goto done; }
+        st->fwd = malloc(sizeof(double) * (size_t)(m + 1));
+        st->bwd = malloc(sizeof(double) * (size_t)(m + 1));
+        if (!st->idx || !st->g || !st->fd || !st->h || !st->fwd || !st->bwd) { rc_errf(err, errlen, "out of memory"); goto done; }
         const float *kt = is_in ? dx : key + ir->params[t].offset;
         st->m = pick(kt, n, o.samples, t * 7 + 3, st->idx);
         st->top = 0;
@@ -540,14 +522,12 @@ int rc_gradcheck_run(const rc_ir *ir, rc_backend *be, const rc_gradcheck_opts *o
         double floor_ = fmax(FLOOR_TENSOR * rt->scale, is_in ? 0 : FLOOR_MODEL * model_scale);
         if (!(floor_ > 0)) floor_ = 1e-30;
         rt->floor = floor_at(floor_, is_in ? c.mag_input : fabs(c.L0_train), o.step, o.tol);
-        if (judge(&c, &s[t], floor_, o.tol, is_in ? c.L0_input : c.L0_train, is_in ? c.mag_input : fabs(c.L0_train),
-                  rt, err, errlen))
-            goto done;
+        judge(&s[t], floor_, o.tol, is_in ? c.mag_input : fabs(c.L0_train), rt);
         if (!rt->pass) res->n_failed++;
     }
     rc = 0;
 done:
-    for (int t = 0; t < nt; t++) { free(s[t].idx); free(s[t].g); free(s[t].fd); free(s[t].h); free(s[t].kink); }
+    for (int t = 0; t < nt; t++) { free(s[t].idx); free(s[t].g); free(s[t].fd); free(s[t].h); free(s[t].fwd); free(s[t].bwd); }
     free(s); free(grads); free(key); free(dx);
     ctx_free(&c);
     return rc;

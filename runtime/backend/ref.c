@@ -27,6 +27,9 @@
  * A linear layer 0 (conv of any form, dense) is applied adjointly ONCE to the batch sum of its
  * output gradients (the adjoint is linear, so sum_b A^T g_b = A^T sum_b g_b): per-sample input
  * gradients of a 40x50x50 window would cost a full transposed conv each.
+ * The forward sweep lives in ref_forward.h, included twice: the float instance is the backend;
+ * the double instance (rc_ref64_*, ref.h: workspace, activations and y in double, same params,
+ * state and frames) serves finite differences (runtime/gradcheck.c). Backward is float only.
  */
 #include <math.h>
 #include <omp.h>
