@@ -268,6 +268,49 @@ Test(codegen_prim, tiny_with_defined_conv_noise_and_batchnorm)
     compare(&ir, 6, "tiny + defined conv, noise, batchnorm");
 }
 
+/* tanh(conv2d(softplus(x), w) + b): the conv reads a computed node and its gradient is one
+ * (both materialized for the blocked kernels) */
+static void def_conv_tanh(rc_ir *ir, int li, int cout, int k)
+{
+    rc_shape in = ir->layers[li].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int wd[4] = {cout, in.c, k, k}, bd[4] = {1, cout, 1, 1};
+    int x = input(&g, in);
+    int w = decl(&g, 0, "weight", 4, wd, 0.3, 0), b = decl(&g, 0, "bias", 4, bd, 0.3, 0);
+    int at[RC_PRIM_NATTR] = {1, 0, 1, 1, 1}, in2[2] = {un(&g, RC_P_SOFTPLUS, x), w};
+    int c = add(&g, RC_P_CONV2D, 2, in2, at, 0, 0);
+    g.out[0] = g.out[1] = un(&g, RC_P_TANH, bin(&g, RC_P_ADD, c, b));
+    attach(ir, li, "convtanh", &g);
+}
+
+/* Plain valid convs at sizes the blocked kernels tile (8 channels, 16x16, kernel 5; 8 -> 4,
+ * kernel 3): lowered to the built-in conv's kernels (forward, input gradient as the padded
+ * flipped correlation, weight gradient), in the middle of the model so the input gradients are
+ * needed; B = 11 > EM_NPART parts, unevenly split. */
+Test(codegen_prim, plain_convs_on_the_blocked_kernels)
+{
+    static rc_ir ir;
+    build_ir(&ir, "history=8 height=16 width=16",
+             "layer conv channels=8 kernel=1\nlayer conv channels=8 kernel=5\nlayer relu\n"
+             "layer conv channels=4 kernel=3\nlayer dense\n", 3);
+    def_conv(&ir, 1, 8, 5);
+    reinfer(&ir, 3);
+    def_conv_tanh(&ir, 3, 4, 3);
+    reinfer(&ir, 3);
+    char *src = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(src, "static void L2_def_train(int B,"));
+    cr_expect(strstr(src, "plain valid conv (stride 1, no padding): the built-in conv's register-blocked"),
+              "the forward runs on the blocked kernel");
+    cr_expect(strstr(src, "input gradient of a plain valid conv"), "the input gradient runs on the blocked kernel");
+    cr_expect(strstr(src, "weight gradient of a plain valid conv"), "the weight gradient runs on the blocked kernel");
+    cr_expect(!strstr(src, "/* conv2d: stride 1, pad 0"), "no plain conv left on the generic loops");
+    free(src);
+    compare(&ir, 11, "plain defined convs on the blocked kernels");
+    compare(&ir, 3, "the same, B = 3");
+}
+
 /* A defined layer as the last layer and two defined layers in a row (no built-in in between). */
 Test(codegen_prim, defined_layers_back_to_back_and_last)
 {
@@ -290,6 +333,30 @@ Test(codegen_prim, defined_layers_back_to_back_and_last)
     reinfer(&ir, 3);
     compare(&ir, 5, "defined noise, batchnorm back to back; defined dense last");
     compare_fft(&ir, 5, "the same, layer 1 by FFT", 1);
+}
+
+/* A chain of 1200 elementwise nodes (a spec's loop makes such chains): the emitter cuts it every
+ * PR_INLINE_MAX nodes -- with no cut its recursion overflowed the stack (found by
+ * fuzz/fuzz_prim.c) -- and the cut chain computes the same values and gradients. */
+Test(codegen_prim, long_elementwise_chain_is_cut)
+{
+    static rc_ir ir;
+    build_ir(&ir, "history=2 height=5 width=5", "layer relu\nlayer dense\n", 2);
+    rc_shape in = ir.layers[0].in;
+    rc_prim_graph g;
+    rc_prim_init(&g);
+    int pd[4] = {1, in.c, 1, 1};
+    int x = input(&g, in);
+    int y = bin(&g, RC_P_MUL, x, decl(&g, 0, "gain", 4, pd, 0.5, 0));
+    for (int k = 0; k < 1200; k++) y = bin(&g, RC_P_MUL, y, cst(&g, y, 1.0005));
+    g.out[0] = g.out[1] = y;
+    attach(&ir, 0, "chain", &g);
+    reinfer(&ir, 2);
+    char *src = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
+    cr_assert_gt(strlen(src), 1000);
+    free(src);
+    compare(&ir, 3, "a 1200-node elementwise chain");
 }
 
 /* The generated source: one function per mode and the backward, named by layer; deterministic. */
