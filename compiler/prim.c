@@ -684,7 +684,12 @@ int rc_prim_add(rc_prim_graph *g, rc_prim_op op, int n_in, const int *in, const 
         if (g->node[in[i]].op == RC_P_UPDATE) return rc_errf(err, errlen, "%s: operand %d is an update (no value)", I->name, i + 1);
         nd.in[i] = in[i];
     }
-    if (attr) memcpy(nd.attr, attr, sizeof nd.attr);
+    /* a reshape's new shape may come as dims (rank entries): attr is then not read, so a
+     * caller's short dims array is never read past its end */
+    if (op == RC_P_RESHAPE && dims) {
+        if (rank < 0 || rank > RC_PRIM_MAX_RANK) return rc_errf(err, errlen, "reshape: rank %d outside 0..%d", rank, RC_PRIM_MAX_RANK);
+        memcpy(nd.attr, dims, sizeof(int) * (size_t)rank);
+    } else if (attr) memcpy(nd.attr, attr, sizeof nd.attr);
     nd.value = value;
     nd.ref = ref;
     nd.line = line;

@@ -156,7 +156,8 @@ int rc_prim_lookup(const char *name);            /* -1 if unknown */
 /* ---- building (the frontend, the prelude, autodiff) */
 void rc_prim_init(rc_prim_graph *g);
 void rc_prim_free(rc_prim_graph *g);
-/* Add a node: op, inputs, attributes (NULL = zeros), value, ref. Infers its shape, checks its
+/* Add a node: op, inputs, attributes (NULL = zeros; else RC_PRIM_NATTR ints are read), value,
+ * ref. A reshape takes its new shape from (rank, dims) when dims is given, else from attr. Infers its shape, checks its
  * arguments, returns its id (an existing identical node's id if there is one), or -1 with a
  * message ("conv2d: input has 3 channels, weight expects 4") in err. Leaves take their dims
  * from `dims` (rank `rank`) for CONST/RANDN/RANDU/INPUT, from the declaration for PARAM/STATE.
