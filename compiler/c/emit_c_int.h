@@ -170,4 +170,27 @@ void em_prim_kernels(em *E, const em_prim *P);
 void em_prim_call_fwd(em *E, const em_prim *P, int g, int train, const char *y);
 void em_prim_call_bwd(em *E, const em_prim *P, int g, const char *dy, const char *dx);
 
+/* ---- emit_c_prim_conv.c: a defined layer's plain convolutions (conv2d, conv2d_dx, conv2d_dw with
+ * stride 1, no padding, dilation 1, period 1, a parameter weight) on the blocked kernels above */
+struct rc_prim_graph;
+typedef struct {
+    int node, op;                   /* the conv node and its op (0 until planned) */
+    em_conv cv;                     /* conv2d: its forward; conv2d_dx: the padded correlation;
+                                       conv2d_dw: the forward configuration its _dw kernel takes */
+    int prep;                       /* workspace buffer of the weight layout (conv2d, _dx), -1 */
+    int part;                       /* EM_NPART parts: padded gradients (_dx), accumulators (_dw) */
+    size_t part_floats;
+} em_pconv;
+/* 1 when node n of layer li's graph is lowered to the kernels (pc filled, its workspace
+ * buffers added), 0 when the generic loops keep it. */
+int em_pconv_plan(em *E, int li, const struct rc_prim_graph *g, int n, em_pconv *pc);
+/* 1 when input a of node n must be a contiguous buffer (materialized, unless an INPUT leaf). */
+int em_pconv_operand(const struct rc_prim_graph *g, int n, int a);
+/* The kernel functions (into E->k), before the functions that call them. */
+void em_pconv_kernels(em *E, const em_pconv *pc);
+/* Statements computing the node over the batch into dst (acc: += into dst, a gradient;
+ * conv2d_dw only): a, b its operands' whole-batch pointers (conv2d, _dx: tensor and weight;
+ * _dw: x and the output gradient). */
+void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, const char *b, const char *dst, int acc);
+
 #endif

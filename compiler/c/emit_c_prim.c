@@ -27,6 +27,10 @@
  * matmul contracting B) is kept in double, since its length grows with B; every other sum
  * (conv taps, matmul rows, reductions within a sample) in float, like the built-in conv kernels:
  * tests/test_codegen_prim.c holds both to 1e-4 relative against the double reference.
+ * Plain convolutions (conv2d, conv2d_dx, conv2d_dw with stride 1, no padding, dilation 1,
+ * period 1 and a parameter weight) are not loop nests: emit_c_prim_conv.c draws them as calls of
+ * the built-in conv's register-blocked kernels (emit_c_conv.c), their tensor operands
+ * materialized (plan_convs); the other conv forms keep the generic loops (emit_conv).
  * Every loop bound is a compile-time constant except the batch B. Each nest parallelizes over
  * its output elements only, each output summed in a fixed order: results do not depend on the
  * thread count.
@@ -68,6 +72,9 @@ struct em_prim {
     int *buf;                    /* per node: workspace buffer of its scratch, -1 = none */
     int snap[RC_PRIM_MAX_DECL];  /* state snapshot for the backward, -1 = none */
     int in_buf;                  /* layer 1: the input windows copied into (B, C, H, W), -1 */
+    int *pci;                    /* per node: its index in pconv (lowered to a blocked conv), -1 */
+    int npconv;
+    em_pconv *pconv;             /* plain convs on the built-in's kernels (emit_c_prim_conv.c) */
     char pname[RC_PRIM_MAX_DECL][64], sname[RC_PRIM_MAX_DECL][64];
 };
 
@@ -161,6 +168,8 @@ void em_prim_free(em_prim *P)
     if (!P) return;
     for (int f = 0; f < PF_N; f++) fn_free(&P->fn[f]);
     free(P->buf);
+    free(P->pci);
+    free(P->pconv);
     rc_prim_free(&P->g);
     free(P);
 }
@@ -254,6 +263,41 @@ static int plan_fn(em *E, em_prim *P, int which)
     return 0;
 }
 
+/* The conv2d / conv2d_dx / conv2d_dw nodes that the blocked direct kernels take
+ * (em_pconv_plan); their tensor operands are materialized in every function that computes them,
+ * so the kernels read contiguous (B, C, H, W) buffers. */
+static int plan_convs(em *E, em_prim *P)
+{
+    int n = P->g.n;
+    P->pci = malloc(sizeof(int) * (size_t)n);
+    if (!P->pci) { em_fail(E, "out of memory"); return -1; }
+    for (int i = 0; i < n; i++) {
+        P->pci[i] = -1;
+        int need = 0;
+        for (int f = 0; f < PF_N; f++) need |= P->fn[f].need[i];
+        rc_prim_op op = ND(P, i)->op;
+        if (!need || (op != RC_P_CONV2D && op != RC_P_CONV2D_DX && op != RC_P_CONV2D_DW)) continue;
+        em_pconv pc;
+        if (!em_pconv_plan(E, P->li, &P->g, i, &pc)) continue;
+        em_pconv *np = realloc(P->pconv, sizeof(em_pconv) * (size_t)(P->npconv + 1));
+        if (!np) { em_fail(E, "out of memory"); return -1; }
+        P->pconv = np;
+        P->pconv[P->npconv] = pc;
+        P->pci[i] = P->npconv++;
+        for (int f = 0; f < PF_N; f++) {
+            pr_fn *F = &P->fn[f];
+            if (!F->need[i]) continue;
+            for (int a = 0; a < ND(P, i)->n_in; a++) {
+                int in = ND(P, i)->in[a];
+                if (!em_pconv_operand(&P->g, i, a) || F->mat[in] || rc_prim_table()[ND(P, in)->op].kind == RC_PK_LEAF) continue;
+                F->mat[in] = 1;
+                F->home[in] = H_SCRATCH;
+            }
+        }
+    }
+    return 0;
+}
+
 em_prim *em_prim_plan(em *E, int li, int need_dx)
 {
     const rc_ir *ir = E->ir;
@@ -283,6 +327,7 @@ em_prim *em_prim_plan(em *E, int li, int need_dx)
     }
     for (int f = 0; f < PF_N; f++)
         if (plan_fn(E, P, f)) { em_prim_free(P); return NULL; }
+    if (plan_convs(E, P)) { em_prim_free(P); return NULL; }
     /* parameter / state identifiers */
     for (int k = 0; k < P->g.n_param; k++) {
         char suf[48];
@@ -807,6 +852,31 @@ static void emit_conv(pr_r *R, int n)
     }
 }
 
+/* Whole-batch pointer of a conv operand: the layer input / output gradient, a parameter, or a
+ * materialized node's home; 0 when it is none of those (the generic loops then render it). */
+static int operand_ptr(const pr_r *R, int a, char *out)
+{
+    const rc_prim_node *t = ND(R->P, a);
+    if (t->op == RC_P_INPUT) snprintf(out, 32, "%s", t->ref ? "dy" : "x");
+    else if (t->op == RC_P_PARAM) snprintf(out, 32, "p%d", t->ref);
+    else if (R->f->mat[a] && R->f->home[a] == H_SCRATCH) home_ptr(R, a, out);
+    else return 0;
+    return 1;
+}
+
+/* A conv node on the built-in's blocked kernels (emit_c_prim_conv.c); 0 = not taken here. */
+static int emit_pconv(pr_r *R, int n)
+{
+    const rc_prim_node *nd = ND(R->P, n);
+    int k = R->P->pci ? R->P->pci[n] : -1, home = R->f->home[n];
+    char a[32], b[32], dst[32];
+    if (k < 0 || (home == H_GRAD && nd->op != RC_P_CONV2D_DW)) return 0;
+    if (!operand_ptr(R, nd->in[0], a) || !operand_ptr(R, nd->in[1], b)) return 0;
+    home_ptr(R, n, dst);
+    em_pconv_emit(R->E, R->s, R->P->li, &R->P->pconv[k], a, b, dst, home == H_GRAD);
+    return 1;
+}
+
 /* One materialized node's loop nest. */
 static void emit_node(pr_r *R, int n)
 {
@@ -834,7 +904,7 @@ static void emit_node(pr_r *R, int n)
     } else if (nd->op == RC_P_MATMUL) {
         emit_matmul(R, n);
     } else if (nd->op == RC_P_CONV2D || nd->op == RC_P_CONV2D_DX || nd->op == RC_P_CONV2D_DW) {
-        emit_conv(R, n);
+        if (!emit_pconv(R, n)) emit_conv(R, n);
     } else {
         em_fail(R->E, "layer %d (def): node %d (%s): no C rendering", R->P->li + 1, n, T->name);
     }
@@ -940,6 +1010,7 @@ static void emit_fn(em *E, const em_prim *P, int which)
 
 void em_prim_kernels(em *E, const em_prim *P)
 {
+    for (int k = 0; k < P->npconv; k++) em_pconv_kernels(E, &P->pconv[k]);
     for (int f = 0; f < PF_N; f++) emit_fn(E, P, f);
 }
 

@@ -238,6 +238,7 @@ enum {
     B_L1_bfold,
     B_L2_def,
     B_L3_relu,
+    B_L2_n22_acc,
     B_L2_t3,
     B_L2_t4,
     B_L2_t5,
@@ -261,8 +262,8 @@ enum {
     B_L1_ext,
     RCG_NBUF
 };
-static const size_t rcg_pb[RCG_NBUF] = {0, 432, 0, 0, 432, 432, 432, 0, 432, 432, 432, 0, 432, 0, 432, 300, 0, 0, 5, 5, 0, 0, 432, 432, 432, 0, 432};
-static const size_t rcg_fx[RCG_NBUF] = {16, 0, 600, 3, 0, 0, 0, 9, 0, 0, 0, 3, 0, 9, 0, 0, 81, 3, 0, 0, 10, 10, 0, 0, 0, 7808, 0};
+static const size_t rcg_pb[RCG_NBUF] = {0, 432, 0, 0, 432, 432, 0, 432, 0, 432, 432, 432, 0, 432, 0, 432, 300, 0, 0, 5, 5, 0, 0, 432, 432, 432, 0, 432};
+static const size_t rcg_fx[RCG_NBUF] = {16, 0, 600, 3, 0, 0, 384, 0, 9, 0, 0, 0, 3, 0, 9, 0, 0, 81, 3, 0, 0, 10, 10, 0, 0, 0, 7808, 0};
 
 static size_t rcg_offsets(int B, size_t *off)
 {
@@ -735,6 +736,165 @@ static void L1_inf(const float *restrict x, const float *restrict wt, const floa
 }
 
 /* ================ group 2: layer 2 (def) */
+/* L2_n22_dw: weight gradient of one sample, block 3 in x 3 out channels, acc [3][1][3][4] */
+static inline void L2_n22_dwb3_3(const float *restrict x, const float *restrict g, float *restrict acc, int c0, int ky, int o0)
+{
+    rcg_v4 a0_0_0 = {0};
+    rcg_v4 a0_1_0 = {0};
+    rcg_v4 a0_2_0 = {0};
+    rcg_v4 a1_0_0 = {0};
+    rcg_v4 a1_1_0 = {0};
+    rcg_v4 a1_2_0 = {0};
+    rcg_v4 a2_0_0 = {0};
+    rcg_v4 a2_1_0 = {0};
+    rcg_v4 a2_2_0 = {0};
+    for (int oy = 0; oy < 12; oy++) {
+        const float *xr0 = x + ((size_t)(c0 + 0) * 12 + oy + ky) * 12;
+        const float *xr1 = x + ((size_t)(c0 + 1) * 12 + oy + ky) * 12;
+        const float *xr2 = x + ((size_t)(c0 + 2) * 12 + oy + ky) * 12;
+        const float *gr0 = g + ((size_t)(o0 + 0) * 12 + oy) * 12;
+        const float *gr1 = g + ((size_t)(o0 + 1) * 12 + oy) * 12;
+        const float *gr2 = g + ((size_t)(o0 + 2) * 12 + oy) * 12;
+        for (int ox = 0; ox < 9; ox++) {
+            const rcg_v4 x0_0 = rcg_ld4(xr0 + ox + 0);
+            const rcg_v4 x1_0 = rcg_ld4(xr1 + ox + 0);
+            const rcg_v4 x2_0 = rcg_ld4(xr2 + ox + 0);
+            {
+                const float gv = gr0[ox];
+                a0_0_0 += gv * x0_0;
+                a0_1_0 += gv * x1_0;
+                a0_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr1[ox];
+                a1_0_0 += gv * x0_0;
+                a1_1_0 += gv * x1_0;
+                a1_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr2[ox];
+                a2_0_0 += gv * x0_0;
+                a2_1_0 += gv * x1_0;
+                a2_2_0 += gv * x2_0;
+            }
+        }
+        { /* ox = 9: partial loads, never past the row */
+            const rcg_v4 x0_0 = rcg_ldp4(xr0 + 9, 3);
+            const rcg_v4 x1_0 = rcg_ldp4(xr1 + 9, 3);
+            const rcg_v4 x2_0 = rcg_ldp4(xr2 + 9, 3);
+            {
+                const float gv = gr0[9];
+                a0_0_0 += gv * x0_0;
+                a0_1_0 += gv * x1_0;
+                a0_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr1[9];
+                a1_0_0 += gv * x0_0;
+                a1_1_0 += gv * x1_0;
+                a1_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr2[9];
+                a2_0_0 += gv * x0_0;
+                a2_1_0 += gv * x1_0;
+                a2_2_0 += gv * x2_0;
+            }
+        }
+        { /* ox = 10: partial loads, never past the row */
+            const rcg_v4 x0_0 = rcg_ldp4(xr0 + 10, 2);
+            const rcg_v4 x1_0 = rcg_ldp4(xr1 + 10, 2);
+            const rcg_v4 x2_0 = rcg_ldp4(xr2 + 10, 2);
+            {
+                const float gv = gr0[10];
+                a0_0_0 += gv * x0_0;
+                a0_1_0 += gv * x1_0;
+                a0_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr1[10];
+                a1_0_0 += gv * x0_0;
+                a1_1_0 += gv * x1_0;
+                a1_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr2[10];
+                a2_0_0 += gv * x0_0;
+                a2_1_0 += gv * x1_0;
+                a2_2_0 += gv * x2_0;
+            }
+        }
+        { /* ox = 11: partial loads, never past the row */
+            const rcg_v4 x0_0 = rcg_ldp4(xr0 + 11, 1);
+            const rcg_v4 x1_0 = rcg_ldp4(xr1 + 11, 1);
+            const rcg_v4 x2_0 = rcg_ldp4(xr2 + 11, 1);
+            {
+                const float gv = gr0[11];
+                a0_0_0 += gv * x0_0;
+                a0_1_0 += gv * x1_0;
+                a0_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr1[11];
+                a1_0_0 += gv * x0_0;
+                a1_1_0 += gv * x1_0;
+                a1_2_0 += gv * x2_0;
+            }
+            {
+                const float gv = gr2[11];
+                a2_0_0 += gv * x0_0;
+                a2_1_0 += gv * x1_0;
+                a2_2_0 += gv * x2_0;
+            }
+        }
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 0) * 1 + ky) * 3 + o0 + 0) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a0_0_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 1) * 1 + ky) * 3 + o0 + 0) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a0_1_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 2) * 1 + ky) * 3 + o0 + 0) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a0_2_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 0) * 1 + ky) * 3 + o0 + 1) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a1_0_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 1) * 1 + ky) * 3 + o0 + 1) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a1_1_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 2) * 1 + ky) * 3 + o0 + 1) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a1_2_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 0) * 1 + ky) * 3 + o0 + 2) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a2_0_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 1) * 1 + ky) * 3 + o0 + 2) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a2_1_0);
+    }
+    {
+        float *p = acc + (((size_t)(c0 + 2) * 1 + ky) * 3 + o0 + 2) * 4 + 0;
+        rcg_st4(p, rcg_ld4(p) + a2_2_0);
+    }
+}
+
+static void L2_n22_dw(const float *restrict x, const float *restrict g, float *restrict acc)
+{
+    for (int c0 = 0; c0 < 3; c0 += 3) {
+        for (int ky = 0; ky < 1; ky++) {
+            L2_n22_dwb3_3(x, g, acc, c0, ky, 0);
+        }
+    }
+}
+
 /* layer 2 (divnorm): forward, training mode (then the state updates), over the whole batch */
 static void L2_def_train(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
 {
@@ -1003,22 +1163,25 @@ static void L2_def_bwd(int B, const float *restrict x, const float *restrict dy,
         }
     }
     { /* t22 = conv2d_dw (3, 3, 1, 1) */
-        #pragma omp parallel for schedule(static) collapse(2) if((double)B * 1296 >= 32768.0)
-        for (int i0 = 0; i0 < 3; i0++) {
-            for (int i1 = 0; i1 < 3; i1++) {
-                double acc = 0.0; /* conv2d weight gradient: stride 1, pad 0, dilation 1 */
-                for (int n = 0; n < B; n++) {
-                    for (int oy = 0; oy < 12; oy++) {
-                        const int iy = oy + 0;
-                        for (int ox = 0; ox < 12; ox++) {
-                            const int ix = ox + 0;
-                            const float v3 = t3[((((size_t)(n) * 3 + (i1)) * 12 + (iy)) * 12 + (ix))]; /* read */
-                            const float v17 = t17[((((size_t)(n) * 3 + (i0)) * 12 + (oy)) * 12 + (ox))]; /* read */
-                            acc += (double)v3 * v17;
-                        }
-                    }
-                }
-                t22[((size_t)(i0) * 3 + (i1))] = (float)acc;
+        /* weight gradient of a plain valid conv, as the built-in conv computes it: the kernel L2_n22_dw
+         * (emit_c_conv.c) per sample into private accumulators per part [c][ky][o][kx < 4], then the
+         * parts summed in a fixed order */
+        float *accs = CXW(B_L2_n22_acc);
+        {
+            const int np = B < 8 ? B : 8;
+            #pragma omp parallel for schedule(static)
+            for (int p = 0; p < np; p++) {
+                const int b0 = (int)((long long)B * p / np), b1 = (int)((long long)B * (p + 1) / np);
+                float *pp = accs + (size_t)p * 48;
+                memset(pp, 0, 48 * sizeof(float));
+                for (int b = b0; b < b1; b++) L2_n22_dw(t3 + (size_t)b * 432, t17 + (size_t)b * 432, pp);
+            }
+            #pragma omp parallel for schedule(static)
+            for (int e = 0; e < 9; e++) {
+                const int o = e / 3, r = e % 3, c = r / 1, kk = r % 1, ky = kk / 1, kx = kk % 1;
+                double sum = 0.0;
+                for (int p = 0; p < np; p++) sum += accs[(size_t)p * 48 + ((size_t)(c * 1 + ky) * 3 + o) * 4 + kx];
+                t22[e] = (float)sum;
             }
         }
     }
