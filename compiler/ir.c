@@ -526,6 +526,7 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
         case RC_LAYER_DEF: {
             rc_shape o;
             if (def_infer(ir, li, cur, &o, &fwd, &bwd, file, err, errlen)) return -1;
+            if (!seen_weights) bwd /= 2;    /* no input gradient before the first weights, as for conv */
             if (ir->n_params > l->param_first) seen_weights = 1;
             cur = o;
             break;
