@@ -932,6 +932,13 @@ static void emit_root_copy(pr_r *R, const pr_root *rt)
     rc_sb_line(R->s, "}");
 }
 
+/* The two modes are one function when they are one graph: the same output node and no state
+ * (so no updates and no snapshots in training). */
+static int one_forward(const em_prim *P)
+{
+    return P->g.out[RC_PRIM_TRAIN] == P->g.out[RC_PRIM_EVAL] && P->g.n_state == 0;
+}
+
 static void emit_fn(em *E, const em_prim *P, int which)
 {
     rc_sb *s = &E->k;
@@ -952,8 +959,12 @@ static void emit_fn(em *E, const em_prim *P, int which)
         rc_sb_line(s, "static void L%d_def_bwd(int B, const float *restrict x, const float *restrict dy, float *restrict dx, "
                    "const rcg_ctx *cx)", P->li + 1);
     } else {
-        rc_sb_line(s, "/* layer %d (%s): forward, %s mode%s, over the whole batch */", P->li + 1, L->def_kind,
-                   which == PF_TRAIN ? "training" : "evaluation", which == PF_TRAIN ? " (then the state updates)" : "");
+        if (which == PF_TRAIN && one_forward(P))
+            rc_sb_line(s, "/* layer %d (%s): forward over the whole batch, training and evaluation (one graph) */",
+                       P->li + 1, L->def_kind);
+        else
+            rc_sb_line(s, "/* layer %d (%s): forward, %s mode%s, over the whole batch */", P->li + 1, L->def_kind,
+                       which == PF_TRAIN ? "training" : "evaluation", which == PF_TRAIN ? " (then the state updates)" : "");
         rc_sb_line(s, "static void L%d_def_%s(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)", P->li + 1,
                    fname[which]);
     }
@@ -1011,7 +1022,8 @@ static void emit_fn(em *E, const em_prim *P, int which)
 void em_prim_kernels(em *E, const em_prim *P)
 {
     for (int k = 0; k < P->npconv; k++) em_pconv_kernels(E, &P->pconv[k]);
-    for (int f = 0; f < PF_N; f++) emit_fn(E, P, f);
+    for (int f = 0; f < PF_N; f++)
+        if (!(f == PF_EVAL && one_forward(P))) emit_fn(E, P, f);
 }
 
 /* ---------------------------------------------------------------- driver statements */
@@ -1040,7 +1052,7 @@ void em_prim_call_fwd(em *E, const em_prim *P, int g, int train, const char *y)
 {
     char x[96];
     in_ptr(E, P, g, 1, x, sizeof x);
-    rc_sb_line(&E->d, "L%d_def_%s(B, %s, %s, cx);", P->li + 1, train ? "train" : "eval", x, y);
+    rc_sb_line(&E->d, "L%d_def_%s(B, %s, %s, cx);", P->li + 1, train || one_forward(P) ? "train" : "eval", x, y);
 }
 
 void em_prim_call_bwd(em *E, const em_prim *P, int g, const char *dy, const char *dx)

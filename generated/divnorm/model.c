@@ -895,63 +895,8 @@ static void L2_n22_dw(const float *restrict x, const float *restrict g, float *r
     }
 }
 
-/* layer 2 (divnorm): forward, training mode (then the state updates), over the whole batch */
+/* layer 2 (divnorm): forward over the whole batch, training and evaluation (one graph) */
 static void L2_def_train(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
-{
-    (void)B; (void)x; (void)cx;
-    (void)y;
-    const float *restrict p0 = cx->params + P_2_divnorm_sigma; /* sigma */
-    const float *restrict p1 = cx->params + P_2_divnorm_weight; /* weight */
-    float *restrict t5 = CXW(B_L2_t5);
-    { /* t5 = conv2d (B, 3, 12, 12) */
-        #pragma omp parallel for schedule(static) collapse(4) if((double)B * 1296 >= 32768.0)
-        for (int i0 = 0; i0 < B; i0++) {
-            for (int i1 = 0; i1 < 3; i1++) {
-                for (int i2 = 0; i2 < 12; i2++) {
-                    for (int i3 = 0; i3 < 12; i3++) {
-                        float acc = 0.0f; /* conv2d: stride 1, pad 0, dilation 1 */
-                        for (int c = 0; c < 3; c++) {
-                            for (int ky = 0; ky < 1; ky++) {
-                                const int iy = i2 + ky;
-                                for (int kx = 0; kx < 1; kx++) {
-                                    const int ix = i3 + kx;
-                                    const float v0 = x[((((size_t)(i0) * 3 + (c)) * 12 + (iy)) * 12 + (ix))]; /* input */
-                                    const float v3 = (v0 * v0); /* mul */
-                                    const float v2 = p1[((size_t)(i1) * 3 + (c))]; /* param */
-                                    const float v4 = fabsf(v2); /* abs */
-                                    acc += v3 * v4;
-                                }
-                            }
-                        }
-                        t5[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))] = (float)acc;
-                    }
-                }
-            }
-        }
-    }
-    { /* y = div (B, 3, 12, 12) */
-        #pragma omp parallel for schedule(static) collapse(4) if((double)B * 432 >= 32768.0)
-        for (int i0 = 0; i0 < B; i0++) {
-            for (int i1 = 0; i1 < 3; i1++) {
-                for (int i2 = 0; i2 < 12; i2++) {
-                    for (int i3 = 0; i3 < 12; i3++) {
-                        const float v0 = x[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))]; /* input */
-                        const float v1 = p0[(size_t)(i1)]; /* param */
-                        const float v6 = (v1 * v1); /* mul */
-                        const float v5 = t5[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))]; /* read */
-                        const float v7 = (v6 + v5); /* add */
-                        const float v8 = sqrtf(v7); /* sqrt */
-                        const float v9 = (v0 / v8); /* div */
-                        y[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))] = v9;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* layer 2 (divnorm): forward, evaluation mode, over the whole batch */
-static void L2_def_eval(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
 {
     (void)B; (void)x; (void)cx;
     (void)y;
@@ -1999,7 +1944,7 @@ int rcg_infer(int B, const float *params, const float *state, const int *cell_po
         for (int b = 0; b < B; b++) L1_inf((frames + (size_t)starts[b] * 256), CXW(B_L1_w0_wt), cx->params + P_1_conv_bias, CXW(B_L1_conv) + (size_t)b * 432, b, cx);
     }
     { /* group 2 */
-        L2_def_eval(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
+        L2_def_train(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
         const float *src = CXW(B_L2_def);
         #pragma omp parallel for schedule(static) collapse(2)
         for (int b = 0; b < B; b++) {
@@ -2386,7 +2331,7 @@ int rcg_infer_ext(int B, const float *params, const float *state, const int *cel
         }
     }
     { /* group 2 */
-        L2_def_eval(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
+        L2_def_train(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
         const float *src = CXW(B_L2_def);
         #pragma omp parallel for schedule(static) collapse(2)
         for (int b = 0; b < B; b++) {

@@ -735,33 +735,8 @@ static void L1_inf(const float *restrict x, const float *restrict wt, const floa
 }
 
 /* ================ group 2: layer 2 (def) */
-/* layer 2 (psoftplus): forward, training mode (then the state updates), over the whole batch */
+/* layer 2 (psoftplus): forward over the whole batch, training and evaluation (one graph) */
 static void L2_def_train(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
-{
-    (void)B; (void)x; (void)cx;
-    (void)y;
-    const float *restrict p0 = cx->params + P_2_psoftplus_beta; /* beta */
-    { /* y = div (B, 3, 12, 12) */
-        #pragma omp parallel for schedule(static) collapse(4) if((double)B * 432 >= 32768.0)
-        for (int i0 = 0; i0 < B; i0++) {
-            for (int i1 = 0; i1 < 3; i1++) {
-                for (int i2 = 0; i2 < 12; i2++) {
-                    for (int i3 = 0; i3 < 12; i3++) {
-                        const float v0 = x[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))]; /* input */
-                        const float v1 = p0[(size_t)(i1)]; /* param */
-                        const float v2 = (v0 * v1); /* mul */
-                        const float v3 = (v2 > 20.0f ? v2 : log1pf(expf(v2))); /* softplus */
-                        const float v4 = (v3 / v1); /* div */
-                        y[((((size_t)(i0) * 3 + (i1)) * 12 + (i2)) * 12 + (i3))] = v4;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* layer 2 (psoftplus): forward, evaluation mode, over the whole batch */
-static void L2_def_eval(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
 {
     (void)B; (void)x; (void)cx;
     (void)y;
@@ -1222,33 +1197,8 @@ static void L3_inf(const float *restrict x, const float *restrict wt, const floa
 }
 
 /* ================ group 4: layer 4 (def) */
-/* layer 4 (psoftplus): forward, training mode (then the state updates), over the whole batch */
+/* layer 4 (psoftplus): forward over the whole batch, training and evaluation (one graph) */
 static void L4_def_train(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
-{
-    (void)B; (void)x; (void)cx;
-    (void)y;
-    const float *restrict p0 = cx->params + P_4_psoftplus_beta; /* beta */
-    { /* y = div (B, 3, 10, 10) */
-        #pragma omp parallel for schedule(static) collapse(4) if((double)B * 300 >= 32768.0)
-        for (int i0 = 0; i0 < B; i0++) {
-            for (int i1 = 0; i1 < 3; i1++) {
-                for (int i2 = 0; i2 < 10; i2++) {
-                    for (int i3 = 0; i3 < 10; i3++) {
-                        const float v0 = x[((((size_t)(i0) * 3 + (i1)) * 10 + (i2)) * 10 + (i3))]; /* input */
-                        const float v1 = p0[(size_t)(i1)]; /* param */
-                        const float v2 = (v0 * v1); /* mul */
-                        const float v3 = (v2 > 20.0f ? v2 : log1pf(expf(v2))); /* softplus */
-                        const float v4 = (v3 / v1); /* div */
-                        y[((((size_t)(i0) * 3 + (i1)) * 10 + (i2)) * 10 + (i3))] = v4;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* layer 4 (psoftplus): forward, evaluation mode, over the whole batch */
-static void L4_def_eval(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)
 {
     (void)B; (void)x; (void)cx;
     (void)y;
@@ -1781,7 +1731,7 @@ int rcg_infer(int B, const float *params, const float *state, const int *cell_po
         for (int b = 0; b < B; b++) L1_inf((frames + (size_t)starts[b] * 256), CXW(B_L1_w0_wt), cx->params + P_1_conv_bias, CXW(B_L1_conv) + (size_t)b * 432, b, cx);
     }
     { /* group 2 */
-        L2_def_eval(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
+        L2_def_train(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
     }
     { /* group 3 */
         { /* L3_inf weights: [c][ky][kx][o] */
@@ -1802,7 +1752,7 @@ int rcg_infer(int B, const float *params, const float *state, const int *cell_po
         for (int b = 0; b < B; b++) L3_inf((CXW(B_L2_def) + (size_t)(b) * 432), CXW(B_L3_w0_wt), cx->params + P_3_conv_bias, CXW(B_L3_conv) + (size_t)b * 300, b, cx);
     }
     { /* group 4 */
-        L4_def_eval(B, CXW(B_L3_conv), CXW(B_L4_def), cx);
+        L4_def_train(B, CXW(B_L3_conv), CXW(B_L4_def), cx);
     }
     { /* group 5 */
         #pragma omp parallel for schedule(static)
@@ -2121,7 +2071,7 @@ int rcg_infer_ext(int B, const float *params, const float *state, const int *cel
         }
     }
     { /* group 2 */
-        L2_def_eval(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
+        L2_def_train(B, CXW(B_L1_conv), CXW(B_L2_def), cx);
     }
     { /* group 3 */
         { /* L3_inf weights: [c][ky][kx][o] */
@@ -2142,7 +2092,7 @@ int rcg_infer_ext(int B, const float *params, const float *state, const int *cel
         for (int b = 0; b < B; b++) L3_inf((CXW(B_L2_def) + (size_t)(b) * 432), CXW(B_L3_w0_wt), cx->params + P_3_conv_bias, CXW(B_L3_conv) + (size_t)b * 300, b, cx);
     }
     { /* group 4 */
-        L4_def_eval(B, CXW(B_L3_conv), CXW(B_L4_def), cx);
+        L4_def_train(B, CXW(B_L3_conv), CXW(B_L4_def), cx);
     }
     { /* group 5 */
         #pragma omp parallel for schedule(static)
