@@ -20,77 +20,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit.h"
 #include "errbuf.h"
 #include "prim.h"
 
-typedef struct { char *s; size_t len, cap; int oom; } tb;
-
-static void tput(tb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tput(tb *b, const char *fmt, ...)
+static void put_int(rc_sb *b, int v)
 {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->oom = 1; return; }
-        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
-        size_t cap = b->cap ? 2 * b->cap : 1024;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) { b->oom = 1; return; }
-        b->s = p;
-        b->cap = cap;
-    }
+    if (v == RC_PRIM_B) rc_sb_put(b, "B");
+    else if (v == RC_PRIM_CELLS) rc_sb_put(b, "C");
+    else rc_sb_put(b, "%d", v);
 }
 
-static void put_int(tb *b, int v)
+static void put_dims(rc_sb *b, int rank, const int *dims)
 {
-    if (v == RC_PRIM_B) tput(b, "B");
-    else if (v == RC_PRIM_CELLS) tput(b, "C");
-    else tput(b, "%d", v);
-}
-
-static void put_dims(tb *b, int rank, const int *dims)
-{
-    if (rank == 0) { tput(b, "-"); return; }
-    for (int k = 0; k < rank; k++) { if (k) tput(b, ","); put_int(b, dims[k]); }
+    if (rank == 0) { rc_sb_put(b, "-"); return; }
+    for (int k = 0; k < rank; k++) { if (k) rc_sb_put(b, ","); put_int(b, dims[k]); }
 }
 
 char *rc_prim_format(const rc_prim_graph *g)
 {
-    tb b = {0};
+    rc_sb b = {0};
     for (int i = 0; i < g->n_param; i++) {
-        tput(&b, "param %s ", g->param[i].name);
+        rc_sb_put(&b, "param %s ", g->param[i].name);
         put_dims(&b, g->param[i].rank, g->param[i].dims);
-        tput(&b, " bound=%.17g value=%.17g\n", g->param[i].init_bound, g->param[i].init_value);
+        rc_sb_put(&b, " bound=%.17g value=%.17g\n", g->param[i].init_bound, g->param[i].init_value);
     }
     for (int i = 0; i < g->n_state; i++) {
-        tput(&b, "state %s ", g->state[i].name);
+        rc_sb_put(&b, "state %s ", g->state[i].name);
         put_dims(&b, g->state[i].rank, g->state[i].dims);
-        tput(&b, " value=%.17g\n", g->state[i].init_value);
+        rc_sb_put(&b, " value=%.17g\n", g->state[i].init_value);
     }
     for (int i = 0; i < g->n; i++) {
         const rc_prim_node *nd = &g->node[i];
-        tput(&b, "n%d %s", i, rc_prim_name(nd->op));
-        for (int k = 0; k < nd->n_in; k++) tput(&b, " n%d", nd->in[k]);
+        rc_sb_put(&b, "n%d %s", i, rc_prim_name(nd->op));
+        for (int k = 0; k < nd->n_in; k++) rc_sb_put(&b, " n%d", nd->in[k]);
         int na = RC_PRIM_NATTR;
         while (na > 0 && nd->attr[na - 1] == 0) na--;
         if (na) {
-            tput(&b, " a=");
-            for (int k = 0; k < na; k++) { if (k) tput(&b, ","); put_int(&b, nd->attr[k]); }
+            rc_sb_put(&b, " a=");
+            for (int k = 0; k < na; k++) { if (k) rc_sb_put(&b, ","); put_int(&b, nd->attr[k]); }
         }
-        if (nd->value != 0) tput(&b, " v=%.17g", nd->value);
-        if (nd->ref) tput(&b, " r=%d", nd->ref);
-        tput(&b, " : ");
+        if (nd->value != 0) rc_sb_put(&b, " v=%.17g", nd->value);
+        if (nd->ref) rc_sb_put(&b, " r=%d", nd->ref);
+        rc_sb_put(&b, " : ");
         put_dims(&b, nd->rank, nd->dims);
-        tput(&b, "\n");
+        rc_sb_put(&b, "\n");
     }
-    if (g->out[RC_PRIM_TRAIN] >= 0) tput(&b, "out train n%d\n", g->out[RC_PRIM_TRAIN]);
-    if (g->out[RC_PRIM_EVAL] >= 0) tput(&b, "out eval n%d\n", g->out[RC_PRIM_EVAL]);
-    if (b.oom || !b.s) { free(b.s); return NULL; }
-    return b.s;
+    if (g->out[RC_PRIM_TRAIN] >= 0) rc_sb_put(&b, "out train n%d\n", g->out[RC_PRIM_TRAIN]);
+    if (g->out[RC_PRIM_EVAL] >= 0) rc_sb_put(&b, "out eval n%d\n", g->out[RC_PRIM_EVAL]);
+    return rc_sb_finish(&b);
 }
 
 /* one integer: decimal, B, or C (cells when > 0, else symbolic) */
