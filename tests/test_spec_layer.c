@@ -215,7 +215,7 @@ static void same_model(const char *builtin, const char *defined, double tol)
 #define HEAD "return model \"m\" { input = { history = 8, height = 16, width = 16 },\n"
 #define TAIL "\ntrain = { batch = 16 } }\n"
 
-Test(spec_layer, prelude_relu_conv_dense_batchnorm_softplus_equal_the_builtins, .timeout = 60)
+Test(spec_layer, prelude_relu_conv_dense_batchnorm_softplus_equal_the_builtins)
 {
     same_model(HEAD "conv { channels = 3, kernel = 5 }, relu {}, conv { channels = 3, kernel = 3 },"
                "relu {}, dense { bias = false }, batchnorm { over = \"unit\" }, softplus {}," TAIL,
@@ -224,7 +224,7 @@ Test(spec_layer, prelude_relu_conv_dense_batchnorm_softplus_equal_the_builtins, 
                TAIL, 1e-5);
 }
 
-Test(spec_layer, prelude_channel_batchnorm_and_activations_equal_the_builtins, .timeout = 60)
+Test(spec_layer, prelude_channel_batchnorm_and_activations_equal_the_builtins)
 {
     /* (no conv biases: before a batch norm their gradient is zero up to rounding) */
     same_model(HEAD "conv { channels = 3, kernel = 5, bias = false }, batchnorm { over = \"channel\", abs = true },"
@@ -236,7 +236,7 @@ Test(spec_layer, prelude_channel_batchnorm_and_activations_equal_the_builtins, .
                "def.dense { bias = true }," TAIL, 1e-5);
 }
 
-Test(spec_layer, prelude_noise_and_dropout_are_the_identity_in_evaluation, .timeout = 60)
+Test(spec_layer, prelude_noise_and_dropout_are_the_identity_in_evaluation)
 {
     /* std = 0 and p = 0: the identity in training too, so training matches as well */
     same_model(HEAD "conv { channels = 3, kernel = 5 }, noise { std = 0 }, dropout { p = 0 }, relu {},"
@@ -400,7 +400,7 @@ ParameterizedTestParameters(spec_layer, bad_definition)
     return cr_make_param_array(bad_case, bad_cases, N_BAD);
 }
 
-ParameterizedTest(bad_case *c, spec_layer, bad_definition, .timeout = 60)
+ParameterizedTest(bad_case *c, spec_layer, bad_definition)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/tests/fixtures/bad_specs/def/%s", RC_SRC_DIR, c->file);
@@ -437,7 +437,7 @@ Test(spec_layer, every_bad_definition_fixture_has_an_expectation)
 
 /* ------------------------------------------------------------------ the examples train */
 
-Test(spec_layer, examples_train_an_epoch_on_the_reference_backend, .fini = kit_cleanup, .timeout = 240)
+Test(spec_layer, examples_train_an_epoch_on_the_reference_backend, .fini = kit_cleanup)
 {
     char dir[256], data[400];
     kit_tmpdir(dir, sizeof dir, "rc_spec_layer");
