@@ -296,7 +296,7 @@ int rc_ir_def_graph(const rc_ir *ir, int li, rc_prim_graph *g, char *err, size_t
 
 /* A defined layer in rc_ir_infer: its graph for the IR's cell count, input (B, in) and output
  * (B, C, H, W) in both modes, its parameters and state laid out in declaration order. */
-static int def_infer(rc_ir *ir, int li, rc_shape in, rc_shape *out, double *fwd, double *bwd,
+static int def_infer(rc_ir *ir, int li, rc_shape in, int need_dx, rc_shape *out, double *fwd, double *bwd,
                      const char *file, char *err, size_t errlen)
 {
     rc_layer *l = &ir->layers[li];
@@ -337,7 +337,8 @@ static int def_infer(rc_ir *ir, int li, rc_shape in, rc_shape *out, double *fwd,
         }
     }
     *fwd = rc_prim_flops(&g, RC_PRIM_EVAL);
-    *bwd = 2 * rc_prim_flops(&g, RC_PRIM_TRAIN);
+    /* parameter gradients, and the input gradient once weights come before (as for conv) */
+    *bwd = (need_dx ? 2 : 1) * rc_prim_flops(&g, RC_PRIM_TRAIN);
     rc = 0;
 done:
     rc_prim_free(&g);
@@ -525,8 +526,7 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
             break;
         case RC_LAYER_DEF: {
             rc_shape o;
-            if (def_infer(ir, li, cur, &o, &fwd, &bwd, file, err, errlen)) return -1;
-            if (!seen_weights) bwd /= 2;    /* no input gradient before the first weights, as for conv */
+            if (def_infer(ir, li, cur, seen_weights, &o, &fwd, &bwd, file, err, errlen)) return -1;
             if (ir->n_params > l->param_first) seen_weights = 1;
             cur = o;
             break;

@@ -770,14 +770,28 @@ int rc_prim_expand_to(rc_prim_graph *g, int a, int rank, const int *dims, char *
 
 /* ---------------------------------------------------------------- analysis */
 
+/* mark the inputs of every marked node, last to first (nodes are in topological order) */
+static void needed_sweep(const rc_prim_graph *g, unsigned char *need)
+{
+    for (int i = g->n - 1; i >= 0; i--)
+        if (need[i])
+            for (int k = 0; k < g->node[i].n_in; k++) need[g->node[i].in[k]] = 1;
+}
+
 void rc_prim_needed(const rc_prim_graph *g, const int *roots, int n_roots, unsigned char *need)
 {
     memset(need, 0, (size_t)g->n);
     for (int i = 0; i < n_roots; i++)
         if (roots[i] >= 0 && roots[i] < g->n) need[roots[i]] = 1;
-    for (int i = g->n - 1; i >= 0; i--)
-        if (need[i])
-            for (int k = 0; k < g->node[i].n_in; k++) need[g->node[i].in[k]] = 1;
+    needed_sweep(g, need);
+}
+
+void rc_prim_needed_mode(const rc_prim_graph *g, rc_prim_mode mode, unsigned char *need)
+{
+    memset(need, 0, (size_t)g->n);
+    if (g->out[mode] >= 0 && g->out[mode] < g->n) need[g->out[mode]] = 1;
+    for (int i = 0; mode == RC_PRIM_TRAIN && i < g->n; i++) need[i] |= g->node[i].op == RC_P_UPDATE;
+    needed_sweep(g, need);
 }
 
 int64_t rc_prim_numel(const rc_prim_node *nd, int B)
@@ -792,11 +806,7 @@ double rc_prim_flops(const rc_prim_graph *g, rc_prim_mode mode)
     if (g->n == 0 || g->out[mode] < 0) return 0;
     unsigned char *need = malloc((size_t)g->n);
     if (!need) return 0;
-    int roots[1 + RC_PRIM_MAX_DECL * 4], nr = 0;
-    roots[nr++] = g->out[mode];
-    for (int i = 0; mode == RC_PRIM_TRAIN && i < g->n && nr < (int)(sizeof roots / sizeof roots[0]); i++)
-        if (g->node[i].op == RC_P_UPDATE) roots[nr++] = i;
-    rc_prim_needed(g, roots, nr, need);
+    rc_prim_needed_mode(g, mode, need);
     double f = 0;
     for (int i = 0; i < g->n; i++) {
         if (!need[i]) continue;

@@ -180,6 +180,8 @@ int rc_prim_grad(rc_prim_graph *g, rc_prim_mode mode, char *err, size_t errlen);
 
 /* Nodes needed to compute `roots` (n_roots ids): need[i] = 1. */
 void rc_prim_needed(const rc_prim_graph *g, const int *roots, int n_roots, unsigned char *need);
+/* Nodes a forward in `mode` runs: its output, and in training every update sink. */
+void rc_prim_needed_mode(const rc_prim_graph *g, rc_prim_mode mode, unsigned char *need);
 
 /* Elements of node id for batch B (B dims count B). */
 int64_t rc_prim_numel(const rc_prim_node *nd, int B);

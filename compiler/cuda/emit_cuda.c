@@ -1280,15 +1280,20 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
         if (fail != 2) snprintf(err, errlen, "out of memory while emitting CUDA for %s", ir->name);
         return -1;
     }
-    /* distinct kernel names */
+    if (rc_cuda_plan_kernel_names(plan)) { free(s); rc_cuda_plan_free(plan); snprintf(err, errlen, "out of memory"); return -1; }
+    *src = s;
+    return 0;
+}
+
+int rc_cuda_plan_kernel_names(rc_cuda_plan *plan)
+{
     plan->kernels = calloc((size_t)plan->n_launch + 1, sizeof *plan->kernels);
-    if (!plan->kernels) { free(s); rc_cuda_plan_free(plan); snprintf(err, errlen, "out of memory"); return -1; }
+    if (!plan->kernels) return -1;
     for (int k = 0; k < plan->n_launch; k++) {
         int dup = 0;
         for (int q = 0; q < plan->n_kernels && !dup; q++) dup = !strcmp(plan->kernels[q], plan->launch[k].name);
         if (!dup) snprintf(plan->kernels[plan->n_kernels++], 64, "%s", plan->launch[k].name);
     }
-    *src = s;
     return 0;
 }
 

@@ -132,5 +132,7 @@ void rc_cu_prim_free(rc_cu_prim *p);
  * the device prelude, rng.h and the three phases' kernels; the plan as rc_emit_cuda's. */
 int rc_emit_cuda_prim(rc_prim_graph *g, int li, char **src, rc_cuda_plan *plan, rc_cu_prim_io *io,
                       char *err, size_t errlen);
+/* plan->kernels: the distinct kernel names of plan->launch, in first-launch order; -1 on OOM. */
+int rc_cuda_plan_kernel_names(rc_cuda_plan *plan);
 
 #endif

@@ -1125,13 +1125,7 @@ int rc_emit_cuda_prim(rc_prim_graph *g, int li, char **src, rc_cuda_plan *plan, 
         if (fl != 2) snprintf(err, errlen, "out of memory while emitting CUDA for a defined layer");
         return -1;
     }
-    plan->kernels = calloc((size_t)plan->n_launch + 1, sizeof *plan->kernels);
-    if (!plan->kernels) { free(s); rc_cuda_plan_free(plan); snprintf(err, errlen, "out of memory"); return -1; }
-    for (int k = 0; k < plan->n_launch; k++) {
-        int dup = 0;
-        for (int q = 0; q < plan->n_kernels && !dup; q++) dup = !strcmp(plan->kernels[q], plan->launch[k].name);
-        if (!dup) snprintf(plan->kernels[plan->n_kernels++], 64, "%s", plan->launch[k].name);
-    }
+    if (rc_cuda_plan_kernel_names(plan)) { free(s); rc_cuda_plan_free(plan); snprintf(err, errlen, "out of memory"); return -1; }
     *src = s;
     return 0;
 }

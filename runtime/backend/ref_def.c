@@ -15,21 +15,48 @@
 #include "prim.h"
 #include "ref_def.h"
 
-/* Point cx's parameters and state at the layer's tensors. */
-static int bind(const rc_ir *ir, int li, const rc_prim_graph *g, const float *params,
-                const float *state, rc_prim_eval_ctx *cx, char *err, size_t errlen)
+/* The evaluation context of layer li (mode, seed, input x, parameters and state snapshot). */
+static int ctx_init(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int mode, uint64_t seed,
+                    const double *x, const float *params, const float *snap, rc_prim_eval_ctx *cx,
+                    char *err, size_t errlen)
 {
     const rc_layer *L = &ir->layers[li];
     if (g->n_param != L->param_count || g->n_state != L->state_count)
         return rc_errf(err, errlen, "ref: layer %d (%s): graph has %d parameters and %d state tensors, the "
                        "layout %d and %d", li + 1, L->def_kind, g->n_param, g->n_state, L->param_count, L->state_count);
+    memset(cx, 0, sizeof *cx);
+    cx->B = B;
+    cx->mode = mode;
+    cx->seed = seed;
+    cx->layer = li;
+    cx->input_d[0] = x;
     for (int k = 0; k < g->n_param; k++) cx->param[k] = params + ir->params[L->param_first + k].offset;
     int64_t off = 0;
     for (int k = 0; k < g->n_state; k++) {
-        cx->state[k] = state + off;
+        cx->state[k] = snap + off;
         off += ir->state[L->state_first + k].count;
     }
     return 0;
+}
+
+/* Evaluate the nodes marked in need (which it frees); *val (g->n values) for the caller to
+ * release with vals_release. */
+static int eval_needed(const rc_ir *ir, int li, const rc_prim_graph *g, const rc_prim_eval_ctx *cx,
+                       unsigned char *need, double ***val, char *err, size_t errlen)
+{
+    char m[256];
+    *val = calloc((size_t)g->n, sizeof **val);
+    int rc = 0;
+    if (!*val) rc = rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1);
+    else if (rc_prim_eval(g, cx, need, *val, m, sizeof m))
+        rc = rc_errf(err, errlen, "ref: layer %d (%s): %s", li + 1, ir->layers[li].def_kind, m);
+    free(need);
+    return rc;
+}
+
+static void vals_release(const rc_prim_graph *g, double **val)
+{
+    if (val) { rc_prim_vals_free(g, val); free(val); }
 }
 
 int64_t rc_ref_def_state_floats(const rc_ir *ir, int li)
@@ -46,27 +73,13 @@ int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, i
                        size_t errlen)
 {
     rc_prim_eval_ctx cx;
-    memset(&cx, 0, sizeof cx);
-    cx.B = B;
-    cx.mode = train ? RC_PRIM_TRAIN : RC_PRIM_EVAL;
-    cx.seed = seed;
-    cx.layer = li;
-    cx.input_d[0] = x;
-    if (bind(ir, li, g, params, snap, &cx, err, errlen)) return -1;
-    int roots[1 + RC_PRIM_MAX_NODES / 64], nr = 0;
-    roots[nr++] = g->out[cx.mode];
-    for (int i = 0; train && i < g->n && nr < (int)(sizeof roots / sizeof roots[0]); i++)
-        if (g->node[i].op == RC_P_UPDATE) roots[nr++] = i;
+    if (ctx_init(ir, li, g, B, train ? RC_PRIM_TRAIN : RC_PRIM_EVAL, seed, x, params, snap, &cx, err, errlen))
+        return -1;
     unsigned char *need = malloc((size_t)g->n);
-    double **val = calloc((size_t)g->n, sizeof *val);
-    int rc = -1;
-    if (!need || !val) { rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1); goto done; }
-    rc_prim_needed(g, roots, nr, need);
-    char m[256];
-    if (rc_prim_eval(g, &cx, need, val, m, sizeof m)) {
-        rc_errf(err, errlen, "ref: layer %d (%s): %s", li + 1, ir->layers[li].def_kind, m);
-        goto done;
-    }
+    double **val = NULL;
+    if (!need) return rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1);
+    rc_prim_needed_mode(g, cx.mode, need);
+    if (eval_needed(ir, li, g, &cx, need, &val, err, errlen)) { vals_release(g, val); return -1; }
     const rc_prim_node *out = &g->node[g->out[cx.mode]];
     int64_t n = rc_prim_numel(out, B);
     const double *yv = val[g->out[cx.mode]];
@@ -82,11 +95,8 @@ int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, i
             for (int64_t e = 0; e < st->count; e++) state_out[st->offset + e] = (float)v[e];
         }
     }
-    rc = 0;
-done:
-    if (val) { rc_prim_vals_free(g, val); free(val); }
-    free(need);
-    return rc;
+    vals_release(g, val);
+    return 0;
 }
 
 int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
@@ -96,14 +106,8 @@ int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, 
     int mode = train ? RC_PRIM_TRAIN : RC_PRIM_EVAL;
     if (!g->has_grad[mode]) return rc_errf(err, errlen, "ref: layer %d: no gradient graph", li + 1);
     rc_prim_eval_ctx cx;
-    memset(&cx, 0, sizeof cx);
-    cx.B = B;
-    cx.mode = mode;
-    cx.seed = seed;
-    cx.layer = li;
-    cx.input_d[0] = x;
+    if (ctx_init(ir, li, g, B, mode, seed, x, params, snap, &cx, err, errlen)) return -1;
     cx.input[1] = gy;
-    if (bind(ir, li, g, params, snap, &cx, err, errlen)) return -1;
     int roots[1 + RC_PRIM_MAX_DECL], nr = 0;
     if (gx && g->grad_in[mode] >= 0) roots[nr++] = g->grad_in[mode];
     for (int k = 0; grads && k < g->n_param; k++)
@@ -113,15 +117,10 @@ int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, 
     if (gx && g->grad_in[mode] < 0) memset(gx, 0, sizeof *gx * (size_t)nx);   /* no path: zero */
     if (nr == 0) return 0;
     unsigned char *need = malloc((size_t)g->n);
-    double **val = calloc((size_t)g->n, sizeof *val);
-    int rc = -1;
-    if (!need || !val) { rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1); goto done; }
+    double **val = NULL;
+    if (!need) return rc_errf(err, errlen, "ref: layer %d: out of memory", li + 1);
     rc_prim_needed(g, roots, nr, need);
-    char m[256];
-    if (rc_prim_eval(g, &cx, need, val, m, sizeof m)) {
-        rc_errf(err, errlen, "ref: layer %d (%s): %s", li + 1, L->def_kind, m);
-        goto done;
-    }
+    if (eval_needed(ir, li, g, &cx, need, &val, err, errlen)) { vals_release(g, val); return -1; }
     if (gx && g->grad_in[mode] >= 0)
         for (int64_t e = 0; e < nx; e++) gx[e] = (float)val[g->grad_in[mode]][e];
     for (int k = 0; grads && k < g->n_param; k++) {
@@ -130,9 +129,6 @@ int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, 
         const double *v = val[g->grad_param[mode][k]];
         for (int64_t e = 0; e < p->count; e++) grads[p->offset + e] += (float)v[e];
     }
-    rc = 0;
-done:
-    if (val) { rc_prim_vals_free(g, val); free(val); }
-    free(need);
-    return rc;
+    vals_release(g, val);
+    return 0;
 }
