@@ -13,6 +13,7 @@
 #include "ir.h"
 #include "json.h"
 #include "spec.h"
+#include "train_flags.h"
 
 #define DEFAULT_CELLS 5
 
@@ -24,6 +25,8 @@ const char cmd_check_help[] =
     "and the canonical hash.\n"
     "\n"
     "  --cells N        number of recorded ganglion cells (model outputs); default 5\n"
+    "  --param NAME=VALUE\n"
+    "                   a parameter the spec declares with params {...} (repeatable)\n"
     "  --json           print one JSON object instead of the table: name, file, cells, input,\n"
     "                   layers [{index, kind, act, line, in_shape, out_shape, params,\n"
     "                   flops_forward, flops_train}], params, state, flops_forward,\n"
@@ -177,10 +180,18 @@ int cmd_check(int argc, char **argv)
 {
     const char *spec = NULL, *emit = NULL;
     int cells = DEFAULT_CELLS, json = 0;
+    rc_spec_override pov[RC_SPEC_MAX_PARAMS];   /* --param NAME=VALUE */
+    int n_pov = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--param")) {
+            char perr[512] = "--param needs NAME=VALUE";
+            if (i + 1 >= argc || cli_parse_param(argv[++i], pov, &n_pov, RC_SPEC_MAX_PARAMS, perr, sizeof perr) < 0) {
+                fprintf(stderr, "retinac check: %s\n", perr);
+                return 2;
+            }
         } else if (!strcmp(a, "--cells") || !strncmp(a, "--cells=", 8)) {
             const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v || parse_cells(v, &cells)) {
@@ -221,7 +232,7 @@ int cmd_check(int argc, char **argv)
         fprintf(stderr, "retinac check: --emit-ir %s\n", err);
         goto out;
     }
-    if (rc_spec_check(spec, cells, ir, err, sizeof err) != 0) {
+    if (rc_spec_check_params(spec, cells, pov, n_pov, ir, err, sizeof err) != 0) {
         fprintf(stderr, "retinac check: %s\n", err);
         goto out;
     }

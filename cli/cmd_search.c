@@ -21,6 +21,7 @@
 #include "search.h"
 #include "search_mpi.h"
 #include "search_run.h"
+#include "trial_models.h"
 #include "spec.h"
 #include "train.h"
 #include "train_flags.h"
@@ -51,6 +52,8 @@ const char cmd_search_help[] =
     "  --allow-other-recording  continue and report trials trained on a different recording\n"
     "                         on purpose (warns what differs)\n"
     "  --json                 print the summary as JSON (the content of search.json)\n"
+    "  --param NAME=VALUE     a parameter the spec declares with params {...}, for every trial\n"
+    "                         (repeatable; not one the search ranges over)\n"
     "Training settings for every trial (defaults from the spec's train section; any train field\n"
     "that is not searched works as a flag, as in retinac train):\n"
     "  --epochs N  --batch N  --seed N  --lr X  --l2 X  --patience N  --schedule ...\n"
@@ -136,7 +139,13 @@ static void print_dry_run(const rc_search *s, const rc_search_trial *t, int n, i
             rc_json_key(&j, "name"); rc_json_string(&j, t[i].name);
             rc_json_key(&j, "values");
             rc_json_begin_object(&j);
-            for (int d = 0; d < s->n_dims; d++) { rc_json_key(&j, s->dims[d].key); rc_json_number(&j, t[i].values[d]); }
+            for (int d = 0; d < s->n_dims; d++) {
+                char b[RC_PARAM_STR_MAX + 16];
+                rc_json_key(&j, s->dims[d].key);
+                rc_search_fmt_value(&s->dims[d], t[i].values[d], b, sizeof b);
+                if (s->dims[d].is_string) rc_json_string(&j, b);
+                else rc_json_number(&j, t[i].values[d]);
+            }
             rc_json_end_object(&j);
             rc_json_end_object(&j);
         }
@@ -150,8 +159,8 @@ static void print_dry_run(const rc_search *s, const rc_search_trial *t, int n, i
     for (int i = 0; i < n; i++) {
         printf("%-6d %-40s", i, t[i].name);
         for (int d = 0; d < s->n_dims; d++) {
-            char b[40];
-            rc_search_fmt_num(t[i].values[d], b, sizeof b);
+            char b[RC_PARAM_STR_MAX + 16];
+            rc_search_fmt_value(&s->dims[d], t[i].values[d], b, sizeof b);
             printf(" %12s", b);
         }
         printf("\n");
@@ -186,8 +195,8 @@ static void print_table(const rc_ir *spec, const rc_search_trial *t, const rc_se
         snprintf(rk, sizeof rk, "%d", k + 1);
         printf("%-4s %-32s", r->status == RC_TRIAL_OK ? rk : "-", t[order[k]].name);
         for (int d = 0; d < s->n_dims; d++) {
-            char b[40];
-            rc_search_fmt_num(t[order[k]].values[d], b, sizeof b);
+            char b[RC_PARAM_STR_MAX + 16];
+            rc_search_fmt_value(&s->dims[d], t[order[k]].values[d], b, sizeof b);
             printf(" %10s", b);
         }
         if (r->status == RC_TRIAL_OK)
@@ -221,6 +230,10 @@ int cmd_search(int argc, char **argv)
     int trials = 0, *cells = NULL, n_cells = 0;
     const char *ov_key[64], *ov_val[64];
     int n_ov = 0;
+    rc_spec_override pov[RC_SPEC_MAX_PARAMS];   /* --param NAME=VALUE */
+    int n_pov = 0;
+    cli_trial_models tm;
+    memset(&tm, 0, sizeof tm);
     char err[1024];
 
     for (int i = 1; i < argc; i++) {
@@ -233,6 +246,10 @@ int cmd_search(int argc, char **argv)
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) c.quiet = 1;
         else if (!strcmp(a, "--json")) c.json = 1;
         else if (!strcmp(a, "--dry-run")) c.dry_run = 1;
+        else if (!strcmp(a, "--param")) {
+            NEED();
+            if (cli_parse_param(argv[i], pov, &n_pov, RC_SPEC_MAX_PARAMS, err, sizeof err) < 0) USAGE("%s", err);
+        }
         else if (!strcmp(a, "--retry-failed")) c.retry_failed = 1;
         else if (!strcmp(a, "--allow-other-recording")) c.o.allow_other_recording = 1;
         else if (!strcmp(a, "--backend")) { NEED(); c.o.backend = next; }
@@ -281,7 +298,7 @@ int cmd_search(int argc, char **argv)
     cli_mpi mpi = {.size = 1, .local_size = 1};
     int n = 0;
     if (!spec) { fprintf(stderr, "retinac search: out of memory\n"); goto out; }
-    if (rc_spec_load_any(c.spec_path, spec, err, sizeof err) < 0) {
+    if (rc_spec_load_params(c.spec_path, pov, n_pov, spec, err, sizeof err) < 0) {
         if (say) fprintf(stderr, "retinac search: %s\n", err);
         goto out;
     }
@@ -321,6 +338,12 @@ int cmd_search(int argc, char **argv)
     }
     if (rc_search_expand(&s, &base, &t, &n, err, sizeof err) < 0) {
         if (say) fprintf(stderr, "retinac search: %s: %s\n", c.spec_path, err);
+        goto out;
+    }
+    /* trials over spec parameters train the spec loaded with their values */
+    if (cli_trial_models_load(c.spec_path, &spec->train, &s, pov, n_pov, t, n, &tm, err, sizeof err) < 0) {
+        if (say) fprintf(stderr, "retinac search: %s\n", err);
+        status = 2;
         goto out;
     }
     spec->search = s;                   /* summaries report the search as run (--trials) */
@@ -406,6 +429,7 @@ out:
         status = 1;
     }
     rc_search_result_free(&res);
+    cli_trial_models_free(&tm);
     free(t);
     free(spec);
     free(cells);

@@ -49,6 +49,7 @@ const char cmd_train_help[] =
     "  --allow-other-recording  with --resume: continue on a different recording on purpose\n"
     "                         (e.g. another recording of the same cells); warns what differs\n"
     "  --cells LIST           cells to model, e.g. 0,2,5-7 (default all)\n"
+    "  --param NAME=VALUE     a parameter the spec declares with params {...} (repeatable)\n"
     "  --rate-key K           response dataset (default firing_rate_10ms)\n"
     "  --mem-budget MB        data buffer budget (default $RETINAC_MEM_BUDGET or 4096)\n"
     "  --no-eval              skip the final test evaluation\n"
@@ -120,6 +121,8 @@ int cmd_train(int argc, char **argv)
     /* explicit train-field overrides, applied after the base settings are known */
     const char *ov_key[64], *ov_val[64];
     int n_ov = 0;
+    rc_spec_override pov[RC_SPEC_MAX_PARAMS];   /* --param NAME=VALUE: the spec's parameters */
+    int n_pov = 0;
     char err[1024];
     int nf;
     const rc_field *tf = rc_fields(RC_SECTION_TRAIN, 0, &nf);
@@ -131,6 +134,14 @@ int cmd_train(int argc, char **argv)
         if (!strcmp(a, "--data")) { NEED(); data = next; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); rundir = next; }
         else if (!strcmp(a, "--resume")) resume = 1;
+        else if (!strcmp(a, "--param")) {
+            NEED();
+            if (cli_parse_param(argv[i], pov, &n_pov, RC_SPEC_MAX_PARAMS, err, sizeof err) < 0) {
+                fprintf(stderr, "retinac train: %s\n", err);
+                free(cells);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--no-eval")) no_eval = 1;
         else if (!strcmp(a, "--allow-other-recording")) o.allow_other_recording = 1;
@@ -202,7 +213,11 @@ int cmd_train(int argc, char **argv)
         train = prev.ir->train;
     }
     if (spec_path) {
-        if (rc_spec_load_any(spec_path, &spec, err, sizeof err) < 0) { fprintf(stderr, "retinac train: %s\n", err); goto out; }
+        if (rc_spec_load_params(spec_path, pov, n_pov, &spec, err, sizeof err) < 0) { fprintf(stderr, "retinac train: %s\n", err); goto out; }
+    } else if (n_pov) {
+        fprintf(stderr, "retinac train: --param: --resume without SPEC continues the checkpoint's own model\n");
+        status = 2;
+        goto out;
     } else if (rc_ir_parse(&spec, prev.spec_text, "checkpoint spec", err, sizeof err) < 0) {
         fprintf(stderr, "retinac train: %s\n", err);
         goto out;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "train_flags.h"
 
 static void dashes_to_underscores(const char *in, char *out, size_t n)
@@ -138,4 +139,21 @@ const rc_field *cli_train_flag(const char *flag)
     for (int k = 0; k < nf; k++)
         if (!strcmp(tf[k].name, key)) return &tf[k];
     return NULL;
+}
+
+int cli_parse_param(const char *arg, rc_spec_override *ov, int *n, int max, char *err, size_t errlen)
+{
+    const char *eq = arg ? strchr(arg, '=') : NULL;
+    if (!eq || eq == arg || !eq[1])
+        return rc_errf(err, errlen, "--param '%s': expected NAME=VALUE (a parameter the spec declares "
+                       "with params {...})", arg ? arg : "");
+    if (*n >= max) return rc_errf(err, errlen, "--param: at most %d", max);
+    /* argv strings are writable (C11 5.1.2.2.1) and live as long as the command: the name
+     * is cut at '=' in place */
+    char *name = (char *)arg;
+    name[eq - arg] = 0;
+    ov[*n].name = name;
+    ov[*n].value = eq + 1;
+    (*n)++;
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "ir.h"
+#include "spec.h"
 
 /* The train field a flag ("--sched-patience", "--l1") names, or NULL. */
 const rc_field *cli_train_flag(const char *flag);
@@ -16,5 +17,9 @@ const rc_field *cli_train_flag(const char *flag);
 int cli_set_train_field(const rc_field *f, rc_train *t, const char *val, char *err, size_t n);
 /* "0,2,5-7" -> malloc'd list of cell indices. Returns 0 or -1 with a message. */
 int cli_parse_cells(const char *s, int **out, int *n, char *err, size_t errlen);
+
+/* The value of "--param NAME=VALUE" (arg: an argv string, cut at '=' in place): appended to ov
+ * (at most max). Returns 0 or -1 with a message. */
+int cli_parse_param(const char *arg, rc_spec_override *ov, int *n, int max, char *err, size_t errlen);
 
 #endif

@@ -664,12 +664,13 @@ char *rc_ir_format(const rc_ir *ir)
     sb_put(&b, "\nsearch trials=%d seed=%llu\n", ir->search.trials, (unsigned long long)ir->search.seed);
     for (int i = 0; i < ir->search.n_dims; i++) {
         const rc_search_dim *d = &ir->search.dims[i];
-        sb_put(&b, "search.dim %s %s%s ", d->key, d->is_random ? "random" : "grid",
-               d->is_random && d->log_scale ? " log" : "");
+        sb_put(&b, "search.dim %s %s%s%s%s ", d->key, d->is_random ? "random" : "grid",
+               d->is_random && d->log_scale ? " log" : "", d->is_int ? " int" : "",
+               d->is_string ? " str" : "");
         for (int k = 0; k < d->n_values; k++) {
             char num[40];
             fmt_num(num, sizeof num, d->values[k]);
-            sb_put(&b, "%s%s", k ? "," : "", num);
+            sb_put(&b, "%s%.*s", k ? "," : "", RC_PARAM_STR_MAX, d->is_string ? d->strs[k] : num);
         }
         sb_put(&b, "\n");
     }
@@ -944,23 +945,41 @@ int rc_ir_parse(rc_ir *ir, const char *text, const char *file, char *err, size_t
             if (ir->search.n_dims >= RC_MAX_SEARCH) { rc_errf(err, errlen, "%s:%d: too many search dimensions", file, lineno); goto out; }
             rc_search_dim *d = &ir->search.dims[ir->search.n_dims++];
             memset(d, 0, sizeof *d);
-            char key[RC_NAME_MAX], mode[16], vals[2048];
-            int k = sscanf(rest, "%63s %15s %2047s", key, mode, vals);
-            if (k == 3 && !strcmp(mode, "random") && !strcmp(vals, "log")) {
-                d->log_scale = 1;
-                const char *v2 = strstr(rest, " log ");
-                k = v2 && sscanf(v2 + 5, "%2047s", vals) == 1 ? 3 : 0;
+            /* KEY grid|random [log] [int] [str] V1,V2,... */
+            char key[RC_NAME_MAX], mode[16], vals[2048], flag[16];
+            int k = sscanf(rest, "%63s %15s", key, mode), used = 0;
+            const char *p = rest;
+            if (k == 2) {
+                for (int w = 0; w < 2; w++) { p += strspn(p, " "); p += strcspn(p, " "); }
+                while (sscanf(p, " %15s%n", flag, &used) == 1 &&
+                       (!strcmp(flag, "log") || !strcmp(flag, "int") || !strcmp(flag, "str"))) {
+                    if (!strcmp(flag, "log")) d->log_scale = 1;
+                    else if (!strcmp(flag, "int")) d->is_int = 1;
+                    else d->is_string = 1;
+                    p += used;
+                }
+                k += sscanf(p, " %2047s", vals) == 1;
             }
-            if (k != 3 || (strcmp(mode, "grid") && strcmp(mode, "random"))) {
-                rc_errf(err, errlen, "%s:%d: search.dim: expected KEY grid|random [log] V1,V2,...", file, lineno); goto out;
+            if (k != 3 || (strcmp(mode, "grid") && strcmp(mode, "random")) ||
+                (d->log_scale && strcmp(mode, "random"))) {
+                rc_errf(err, errlen, "%s:%d: search.dim: expected KEY grid|random [log] [int] [str] V1,V2,...", file, lineno); goto out;
             }
             strcpy(d->key, key);
             d->is_random = !strcmp(mode, "random");
             for (char *s = vals; *s;) {
                 char *end;
                 if (d->n_values >= RC_MAX_SEARCH_VALUES) { rc_errf(err, errlen, "%s:%d: too many values", file, lineno); goto out; }
-                d->values[d->n_values++] = strtod(s, &end);
-                if (end == s) { rc_errf(err, errlen, "%s:%d: search.dim %s: bad number", file, lineno, key); goto out; }
+                if (d->is_string) {
+                    size_t l = strcspn(s, ",");
+                    if (l == 0 || l >= RC_PARAM_STR_MAX) { rc_errf(err, errlen, "%s:%d: search.dim %s: bad string value", file, lineno, key); goto out; }
+                    memcpy(d->strs[d->n_values], s, l);
+                    d->values[d->n_values] = d->n_values;
+                    d->n_values++;
+                    end = s + l;
+                } else {
+                    d->values[d->n_values++] = strtod(s, &end);
+                    if (end == s) { rc_errf(err, errlen, "%s:%d: search.dim %s: bad number", file, lineno, key); goto out; }
+                }
                 s = *end == ',' ? end + 1 : end;
             }
         } else if (!strcmp(head, "end")) {

@@ -119,12 +119,20 @@ typedef struct {
     double init_value;
 } rc_param;
 
+#define RC_SEARCH_PARAM_PREFIX "param."   /* key of a searched spec parameter: "param.k1" */
+#define RC_PARAM_STR_MAX 32                 /* a string parameter value in a search */
+
 typedef struct {
-    char key[RC_NAME_MAX];    /* a train field: lr, l2, batch, ... */
+    char key[RC_NAME_MAX];    /* a train field (lr, l2, batch, ...) or "param.NAME": a parameter
+                                 the spec declares with params { NAME = default } (spec.h) */
     int is_random;            /* 0 = grid values, 1 = random range */
     int log_scale;            /* random: sample log-uniformly */
+    int is_int;               /* param: integer-valued (its default is a Lua integer) */
+    int is_string;            /* param grid of strings (or booleans, as "true"/"false"): the
+                                 values are strs[], values[i] = i */
     int n_values;
     double values[RC_MAX_SEARCH_VALUES];   /* grid values, or [lo, hi] for random */
+    char strs[RC_MAX_SEARCH_VALUES][RC_PARAM_STR_MAX];
 } rc_search_dim;
 
 typedef struct {

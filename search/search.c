@@ -52,6 +52,57 @@ static void set_value(rc_train *t, const rc_field *f, double v)
     else *(double *)p = v;
 }
 
+int rc_search_dim_is_param(const rc_search_dim *sd)
+{
+    return !strncmp(sd->key, RC_SEARCH_PARAM_PREFIX, strlen(RC_SEARCH_PARAM_PREFIX));
+}
+
+/* The field a dim sets: the train field, or for a param a stand-in with its type (ranges are
+ * the spec's to check when it runs with the value). */
+static const rc_field *dim_field(const rc_search_dim *sd, rc_field *tmp)
+{
+    if (!rc_search_dim_is_param(sd)) return train_field(sd->key);
+    memset(tmp, 0, sizeof *tmp);
+    tmp->name = sd->key + strlen(RC_SEARCH_PARAM_PREFIX);
+    tmp->type = sd->is_int || sd->is_string ? RC_F_INT : RC_F_NUM;
+    tmp->min = sd->is_string ? 0 : -1e300;
+    tmp->max = sd->is_string ? RC_MAX_SEARCH_VALUES - 1 : 1e300;
+    return tmp;
+}
+
+/* A string value a trial name and a folder can carry. */
+static int name_safe(const char *v)
+{
+    if (!*v) return 0;
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+void rc_search_fmt_value(const rc_search_dim *sd, double v, char *buf, size_t n)
+{
+    int i = (int)v;
+    if (sd->is_string && v == i && i >= 0 && i < sd->n_values) snprintf(buf, n, "%s", sd->strs[i]);
+    else rc_search_fmt_num(v, buf, n);
+}
+
+int rc_search_trial_params(const rc_search *s, const rc_search_trial *t, rc_spec_override *ov,
+                           int max, char (*vals)[RC_PARAM_STR_MAX + 16])
+{
+    int n = 0;
+    for (int d = 0; d < s->n_dims && n < max; d++) {
+        const rc_search_dim *sd = &s->dims[d];
+        if (!rc_search_dim_is_param(sd)) continue;
+        rc_search_fmt_value(sd, t->values[d], vals[n], RC_PARAM_STR_MAX + 16);
+        ov[n].name = sd->key + strlen(RC_SEARCH_PARAM_PREFIX);
+        ov[n].value = vals[n];
+        n++;
+    }
+    return n;
+}
+
 void rc_search_fmt_num(double v, char *buf, size_t n)
 {
     if (!isfinite(v)) { snprintf(buf, n, "nan"); return; }
@@ -71,8 +122,31 @@ int rc_search_check(const rc_search *s, char *err, size_t errlen)
         return rc_errf(err, errlen, "search: %d searched fields (at most %d)", s->n_dims, RC_MAX_SEARCH);
     for (int d = 0; d < s->n_dims; d++) {
         const rc_search_dim *sd = &s->dims[d];
-        const rc_field *f = train_field(sd->key);
+        rc_field pf;
+        const rc_field *f = dim_field(sd, &pf);
+        int param = rc_search_dim_is_param(sd);
         if (!f) return rc_errf(err, errlen, "search: %s: not a train field", sd->key);
+        if (param) {
+            const char *nm = f->name;
+            int ok = (*nm >= 'a' && *nm <= 'z') || (*nm >= 'A' && *nm <= 'Z') || *nm == '_';
+            for (const char *p = nm; ok && *p; p++)
+                ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+            if (!ok) return rc_errf(err, errlen, "search: %s: not a parameter name", sd->key);
+            if (sd->is_string && (sd->is_random || sd->is_int))
+                return rc_errf(err, errlen, "search: %s: string values are a grid", sd->key);
+            for (int i = 0; sd->is_string && i < sd->n_values && i < RC_MAX_SEARCH_VALUES; i++) {
+                if (!memchr(sd->strs[i], 0, RC_PARAM_STR_MAX) || !name_safe(sd->strs[i]))
+                    return rc_errf(err, errlen, "search: grid.params.%s: value %d: use 1 to %d of "
+                                   "[A-Za-z0-9_.-] (it names folders)", f->name, i + 1, RC_PARAM_STR_MAX - 1);
+                for (int j = 0; j < i; j++)
+                    if (!strcmp(sd->strs[i], sd->strs[j]))
+                        return rc_errf(err, errlen, "search: grid.params.%s: value '%s' listed twice",
+                                       f->name, sd->strs[i]);
+                if (sd->values[i] != i)
+                    return rc_errf(err, errlen, "search: %s: string value %d out of order", sd->key, i);
+            }
+        } else if (sd->is_int || sd->is_string)
+            return rc_errf(err, errlen, "search: %s: int/str apply to spec parameters only", sd->key);
         if (!is_numeric(f))
             return rc_errf(err, errlen, "search: %s: only numeric train fields can be searched", sd->key);
         for (int e = 0; e < d; e++)
@@ -218,7 +292,9 @@ int rc_search_expand(const rc_search *s, const rc_train *base, rc_search_trial *
         int ok = 0, first = 1, r_done = 0;
         for (int d = 0; d < s->n_dims; d++) {
             const rc_search_dim *sd = &s->dims[d];
-            const rc_field *f = train_field(sd->key);
+            rc_field pf;
+            const rc_field *f = dim_field(sd, &pf);
+            int param = rc_search_dim_is_param(sd);
             char part[128], val[48];
             if (sd->is_random) {
                 tr->values[d] = draw_value(sd, f, s->seed, k);
@@ -229,9 +305,10 @@ int rc_search_expand(const rc_search *s, const rc_train *base, rc_search_trial *
                     r_done = 1;
                 }
             }
-            set_value(&tr->train, f, tr->values[d]);
-            fmt_name_value(f, tr->values[d], val, sizeof val);
-            snprintf(part, sizeof part, "%s%s-%s", first ? "" : "_", sd->key, val);
+            if (!param) set_value(&tr->train, f, tr->values[d]);
+            if (sd->is_string) rc_search_fmt_value(sd, tr->values[d], val, sizeof val);
+            else fmt_name_value(f, tr->values[d], val, sizeof val);
+            snprintf(part, sizeof part, "%s%s-%s", first ? "" : "_", f->name, val);
             ok |= append(name, sizeof name, &len, part);
             first = 0;
         }
@@ -432,8 +509,15 @@ static void json_doc(FILE *f, const rc_ir *spec, const char *data_path, const rc
         rc_json_key(j, "values");
         rc_json_begin_object(j);
         for (int d = 0; d < spec->search.n_dims; d++) {
-            rc_json_key(j, spec->search.dims[d].key);
-            rc_json_number(j, trials[i].values[d]);
+            const rc_search_dim *sd = &spec->search.dims[d];
+            rc_json_key(j, sd->key);
+            if (sd->is_string) {
+                char v[RC_PARAM_STR_MAX + 16];
+                rc_search_fmt_value(sd, trials[i].values[d], v, sizeof v);
+                rc_json_string(j, v);
+            } else {
+                rc_json_number(j, trials[i].values[d]);
+            }
         }
         rc_json_end_object(j);
         rc_json_key(j, "status"); rc_json_string(j, status_name(r->status));
@@ -496,7 +580,12 @@ int rc_search_write_summary(const char *dir, const rc_ir *spec, const char *data
         int ok = r->status == RC_TRIAL_OK;
         fprintf(f, "%d,", i);
         csv_text(f, trials[i].name);
-        for (int d = 0; d < spec->search.n_dims; d++) { fputc(',', f); csv_num(f, trials[i].values[d]); }
+        for (int d = 0; d < spec->search.n_dims; d++) {
+            const rc_search_dim *sd = &spec->search.dims[d];
+            fputc(',', f);
+            if (sd->is_string) fputs(sd->strs[(int)trials[i].values[d]], f);   /* name-safe: no quoting */
+            else csv_num(f, trials[i].values[d]);
+        }
         fprintf(f, ",%s,%d,%lld,", status_name(r->status), r->epochs_done, (long long)r->best_epoch);
         if (ok) csv_num(f, r->best_val_loss);
         fputc(',', f);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "ir.h"
+#include "spec.h"
 
 #define RC_SEARCH_NAME_MAX 200
 #define RC_SEARCH_MAX_TRIALS 100000
@@ -39,6 +40,11 @@ typedef struct {
     char name[RC_SEARCH_NAME_MAX];  /* folder name, see above */
     double values[RC_MAX_SEARCH];   /* value of search->dims[d], as applied */
     rc_train train;                 /* the base settings with the values applied */
+    const rc_ir *model;             /* the model this trial trains when it is not the search's
+                                       spec (its spec parameters differ; `compare`'s variants);
+                                       NULL: the spec. Set by the caller, not by expansion. */
+    const char *model_error;        /* set instead of model when the trial's spec did not load
+                                       (its parameters): the trial is recorded failed with it */
 } rc_search_trial;
 
 /* Check a search section against the train field table: every key a numeric train field,
@@ -57,6 +63,18 @@ int rc_search_expand(const rc_search *s, const rc_train *base, rc_search_trial *
 
 /* Value of train field `key` as a double (NaN if not a numeric train field). */
 double rc_search_train_value(const rc_train *t, const char *key);
+
+/* Whether a dim searches a spec parameter ("param.NAME") rather than a train field. */
+int rc_search_dim_is_param(const rc_search_dim *sd);
+
+/* A dim's value as text: a string param's string, else rc_search_fmt_num. */
+void rc_search_fmt_value(const rc_search_dim *sd, double v, char *buf, size_t n);
+
+/* The spec parameters trial t sets, as overrides (spec.h) for loading its model: fills ov[k]
+ * (name points into s, value into vals[k]) for each param dim in dim order, at most max.
+ * Returns their count (0: the trial only changes train settings). */
+int rc_search_trial_params(const rc_search *s, const rc_search_trial *t, rc_spec_override *ov,
+                           int max, char (*vals)[RC_PARAM_STR_MAX + 16]);
 
 /* Shortest decimal text of v that reads back to the same double (JSON-compatible); integers
  * below 1e15 print as integers ("100000"); NaN prints "nan". */

@@ -59,7 +59,7 @@ static void emit(const run_ctx *c, rc_search_event *ev)
  * the spec does not invalidate finished or interrupted trials). */
 static void trial_spec(const rc_ir *spec, const rc_search_trial *t, rc_ir *out)
 {
-    *out = *spec;
+    *out = t->model ? *t->model : *spec;
     out->train = t->train;
     memset(&out->search, 0, sizeof out->search);
     out->search.seed = 1;               /* rc_ir_defaults' value */
@@ -98,11 +98,13 @@ static int read_done(const char *dir, const rc_ir *spec, const rc_search_trial *
     rc_search_row done;
     int rr = rc_search_row_read(rundir, &done, err, errlen);
     if (rr != 0) return rr > 0 ? 0 : -1;
+    /* a failure recorded for other settings (a spec fixed since) is tried again; a finished
+     * trial with other settings would mix two configurations in one folder */
+    if (strcmp(done.config_hash, row->config_hash) && done.status != RC_TRIAL_OK) return 0;
     if (strcmp(done.config_hash, row->config_hash))
-        return rc_errf(err, errlen, "%s: %s with other settings (config %.12s, now %.12s): "
+        return rc_errf(err, errlen, "%s: finished with other settings (config %.12s, now %.12s): "
                        "rerun with the same settings or use another -o DIR", rundir,
-                       done.status == RC_TRIAL_OK ? "finished" : "failed", done.config_hash,
-                       row->config_hash);
+                       done.config_hash, row->config_hash);
     if (done.status != RC_TRIAL_OK && retry_failed) return 0;
     done.index = t->index;      /* a grown grid may renumber a trial; its name and settings hold */
     *row = done;
@@ -160,8 +162,15 @@ static void run_trial(const run_ctx *c, const rc_search_trial *t, rc_ir *tspec, 
     trial_progress tp = {c, t};
     o.progress = on_progress;
     o.progress_ctx = &tp;
+    if (t->model && t->model != c->o->spec) o.data_checked = 0;   /* its own model: check it */
     rc_search_event ev = {.kind = RC_SEARCH_EV_TRIAL_BEGIN, .trial = t, .resume = o.resume};
     emit(c, &ev);
+    if (t->model_error) {       /* its spec did not load with its parameters: nothing to train */
+        char mk[1024];
+        if (rc_make_dirs(rundir, mk, sizeof mk) < 0) row_fail(row, "%s (not recorded: %s)", t->model_error, mk);
+        else record_failure(rundir, row, t->model_error);
+        return;
+    }
     double t0 = rc_clock_s(), earlier = o.resume ? checkpoint_seconds(ck) : 0;
     /* a retried failure's row goes first: if this run is killed, the folder says "continue the
      * checkpoint", not the old error */
@@ -169,6 +178,19 @@ static void run_trial(const run_ctx *c, const rc_search_trial *t, rc_ir *tspec, 
     snprintf(rowpath, sizeof rowpath, "%s/search_row.txt", rundir);
     if (unlink(rowpath) != 0 && errno != ENOENT) {
         row_fail(row, "%s: %s", rowpath, strerror(errno));
+        return;
+    }
+    /* the trial's concrete model, so that it can be rerun alone: retinac train DIR/T/spec.ir
+     * (its rc_ir_hash is the row's config_hash) */
+    char irpath[1300];
+    snprintf(irpath, sizeof irpath, "%s/spec.ir", rundir);
+    char *irtext = rc_ir_format(tspec);
+    if (!irtext) { record_failure(rundir, row, "out of memory"); return; }
+    int wr = rc_make_dirs(rundir, err, sizeof err) < 0 ? -1
+             : rc_write_file_atomic(irpath, irtext, strlen(irtext), err, sizeof err);
+    free(irtext);
+    if (wr < 0) {
+        row_fail(row, "%s", err);
         return;
     }
     rc_train_result res;

@@ -12,8 +12,10 @@
  * trials must have been trained on this recording (the fingerprint in their checkpoint; a
  * difference stops the search unless train.allow_other_recording, then it is a warning).
  * DIR/search_scope.txt pins the cells and response key of every trial in DIR.
- * Each trial trains the spec with its own settings as the train section and no search section,
- * so the checkpoint's spec hash is the trial's configuration hash.
+ * Each trial trains the spec (or its own model: rc_search_trial.model) with its own settings
+ * as the train section and no search section, so the checkpoint's spec hash is the trial's
+ * configuration hash; that concrete model is written to DIR/<trial>/spec.ir (canonical IR
+ * text) before training, so `retinac train DIR/<trial>/spec.ir` reruns the trial alone.
  *
  * Ranks: the communicator (rc_search_comm) is a handful of callbacks, so this library never
  * links MPI: cli/search_mpi.c implements them with MPI, and comm == NULL is one process alone.

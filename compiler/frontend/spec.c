@@ -35,6 +35,7 @@
 #include "errbuf.h"
 #include "spec.h"
 #include "spec_layer.h"
+#include "spec_params.h"
 #include "search.h"
 
 #include <errno.h>
@@ -75,6 +76,7 @@ typedef struct {
     int seconds;                      /* the wall-clock limit */
     int failed;                       /* err holds a walker message */
     spec_alloc mem;
+    rc_spec_params params;            /* params {...}: declared, and the caller's overrides */
 } spec_ctx;
 
 /* What a layer constructor records (userdata body; the field table is user value 1). */
@@ -682,6 +684,36 @@ static int cmp_dim(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+/* grid|random = { params = { k1 = {11, 15, 21}, norm = {"unit", "channel"} } }: dims
+ * "param.NAME" over the parameters the spec declared (spec_params.c checks the values). */
+static int walk_search_params(spec_ctx *c, lua_State *L, int pidx, int is_random, int line,
+                              int *n_random)
+{
+    rc_search *s = &c->ir->search;
+    const char *part = is_random ? "random.params" : "grid.params";
+    const char *names[MAX_KEYS];
+    int other, n = lua_istable(L, pidx) ? sorted_keys(L, pidx, names, MAX_KEYS, &other) : -1;
+    if (n < 0 || other)
+        return fail(c, line, "search", part, "write params = { name = { values... } }");
+    for (int i = 0; i < n; i++) {
+        char path[160], m[300];
+        if (s->n_dims >= RC_MAX_SEARCH)
+            return fail(c, line, "search", part, "at most %d searched fields", RC_MAX_SEARCH);
+        lua_getfield(L, pidx, names[i]);
+        rc_search_dim *d = &s->dims[s->n_dims];
+        if (rc_spec_params_search_dim(L, lua_gettop(L), &c->params, names[i], is_random, d, path,
+                                      sizeof path, m, sizeof m) < 0)
+            return fail(c, line, "search", path, "%s", m);
+        for (int e = 0; e < s->n_dims; e++)
+            if (!strcmp(s->dims[e].key, d->key))
+                return fail(c, line, "search", path, "'%s' is searched twice", names[i]);
+        *n_random += is_random;
+        s->n_dims++;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 /* search = { grid = { lr = {1e-3, 1e-2} }, random = { trials = 20, seed = 1,
  *            lr = { 1e-4, 1e-2, log = true } } } */
 static int walk_search(spec_ctx *c, lua_State *L, int sidx, int line)
@@ -731,6 +763,11 @@ static int walk_search(spec_ctx *c, lua_State *L, int sidx, int line)
                 spec_where w = {line, "search", "random."};
                 if (read_field(c, L, di, &ft, &s->trials, &w)) return -1;
                 trials_set = 1;
+                lua_pop(L, 1);
+                continue;
+            }
+            if (strcmp(key, "params") == 0) {      /* the spec's own parameters */
+                if (walk_search_params(c, L, di, is_random, line, &n_random)) return -1;
                 lua_pop(L, 1);
                 continue;
             }
@@ -1289,6 +1326,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, g);
     lua_pop(L, 1);
+    rc_spec_params_open(L, &ctx_of(L)->params);
     rc_spec_layer_open(L);
     return 0;
 }
@@ -1297,11 +1335,13 @@ static int open_sandbox(lua_State *L)
  * Entry points
  * ---------------------------------------------------------------------------------------- */
 
-static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir, char *err,
-                       size_t errlen)
+static int load_buffer(const char *file, const char *text, size_t len, const rc_spec_override *ov,
+                       int n_ov, rc_ir *ir, char *err, size_t errlen)
 {
     spec_ctx c;
     memset(&c, 0, sizeof c);
+    c.params.ov = ov;
+    c.params.n_ov = n_ov;
     c.file = file;
     c.ir = ir;
     c.err = err;
@@ -1373,7 +1413,10 @@ static int load_buffer(const char *file, const char *text, size_t len, rc_ir *ir
         }
         goto done;
     }
-    if (!c.failed) rc = 0;
+    if (!c.failed) {
+        char m[512];
+        rc = rc_spec_params_finish(&c.params, m, sizeof m) < 0 ? fail(&c, 0, NULL, NULL, "%s", m) : 0;
+    }
 done:
     lua_close(L);
     return rc;
@@ -1382,7 +1425,7 @@ done:
 int rc_spec_load_string(const char *chunkname, const char *text, rc_ir *ir, char *err,
                         size_t errlen)
 {
-    return load_buffer(chunkname ? chunkname : "=spec", text, strlen(text), ir, err, errlen);
+    return load_buffer(chunkname ? chunkname : "=spec", text, strlen(text), NULL, 0, ir, err, errlen);
 }
 
 /* Read a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
@@ -1422,12 +1465,18 @@ int rc_spec_load(const char *path, rc_ir *ir, char *err, size_t errlen)
     size_t len;
     char *text = read_file(path, RC_SPEC_MAX_FILE, &len, err, errlen);
     if (!text) return -1;
-    int rc = load_buffer(path, text, len, ir, err, errlen);
+    int rc = load_buffer(path, text, len, NULL, 0, ir, err, errlen);
     free(text);
     return rc;
 }
 
 int rc_spec_load_any(const char *path, rc_ir *ir, char *err, size_t errlen)
+{
+    return rc_spec_load_params(path, NULL, 0, ir, err, errlen);
+}
+
+int rc_spec_load_params(const char *path, const rc_spec_override *ov, int n_ov, rc_ir *ir,
+                        char *err, size_t errlen)
 {
     size_t len;
     char *text = read_file(path, 16u << 20, &len, err, errlen);
@@ -1436,11 +1485,14 @@ int rc_spec_load_any(const char *path, rc_ir *ir, char *err, size_t errlen)
     if (strncmp(text, IR_MAGIC, strlen(IR_MAGIC)) == 0) {
         rc_ir_defaults(ir);
         rc = rc_ir_parse(ir, text, path, err, errlen);
+        if (rc == 0 && n_ov > 0)
+            rc = rc_errf(err, errlen, "%s: --param %s: a canonical IR file is one concrete model and "
+                         "takes no parameters (pass the Lua spec)", path, ov[0].name);
     } else if (len > RC_SPEC_MAX_FILE) {
         snprintf(err, errlen, "%s: file larger than %u bytes: not a spec", path, RC_SPEC_MAX_FILE);
         rc = -1;
     } else {
-        rc = load_buffer(path, text, len, ir, err, errlen);
+        rc = load_buffer(path, text, len, ov, n_ov, ir, err, errlen);
     }
     free(text);
     return rc;
@@ -1463,7 +1515,13 @@ static void add_line(const char *path, const rc_ir *ir, char *err, size_t errlen
 
 int rc_spec_check(const char *path, int cells, rc_ir *ir, char *err, size_t errlen)
 {
-    if (rc_spec_load_any(path, ir, err, errlen)) return -1;
+    return rc_spec_check_params(path, cells, NULL, 0, ir, err, errlen);
+}
+
+int rc_spec_check_params(const char *path, int cells, const rc_spec_override *ov, int n_ov,
+                         rc_ir *ir, char *err, size_t errlen)
+{
+    if (rc_spec_load_params(path, ov, n_ov, ir, err, errlen)) return -1;
     if (rc_ir_infer(ir, cells, path, err, errlen) == 0) return 0;
     add_line(path, ir, err, errlen);
     return -1;

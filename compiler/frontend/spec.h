@@ -26,6 +26,24 @@
                                                  replaces it */
 #define RC_SPEC_MAX_SORT 100000               /* elements table.sort may sort */
 
+/* A value for a spec parameter: the spec declares `local p = params { k1 = 15, norm = "unit" }`
+ * and a caller (`--param k1=21`, a search or compare trial) replaces a default. The value is
+ * text, read as the default's type: a number (an integer when the default is a Lua integer), a
+ * string, or true/false. Naming a parameter the spec does not declare is an error. */
+typedef struct {
+    const char *name, *value;
+} rc_spec_override;
+
+#define RC_SPEC_MAX_PARAMS 32                 /* parameters one spec declares */
+
+/* Load a spec file with parameter overrides (n_ov may be 0). A canonical IR file takes none. */
+int rc_spec_load_params(const char *path, const rc_spec_override *ov, int n_ov, rc_ir *ir,
+                        char *err, size_t errlen);
+
+/* rc_spec_check with parameter overrides. */
+int rc_spec_check_params(const char *path, int cells, const rc_spec_override *ov, int n_ov,
+                         rc_ir *ir, char *err, size_t errlen);
+
 /* Load a spec file. ir is overwritten (rc_ir_defaults first). */
 int rc_spec_load(const char *path, rc_ir *ir, char *err, size_t errlen);
 
