@@ -23,6 +23,7 @@ RC_DECLARE_CMD(predict)
 RC_DECLARE_CMD(rf)
 RC_DECLARE_CMD(phenomena)
 RC_DECLARE_CMD(search)
+RC_DECLARE_CMD(compare)
 RC_DECLARE_CMD(interneurons)
 
 #endif

@@ -21,6 +21,7 @@
 #include "search.h"
 #include "search_mpi.h"
 #include "search_run.h"
+#include "search_ui.h"
 #include "trial_models.h"
 #include "spec.h"
 #include "train.h"
@@ -68,64 +69,6 @@ const char cmd_search_help[] =
     "\n"
     "Exit status: 0 every trial trained, 1 error or a failed trial, 2 usage error.\n";
 
-
-/* What the progress lines need besides the event. */
-typedef struct { int quiet; const char *spec_name, *backend, *dir; } search_ui;
-
-static void on_event(void *vctx, const rc_search_event *e)
-{
-    const search_ui *u = vctx;
-    const char *name = e->trial ? e->trial->name : "";
-    const rc_search_row *r = e->row;
-    switch (e->kind) {
-    case RC_SEARCH_EV_START:
-        if (!u->quiet && e->rank == 0) {
-            char th[64] = "the OpenMP default";
-            if (e->threads) snprintf(th, sizeof th, "%d", e->threads);
-            else if (getenv("OMP_NUM_THREADS")) snprintf(th, sizeof th, "OMP_NUM_THREADS=%.40s", getenv("OMP_NUM_THREADS"));
-            fprintf(stderr, "search %s: %d trials on %d rank%s (backend %s, threads per rank: %s) -> %s\n",
-                    u->spec_name, e->n, e->size, e->size == 1 ? "" : "s", u->backend, th, u->dir);
-        }
-        break;
-    case RC_SEARCH_EV_TRIAL_BEGIN:
-        if (!u->quiet)
-            fprintf(stderr, "[%d %s] trial %d/%d%s\n", e->rank, name, e->trial->index + 1, e->n,
-                    e->resume ? ": continuing its checkpoint" : "");
-        break;
-    case RC_SEARCH_EV_PROGRESS: {
-        const rc_train_progress *p = e->progress;
-        if (u->quiet || !p->epoch_done) break;
-        fprintf(stderr, "[%d %s] epoch %d/%d  train_loss %.6g  val_loss %.6g  val_r %.4f  %.1fs%s%s\n",
-                e->rank, name, p->epoch, p->epochs, p->train_loss, p->val_loss, p->val_r, p->seconds,
-                p->improved ? "  *best" : "", p->stopping ? "  (early stop)" : "");
-        break;
-    }
-    case RC_SEARCH_EV_TRIAL_OK:
-        if (!u->quiet)
-            fprintf(stderr, "[%d %s] done: val_loss %.6g (epoch %lld), test r %.4f, %.1fs\n", e->rank, name,
-                    r->best_val_loss, (long long)r->best_epoch, r->test_mean_r, r->seconds);
-        break;
-    case RC_SEARCH_EV_TRIAL_FAILED:
-        fprintf(stderr, "retinac search: trial %s: %s\n", name, r->error);
-        break;
-    case RC_SEARCH_EV_DONE_EARLIER:
-        if (!u->quiet)
-            fprintf(stderr, "[%d %s] done earlier: val_loss %.6g (epoch %lld)\n", e->rank, name,
-                    r->best_val_loss, (long long)r->best_epoch);
-        break;
-    case RC_SEARCH_EV_FAILED_EARLIER:
-        /* reported even with -q: the summary will show it failed */
-        fprintf(stderr, "retinac search: trial %s failed in an earlier run (not retried; "
-                "--retry-failed trains it again): %s\n", name, r->error);
-        break;
-    }
-}
-
-static void on_warn(void *ctx, const char *line)
-{
-    (void)ctx;
-    fprintf(stderr, "retinac search: warning: %s\n", line);
-}
 
 static void print_dry_run(const rc_search *s, const rc_search_trial *t, int n, int json)
 {
@@ -225,7 +168,7 @@ int cmd_search(int argc, char **argv)
     search_args c;
     memset(&c, 0, sizeof c);
     rc_train_opts_default(&c.o);
-    c.o.warn = on_warn;
+    c.o.warn = cli_search_on_warn;
     int say = cli_mpi_env_rank() == 0;  /* usage errors once, not once per rank */
     int trials = 0, *cells = NULL, n_cells = 0;
     const char *ov_key[64], *ov_val[64];
@@ -374,7 +317,7 @@ int cmd_search(int argc, char **argv)
 
     /* the search itself: every rank checks alike, then the communicator starts (MPI_Init under
      * mpirun), the ranks agree, train their trials, and rank 0 writes the summary */
-    search_ui ui = {c.quiet, spec->name, c.o.backend, c.dir};
+    cli_search_ui ui = {"search", c.quiet, spec->name, c.o.backend, c.dir};
     rc_search_opts so;
     rc_search_opts_default(&so);
     so.spec = spec;
@@ -386,7 +329,7 @@ int cmd_search(int argc, char **argv)
     so.spec_path = c.spec_path;
     so.retry_failed = c.retry_failed;
     so.train = c.o;
-    so.event = on_event;
+    so.event = cli_search_on_event;
     so.event_ctx = &ui;
     rc_search_comm comm;
     cli_mpi_comm(&mpi, &argc, &argv, &comm);

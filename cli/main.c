@@ -30,6 +30,7 @@ static const rc_command commands[] = {
     {"rf",      cmd_rf,      cmd_rf_help,      "receptive fields of a trained model (gradient STA, reverse correlation)"},
     {"phenomena", cmd_phenomena, cmd_phenomena_help, "in-silico retinal phenomena (OSR, F2/F1, OMS, ...)"},
     {"search",  cmd_search,  cmd_search_help,  "train every trial of the spec's search ranges (serial or mpirun)"},
+    {"compare", cmd_compare, cmd_compare_help, "train spec variants over seeds; paired statistics and cost"},
     {"interneurons", cmd_interneurons, cmd_interneurons_help, "correlate model units with recorded interneurons"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -37,6 +38,11 @@ static const rc_command commands[] = {
 /* Options that add to a list, by command. */
 static const struct { const char *command, *option; } repeatable[] = {
     {"synth", "set"},          /* --set KEY=VALUE ... */
+    {"check", "param"},        /* --param NAME=VALUE ... (spec parameters) */
+    {"train", "param"},
+    {"bench", "param"},
+    {"search", "param"},
+    {"compare", "param"},
 };
 
 /* The canonical name of an option token into out ("" if the token is not an option: a

@@ -449,7 +449,7 @@ static const char *status_name(int s)
     return s == RC_TRIAL_OK ? "ok" : s == RC_TRIAL_FAILED ? "failed" : "pending";
 }
 
-static void csv_num(FILE *f, double v)
+void rc_search_csv_num(FILE *f, double v)
 {
     char b[40];
     if (!isfinite(v)) return;
@@ -457,8 +457,7 @@ static void csv_num(FILE *f, double v)
     fputs(b, f);
 }
 
-/* CSV field: quoted when it holds a comma, quote or newline. */
-static void csv_text(FILE *f, const char *s)
+void rc_search_csv_text(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n")) { fputs(s, f); return; }
     fputc('"', f);
@@ -579,25 +578,25 @@ int rc_search_write_summary(const char *dir, const rc_ir *spec, const char *data
         const rc_search_row *r = &rows[i];
         int ok = r->status == RC_TRIAL_OK;
         fprintf(f, "%d,", i);
-        csv_text(f, trials[i].name);
+        rc_search_csv_text(f, trials[i].name);
         for (int d = 0; d < spec->search.n_dims; d++) {
             const rc_search_dim *sd = &spec->search.dims[d];
             fputc(',', f);
             if (sd->is_string) fputs(sd->strs[(int)trials[i].values[d]], f);   /* name-safe: no quoting */
-            else csv_num(f, trials[i].values[d]);
+            else rc_search_csv_num(f, trials[i].values[d]);
         }
         fprintf(f, ",%s,%d,%lld,", status_name(r->status), r->epochs_done, (long long)r->best_epoch);
-        if (ok) csv_num(f, r->best_val_loss);
+        if (ok) rc_search_csv_num(f, r->best_val_loss);
         fputc(',', f);
-        if (ok) csv_num(f, r->test_mean_r);
+        if (ok) rc_search_csv_num(f, r->test_mean_r);
         fputc(',', f);
-        if (ok) csv_num(f, r->test_mean_feve);
+        if (ok) rc_search_csv_num(f, r->test_mean_feve);
         fputc(',', f);
-        csv_num(f, r->seconds);
+        rc_search_csv_num(f, r->seconds);
         fputc(',', f);
         if (ok) fprintf(f, "%d", rank[i]);
         fputc(',', f);
-        if (r->status == RC_TRIAL_FAILED) csv_text(f, r->error);
+        if (r->status == RC_TRIAL_FAILED) rc_search_csv_text(f, r->error);
         fputc('\n', f);
     }
     free(rank);

@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ir.h"
 #include "spec.h"
@@ -79,6 +80,11 @@ int rc_search_trial_params(const rc_search *s, const rc_search_trial *t, rc_spec
 /* Shortest decimal text of v that reads back to the same double (JSON-compatible); integers
  * below 1e15 print as integers ("100000"); NaN prints "nan". */
 void rc_search_fmt_num(double v, char *buf, size_t n);
+
+/* CSV cells: a number in its shortest exact form (nothing for NaN/inf: an empty cell), and
+ * text quoted when it holds a comma, quote or newline (newlines become spaces). */
+void rc_search_csv_num(FILE *f, double v);
+void rc_search_csv_text(FILE *f, const char *s);
 
 /* ---------------------------------------------------------------- result rows */
 

@@ -505,7 +505,7 @@ int rc_search_run(const rc_search_opts *o, const rc_search_comm *comm, rc_search
     if (rc < 0) goto out;
     if (c.rank == 0) {
         for (int i = 0; i < o->n; i++) res->failed |= rows[i].status != RC_TRIAL_OK;
-        if (rc_search_write_summary(o->dir, o->spec, o->data, o->trials, rows, o->n, res->summary_err,
+        if (!o->no_summary && rc_search_write_summary(o->dir, o->spec, o->data, o->trials, rows, o->n, res->summary_err,
                                     sizeof res->summary_err) < 0) {
             if (!res->summary_err[0]) snprintf(res->summary_err, sizeof res->summary_err, "summary files not written");
             res->failed = 1;

@@ -91,6 +91,8 @@ typedef struct {
     const char *spec_path;           /* optional: the spec's file, which the summaries must not
                                         replace (nor the recording) */
     int retry_failed;                /* train trials an earlier run recorded as failed again */
+    int no_summary;                  /* do not write DIR/search.csv and search.json (the caller
+                                        summarizes: `retinac compare`) */
     /* How every trial trains: backend, device, threads (0: the OpenMP default, or under several
      * ranks on one machine unless OMP_NUM_THREADS is set: cores / ranks there with trials),
      * cells, rate_key, mem_budget, allow_other_recording, warn (warnings, rank 0 only).
