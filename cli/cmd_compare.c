@@ -398,19 +398,8 @@ int cmd_compare(int argc, char **argv)
     so.train = to;
     so.event = cli_search_on_event;
     so.event_ctx = &ui;
-    rc_search_comm comm;
-    cli_mpi_comm(&mpi, &argc, &argv, &comm);
-    int rc = rc_search_run(&so, &comm, &res, err, sizeof err);
-    int rank = comm.rank(comm.ctx);
-    if (rc == RC_SEARCH_ABORT) {
-        fprintf(stderr, "retinac compare: rank %d: %s\n", rank, err);
-        cli_mpi_abort(&mpi, 1);
-        goto out;
-    }
-    if (rc < 0) {
-        if (rank == 0) fprintf(stderr, "retinac compare: %s\n", err);
-        goto out;
-    }
+    int rank;
+    if (cli_search_run("compare", &mpi, &argc, &argv, &so, &res, &rank) < 0) goto out;
     if (rank != 0) { status = 0; goto out; }   /* rank 0 summarizes and carries the status */
     rc_compare_opts co = {.data = data, .backend = to.backend, .device = to.device, .bench_iters = bench_iters};
     sum = calloc((size_t)vs.nv, sizeof *sum);

@@ -331,19 +331,8 @@ int cmd_search(int argc, char **argv)
     so.train = c.o;
     so.event = cli_search_on_event;
     so.event_ctx = &ui;
-    rc_search_comm comm;
-    cli_mpi_comm(&mpi, &argc, &argv, &comm);
-    int rc = rc_search_run(&so, &comm, &res, err, sizeof err);
-    int rank = comm.rank(comm.ctx);
-    if (rc == RC_SEARCH_ABORT) {
-        fprintf(stderr, "retinac search: rank %d: %s\n", rank, err);
-        cli_mpi_abort(&mpi, 1);
-        goto out;
-    }
-    if (rc < 0) {
-        if (rank == 0) fprintf(stderr, "retinac search: %s\n", err);
-        goto out;               /* every rank got the same verdict: all leave, none waits */
-    }
+    int rank;
+    if (cli_search_run("search", &mpi, &argc, &argv, &so, &res, &rank) < 0) goto out;
     int failed = res.failed;
     if (rank == 0) {
         if (res.summary_err[0]) fprintf(stderr, "retinac search: %s\n", res.summary_err);

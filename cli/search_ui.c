@@ -62,3 +62,23 @@ void cli_search_on_warn(void *ctx, const char *line)
     fprintf(stderr, "retinac %s: warning: %s\n", u ? u->cmd : "search", line);
 }
 
+
+int cli_search_run(const char *cmd, cli_mpi *mpi, int *argc, char ***argv, const rc_search_opts *so,
+                   rc_search_result *res, int *rank)
+{
+    char err[1024];
+    rc_search_comm comm;
+    cli_mpi_comm(mpi, argc, argv, &comm);
+    int rc = rc_search_run(so, &comm, res, err, sizeof err);
+    *rank = comm.rank(comm.ctx);
+    if (rc == RC_SEARCH_ABORT) {
+        fprintf(stderr, "retinac %s: rank %d: %s\n", cmd, *rank, err);
+        cli_mpi_abort(mpi, 1);
+        return -1;
+    }
+    if (rc < 0) {
+        if (*rank == 0) fprintf(stderr, "retinac %s: %s\n", cmd, err);
+        return -1;              /* every rank got the same verdict: all leave, none waits */
+    }
+    return 0;
+}

@@ -2,6 +2,7 @@
 #ifndef RC_CLI_SEARCH_UI_H
 #define RC_CLI_SEARCH_UI_H
 
+#include "search_mpi.h"
 #include "search_run.h"
 
 /* What the progress lines need besides the event: the command's name ("search"), -q, and
@@ -16,5 +17,12 @@ typedef struct {
 void cli_search_on_event(void *ctx, const rc_search_event *e);
 /* rc_train_opts.warn with ctx = a cli_search_ui (or NULL: "search"). */
 void cli_search_on_warn(void *ctx, const char *line);
+
+/* rc_search_run under the command's communicator (MPI when started by mpirun), with its
+ * errors printed as `retinac CMD: ...`: a failure of this rank alone aborts the job (other
+ * ranks may wait on it), one every rank reached is printed by rank 0. Returns 0 with *rank
+ * set (res filled), or -1. */
+int cli_search_run(const char *cmd, cli_mpi *mpi, int *argc, char ***argv, const rc_search_opts *so,
+                   rc_search_result *res, int *rank);
 
 #endif

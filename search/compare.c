@@ -197,6 +197,15 @@ static void put_csv(FILE *f, const rc_compare_variant *v, const rc_compare_summa
     fputc('\n', f);
 }
 
+/* "key": [x0, x1, ...] */
+static void json_numbers(rc_json *j, const char *key, const double *x, int n)
+{
+    rc_json_key(j, key);
+    rc_json_begin_array(j);
+    for (int i = 0; i < n; i++) rc_json_number(j, x[i]);
+    rc_json_end_array(j);
+}
+
 static void put_json(rc_json *j, const rc_compare_variant *v, const rc_compare_summary *s)
 {
     rc_json_begin_object(j);
@@ -227,18 +236,9 @@ static void put_json(rc_json *j, const rc_compare_variant *v, const rc_compare_s
     rc_json_key(j, "infer_samples_per_s"); rc_json_number(j, s->infer_sps);
     rc_json_key(j, "bench_batch"); rc_json_int(j, s->bench_batch);
     rc_json_key(j, "seconds"); rc_json_number(j, s->seconds);
-    rc_json_key(j, "seed_mean_r");
-    rc_json_begin_array(j);
-    for (int k = 0; s->seed_r && k < s->seeds; k++) rc_json_number(j, s->seed_r[k]);
-    rc_json_end_array(j);
-    rc_json_key(j, "cell_r");
-    rc_json_begin_array(j);
-    for (int c = 0; s->ok && c < s->cells; c++) rc_json_number(j, s->cell_r[c]);
-    rc_json_end_array(j);
-    rc_json_key(j, "cell_feve");
-    rc_json_begin_array(j);
-    for (int c = 0; s->ok && c < s->cells; c++) rc_json_number(j, s->cell_feve[c]);
-    rc_json_end_array(j);
+    json_numbers(j, "seed_mean_r", s->seed_r, s->seed_r ? s->seeds : 0);
+    json_numbers(j, "cell_r", s->cell_r, s->ok ? s->cells : 0);
+    json_numbers(j, "cell_feve", s->cell_feve, s->ok ? s->cells : 0);
     rc_json_end_object(j);
 }
 
