@@ -33,6 +33,8 @@ static const char *const bn_over_names[] = {"unit", "channel", NULL};
 static const char *const loss_names[] = {"poisson", "mse", "poisson_log", NULL};
 static const char *const opt_names[] = {"adam", "adamw", NULL};
 static const char *const l1_names[] = {"mean", "sum", NULL};
+static const char *const output_init_names[] = {"torch", "mean_rate", NULL};
+static const char *const bn_stats_names[] = {"ema", "precise", NULL};
 static const char *const sched_names[] = {"none", "plateau", "step", NULL};
 static const char *const val_names[] = {"block", "random", NULL};
 static const char *const pos_names[] = {"center", "data", "reference", NULL};
@@ -63,10 +65,10 @@ static const char *layer_name(const rc_layer *l)
 /* ---------------------------------------------------------------- descriptors */
 
 #define BIG 1e300
-#define F_INT(st, f, lo, hi, d) {#f, RC_F_INT, offsetof(st, f), lo, hi, NULL, 0, 0, d}
-#define F_NUM(st, f, lo, hi, d) {#f, RC_F_NUM, offsetof(st, f), lo, hi, NULL, 0, 0, d}
-#define F_BOOL(st, f, d) {#f, RC_F_BOOL, offsetof(st, f), 0, 1, NULL, 0, 0, d}
-#define F_ENUM(st, f, names, d) {#f, RC_F_ENUM, offsetof(st, f), 0, 0, names, 0, 0, d}
+#define F_INT(st, f, lo, hi, d) {#f, RC_F_INT, offsetof(st, f), lo, hi, NULL, 0, 0, d, 0}
+#define F_NUM(st, f, lo, hi, d) {#f, RC_F_NUM, offsetof(st, f), lo, hi, NULL, 0, 0, d, 0}
+#define F_BOOL(st, f, d) {#f, RC_F_BOOL, offsetof(st, f), 0, 1, NULL, 0, 0, d, 0}
+#define F_ENUM(st, f, names, d) {#f, RC_F_ENUM, offsetof(st, f), 0, 0, names, 0, 0, d, 0}
 
 static const rc_field input_fields[] = {
     F_INT(rc_ir, history, 1, 4096, "frames of history, the input channels (oldest first)"),
@@ -98,12 +100,16 @@ static const rc_field train_fields[] = {
     F_NUM(rc_train, sched_threshold, 0, 1e6, "plateau: relative improvement that counts"),
     F_NUM(rc_train, sched_gamma, 1e-6, 1, "step: multiply lr by this at each milestone"),
     {"milestones", RC_F_INTLIST, offsetof(rc_train, milestones), 1, 1 << 20, NULL,
-     offsetof(rc_train, n_milestones), RC_MAX_MILESTONES, "step: epochs at which lr drops"},
+     offsetof(rc_train, n_milestones), RC_MAX_MILESTONES, "step: epochs at which lr drops", 0},
     F_INT(rc_train, early_patience, 0, 1 << 20, "stop after this many epochs without a better validation loss (0 = never)"),
     F_NUM(rc_train, early_min_delta, 0, 1e6, "smallest validation-loss decrease that counts"),
-    {"seed", RC_F_U64, offsetof(rc_train, seed), 0, 18446744073709551615.0, NULL, 0, 0, "random seed"},
+    {"seed", RC_F_U64, offsetof(rc_train, seed), 0, 18446744073709551615.0, NULL, 0, 0, "random seed", 0},
     F_NUM(rc_train, val_fraction, 0, 0.9, "fraction of training frames held out for validation"),
     F_ENUM(rc_train, val_split, val_names, "block (contiguous time blocks) or random (reference)"),
+    {"output_init", RC_F_ENUM, offsetof(rc_train, output_init), 0, 0, output_init_names, 0, 0,
+     "mean_rate (output bias from each cell's mean training rate) or torch (PyTorch's init, reference)", 1},
+    {"bn_stats", RC_F_ENUM, offsetof(rc_train, bn_stats), 0, 0, bn_stats_names, 0, 0,
+     "precise (running statistics recomputed for the saved weights) or ema (as trained, reference)", 1},
 };
 
 static const rc_field conv_fields[] = {
@@ -121,7 +127,7 @@ static const rc_field dense_fields[] = {
 };
 static const rc_field bn_fields[] = {
     F_ENUM(rc_layer, over, bn_over_names, "unit (flattened C*H*W, BatchNorm1d) or channel"),
-    {"abs", RC_F_BOOL, offsetof(rc_layer, abs_scale), 0, 1, NULL, 0, 0, "use |scale| (abs BN)"},
+    {"abs", RC_F_BOOL, offsetof(rc_layer, abs_scale), 0, 1, NULL, 0, 0, "use |scale| (abs BN)", 0},
     F_NUM(rc_layer, eps, 1e-12, 1, "variance epsilon"),
     F_NUM(rc_layer, momentum, 0, 1, "running-statistics momentum (PyTorch convention)"),
 };
@@ -601,6 +607,7 @@ static void put_fields(sbuf *b, const rc_field *f, int nf, const void *base, con
     for (int i = 0; i < nf; i++) {
         char num[40];
         const char *at = p + f[i].offset;
+        if (f[i].added && *(const int *)at == 0) continue;    /* the old meaning: not printed */
         sb_put(b, " %s%s=", prefix, f[i].name);
         switch (f[i].type) {
         case RC_F_INT: sb_put(b, "%d", *(const int *)at); break;

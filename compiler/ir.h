@@ -58,6 +58,11 @@ typedef enum { RC_OPT_ADAM, RC_OPT_ADAMW } rc_opt;
 typedef enum { RC_L1_MEAN, RC_L1_SUM } rc_l1_mode;          /* SUM = reference (batch sum) */
 typedef enum { RC_SCHED_NONE, RC_SCHED_PLATEAU, RC_SCHED_STEP } rc_sched;
 typedef enum { RC_VAL_BLOCK, RC_VAL_RANDOM } rc_val_split;  /* RANDOM = reference */
+/* Fields added to the train section after IR format 1 (rc_field.added): value 0 is what a
+ * model meant before the field existed (the reference's behaviour), so text without the field
+ * keeps its meaning and its hash; the spec loader's defaults are the better values. */
+typedef enum { RC_OUTPUT_INIT_TORCH, RC_OUTPUT_INIT_MEAN_RATE } rc_output_init;
+typedef enum { RC_BN_STATS_EMA, RC_BN_STATS_PRECISE } rc_bn_stats;
 typedef enum { RC_POS_CENTER, RC_POS_DATA, RC_POS_REFERENCE } rc_gc_pos;
 
 /* Schedule hints: 0 = automatic. Legal on the model and on conv/gcconv/dense layers. */
@@ -150,6 +155,12 @@ typedef struct {
     uint64_t seed;
     double val_fraction;
     rc_val_split val_split;
+    rc_output_init output_init;  /* torch: PyTorch's init; mean_rate: the output's bias (or
+                                    final batchnorm shift) set so the fresh model predicts each
+                                    cell's mean training rate (runtime/train.c) */
+    rc_bn_stats bn_stats;        /* ema: running statistics as trained (PyTorch); precise:
+                                    recomputed for the current weights over training batches
+                                    before every validation and checkpoint */
 } rc_train;
 
 typedef struct {
@@ -199,6 +210,8 @@ typedef struct {
     size_t count_offset;      /* RC_F_INTLIST: offset of the int element count */
     int max_count;            /* RC_F_INTLIST: capacity */
     const char *doc;          /* one line for specs/README and --help */
+    int added;                /* added after IR format 1: value 0 (the old meaning) is not
+                                 printed in the canonical text, so older texts keep their hash */
 } rc_field;
 
 typedef enum {

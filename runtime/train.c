@@ -16,6 +16,7 @@
 #include "errbuf.h"
 #include "fsutil.h"
 #include "train.h"
+#include "train_calib.h"
 
 #include <math.h>
 #include <omp.h>
@@ -420,6 +421,23 @@ static int build_model(trainer *T, char *err, size_t errlen)
         }
     }
     if (rc_model_init(&T->model, ir, ir->train.seed, T->centers, err, errlen) < 0) return -1;
+    /* a fresh model's output on the data's scale (train_calib.h); a resumed one keeps its own */
+    if (!T->have_prev && ir->train.output_init == RC_OUTPUT_INIT_MEAN_RATE) {
+        double *mean = malloc((size_t)ir->cells * sizeof *mean);
+        char why[256];
+        if (!mean) return rc_errf(err, errlen, "out of memory");
+        int set = rc_calib_mean_rates(T->data, ir->train.batch, data_seed(ir->train.seed), ir->cells, mean,
+                                      err, errlen) < 0 ? -1
+                  : rc_calib_output(ir, T->model.params, mean, why, sizeof why);
+        free(mean);
+        if (set < 0) return -1;
+        if (set == 0 && T->o->warn) {
+            char line[400];
+            snprintf(line, sizeof line, "output_init mean_rate: %s; the output keeps PyTorch's init "
+                     "(output_init = \"torch\" says so and silences this)", why);
+            T->o->warn(T->o->warn_ctx, line);
+        }
+    }
     if (rc_optim_init(&T->opt, ir->train.optimizer, ir->params_total, ir->train.lr, ir->train.l2,
                       err, errlen) < 0)
         return -1;
@@ -579,6 +597,10 @@ static int end_epoch(trainer *T, int e, double t0, double t_train, rc_train_prog
     const rc_train_opts *o = T->o;
     rc_checkpoint *ck = &T->ck;
     double val_loss, val_r;
+    /* batch-norm statistics for the weights about to be validated and saved */
+    if (T->ir->train.bn_stats == RC_BN_STATS_PRECISE &&
+        rc_calib_precise_bn(&T->dev, T->data, T->ir, T->ir->train.seed, e, T->pred, err, errlen) < 0)
+        return -1;
     if (validate(T, &val_loss, &val_r, err, errlen) < 0) return -1;
     double watch = isfinite(val_loss) ? val_loss : p->loss;
     ck->epoch = e + 1;

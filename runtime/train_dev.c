@@ -198,6 +198,52 @@ int rc_dev_train_step(rc_dev *d, rc_optim *opt, uint64_t seed, const int64_t *st
     return 0;
 }
 
+int rc_dev_train_forward(rc_dev *d, uint64_t seed, const int64_t *starts, float *pred, char *err,
+                         size_t errlen)
+{
+    rc_backend *be = d->be;
+    const int B = d->B;
+    if (d->cuda) {
+        cu_state *c = d->cu;
+        CU(rc_cuda_upload(c->dev, c->starts, starts, (size_t)B * sizeof(int64_t)));
+        if (be->train_forward(be, B, c->params, c->state, d->cell_pos ? c->cell_pos : NULL, seed,
+                              c->frames, c->starts, c->pred, c->ws) != 0)
+            return rc_errf(err, errlen, "cuda backend: forward: %s", be->err);
+        (void)pred;
+        return 0;
+    }
+    if (be->train_forward(be, B, d->params, d->state, d->cell_pos, seed, d->frames, starts, pred,
+                          d->ws) != 0)
+        return rc_errf(err, errlen, "%s backend: forward: %s", be->name, be->err);
+    return 0;
+}
+
+int rc_dev_get_state(rc_dev *d, float *state, char *err, size_t errlen)
+{
+    size_t n = (size_t)d->ir->state_total * sizeof(float);
+    if (!n) return 0;
+    if (!d->cuda) {
+        if (state != d->state) memcpy(state, d->state, n);
+        return 0;
+    }
+    cu_state *c = d->cu;
+    CU(rc_cuda_download(c->dev, state, c->state, n));
+    return 0;
+}
+
+int rc_dev_put_state(rc_dev *d, const float *state, char *err, size_t errlen)
+{
+    size_t n = (size_t)d->ir->state_total * sizeof(float);
+    if (!n) return 0;
+    if (!d->cuda) {
+        if (state != d->state) memcpy(d->state, state, n);
+        return 0;
+    }
+    cu_state *c = d->cu;
+    CU(rc_cuda_upload(c->dev, c->state, state, n));
+    return 0;
+}
+
 int rc_dev_infer(rc_dev *d, int B, const int64_t *starts, float *out, char *err, size_t errlen)
 {
     rc_backend *be = d->be;

@@ -55,6 +55,14 @@ int rc_dev_set_frames(rc_dev *d, const float *frames, int64_t n_floats, uint64_t
 int rc_dev_train_step(rc_dev *d, rc_optim *opt, uint64_t seed, const int64_t *starts,
                       const float *y, float *pred, float *dy, rc_loss_value *lv, char *err,
                       size_t errlen);
+/* Training-mode forward of a batch of exactly the init B (noise and dropout drawn from seed,
+ * batch statistics, running statistics updated in the state), no gradient and no step: the
+ * pass that recomputes batch-norm statistics. pred (B, cells) host scratch. */
+int rc_dev_train_forward(rc_dev *d, uint64_t seed, const int64_t *starts, float *pred, char *err,
+                         size_t errlen);
+/* The state (S floats) to / from host memory (host mode: a copy of / into the caller's). */
+int rc_dev_get_state(rc_dev *d, float *state, char *err, size_t errlen);
+int rc_dev_put_state(rc_dev *d, const float *state, char *err, size_t errlen);
 /* Eval-mode forward of B <= init B windows into out (B, cells) host. */
 int rc_dev_infer(rc_dev *d, int B, const int64_t *starts, float *out, char *err, size_t errlen);
 /* Copy params/state/moments back to the host buffers (host mode: nothing to do). */

@@ -11,5 +11,8 @@ return model "tiny" {
   batchnorm { over = "unit" },
   softplus {},
 
-  train = { lr = 1e-2, batch = 16, epochs = 2, l1_activity = 0, seed = 7 },
+  -- seed 9, not 7 as before issue 20: with the calibrated output (output_init = "mean_rate")
+  -- seed 7 is the one of seeds 1-11 whose hidden units die at this lr within 2 epochs on the
+  -- tests' tiny retina (validation r 0.07; the others 0.34-0.60, PyTorch's init 0.33-0.56)
+  train = { lr = 1e-2, batch = 16, epochs = 2, l1_activity = 0, seed = 9 },
 }

@@ -1,6 +1,7 @@
 /* test_compare.c — benchmarking architecture variants (`retinac compare`, search/compare.c):
- *   - on a synthetic retina of 8 cells (retinac synth), a small CNN, an identical copy of it
- *     under another name, an LN model and a spec that does not load, 2 seeds each: the copy
+ *   - on a synthetic retina of 12 cells (retinac synth; with 8, the Wilcoxon p of this real
+ *     difference came out 0.055 once outputs were calibrated, issue 20), a small CNN, an
+ *     identical copy of it under another name, an LN model and a spec that does not load, 2 seeds each: the copy
  *     differs from the baseline by exactly 0 (interval [0, 0], p = 1: no significant
  *     difference), the LN model is worse with the expected sign (mean < 0, the whole 95%
  *     interval below 0, Wilcoxon p < 0.05), the broken spec is a failed row with its error and
@@ -41,7 +42,7 @@ static void setup(void)
 {
     kit_tmpdir(dir, sizeof dir, "rc_compare");
     snprintf(data, sizeof data, "%s/retina.h5", dir);
-    kit_out s = kit_rc("synth -o %s --frames 4000 --test-frames 1000 --cells 8 --calib-frames 1000 --quiet", data);
+    kit_out s = kit_rc("synth -o %s --frames 4000 --test-frames 1000 --cells 12 --calib-frames 1000 --quiet", data);
     cr_assert_eq(s.status, 0, "synth: %s", s.err);
     kit_out_free(&s);
     kit_write_text(kit_path(dir, "cnn.lua"), CNN_SPEC);
@@ -166,7 +167,7 @@ Test(compare_cli, planted_identical_failed_killed_and_mpi, .init = setup, .fini 
     cr_assert_eq(strtol(c.cell[base][col(&c, "seeds_ok")], NULL, 10), 2);
     cr_assert(num(&c, base, "sd_r") > 0, "two seeds, two results");
     cr_assert_str_eq(c.cell[base][col(&c, "diff_r")], "", "the baseline has no difference to itself");
-    cr_assert_eq(num(&c, base, "cells"), 8);
+    cr_assert_eq(num(&c, base, "cells"), 12);
     cr_assert_gt(num(&c, base, "params"), num(&c, ln, "params") * 0 + 1000);
     cr_assert_gt(num(&c, base, "flops_forward"), num(&c, ln, "flops_forward"), "the CNN costs more FLOPs");
     cr_assert_gt(num(&c, base, "train_samples_per_s"), 0);

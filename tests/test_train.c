@@ -82,7 +82,9 @@ Test(train, lowers_loss_and_cnn_beats_ln, .init = setup, .fini = kit_cleanup, .t
     load_ck("cnn", "checkpoint.h5", &ck);
     cr_assert_eq(ck.n_hist, 4);
     double *trl = ck.hist[RC_HIST_TRAIN_LOSS], *vl = ck.hist[RC_HIST_VAL_LOSS];
-    cr_assert(trl[3] < trl[0] - 0.1, "training loss %g -> %g", trl[0], trl[3]);
+    /* the calibrated output (output_init = "mean_rate") starts near the data's rate scale, so
+     * the first epoch's loss is already far below PyTorch's init's; training still lowers it */
+    cr_assert(trl[3] < trl[0] - 0.02, "training loss %g -> %g", trl[0], trl[3]);
     cr_assert(vl[3] < vl[0], "validation loss %g -> %g", vl[0], vl[3]);
     /* best.h5 is the epoch of the lowest validation loss */
     int arg = 0;

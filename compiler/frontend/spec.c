@@ -759,7 +759,7 @@ static int walk_search(spec_ctx *c, lua_State *L, int sidx, int line)
             int di = lua_gettop(L);
             snprintf(path, sizeof path, "%s.%.60s", part, key);
             if (is_random && strcmp(key, "trials") == 0) {
-                rc_field ft = {"trials", RC_F_INT, 0, 1, 1e6, NULL, 0, 0, NULL};
+                rc_field ft = {"trials", RC_F_INT, 0, 1, 1e6, NULL, 0, 0, NULL, 0};
                 spec_where w = {line, "search", "random."};
                 if (read_field(c, L, di, &ft, &s->trials, &w)) return -1;
                 trials_set = 1;
@@ -772,7 +772,7 @@ static int walk_search(spec_ctx *c, lua_State *L, int sidx, int line)
                 continue;
             }
             if (is_random && strcmp(key, "seed") == 0) {
-                rc_field fs = {"seed", RC_F_U64, 0, 0, 9.2e18, NULL, 0, 0, NULL};
+                rc_field fs = {"seed", RC_F_U64, 0, 0, 9.2e18, NULL, 0, 0, NULL, 0};
                 spec_where w = {line, "search", "random."};
                 if (read_field(c, L, di, &fs, &s->seed, &w)) return -1;
                 lua_pop(L, 1);
@@ -1350,6 +1350,10 @@ static int load_buffer(const char *file, const char *text, size_t len, const rc_
     c.seconds = spec_seconds();
     if (errlen) err[0] = 0;
     rc_ir_defaults(ir);
+    /* fields added after IR format 1 default to their old meaning in IR text (ir.h); a spec
+     * gets the better behaviour unless it asks for the reference's */
+    ir->train.output_init = RC_OUTPUT_INIT_MEAN_RATE;
+    ir->train.bn_stats = RC_BN_STATS_PRECISE;
 
     lua_State *L = lua_newstate(sandbox_alloc, &c.mem);
     if (!L) {
