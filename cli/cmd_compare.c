@@ -270,38 +270,25 @@ int cmd_compare(int argc, char **argv)
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 #define USAGE(...) do { if (say) { fprintf(stderr, "retinac compare: " __VA_ARGS__); fputc('\n', stderr); } free(cells); return 2; } while (0)
 #define NEED() do { if (!next) USAGE("%s needs a value", a); i++; } while (0)
+        int took = cli_run_flag(a, next, &to, &cells, &n_cells, err, sizeof err);
+        if (took < 0) USAGE("%s", err);
+        if (took > 0) { i += took - 1; continue; }
         if (!strcmp(a, "--data")) { NEED(); data = next; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); dir = next; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--retry-failed")) retry_failed = 1;
-        else if (!strcmp(a, "--allow-other-recording")) to.allow_other_recording = 1;
-        else if (!strcmp(a, "--backend")) { NEED(); to.backend = next; }
-        else if (!strcmp(a, "--device")) { NEED(); to.device = next; }
-        else if (!strcmp(a, "--rate-key")) { NEED(); to.rate_key = next; }
         else if (!strcmp(a, "--param")) {
             NEED();
             if (cli_parse_param(argv[i], pov, &n_pov, RC_SPEC_MAX_PARAMS, err, sizeof err) < 0) USAGE("%s", err);
-        } else if (!strcmp(a, "--seeds") || !strcmp(a, "--threads") || !strcmp(a, "--bench-iters")) {
+        } else if (!strcmp(a, "--seeds") || !strcmp(a, "--bench-iters")) {
             NEED();
             char *end;
             long v = strtol(next, &end, 10);
-            int lo = strcmp(a, "--bench-iters") ? 1 : 0, hi = !strcmp(a, "--seeds") ? 1000 : 4096;
+            int seeds_flag = !strcmp(a, "--seeds"), lo = seeds_flag ? 1 : 0, hi = seeds_flag ? 1000 : 4096;
             if (*end || end == next || v < lo || v > hi) USAGE("%s '%s': expected %d..%d", a, next, lo, hi);
-            if (!strcmp(a, "--seeds")) seeds = (int)v;
-            else if (!strcmp(a, "--threads")) to.threads = (int)v;
+            if (seeds_flag) seeds = (int)v;
             else bench_iters = (int)v;
-        } else if (!strcmp(a, "--cells")) {
-            NEED();
-            free(cells);
-            cells = NULL;
-            if (cli_parse_cells(next, &cells, &n_cells, err, sizeof err) < 0) USAGE("%s", err);
-        } else if (!strcmp(a, "--mem-budget")) {
-            NEED();
-            char *end;
-            double mb = strtod(next, &end);
-            if (*end || !(mb > 0) || mb > 1e9) USAGE("--mem-budget '%s': expected MB > 0", next);
-            to.mem_budget = (size_t)(mb * 1048576.0);
         } else if (a[0] == '-' && a[1] == '-' && cli_train_flag(a)) {
             if (!strcmp(cli_train_flag(a)->name, "seed")) USAGE("--seed: compare sets the seeds (--seeds K: train.seed + k)");
             NEED();
@@ -361,7 +348,7 @@ int cmd_compare(int argc, char **argv)
         for (int k = 0; k < v->n_trials; k++, n++) {
             t[n].index = n;
             t[n].grid_index = t[n].random_index = -1;
-            snprintf(t[n].name, sizeof t[n].name, "%s/seed%d", v->name, k);
+            snprintf(t[n].name, sizeof t[n].name, "%.180s/seed%d", v->name, k);   /* names are <= 176 bytes */
             t[n].train = vs.train[i];
             t[n].train.seed = vs.train[i].seed + (uint64_t)k;
             t[n].model = vs.model[i];

@@ -184,6 +184,9 @@ int cmd_search(int argc, char **argv)
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 #define USAGE(...) do { if (say) { fprintf(stderr, "retinac search: " __VA_ARGS__); fputc('\n', stderr); } free(cells); return 2; } while (0)
 #define NEED() do { if (!next) USAGE("%s needs a value", a); i++; } while (0)
+        int took = cli_run_flag(a, next, &c.o, &cells, &n_cells, err, sizeof err);
+        if (took < 0) USAGE("%s", err);
+        if (took > 0) { i += took - 1; continue; }
         if (!strcmp(a, "--data")) { NEED(); c.data = next; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); c.dir = next; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) c.quiet = 1;
@@ -194,29 +197,13 @@ int cmd_search(int argc, char **argv)
             if (cli_parse_param(argv[i], pov, &n_pov, RC_SPEC_MAX_PARAMS, err, sizeof err) < 0) USAGE("%s", err);
         }
         else if (!strcmp(a, "--retry-failed")) c.retry_failed = 1;
-        else if (!strcmp(a, "--allow-other-recording")) c.o.allow_other_recording = 1;
-        else if (!strcmp(a, "--backend")) { NEED(); c.o.backend = next; }
-        else if (!strcmp(a, "--device")) { NEED(); c.o.device = next; }
-        else if (!strcmp(a, "--rate-key")) { NEED(); c.o.rate_key = next; }
-        else if (!strcmp(a, "--trials") || !strcmp(a, "--threads")) {
+        else if (!strcmp(a, "--trials")) {
             NEED();
             char *end;
             long v = strtol(next, &end, 10);
-            int is_trials = !strcmp(a, "--trials"), hi = is_trials ? RC_SEARCH_MAX_TRIALS : 4096;
-            if (*end || v < 1 || v > hi) USAGE("%s '%s': expected 1..%d", a, next, hi);
-            if (is_trials) trials = (int)v;
-            else c.o.threads = (int)v;
-        } else if (!strcmp(a, "--cells")) {
-            NEED();
-            free(cells);
-            cells = NULL;
-            if (cli_parse_cells(next, &cells, &n_cells, err, sizeof err) < 0) USAGE("%s", err);
-        } else if (!strcmp(a, "--mem-budget")) {
-            NEED();
-            char *end;
-            double mb = strtod(next, &end);
-            if (*end || !(mb > 0) || mb > 1e9) USAGE("--mem-budget '%s': expected MB > 0", next);
-            c.o.mem_budget = (size_t)(mb * 1048576.0);
+            if (*end || end == next || v < 1 || v > RC_SEARCH_MAX_TRIALS)
+                USAGE("%s '%s': expected 1..%d", a, next, RC_SEARCH_MAX_TRIALS);
+            trials = (int)v;
         } else if (a[0] == '-' && a[1] == '-' && cli_train_flag(a)) {
             NEED();
             if (n_ov == 64) USAGE("too many options");

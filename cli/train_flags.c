@@ -157,3 +157,37 @@ int cli_parse_param(const char *arg, rc_spec_override *ov, int *n, int max, char
     (*n)++;
     return 0;
 }
+
+int cli_run_flag(const char *a, const char *next, rc_train_opts *o, int **cells, int *n_cells,
+                 char *err, size_t errlen)
+{
+    if (!strcmp(a, "--allow-other-recording")) {
+        o->allow_other_recording = 1;
+        return 1;
+    }
+    static const char *const valued[] = {"--backend", "--device", "--rate-key", "--threads", "--cells",
+                                         "--mem-budget", NULL};
+    int k = 0;
+    while (valued[k] && strcmp(valued[k], a)) k++;
+    if (!valued[k]) return 0;
+    if (!next) return rc_errf(err, errlen, "%s needs a value", a);
+    if (!strcmp(a, "--backend")) o->backend = next;
+    else if (!strcmp(a, "--device")) o->device = next;
+    else if (!strcmp(a, "--rate-key")) o->rate_key = next;
+    else if (!strcmp(a, "--threads")) {
+        char *end;
+        long v = strtol(next, &end, 10);
+        if (*end || end == next || v < 1 || v > 4096) return rc_errf(err, errlen, "%s '%s': expected 1..4096", a, next);
+        o->threads = (int)v;
+    } else if (!strcmp(a, "--cells")) {
+        free(*cells);
+        *cells = NULL;
+        if (cli_parse_cells(next, cells, n_cells, err, errlen) < 0) return -1;
+    } else {
+        char *end;
+        double mb = strtod(next, &end);
+        if (*end || !(mb > 0) || mb > 1e9) return rc_errf(err, errlen, "--mem-budget '%s': expected MB > 0", next);
+        o->mem_budget = (size_t)(mb * 1048576.0);
+    }
+    return 2;
+}

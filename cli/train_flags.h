@@ -10,6 +10,7 @@
 
 #include "ir.h"
 #include "spec.h"
+#include "train.h"
 
 /* The train field a flag ("--sched-patience", "--l1") names, or NULL. */
 const rc_field *cli_train_flag(const char *flag);
@@ -17,6 +18,13 @@ const rc_field *cli_train_flag(const char *flag);
 int cli_set_train_field(const rc_field *f, rc_train *t, const char *val, char *err, size_t n);
 /* "0,2,5-7" -> malloc'd list of cell indices. Returns 0 or -1 with a message. */
 int cli_parse_cells(const char *s, int **out, int *n, char *err, size_t errlen);
+
+/* The options of how runs train that search and compare share with train: --backend, --device,
+ * --rate-key, --threads, --cells, --mem-budget (each with a value: next), and
+ * --allow-other-recording. Returns 0 when a is not one of them, else the argv words it took
+ * (1 or 2), or -1 with "OPTION ...: what" in err (a missing or bad value). */
+int cli_run_flag(const char *a, const char *next, rc_train_opts *o, int **cells, int *n_cells,
+                 char *err, size_t errlen);
 
 /* The value of "--param NAME=VALUE" (arg: an argv string, cut at '=' in place): appended to ov
  * (at most max). Returns 0 or -1 with a message. */

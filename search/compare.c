@@ -77,13 +77,14 @@ static int summarize_variant(const char *dir, const rc_compare_variant *v, const
         snprintf(rundir, sizeof rundir, "%s/%s", dir, tr->name);
         rc_ckpt_resolve(rundir, path, sizeof path);
         rc_checkpoint ck;
-        if (rc_ckpt_load(path, &ck, err, errlen) < 0) return -1;
+        if (rc_ckpt_load(path, &ck, err, errlen) < 0) { rc = -1; break; }
         rc_eval_metrics m;
         memset(&m, 0, sizeof m);
         if (rc_eval_checkpoint(&ck, o->data, o->backend ? o->backend : "c", o->device ? o->device : "cpu",
                                &m, NULL, NULL, NULL, err, errlen) < 0) {
             rc_ckpt_free(&ck);
-            return -1;
+            rc = -1;
+            break;
         }
         if (!s->cell_r) {
             s->cells = m.cells;
