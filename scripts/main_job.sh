@@ -19,7 +19,8 @@
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
 # Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
 # (recording), RUNS (run folders), THREADS (OpenMP threads, default: all cores), JOBS (make -j),
-# BACKEND (c|ref), DEVICE (cpu|cuda), FRESH=0 to keep runs that already finished (default 1).
+# BACKEND (c|ref), DEVICE (cpu|cuda), FRESH=0 to keep runs that already finished (default 1),
+# RECORD=1 to write the result to results/main-job.md and README.md (see below).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -75,7 +76,36 @@ train ln specs/ln.lua "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
 
 say "evaluating on the test movie (retinac eval)"
 "$RETINAC" eval "$RUNS/bncnn" "$RUNS/ln" --data "$DATA" --backend "$BACKEND" --device "$DEVICE" \
-    --threads "$THREADS"
+    --threads "$THREADS" | tee "$RUNS/eval.txt"
+t_eval=$(( $(date +%s) - t0 ))
+
+# The result as a file: runs/main-job.md (this run), and with RECORD=1 results/main-job.md and
+# README.md's "main job" block too (between the main-job markers), so the published numbers are
+# this script's output, never copied by hand.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
+{
+    printf 'Measured by `scripts/main_job.sh` (`make demo`) on %s, retinac %s, %s cores (%s),
+' \
+        "$(date -u +%Y-%m-%d)" "$(git describe --always --dirty 2>/dev/null || echo unknown)" "$NPROC" "${cpu:-unknown CPU}"
+    printf 'threads %s, backend %s: BN-CNN %s epochs at batch %s (lr %s), LN %s epochs at batch %s (lr %s);
+' \
+        "$THREADS" "$BACKEND" "$CNN_EPOCHS" "$CNN_BATCH" "$CNN_LR" "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
+    printf 'the recording %s; %s s from the start to the end of evaluation. `retinac eval`:
+
+' "$DATA" "$t_eval"
+    printf '```\n'
+    cat "$RUNS/eval.txt"
+    printf '```\n'
+} > "$RUNS/main-job.md"
+if [ "${RECORD:-0}" = 1 ]; then
+    mkdir -p results
+    cp "$RUNS/main-job.md" results/main-job.md.tmp && mv results/main-job.md.tmp results/main-job.md
+    awk -v f="$RUNS/main-job.md" '
+        /<!-- main-job:begin -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
+        /<!-- main-job:end -->/ { skip = 0 }
+        !skip { print }' README.md > README.md.tmp && mv README.md.tmp README.md
+    say "recorded results/main-job.md and README.md's main-job block"
+fi
 
 say "receptive fields of the BN-CNN (retinac rf, $RF_SAMPLES white-noise windows)"
 "$RETINAC" rf "$RUNS/bncnn" --samples "$RF_SAMPLES" --threads "$THREADS" -o "$RUNS/bncnn/rf.h5"
