@@ -15,7 +15,11 @@
 # clone: 4 min 21 s in all (synthesis 6 s, receptive fields 6 s, phenomena 62 s); with the
 # interneuron step (6 s), 4 min 48 s from a fresh clone including the 19 s build;
 # default recording (8 cells): BN-CNN mean test r 0.838, FEVe 0.46; LN 0.405; split-half
-# ceiling 0.945 (the noise-free rate itself reaches 0.942). Longer runs are not measured here:
+# ceiling 0.945 (the noise-free rate itself reaches 0.942). With issue 20's defaults (output
+# calibration, precise batch-norm statistics: a forward pass over up to 8,192 training windows
+# per epoch) on a 2-core AMD EPYC without AVX-512, 2026-12-07: 12 min 17 s in all (BN-CNN epochs
+# ~58 s at ~490 samples/s), over the budget on that CPU; BN-CNN r 0.8455, FEVe 0.579; LN 0.367
+# (results/main-job.md). Longer runs are not measured here:
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
 # Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
 # (recording), RUNS (run folders), THREADS (OpenMP threads, default: all cores), JOBS (make -j),
