@@ -11,7 +11,8 @@
 # the pkg-config lookups below, which need the packages.
 ifneq ($(filter test demo asan,$(MAKECMDGOALS)),)
   ifndef RC_DEPS_CHECKED
-    RC_DEPS_STATUS := $(shell sh scripts/deps.sh build >&2; echo $$?)
+    RC_DEPS_GROUPS := build $(if $(filter test asan,$(MAKECMDGOALS)),browser)
+    RC_DEPS_STATUS := $(shell sh scripts/deps.sh $(RC_DEPS_GROUPS) >&2; echo $$?)
     ifneq ($(RC_DEPS_STATUS),0)
       $(error build dependencies missing (see the message above))
     endif
@@ -25,7 +26,7 @@ SAN      ?= 0
 OPT      ?= -O2
 CUDA_HOME ?= /usr/local/cuda
 
-PKG_CFLAGS := $(shell pkg-config --cflags hdf5 lua5.4 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags hdf5 lua5.4 plplot libcjson 2>/dev/null)
 HDF5_LIBS  := $(shell pkg-config --libs hdf5 2>/dev/null)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
@@ -33,7 +34,8 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterio
 GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -g $(OPT) -fopenmp -D_GNU_SOURCE \
              $(addprefix -I,$(LIB_DIRS) compiler/frontend cli) $(PKG_CFLAGS) -DRC_GIT_VERSION='"$(GIT_VERSION)"' -MMD -MP
-LDLIBS_ALL = $(HDF5_LIBS) -lfftw3f -ldl -lm -fopenmp -lpthread
+PLOT_LIBS  := $(shell pkg-config --libs plplot libcjson 2>/dev/null)
+LDLIBS_ALL = $(HDF5_LIBS) $(PLOT_LIBS) -lfftw3f -ldl -lm -fopenmp -lpthread
 
 # NVRTC is linked when the CUDA toolkit is present (it works without a GPU). The driver
 # (libcuda.so.1) is never linked: runtime/backend/cuda_drv.c dlopens it.
@@ -62,7 +64,7 @@ CFLAGS_ALL += $(CFLAGS)
 # compiler (IR, emitters per target, JIT and caches), the runtime (backends, data, training),
 # then what sits above it.
 LIB_DIRS := common compiler compiler/c compiler/cuda runtime runtime/backend runtime/data \
-            analysis sim search
+            analysis sim search report
 RT_SRC   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 COMP_SRC := $(sort $(wildcard compiler/frontend/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -186,7 +188,7 @@ demo:
 	sh scripts/main_job.sh
 
 asan:
-	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/asan.lsan.supp $(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test
 
 clean:
 	rm -rf build build-asan

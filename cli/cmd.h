@@ -25,5 +25,6 @@ RC_DECLARE_CMD(phenomena)
 RC_DECLARE_CMD(search)
 RC_DECLARE_CMD(compare)
 RC_DECLARE_CMD(interneurons)
+RC_DECLARE_CMD(report)
 
 #endif

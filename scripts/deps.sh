@@ -2,15 +2,17 @@
 # deps.sh — the one list of Debian packages retinac needs, and the one check that installs them.
 #
 # usage: scripts/deps.sh [build|fuzz]...   (default: build)
-#   build  compiler, Lua 5.4, HDF5, Criterion, FFTW, Open MPI: what `make`, `make test` and
-#          `make demo` need
-#   fuzz   clang with libFuzzer, for `make fuzz` / `make fuzz-regress`
+#   build    compiler, Lua 5.4, HDF5, Criterion, FFTW, Open MPI, PLplot with its cairo driver
+#            and cJSON (retinac report): what `make`, `make test` and `make demo` need
+#   browser  headless Chromium: `make test` opens a report's index.html in it
+#   fuzz     clang with libFuzzer, for `make fuzz` / `make fuzz-regress`
 # Exit 0 when every package is installed. Otherwise, as root on Debian or Ubuntu, install the
 # missing ones with apt-get (noninteractive) and exit with apt-get's status; as anyone else,
 # print the one command to run and exit 1. Used by make demo, make test and .ci/run.
 set -eu
 
-build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin"
+build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin libplplot-dev plplot-driver-cairo libcjson-dev"
+browser="chromium"
 fuzz="clang libclang-rt-14-dev"
 
 want=""
@@ -18,8 +20,9 @@ want=""
 for group in "$@"; do
     case "$group" in
         build) want="$want $build" ;;
+        browser) want="$want $browser" ;;
         fuzz) want="$want $fuzz" ;;
-        *) echo "deps.sh: unknown group '$group' (build, fuzz)" >&2; exit 2 ;;
+        *) echo "deps.sh: unknown group '$group' (build, browser, fuzz)" >&2; exit 2 ;;
     esac
 done
 
