@@ -15,6 +15,8 @@ const char cmd_report_help[] =
     "Figures of trained models as PNG and SVG, and DIR/index.html that shows them with captions:\n"
     "  training curves      log.csv of each run: train/validation loss, validation r, learning rate\n"
     "  test accuracy        metrics.json: per-cell r and FEVe, models side by side, noise ceiling\n"
+    "  predictions          best.h5 on its recording's test split: predicted and recorded\n"
+    "                       (trial-averaged) responses over 5 s, per cell\n"
     "  receptive fields     RUN/rf.h5 (retinac rf -o): spatial map with the fitted centre, kernel\n"
     "  phenomena            a retinac phenomena -o file (or RUN/phenomena.h5): the papers' panels,\n"
     "                       every model and the simulated retina in one panel each\n"
@@ -25,6 +27,8 @@ const char cmd_report_help[] =
     "\n"
     "  -o DIR   the report folder (default: FIRST_INPUT/report when that is a folder). An\n"
     "           existing DIR is replaced only if it is a report (it holds index.html)\n"
+    "  --data FILE  the recording for the predictions (default: the one each checkpoint names;\n"
+    "           it must be the recording the model was trained on)\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
@@ -32,7 +36,7 @@ int cmd_report(int argc, char **argv)
 {
     const char *inputs[64];
     int n = 0;
-    const char *out = NULL;
+    const char *out = NULL, *data = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-o") || !strcmp(a, "--out") || !strcmp(a, "--output")) {
@@ -40,6 +44,9 @@ int cmd_report(int argc, char **argv)
             out = argv[++i];
         } else if (!strncmp(a, "--out=", 6)) {
             out = a + 6;
+        } else if (!strcmp(a, "--data")) {
+            if (i + 1 >= argc) { fprintf(stderr, "retinac report: --data needs a recording\n"); return 2; }
+            data = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "retinac report: unknown option '%s' (retinac help report)\n", a);
             return 2;
@@ -61,7 +68,7 @@ int cmd_report(int argc, char **argv)
         snprintf(def, sizeof def, "%s/report", inputs[0]);
         out = def;
     }
-    rc_report_opts o = {inputs, n, out, RC_VERSION " (" RC_GIT_VERSION ")"};
+    rc_report_opts o = {inputs, n, out, RC_VERSION " (" RC_GIT_VERSION ")", data};
     rc_report_result res;
     char err[1024];
     if (rc_report_write(&o, &res, err, sizeof err) != 0) {

@@ -167,6 +167,88 @@ int rep_fig_cells(const char *dir, const char *name, rep_run *const *runs, int n
     return rc_plot_render(dir, name, 1000, 720, draw_cells, &c, err, errlen);
 }
 
+/* ---------------------------------------------------------------- predictions */
+
+#define PRED_BINS 500      /* the first 5 s of the test split */
+#define PRED_CELLS 8
+
+/* The first run with traces sets the recording; runs on another recording are not drawn. */
+static int same_recording(const rep_run *a, const rep_run *b)
+{
+    return b->has_traces && b->traces.cells == a->traces.cells && b->traces.n == a->traces.n &&
+           !strcmp(a->traces.data, b->traces.data);
+}
+
+static int draw_pred(void *vctx)
+{
+    const runs_ctx *c = vctx;
+    const rep_run *ref = NULL;
+    for (int i = 0; i < c->n && !ref; i++)
+        if (c->runs[i]->has_traces) ref = c->runs[i];
+    if (!ref) return rc_plot_fail("no predictions to draw");
+    const rep_traces *t = &ref->traces;
+    int nb = t->n < PRED_BINS ? (int)t->n : PRED_BINS;
+    int ncell = t->cells < PRED_CELLS ? t->cells : PRED_CELLS;
+    int C = ncell < 4 ? ncell : 4, R = (ncell + C - 1) / C;
+    double *x = malloc((size_t)nb * sizeof *x), *y = malloc((size_t)nb * sizeof *y);
+    if (!x || !y) { free(x); free(y); return rc_plot_fail("out of memory"); }
+    for (int b = 0; b < nb; b++) x[b] = b * 0.01;
+    for (int k = 0; k < ncell; k++) {
+        double lo = 0, hi = 1;
+        int have = 0;
+        for (int i = 0; i < c->n; i++) {
+            const rep_run *r = c->runs[i];
+            if (!same_recording(ref, r)) continue;
+            for (int b = 0; b < nb; b++) y[b] = r->traces.pred[(size_t)b * t->cells + k];
+            rc_plot_extend(y, nb, &lo, &hi, &have);
+        }
+        for (int b = 0; b < nb; b++) y[b] = t->rate[(size_t)b * t->cells + k];
+        rc_plot_extend(y, nb, &lo, &hi, &have);
+        if (lo > 0) lo = 0;
+        rc_plot_pad(&lo, &hi);
+        double x0, x1, y0, y1;
+        char title[48];
+        snprintf(title, sizeof title, "cell %d", k);
+        grid_cell(k / C, k % C, R, C, 0.08, 0.1, 0.1, &x0, &x1, &y0, &y1);
+        rc_plot_panel(x0, x1, y0, y1, 0, (nb - 1) * 0.01, lo, hi, k / C == R - 1 ? "test time (s)" : "",
+                      k % C == 0 ? "rate (Hz)" : "", title);
+        rc_plot_line(nb, x, y, RC_PLOT_BLACK, 0, 2.2);
+        for (int i = 0; i < c->n; i++) {
+            const rep_run *r = c->runs[i];
+            if (!same_recording(ref, r)) continue;
+            for (int b = 0; b < nb; b++) y[b] = r->traces.pred[(size_t)b * t->cells + k];
+            rc_plot_line(nb, x, y, rc_plot_series(i), 0, 1.5);
+        }
+        if (k == 0) {
+            const char *labels[17];
+            int colors[17], n = 0;
+            labels[n] = "recorded (trial average)";
+            colors[n++] = RC_PLOT_BLACK;
+            for (int i = 0; i < c->n && n < 17; i++)
+                if (same_recording(ref, c->runs[i])) {
+                    labels[n] = c->runs[i]->name;
+                    colors[n++] = rc_plot_series(i);
+                }
+            rc_plot_page_legend(1 - 0.025 * 1000 / (260 * R + 80), n, labels, colors);
+        }
+    }
+    free(x);
+    free(y);
+    return 0;
+}
+
+int rep_fig_pred(const char *dir, const char *name, rep_run *const *runs, int n, char *err,
+                 size_t errlen)
+{
+    runs_ctx c = {runs, n};
+    int cells = 0;
+    for (int i = 0; i < n && !cells; i++)
+        if (runs[i]->has_traces) cells = runs[i]->traces.cells;
+    if (cells > PRED_CELLS) cells = PRED_CELLS;
+    int R = (cells + 3) / 4;
+    return rc_plot_render(dir, name, 1200, 260 * R + 80, draw_pred, &c, err, errlen);
+}
+
 /* ---------------------------------------------------------------- receptive fields */
 
 #define RF_COLS 4

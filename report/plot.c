@@ -292,6 +292,25 @@ void rc_plot_legend(int n, const char *const *labels, const int *colors, const i
     plwidth(1);
 }
 
+void rc_plot_page_legend(double y, int n, const char *const *labels, const int *colors)
+{
+    plvpor(0, 1, 0, 1);
+    plwind(0, 1, 0, 1);
+    plschr(0, RC_PLOT_CHAR * 0.9);
+    double x = 0.08;
+    for (int i = 0; i < n; i++) {
+        PLFLT lx[2] = {x, x + 0.03}, ly[2] = {y, y};
+        plcol0(colors[i]);
+        plwidth(2.5);
+        plline(2, lx, ly);
+        plwidth(1);
+        plcol0(RC_PLOT_BLACK);
+        plptex(x + 0.037, y, 1, 0, 0, labels[i]);
+        x += 0.06 + 0.0085 * (double)strlen(labels[i]);
+    }
+    plschr(0, RC_PLOT_CHAR);
+}
+
 void rc_plot_page_text(double x, double y, double just, double size, const char *text)
 {
     plvpor(0, 1, 0, 1);

@@ -81,6 +81,8 @@ void rc_plot_vline(double x, int color, int dashed);
 /* Legend in the panel's top-right (corner 0) or top-left (corner 1). dashed may be NULL. */
 void rc_plot_legend(int n, const char *const *labels, const int *colors, const int *dashed,
                     int corner);
+/* A legend in one row across the page at height y (page fraction), from the left. */
+void rc_plot_page_legend(double y, int n, const char *const *labels, const int *colors);
 /* Text at page-fraction position (the whole page as viewport), justified 0 left .. 1 right. */
 void rc_plot_page_text(double x, double y, double just, double size, const char *text);
 

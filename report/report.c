@@ -98,7 +98,7 @@ static void base_name(char *dst, size_t n, const char *path)
 
 /* Read what a run (or search) folder holds. Returns 0, or -1 (err) for a corrupt file or a
  * folder with nothing of retinac's in it. */
-static int read_run(const char *dir, rep_run *r, char *err, size_t errlen)
+static int read_run(const char *dir, const char *data, rep_run *r, char *err, size_t errlen)
 {
     char p[1200];
     int rc;
@@ -119,10 +119,14 @@ static int read_run(const char *dir, rep_run *r, char *err, size_t errlen)
     snprintf(p, sizeof p, "%s/search.csv", dir);
     if ((rc = rep_read_search(p, &r->search, err, errlen)) < 0) return -1;
     r->has_search = rc == 0;
-    snprintf(p, sizeof p, "%s/best.h5", dir);
     if (!r->has_log && !r->has_metrics && !r->has_rf && !r->has_intr && !r->has_search)
         return rc_errf(err, errlen, "%s: no log.csv, metrics.json, rf.h5, intr.h5 or search.csv: "
                        "not a retinac run or search folder", dir);
+    if (r->has_search) return 0;
+    if ((rc = rep_read_traces(dir, data, &r->traces, r->traces_note, sizeof r->traces_note, err,
+                              errlen)) < 0)
+        return -1;
+    r->has_traces = rc == 0;
     return 0;
 }
 
@@ -133,6 +137,7 @@ static void run_free(rep_run *r)
     rep_rf_free(&r->rf);
     rep_intr_free(&r->intr);
     rep_search_free(&r->search);
+    rep_traces_free(&r->traces);
 }
 
 /* Remove a flat folder (regular files only) and the folder. */
@@ -224,6 +229,18 @@ static int draw_all(page *pg, const char *tmp, rep_run **runs, int nr, char **ph
         fputs("<h2>Test accuracy</h2>\n", pg->html);
         add_figure(pg, "cells", 1000, "per-cell test r and FEVe", cap);
     }
+    int any_traces = 0;
+    for (int i = 0; i < nr; i++) any_traces |= runs[i]->has_traces;
+    if (any_traces) {
+        if (rep_fig_pred(tmp, "predictions", runs, nr, err, errlen)) return -1;
+        const rep_run *ref = NULL;
+        for (int i = 0; i < nr && !ref; i++)
+            if (runs[i]->has_traces) ref = runs[i];
+        snprintf(cap, sizeof cap, "The first 5 s of the test split of %.900s: the recorded response "
+                 "(trial average, black) and each model's prediction from its best.h5, per cell.",
+                 ref->traces.data);
+        add_figure(pg, "predictions", 1200, "predicted and recorded responses", cap);
+    }
     int rf_head = 0;
     for (int i = 0; i < nr; i++) {
         const rep_rf *r = &runs[i]->rf;
@@ -290,8 +307,18 @@ static int draw_all(page *pg, const char *tmp, rep_run **runs, int nr, char **ph
         add_missing(pg, "phenomena", "all runs",
                     "no phenomena file: run retinac phenomena RUN... -o FILE.h5 and pass FILE.h5 (or put "
                     "it in a run folder as phenomena.h5)");
-    add_missing(pg, "predicted vs recorded responses", "all runs",
-                "not drawn by this version of retinac report (retinac predict writes the predictions)");
+    const rep_run *ref = NULL;
+    for (int i = 0; i < nr && !ref; i++)
+        if (runs[i]->has_traces) ref = runs[i];
+    for (int i = 0; i < nr; i++) {
+        const rep_run *r = runs[i];
+        if (r->has_search) continue;
+        if (!r->has_traces)
+            add_missing(pg, "predicted vs recorded responses", r->path, r->traces_note);
+        else if (ref && strcmp(ref->traces.data, r->traces.data))
+            add_missing(pg, "predicted vs recorded responses", r->path,
+                        "trained on another recording than the first run: give it its own report");
+    }
     fputs("</ul>\n", pg->html);
     return 0;
 }
@@ -327,7 +354,7 @@ int rc_report_write(const rc_report_opts *o, rc_report_result *res, char *err, s
         const char *in = o->inputs[i];
         if (is_dir(in)) {
             runs[nr] = &runs_store[nr];
-            if (read_run(in, runs[nr], err, errlen) != 0) { nr++; goto out; }
+            if (read_run(in, o->data, runs[nr], err, errlen) != 0) { nr++; goto out; }
             nr++;
             snprintf(phen_store[i], sizeof phen_store[i], "%s/phenomena.h5", in);
             if (is_file(phen_store[i])) {

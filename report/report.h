@@ -1,5 +1,6 @@
 /* report.h — `retinac report`: figures (PNG and SVG) and an index.html of what run folders hold:
  * training curves (log.csv), per-cell test accuracy (metrics.json), receptive fields (rf.h5),
+ * predicted against recorded test responses (best.h5 on its recording, evaluated here),
  * interneuron matches (intr.h5), the phenomena battery (phenomena.h5) and a search's loss against
  * its settings (search.csv). What a folder lacks is listed on the page with the command that
  * makes it.
@@ -19,6 +20,7 @@ typedef struct {
     int n_inputs;
     const char *out;             /* the report folder */
     const char *version;         /* printed on the page (may be NULL) */
+    const char *data;            /* the recording for the predictions (NULL: each checkpoint's) */
 } rc_report_opts;
 
 typedef struct {

@@ -9,6 +9,7 @@
 #ifndef RC_REPORT_INT_H
 #define RC_REPORT_INT_H
 #include <stddef.h>
+#include <stdint.h>
 
 #define REP_NAME 64
 
@@ -73,16 +74,27 @@ typedef struct {
     double *val_loss;               /* (n); NaN for a failed trial */
 } rep_search;
 
+/* The test split through a run's best.h5: predictions and the recorded trial average. */
+typedef struct {
+    char data[1024];                /* the recording they come from */
+    int cells;
+    int64_t n;                      /* time bins (10 ms) */
+    float *pred, *rate;             /* (n, cells) */
+    double mean_r;
+} rep_traces;
+
 /* One input folder (or file) and what was found in it. */
 typedef struct {
     char path[1024];
     char name[REP_NAME];            /* label: the model name, else the folder's last part */
-    int has_log, has_metrics, has_rf, has_intr, has_search;
+    int has_log, has_metrics, has_rf, has_intr, has_search, has_traces;
     rep_log log;
     rep_metrics metrics;
     rep_rf rf;
     rep_intr intr;
     rep_search search;
+    rep_traces traces;
+    char traces_note[1200];         /* why there are no traces (when a best.h5 exists) */
 } rep_run;
 
 int rep_read_log(const char *path, rep_log *l, char *err, size_t errlen);
@@ -91,6 +103,12 @@ int rep_read_rf(const char *path, rep_rf *r, char *err, size_t errlen);
 int rep_read_intr(const char *path, rep_intr *r, char *err, size_t errlen);
 int rep_read_phen(const char *path, rep_phen *p, char *err, size_t errlen);
 int rep_read_search(const char *path, rep_search *s, char *err, size_t errlen);
+/* Evaluate DIR/best.h5 on the test split of `data` (NULL: the recording named in the
+ * checkpoint). 1 (with why in note) when there is no best.h5 or the recording is not here;
+ * -1 for a checkpoint that does not load or a recording that is not the one it was trained on. */
+int rep_read_traces(const char *dir, const char *data, rep_traces *t, char *note, size_t notelen,
+                    char *err, size_t errlen);
+void rep_traces_free(rep_traces *t);
 /* 1 if path is an HDF5 file written by `retinac phenomena` (root attribute generator). */
 int rep_is_phenomena(const char *path);
 
@@ -116,6 +134,8 @@ int rep_fig_rf(const char *dir, const char *name, const rep_run *run, char *err,
 int rep_fig_intr(const char *dir, const char *name, const rep_run *run, char *err,
                  size_t errlen);
 int rep_fig_phen(const char *dir, const char *name, const rep_phen *p, char *err, size_t errlen);
+int rep_fig_pred(const char *dir, const char *name, rep_run *const *runs, int n, char *err,
+                 size_t errlen);
 int rep_fig_search(const char *dir, const char *name, const rep_run *run, char *err,
                    size_t errlen);
 

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "errbuf.h"
+#include "eval.h"
 #include "h5util.h"
 #include "report_int.h"
 
@@ -645,4 +647,49 @@ void rep_search_free(rep_search *s)
     free(s->svalues);
     free(s->val_loss);
     memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- predictions */
+
+int rep_read_traces(const char *dir, const char *data, rep_traces *t, char *note, size_t notelen,
+                    char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    note[0] = 0;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/best.h5", dir);
+    if (!file_exists(path)) {
+        snprintf(note, notelen, "no best.h5 (written by retinac train)");
+        return 1;
+    }
+    rc_checkpoint ck;
+    if (rc_ckpt_load(path, &ck, err, errlen) != 0) return -1;
+    const char *rec = data && *data ? data : ck.data_path;
+    if (!rec[0] || !file_exists(rec)) {
+        snprintf(note, notelen, "the recording %.900s is not here: pass --data FILE", rec[0] ? rec : "(none named)");
+        rc_ckpt_free(&ck);
+        return 1;
+    }
+    rc_eval_metrics m;
+    int rc = rc_eval_test_traces(&ck, rec, "c", &m, &t->pred, &t->rate, &t->n, err, errlen);
+    if (rc == RC_ERR_NO_TEST) {
+        snprintf(note, notelen, "%.900s has no test split", rec);
+        rc_ckpt_free(&ck);
+        return 1;
+    }
+    if (rc == 0) {
+        snprintf(t->data, sizeof t->data, "%s", rec);
+        t->cells = ck.cells;
+        t->mean_r = m.mean_r;
+    }
+    rc_eval_metrics_free(&m);
+    rc_ckpt_free(&ck);
+    return rc == 0 ? 0 : -1;
+}
+
+void rep_traces_free(rep_traces *t)
+{
+    free(t->pred);
+    free(t->rate);
+    memset(t, 0, sizeof *t);
 }

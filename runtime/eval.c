@@ -92,12 +92,13 @@ int rc_eval_checkpoint(const rc_checkpoint *ck, const char *data_path, const cha
                                   truth_r, err, errlen);
 }
 
-int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
-                           const char *device, rc_rec_check *chk, rc_eval_metrics *m,
-                           float **pred_out, int64_t *n_out, double *truth_r, char *err,
-                           size_t errlen)
+/* The evaluation; rate_out (may be NULL) receives the recorded trial-averaged rate (n, cells). */
+static int eval_impl(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                     const char *device, rc_rec_check *chk, rc_eval_metrics *m, float **pred_out,
+                     float **rate_out, int64_t *n_out, double *truth_r, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
+    if (rate_out) *rate_out = NULL;
     if (chk) chk->warning[0] = 0;
     if (pred_out) *pred_out = NULL;
     if (truth_r) for (int c = 0; c < ck->cells; c++) truth_r[c] = NAN;
@@ -133,6 +134,11 @@ int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const
         goto out;
     if (truth_r && t.truth) rc_pearson_cols(t.truth, t.rate, t.n, ck->cells, truth_r);
     if (n_out) *n_out = t.n;
+    if (rate_out) {
+        size_t bytes = (size_t)t.n * (size_t)ck->cells * sizeof **rate_out;
+        if (!(*rate_out = malloc(bytes))) { rc_errf(err, errlen, "out of memory"); goto out; }
+        memcpy(*rate_out, t.rate, bytes);
+    }
     if (pred_out) { *pred_out = pred; pred = NULL; }
     rc = 0;
 out:
@@ -141,6 +147,22 @@ out:
     rc_test_set_free(&t);
     rc_data_close(d);
     return rc;
+}
+
+int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                           const char *device, rc_rec_check *chk, rc_eval_metrics *m,
+                           float **pred_out, int64_t *n_out, double *truth_r, char *err,
+                           size_t errlen)
+{
+    return eval_impl(ck, data_path, backend, device, chk, m, pred_out, NULL, n_out, truth_r, err,
+                     errlen);
+}
+
+int rc_eval_test_traces(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                        rc_eval_metrics *m, float **pred, float **rate, int64_t *n, char *err,
+                        size_t errlen)
+{
+    return eval_impl(ck, data_path, backend, "cpu", NULL, m, pred, rate, n, NULL, err, errlen);
 }
 
 void rc_eval_json_object(rc_json *j, const rc_eval_metrics *m, const int *cell_ids)

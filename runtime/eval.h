@@ -36,6 +36,11 @@ int rc_eval_checkpoint_chk(const rc_checkpoint *ck, const char *data_path, const
                            float **pred_out, int64_t *n_out, double *truth_r, char *err,
                            size_t errlen);
 
+/* The test split's predictions and the recorded trial-averaged rate, both malloc'd (n, cells),
+ * with the metrics (strict recording check, CPU). For figures (retinac report). */
+int rc_eval_test_traces(const rc_checkpoint *ck, const char *data_path, const char *backend,
+                        rc_eval_metrics *m, float **pred, float **rate, int64_t *n, char *err,
+                        size_t errlen);
 /* Model responses to normalized frames (T, H, W): out (T - history, cells), in eval mode. */
 int rc_predict_frames(rc_backend *be, const rc_checkpoint *ck, const float *frames, int64_t T,
                       float *out, char *err, size_t errlen);

@@ -123,41 +123,67 @@ static void check_png(const char *path, int w, int h)
     free(b);
 }
 
-/* The polylines of a PLplot SVG: stroke, fill and points. Calls fn for each. */
+/* The polylines of a PLplot SVG: stroke, fill and points. PLplot hands a device at most 256
+ * points per call, so a longer line arrives as pieces that share their joining point: those
+ * are joined again here (same colours, the next piece starting where a full piece ended). */
 typedef struct {
     char stroke[8], fill[8];
     int npts;
     double x[64], y[64];      /* the first 64 points */
+    double lx, ly;            /* the last point */
     double width;
 } svg_line;
+
+static void svg_parse(const char *p, const char *end, svg_line *l)
+{
+    memset(l, 0, sizeof *l);
+    const char *q;
+    if ((q = strstr(p, "stroke=\"#")) && q < end) memcpy(l->stroke, q + 8, 7);
+    if ((q = strstr(p, "fill=\"#")) && q < end) memcpy(l->fill, q + 6, 7);
+    if ((q = strstr(p, "stroke-width=\"")) && q < end) l->width = strtod(q + 14, NULL);
+    if ((q = strstr(p, "points=\"")) && q < end) {
+        q += 8;
+        char *e;
+        for (;;) {
+            double x = strtod(q, &e);
+            if (e == q || *e != ',') break;
+            double y = strtod(e + 1, &e);
+            if (l->npts < 64) { l->x[l->npts] = x; l->y[l->npts] = y; }
+            l->lx = x;
+            l->ly = y;
+            l->npts++;
+            q = e;
+            while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r') q++;
+        }
+    }
+}
 
 static void svg_lines(const char *text, void (*fn)(const svg_line *, void *), void *ctx)
 {
     const char *p = text;
+    svg_line cur, next;
+    int have = 0;
     while ((p = strstr(p, "<polyline"))) {
         const char *end = strstr(p, "/>");
         cr_assert(end);
-        svg_line l = {{0}, {0}, 0, {0}, {0}, 0};
-        const char *q;
-        if ((q = strstr(p, "stroke=\"#")) && q < end) memcpy(l.stroke, q + 8, 7);
-        if ((q = strstr(p, "fill=\"#")) && q < end) memcpy(l.fill, q + 6, 7);
-        if ((q = strstr(p, "stroke-width=\"")) && q < end) l.width = strtod(q + 14, NULL);
-        if ((q = strstr(p, "points=\"")) && q < end) {
-            q += 8;
-            char *e;
-            for (;;) {
-                double x = strtod(q, &e);
-                if (e == q || *e != ',') break;
-                double y = strtod(e + 1, &e);
-                if (l.npts < 64) { l.x[l.npts] = x; l.y[l.npts] = y; }
-                l.npts++;
-                q = e;
-                while (*q == ' ') q++;
-            }
-        }
-        fn(&l, ctx);
+        svg_parse(p, end, &next);
         p = end;
+        if (have && cur.npts % 255 == 1 && cur.npts >= 256 && !strcmp(cur.stroke, next.stroke) &&
+            !strcmp(cur.fill, next.fill) && next.npts > 0 && next.x[0] == cur.lx && next.y[0] == cur.ly) {
+            for (int i = 1; i < next.npts && cur.npts < 64; i++) {   /* (only past 64 points here) */
+                cur.x[cur.npts] = next.x[i];
+                cur.y[cur.npts] = next.y[i];
+            }
+            cur.npts += next.npts - 1;
+            cur.lx = next.lx;
+            cur.ly = next.ly;
+            continue;
+        }
+        if (have) fn(&cur, ctx);
+        cur = next;
+        have = 1;
     }
+    if (have) fn(&cur, ctx);
 }
 
 typedef struct {
@@ -421,4 +447,62 @@ Test(report, index_html_loads_every_figure_in_headless_chromium)
     cr_assert(strstr(r.out, "data-loaded=\"3/4\""), "%.300s", strstr(r.out, "<body") ? strstr(r.out, "<body") : r.out);
     cr_assert(strstr(r.out, "figure missing: cells.png"));
     kit_out_free(&r);
+}
+
+/* ---------------------------------------------------------------- predictions */
+
+#define LN_TINY \
+    "return model \"ln\" {\n" \
+    "  input = { history = 10, height = 50, width = 50 },\n" \
+    "  dense {}, softplus {},\n" \
+    "  train = { batch = 64, epochs = 1 },\n" \
+    "}\n"
+
+Test(report, predictions_of_a_trained_run_against_its_recording)
+{
+    char data[512], other[512], run[512], spec[512];
+    snprintf(data, sizeof data, "%s", kit_path(dir, "rec.h5"));
+    snprintf(other, sizeof other, "%s", kit_path(dir, "other.h5"));
+    snprintf(run, sizeof run, "%s", kit_path(dir, "trained"));
+    snprintf(spec, sizeof spec, "%s", kit_path(dir, "ln.lua"));
+    kit_write_text(spec, LN_TINY);
+    kit_out r = kit_rc("synth -o %s --frames 1500 --test-frames 700 --cells 3 --calib-frames 500 --quiet", data);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    kit_out_free(&r);
+    r = kit_rc("train %s --data %s -o %s --quiet", spec, data, run);
+    cr_assert_eq(r.status, 0, "train: %s", r.err);
+    kit_out_free(&r);
+
+    const char *out = kit_path(dir, "rep_pred");
+    r = report(out, run);
+    cr_assert_eq(r.status, 0, "report: %s", r.err);
+    kit_out_free(&r);
+    check_png(kit_path(out, "predictions.png"), 1200, 340);
+    char *svg = kit_read_text(kit_path(out, "predictions.svg"));
+    /* 3 cells: the recorded trace (black) and the model (blue), 500 bins each (the test split
+     * has 700 - 10 + 1 > 500) */
+    count_ctx k = {"#000000", 500, 0}, m = {"#0072B2", 500, 0};
+    svg_lines(svg, count_stroked, &k);
+    svg_lines(svg, count_stroked, &m);
+    free(svg);
+    cr_assert_eq(k.count, 3, "recorded: %d black lines of 500 points", k.count);
+    cr_assert_eq(m.count, 3, "predicted: %d blue lines of 500 points", m.count);
+
+    /* the recording moved away: the report is made and says what to pass */
+    cr_assert_eq(rename(data, kit_path(dir, "moved.h5")), 0);
+    r = report(out, run);
+    cr_assert_eq(r.status, 0, "report: %s", r.err);
+    cr_assert(strstr(r.err, "is not here: pass --data FILE"), "%s", r.err);
+    kit_out_free(&r);
+    cr_assert_eq(access(kit_path(out, "predictions.png"), F_OK), -1);
+
+    /* another recording is refused: the predictions would belong to a different retina */
+    r = kit_rc("synth -o %s --frames 1500 --test-frames 700 --cells 3 --calib-frames 500 --seed 5 --quiet", other);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    kit_out_free(&r);
+    r = kit_rc("report %s --data %s -o %s", run, other, kit_path(dir, "rep_other"));
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "other.h5"), "%s", r.err);
+    kit_out_free(&r);
+    cr_assert_eq(access(kit_path(dir, "rep_other"), F_OK), -1);
 }
