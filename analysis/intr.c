@@ -151,6 +151,7 @@ static int correlate_file(rc_rf_eval *ev, const rc_checkpoint *ck, const rc_intr
     for (int b = 0; b < o->batch; b++) starts[b] = b;
     for (int64_t w0 = 0; w0 < nwin; w0 += o->batch) {
         const int B = (int)(nwin - w0 < o->batch ? nwin - w0 : o->batch);
+        rc_progress_report(&o->progress, "model units", w0, nwin);
         if (rc_rf_eval_forward(ev, f->movie + w0 * hw, (int64_t)B + C - 1, starts, B, NULL, err, errlen) < 0)
             goto out;
         for (int b = 0; b < B; b++)
@@ -174,6 +175,7 @@ static int correlate_file(rc_rf_eval *ev, const rc_checkpoint *ck, const rc_intr
             }
         }
     }
+    rc_progress_report(&o->progress, "model units", nwin, nwin);
     const double N = (double)nwin;
     for (int c = 0; c < n; c++) {
         rc_intr_cell *cell = &cells[c];

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "progress.h"
 
 typedef struct {
     const char *stim;          /* stimulus key (default "boxes") */
@@ -33,6 +34,7 @@ typedef struct {
     int layers[RC_MAX_LAYERS]; /* 0-based layer indices */
     int batch;                 /* windows per forward (default 256) */
     int fft;                   /* 1 (default): layer 1 and later plain convs by FFT (exact) */
+    rc_progress progress;      /* windows done (may be zeroed) */
 } rc_intr_opts;
 
 typedef struct {

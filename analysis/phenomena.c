@@ -1002,12 +1002,17 @@ int rc_pheno_run(const rc_pheno_model *m, const char *only, rc_pheno_out *out, c
         return rc_errf(err, errlen, "phenomena: bad model (history %d, %dx%d, %d cells; frames must be at least 8x8)",
                        m->history, m->H, m->W, m->cells);
     if (m->W > 4096) return rc_errf(err, errlen, "phenomena: frame width %d above 4096", m->W);
+    int total = 0, done = 0;
+    for (int i = 0; i < rc_pheno_count; i++) total += in_list(only, rc_pheno_names[i]);
+    const char *stage = m->label ? m->label : "phenomena";
+    rc_progress_report(&m->progress, stage, 0, total);
     for (int i = 0; i < rc_pheno_count; i++) {
         if (!in_list(only, rc_pheno_names[i])) continue;
         ctx c = {.m = m, .o = out, .name = rc_pheno_names[i], .seed = m->seed ? m->seed : 1,
                  .err = err, .errlen = errlen};
         if (PH_FN[i](&c) < 0) return -1;
         if (c.oom) return rc_errf(err, errlen, "%s: out of memory for the results", c.name);
+        rc_progress_report(&m->progress, stage, ++done, total);
     }
     return 0;
 }

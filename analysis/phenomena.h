@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "progress.h"
 
 #include "synth.h"
 
@@ -49,6 +50,8 @@ typedef struct {
     rc_pheno_sta_fn sta;
     const char *sta_kind;        /* how sta estimates it (trace descriptions); NULL = "gradient STA" */
     int64_t sta_samples;         /* noise windows per STA; 0 = RC_PHENO_STA_SAMPLES */
+    rc_progress progress;        /* phenomena done, as stage `label` (may be zeroed) */
+    const char *label;
 } rc_pheno_model;
 
 #define RC_PHENO_STA_SAMPLES 256 /* per STA: 6 STAs per battery, ~7 s each for an 8-cell BN-CNN */

@@ -479,9 +479,11 @@ static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, c
     }
     for (int b = 0; b < Bmax; b++) starts[b] = b;
     int64_t k = 0;
+    rc_progress_report(&o->progress, "gradient STA", 0, o->samples);
     for (int64_t s0 = 0; s0 < o->samples; s0 += Bmax, k++) {
         int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);
         int64_t T = (int64_t)B + C - 1;
+        if (k) rc_progress_report(&o->progress, "gradient STA", s0, o->samples);
         noise_frames(o->seed, o->contrast, s0, T, hw, frames);
         if (rc_rf_eval_forward(ev, frames, T, starts, B, NULL, err, errlen) < 0) goto out;
         int half = (int)(k & 1);
@@ -495,6 +497,7 @@ static int run_grad(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc, c
         }
         acc->n[half] += B;
     }
+    rc_progress_report(&o->progress, "gradient STA", o->samples, o->samples);
     rc = 0;
 out:
     rc_rf_eval_close(ev);
@@ -518,10 +521,12 @@ static int run_revcor(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc,
     /* o->backend NULL: the generated C, else the reference (rc_backend_open's automatic choice) */
     if (rc_backend_open(ir, o->backend, "cpu", &be, err, errlen) < 0) goto out;
     int64_t k = 0;
+    rc_progress_report(&o->progress, "reverse correlation", 0, o->samples);
     for (int64_t s0 = 0; s0 < o->samples; s0 += Bmax, k++) {
         int B = (int)(o->samples - s0 < Bmax ? o->samples - s0 : Bmax);
         int64_t T = (int64_t)B + C - 1;
         int half = (int)(k & 1);
+        if (k) rc_progress_report(&o->progress, "reverse correlation", s0, o->samples);
         noise_frames(o->seed, o->contrast, s0, T, hw, frames);
         if (rc_predict_frames(be, ck, frames, T, y, err, errlen) < 0) goto out;
         for (int n = 0; n < cells; n++)
@@ -550,6 +555,7 @@ static int run_revcor(const rc_checkpoint *ck, const rc_rf_opts *o, rf_acc *acc,
             }
         acc->n[half] += B;
     }
+    rc_progress_report(&o->progress, "reverse correlation", o->samples, o->samples);
     rc = 0;
 out:
     rc_backend_destroy(be);

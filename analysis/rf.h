@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "progress.h"
 #include "checkpoint.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     int fft;              /* 1 (default): layer 1 and the input gradients of later plain convs
                            * by FFT where exact; 0: everything by the reference's loops */
     const char *backend;  /* revcor inference backend: "c", "ref" or NULL (c, else ref) */
+    rc_progress progress; /* windows done per estimate ("gradient STA", "reverse correlation") */
 } rc_rf_opts;
 
 /* Summary of one STA. */

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "bench.h"
 #include "cmd.h"
+#include "progress_ui.h"
 #include "ir.h"
 #include "json.h"
 #include "loss.h"
@@ -47,6 +48,7 @@ const char cmd_bench_help[] =
     "                 history, set_stream (the backend has the hook); with a movie also\n"
     "                 stream_samples_per_s, stream_gflops, stream_s, stream_cpu_s (per\n"
     "                 movie pass), movie_frames, movie_windows, movie_iters\n"
+    "  -q, --quiet    no progress on stderr\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
@@ -65,7 +67,7 @@ static int parse_int(const char *opt, const char *v, int lo, int *out)
 int cmd_bench(int argc, char **argv)
 {
     const char *spec = NULL, *backend = "c";
-    int cells = 5, batch = 0, iters = 5, warmup = 1, threads = 0, json = 0;
+    int cells = 5, batch = 0, iters = 5, warmup = 1, threads = 0, json = 0, quiet = 0;
     int movie = -1, movie_iters = 1;   /* movie -1: 2000 + history */
     rc_spec_override pov[RC_SPEC_MAX_PARAMS];
     int n_pov = 0;
@@ -81,6 +83,7 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--movie-iters") && i + 1 < argc) bad = parse_int(a, argv[++i], 1, &movie_iters);
         else if (!strcmp(a, "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--param") && i + 1 < argc) {
             char perr[512];
             if (cli_parse_param(argv[++i], pov, &n_pov, RC_SPEC_MAX_PARAMS, perr, sizeof perr) < 0) {
@@ -120,7 +123,12 @@ int cmd_bench(int argc, char **argv)
         return 2;
     }
     rc_bench_result r;
-    if (rc_bench_run(&ir, &bo, &r, err, sizeof err) < 0) {
+    cli_progress pr;
+    cli_progress_init(&pr, "bench", quiet);
+    bo.progress = cli_progress_hook(&pr);
+    int brc = rc_bench_run(&ir, &bo, &r, err, sizeof err);
+    cli_progress_end(&pr);
+    if (brc < 0) {
         fprintf(stderr, "retinac bench: %s\n", err);
         return 1;
     }

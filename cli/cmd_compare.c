@@ -368,7 +368,7 @@ int cmd_compare(int argc, char **argv)
     }
     to.cells = cells;
     to.n_cells = n_cells;
-    cli_search_ui ui = {"compare", quiet, vs.model[first_ok]->name, to.backend, dir};
+    cli_search_ui ui = {"compare", quiet, vs.model[first_ok]->name, to.backend, dir, 0, 0, 0};
     to.warn = cli_search_on_warn;
     to.warn_ctx = &ui;
     rc_search_opts so;

@@ -10,6 +10,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "progress_ui.h"
 #include "fsutil.h"
 #include "intr.h"
 #include "json.h"
@@ -34,6 +35,7 @@ const char cmd_interneurons_help[] =
     "  -o OUT.h5          write /layers, /best (cells, layers, 5: layer chan row col r) and\n"
     "                     /cells/<k>: each cell's correlation maps (every layer's (c,h,w))\n"
     "  --json             print the result as JSON instead of the table\n"
+    "  -q, --quiet        no progress on stderr\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
@@ -138,6 +140,7 @@ int cmd_interneurons(int argc, char **argv)
     int n_files = 0, json = 0;
     rc_intr_opts o;
     rc_intr_opts_default(&o);
+    int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() do { if (!next) { fprintf(stderr, "retinac interneurons: %s needs a value\n", a); return 2; } i++; } while (0)
@@ -160,6 +163,7 @@ int cmd_interneurons(int argc, char **argv)
             else omp_set_num_threads((int)v);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); out = next; }
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "retinac interneurons: unknown option %s (see retinac help interneurons)\n", a);
             return 2;
@@ -187,7 +191,12 @@ int cmd_interneurons(int argc, char **argv)
     if (rc_ckpt_load(path, &ck, err, sizeof err) < 0) { fprintf(stderr, "retinac interneurons: %s\n", err); return 1; }
     rc_intr_result r;
     int rc = 1;
-    if (rc_intr_compute(&ck, files, n_files, &o, &r, err, sizeof err) < 0) {
+    cli_progress pr;
+    cli_progress_init(&pr, "interneurons", quiet);
+    o.progress = cli_progress_hook(&pr);
+    int crc = rc_intr_compute(&ck, files, n_files, &o, &r, err, sizeof err);
+    cli_progress_end(&pr);
+    if (crc < 0) {
         fprintf(stderr, "retinac interneurons: %s\n", err);
         goto out;
     }

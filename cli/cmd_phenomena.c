@@ -13,6 +13,7 @@
 
 #include "checkpoint.h"
 #include "cmd.h"
+#include "progress_ui.h"
 #include "fsutil.h"
 #include "json.h"
 #include "phenomena.h"
@@ -45,6 +46,7 @@ const char cmd_phenomena_help[] =
     "  -o OUT.h5          write every trace and number: /<column>/<phenomenon>/<name>, the\n"
     "                     stimulus parameters as attributes of /<column>/<phenomenon>\n"
     "  --json             print {runs:[{name, source, numbers:{key: value}}]} instead of the table\n"
+    "  -q, --quiet        no progress on stderr\n"
     "  --seed N           seed of the noise stimuli (contrast adaptation, OMS, the STAs;\n"
     "                     default 1)\n"
     "  --sta-samples N    white-noise windows per STA of contrast_fig (2 contrasts) and\n"
@@ -154,7 +156,7 @@ static int parse_int(const char *s, long lo, long hi, long *v)
 int cmd_phenomena(int argc, char **argv)
 {
     const char *backend = "c", *out_path = NULL, *only = NULL;
-    int json = 0, threads = 0, n = 0, retina = 0, cells = 8;
+    int json = 0, threads = 0, n = 0, retina = 0, cells = 8, quiet = 0;
     long retina_seed = 0, seed = 1, v, sta_samples = RC_PHENO_STA_SAMPLES;
     const char **runs = calloc((size_t)argc, sizeof *runs);
     if (!runs) return 1;
@@ -164,6 +166,7 @@ int cmd_phenomena(int argc, char **argv)
 #define BADNUM(lo, hi) do { fprintf(stderr, "retinac phenomena: %s '%s': expected an integer in %ld..%ld\n", a, next, (long)(lo), (long)(hi)); free(runs); return 2; } while (0)
         if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); out_path = next; }
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--only")) { NEED(); only = next; }
         else if (!strcmp(a, "--backend")) { NEED(); backend = next; }
         else if (!strcmp(a, "--retina")) { NEED(); if (parse_int(next, 0, 2147483647L, &retina_seed) < 0) BADNUM(0, 2147483647L); retina = 1; }
@@ -242,11 +245,18 @@ int cmd_phenomena(int argc, char **argv)
                  "retinac synth --seed %ld --cells %d (noise-free rate; z -> s = 2(z*%.4g + %.4g)/255 - 1)",
                  retina_seed, cells, sd, mu);
     }
-    for (int i = 0; i < ncol; i++)
-        if (rc_pheno_run(&cols[i].pm, only, &cols[i].out, err, sizeof err) < 0) {
+    cli_progress pr;
+    cli_progress_init(&pr, "phenomena", quiet);
+    for (int i = 0; i < ncol; i++) {
+        cols[i].pm.progress = cli_progress_hook(&pr);
+        cols[i].pm.label = cols[i].label;
+        int prc = rc_pheno_run(&cols[i].pm, only, &cols[i].out, err, sizeof err);
+        cli_progress_end(&pr);
+        if (prc < 0) {
             fprintf(stderr, "retinac phenomena: %s: %s\n", cols[i].source, err);
             goto out;
         }
+    }
     if (json) {
         rc_json j;
         rc_json_init(&j, stdout, 1);

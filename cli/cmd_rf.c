@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "fsutil.h"
 #include "json.h"
+#include "progress_ui.h"
 #include "rf.h"
 
 const char cmd_rf_help[] =
@@ -40,6 +41,8 @@ const char cmd_rf_help[] =
     "  -o OUT.h5          write /grad and /revcor: sta (cells,history,H,W), spatial, temporal,\n"
     "                     center, peak, sigma, polarity, peak_lag, rank1, half_r, reliability\n"
     "  --json             print the summary as JSON instead of the table\n"
+    "  -q, --quiet        no progress on stderr (a line with an ETA on a terminal, else a line\n"
+    "                     at every quarter)\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 usage error.\n";
 
@@ -99,6 +102,7 @@ int cmd_rf(int argc, char **argv)
     int json = 0;
     rc_rf_opts o;
     rc_rf_opts_default(&o);
+    int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
@@ -136,6 +140,7 @@ int cmd_rf(int argc, char **argv)
             omp_set_num_threads((int)v);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) { NEED(); out = next; }
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "retinac rf: unknown option %s (see retinac help rf)\n", a);
             return 2;
@@ -156,7 +161,12 @@ int cmd_rf(int argc, char **argv)
     if (rc_ckpt_load(path, &ck, err, sizeof err) < 0) { fprintf(stderr, "retinac rf: %s\n", err); return 1; }
     rc_rf_result r;
     int rc = 1;
-    if (rc_rf_compute(&ck, &o, &r, err, sizeof err) < 0) { fprintf(stderr, "retinac rf: %s: %s\n", path, err); goto out; }
+    cli_progress pr;
+    cli_progress_init(&pr, "rf", quiet);
+    o.progress = cli_progress_hook(&pr);
+    int crc = rc_rf_compute(&ck, &o, &r, err, sizeof err);
+    cli_progress_end(&pr);
+    if (crc < 0) { fprintf(stderr, "retinac rf: %s: %s\n", path, err); goto out; }
     if (out && rc_rf_write(out, &ck, &r, err, sizeof err) < 0) { fprintf(stderr, "retinac rf: %s\n", err); goto out; }
     if (json) {
         rc_json j;

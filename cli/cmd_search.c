@@ -304,7 +304,7 @@ int cmd_search(int argc, char **argv)
 
     /* the search itself: every rank checks alike, then the communicator starts (MPI_Init under
      * mpirun), the ranks agree, train their trials, and rank 0 writes the summary */
-    cli_search_ui ui = {"search", c.quiet, spec->name, c.o.backend, c.dir};
+    cli_search_ui ui = {"search", c.quiet, spec->name, c.o.backend, c.dir, 0, 0, 0};
     rc_search_opts so;
     rc_search_opts_default(&so);
     so.spec = spec;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "progress_ui.h"
 #include "fsutil.h"
 #include "synth.h"
 
@@ -48,7 +49,8 @@ const char cmd_synth_help[] =
     "                     and -o may be left out to write only these files\n"
     "  --intr-frames N    frames of the interneuron files; default 3000\n"
 
-    "  --quiet            no progress lines\n";
+    "  --quiet            no progress on stderr (a line with an ETA on a terminal, else a line\n"
+    "                     at every quarter of each split)\n";
 
 static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
 {
@@ -122,7 +124,12 @@ static int run(int argc, char **argv, const char **sets)
         fprintf(stderr, "retinac synth: %s\n", err);
         return 1;
     }
-    if (out && rc_synth_write(out, &o, err, sizeof err) < 0) {
+    cli_progress pr;
+    cli_progress_init(&pr, "synth", o.quiet);
+    o.progress = cli_progress_hook(&pr);
+    int wrc = out ? rc_synth_write(out, &o, err, sizeof err) : 0;
+    cli_progress_end(&pr);
+    if (wrc < 0) {
         fprintf(stderr, "retinac synth: %s\n", err);
         return 1;
     }

@@ -2,14 +2,16 @@
  * events of rc_search_run (search/search_run.h): one line per trial start, epoch and end, on
  * every rank (prefixed "[rank trial]"), the start line on rank 0; failures even with -q.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "progress_ui.h"
 #include "search_ui.h"
 
 void cli_search_on_event(void *vctx, const rc_search_event *e)
 {
-    const cli_search_ui *u = vctx;
+    cli_search_ui *u = vctx;
     const char *name = e->trial ? e->trial->name : "";
     const rc_search_row *r = e->row;
     switch (e->kind) {
@@ -36,19 +38,30 @@ void cli_search_on_event(void *vctx, const rc_search_event *e)
         break;
     }
     case RC_SEARCH_EV_TRIAL_OK:
-        if (!u->quiet)
-            fprintf(stderr, "[%d %s] done: val_loss %.6g (epoch %lld), test r %.4f, %.1fs\n", e->rank, name,
-                    r->best_val_loss, (long long)r->best_epoch, r->test_mean_r, r->seconds);
+    case RC_SEARCH_EV_TRIAL_FAILED: {
+        u->trained++;
+        u->t_trained += r->seconds;
+        /* ETA: this rank's mean trial time x its share of the trials not yet trained (the
+         * other ranks' progress is not known here: an estimate) */
+        int size = e->size > 0 ? e->size : 1;
+        double left = ceil((double)(e->n - u->skipped * size) / size) - u->trained;
+        char eta[32];
+        cli_fmt_eta(left > 0 ? u->t_trained / u->trained * left : 0, eta, sizeof eta);
+        if (e->kind == RC_SEARCH_EV_TRIAL_FAILED)
+            fprintf(stderr, "retinac %s: trial %s: %s\n", u->cmd, name, r->error);
+        else if (!u->quiet)
+            fprintf(stderr, "[%d %s] done: val_loss %.6g (epoch %lld), test r %.4f, %.1fs; ETA %s\n", e->rank,
+                    name, r->best_val_loss, (long long)r->best_epoch, r->test_mean_r, r->seconds, eta);
         break;
-    case RC_SEARCH_EV_TRIAL_FAILED:
-        fprintf(stderr, "retinac %s: trial %s: %s\n", u->cmd, name, r->error);
-        break;
+    }
     case RC_SEARCH_EV_DONE_EARLIER:
+        u->skipped++;
         if (!u->quiet)
             fprintf(stderr, "[%d %s] done earlier: val_loss %.6g (epoch %lld)\n", e->rank, name,
                     r->best_val_loss, (long long)r->best_epoch);
         break;
     case RC_SEARCH_EV_FAILED_EARLIER:
+        u->skipped++;
         /* reported even with -q: the summary will show it failed */
         fprintf(stderr, "retinac %s: trial %s failed in an earlier run (not retried; "
                 "--retry-failed trains it again): %s\n", u->cmd, name, r->error);

@@ -11,6 +11,9 @@ typedef struct {
     const char *cmd;
     int quiet;
     const char *spec_name, *backend, *dir;
+    /* filled in by the events: this rank's trials trained so far and their time, for the ETA */
+    int trained, skipped;
+    double t_trained;
 } cli_search_ui;
 
 /* rc_search_opts.event with ctx = a cli_search_ui. */

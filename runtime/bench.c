@@ -96,6 +96,7 @@ int rc_bench_run(const rc_ir *ir, const rc_bench_opts *o, rc_bench_result *r, ch
 
     /* the trainer declares its frame buffer the same way before running batches on it */
     if (be->set_stream && be->set_stream(be, frames, T)) goto fail;
+    rc_progress_report(&o->progress, "training steps", 0, o->warmup + o->iters);
     for (int it = 0; it < o->warmup + o->iters; it++) {
         double a = rc_clock_s(), ca = cpu_now();
         if (be->train_forward(be, B, params, state, cell_pos, (uint64_t)it + 1, frames, starts, y, ws)) goto fail;
@@ -103,11 +104,14 @@ int rc_bench_run(const rc_ir *ir, const rc_bench_opts *o, rc_bench_result *r, ch
         memset(grads, 0, sizeof(float) * ir->params_total);
         if (be->train_backward(be, B, params, cell_pos, frames, starts, dy, grads, ws)) goto fail;
         if (it >= o->warmup) { r->train_step_s += rc_clock_s() - a; r->train_cpu_s += cpu_now() - ca; }
+        rc_progress_report(&o->progress, "training steps", it + 1, o->warmup + o->iters);
     }
+    rc_progress_report(&o->progress, "inference", 0, o->warmup + o->iters);
     for (int it = 0; it < o->warmup + o->iters; it++) {
         double a = rc_clock_s(), ca = cpu_now();
         if (be->infer(be, B, params, state, cell_pos, frames, starts, y, ws)) goto fail;
         if (it >= o->warmup) { r->infer_s += rc_clock_s() - a; r->infer_cpu_s += cpu_now() - ca; }
+        rc_progress_report(&o->progress, "inference", it + 1, o->warmup + o->iters);
     }
     /* streaming inference over the movie: warm up on its first batch, then each timed pass
      * declares the movie afresh (after an untimed forget) and runs every window in order */
@@ -129,6 +133,7 @@ int rc_bench_run(const rc_ir *ir, const rc_bench_opts *o, rc_bench_result *r, ch
             }
             r->stream_s += rc_clock_s() - a;
             r->stream_cpu_s += cpu_now() - ca;
+            rc_progress_report(&o->progress, "movie passes", it + 1, o->movie_iters);
         }
         r->stream_s /= o->movie_iters;
         r->stream_cpu_s /= o->movie_iters;

@@ -13,6 +13,7 @@
 #define RC_BENCH_H
 
 #include <stddef.h>
+#include "progress.h"
 
 #include "ir.h"
 
@@ -23,6 +24,7 @@ typedef struct {
     int warmup;              /* untimed iterations first (>= 0) */
     int movie;               /* frames of the streaming movie (0: none; must exceed history) */
     int movie_iters;         /* timed passes over the movie (>= 1) */
+    rc_progress progress;    /* iterations done per stage, reported outside the timed spans */
 } rc_bench_opts;
 
 typedef struct {

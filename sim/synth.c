@@ -685,6 +685,7 @@ static int write_split(writer *w, int split, int64_t T, int R, char *err, size_t
     snprintf(key, sizeof key, "/%s/time", sn);
     ds_time = rc_h5_create(w->f, key, H5T_IEEE_F64LE, 1, &T);
     if (ds_stim < 0 || ds_time < 0) { ERRF(err, errlen, "%s: /%s: cannot create datasets", w->path, sn); goto out; }
+    rc_progress_report(&o->progress, sn, 0, T);
     for (int64_t t0 = 0; t0 < T; t0 += BLK) {
         int64_t n = T - t0 < BLK ? T - t0 : BLK;
         stim_block(g, t0, n, w->vbuf);
@@ -716,8 +717,7 @@ static int write_split(writer *w, int split, int64_t T, int R, char *err, size_t
                 for (int c = 0; c < C; c++) lam[(int64_t)c * T + t0 + k] = (float)l[c];
             }
         }
-        if (!o->quiet && (t0 / BLK) % 20 == 19)
-            fprintf(stderr, "retinac synth: %s %lld/%lld frames\n", sn, (long long)(t0 + n), (long long)T);
+        rc_progress_report(&o->progress, sn, t0 + n, T);
     }
     /* rates */
     {
@@ -899,8 +899,9 @@ int rc_synth_write(const char *path, const rc_synth_opts *o, char *err, size_t e
         goto out;
     }
     if (!o->cheap) {
-        if (!o->quiet) fprintf(stderr, "retinac synth: calibrating the retina (seed %llu)\n", (unsigned long long)o->seed);
+        rc_progress_report(&o->progress, "calibrating the retina", 0, 1);
         if (calibrate(o->seed, o->calib_frames > 0 ? o->calib_frames : 3000, &p, w.cells, o->cells, w.vbuf, err, errlen) < 0) goto out;
+        rc_progress_report(&o->progress, "calibrating the retina", 1, 1);
     }
     /* streamed to disk (too large for memory): fsutil.h checks the size limit against this
      * upper bound first and closes safely after a failed write */

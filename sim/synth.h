@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "progress.h"
 
 typedef enum { RC_SYNTH_NATURAL = 0, RC_SYNTH_WHITENOISE } rc_synth_stim;
 
@@ -33,7 +34,8 @@ typedef struct {
     rc_synth_stim stimulus;
     int float32;            /* 1: frames stored as float32 in [0,1]; 0 (default): uint8 0..255 */
     int cheap;              /* 1: I/O-test mode: uint8 white noise and a trivial LN response */
-    int quiet;              /* 0: progress lines on stderr */
+    int quiet;              /* kept for callers; the library prints nothing itself */
+    rc_progress progress;   /* frames written per split ("train", "test"), the calibration */
     int calib_frames;       /* calibration movie length; 0: 3000 (fewer: faster, noisier gains) */
     const char *const *sets; /* retina parameter overrides "NAME=VALUE" (see --set) */
     int n_sets;
