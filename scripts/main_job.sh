@@ -7,7 +7,8 @@
 # then read the BN-CNN's receptive fields (`retinac rf`, runs/bncnn/rf.h5), the phenomena
 # battery of both models beside the simulated retina's own (`retinac phenomena`), and the
 # correlation of the BN-CNN's units with the simulated retina's bipolar and amacrine cells
-# (`retinac synth --interneurons`, `retinac interneurons`, runs/bncnn/intr.h5).
+# (`retinac synth --interneurons`, `retinac interneurons`, runs/bncnn/intr.h5), and end with
+# `retinac report`: every figure as PNG and SVG and runs/report/index.html.
 #
 # Budget: under 10 minutes on 2 cores. The epoch counts and batch sizes below are chosen for
 # that budget (ten epochs of the CNN at batch 32, about 2.6 of the ~4.4 minutes), not for the
@@ -46,6 +47,7 @@ LN_LR=${LN_LR:-0.0005}
 RETINAC=${RETINAC:-}
 RF_SAMPLES=${RF_SAMPLES:-1024}
 SEED=1            # the recording's `retinac synth` seed: the phenomena's ground-truth column
+FIGURES="cells.png predictions.png rf-1-bncnn.png"   # the report's figures that RECORD=1 publishes
 
 t0=$(date +%s)
 say() { printf '[main job %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
@@ -101,16 +103,6 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -
     cat "$RUNS/eval.txt"
     printf '```\n'
 } > "$RUNS/main-job.md"
-if [ "${RECORD:-0}" = 1 ]; then
-    mkdir -p results
-    cp "$RUNS/main-job.md" results/main-job.md.tmp && mv results/main-job.md.tmp results/main-job.md
-    awk -v f="$RUNS/main-job.md" '
-        /<!-- main-job:begin -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
-        /<!-- main-job:end -->/ { skip = 0 }
-        !skip { print }' README.md > README.md.tmp && mv README.md.tmp README.md
-    say "recorded results/main-job.md and README.md's main-job block"
-fi
-
 say "receptive fields of the BN-CNN (retinac rf, $RF_SAMPLES white-noise windows)"
 "$RETINAC" rf "$RUNS/bncnn" --samples "$RF_SAMPLES" --threads "$THREADS" -o "$RUNS/bncnn/rf.h5"
 
@@ -121,4 +113,25 @@ say "model units vs the simulated retina's bipolars and amacrines (retinac inter
 "$RETINAC" synth --interneurons "$RUNS/intr" --seed "$SEED" --quiet
 "$RETINAC" interneurons "$RUNS/bncnn" "$RUNS/intr/bipolars_synth.h5" "$RUNS/intr/amacrines_synth.h5" \
     --threads "$THREADS" -o "$RUNS/bncnn/intr.h5"
-say "done"
+say "figures and a page of them (retinac report)"
+"$RETINAC" report "$RUNS/bncnn" "$RUNS/ln" "$RUNS/phenomena.h5" --data "$DATA" -o "$RUNS/report" >/dev/null
+{
+    printf '\nFigures of this run (`retinac report`, PNG; the page with all of them, SVGs included:\n'
+    printf '%s/report/index.html):\n\n' "$RUNS"
+    for f in $FIGURES; do printf '![%s](FIGDIR/%s)\n' "$f" "$f"; done
+} > "$RUNS/main-job-figures.md"
+if [ "${RECORD:-0}" = 1 ]; then
+    mkdir -p results/figures
+    for f in $FIGURES; do
+        cp "$RUNS/report/$f" "results/figures/$f.tmp" && mv "results/figures/$f.tmp" "results/figures/$f"
+    done
+    { cat "$RUNS/main-job.md"; sed 's|FIGDIR|figures|' "$RUNS/main-job-figures.md"; } > results/main-job.md.tmp
+    mv results/main-job.md.tmp results/main-job.md
+    { cat "$RUNS/main-job.md"; sed 's|FIGDIR|results/figures|' "$RUNS/main-job-figures.md"; } > "$RUNS/main-job-readme.md"
+    awk -v f="$RUNS/main-job-readme.md" '
+        /<!-- main-job:begin -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
+        /<!-- main-job:end -->/ { skip = 0 }
+        !skip { print }' README.md > README.md.tmp && mv README.md.tmp README.md
+    say "recorded results/main-job.md, results/figures/ and README.md's main-job block"
+fi
+say "done: open $RUNS/report/index.html"
