@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "checkpoint.h"
 #include "cmd.h"
+#include "progress_ui.h"
 #include "fsutil.h"
 #include "ir.h"
 #include "spec.h"
@@ -71,14 +72,6 @@ typedef struct {
     int bar_shown;
 } progress_ctx;
 
-static void fmt_eta(double s, char *buf, size_t n)
-{
-    if (!isfinite(s) || s < 0) { snprintf(buf, n, "--:--"); return; }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static void on_progress(void *vctx, const rc_train_progress *p)
 {
     progress_ctx *c = vctx;
@@ -95,7 +88,7 @@ static void on_progress(void *vctx, const rc_train_progress *p)
         for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '-';
         bar[W] = 0;
         double rate = p->batch ? p->elapsed / (double)p->batch : 0;
-        fmt_eta(rate * (double)(p->batches - p->batch), eta, sizeof eta);
+        cli_fmt_eta(rate * (double)(p->batches - p->batch), eta, sizeof eta);
         fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %3.0f%% ETA %s  %.0f samples/s  loss %.5g",
                 p->epoch, p->epochs, bar, 100 * frac, eta, p->samples_per_s, p->loss);
         fflush(stderr);
