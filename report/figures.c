@@ -363,6 +363,49 @@ int rep_fig_intr(const char *dir, const char *name, const rep_run *run, char *er
     return rc_plot_render(dir, name, 1000, 450, draw_intr, (void *)run, err, errlen);
 }
 
+#define MAP_COLS 6
+
+static int draw_intr_maps(void *vctx)
+{
+    const rep_intr *r = &((const rep_run *)vctx)->intr;
+    int C = r->cells < MAP_COLS ? r->cells : MAP_COLS, R = (r->cells + C - 1) / C;
+    double left = 0.02, right = 0.08, top = 0.08, bottom = 0.02;
+    double sw = (1 - left - right) / C, sh = (1 - top - bottom) / R;
+    rc_plot_text_scale(0.85);
+    for (int c = 0; c < r->cells; c++) {
+        /* the best unit over the layers */
+        int bl = 0;
+        for (int l = 1; l < r->layers; l++)
+            if (r->best[((size_t)c * r->layers + l) * 5 + 4] > r->best[((size_t)c * r->layers + bl) * 5 + 4]) bl = l;
+        const double *b = &r->best[((size_t)c * r->layers + bl) * 5];
+        int ch = (int)b[1], h = r->lay_h[bl], w = r->lay_w[bl];
+        if (ch < 0 || ch >= r->lay_c[bl]) return rc_plot_fail("interneuron %d: channel %d outside the layer", c, ch);
+        const float *m = r->maps + (size_t)c * r->map_len + r->lay_off[bl] + (size_t)ch * h * w;
+        double zl = 0;
+        for (int i = 0; i < h * w; i++)
+            if (isfinite(m[i]) && fabs(m[i]) > zl) zl = fabs(m[i]);
+        int row = c / C, col = c % C;
+        double x0 = left + col * sw, y1 = 1 - top - row * sh;
+        char title[96];
+        snprintf(title, sizeof title, "cell %d, L%.0f ch %d, r %.2f", c, b[0], ch, b[4]);
+        rc_plot_map_panel(x0 + 0.05 * sw, x0 + 0.95 * sw, y1 - 0.92 * sh, y1 - 0.12 * sh, w, h, title);
+        rc_plot_heat(w, h, m, zl > 0 ? zl : 1);
+        rc_plot_circle(b[3] + 0.5, h - (b[2] + 0.5), 1.2, RC_PLOT_BLACK);
+    }
+    rc_plot_page_text(0.5, 1 - 0.45 * top, 0.5, 0.9,
+                      "Correlation of each model unit with the recorded interneuron: the best unit's channel");
+    return 0;
+}
+
+int rep_fig_intr_maps(const char *dir, const char *name, const rep_run *run, char *err,
+                      size_t errlen)
+{
+    const rep_intr *r = &run->intr;
+    if (!r->maps || r->cells <= 0) return 0;
+    int C = r->cells < MAP_COLS ? r->cells : MAP_COLS, R = (r->cells + C - 1) / C;
+    return rc_plot_render(dir, name, 215 * C + 40, 225 * R + 40, draw_intr_maps, (void *)run, err, errlen);
+}
+
 /* ---------------------------------------------------------------- phenomena */
 
 static int source_color(const rep_phen *p, int i)

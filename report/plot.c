@@ -45,6 +45,11 @@ const char *rc_plot_hex(int color)
     return buf[color];
 }
 
+void rc_plot_text_scale(double s)
+{
+    plschr(0, RC_PLOT_CHAR * (s > 0 ? s : 1));
+}
+
 int rc_plot_fail(const char *fmt, ...)
 {
     if (!g_failed) {

@@ -33,6 +33,9 @@ enum {
 /* Character height scale for every figure (PLplot's default is 1). */
 #define RC_PLOT_CHAR 0.8
 
+/* Text size for what follows in this figure, relative to RC_PLOT_CHAR. */
+void rc_plot_text_scale(double s);
+
 /* The colour of series k (cycles). */
 int rc_plot_series(int k);
 /* #rrggbb of a colour index, for captions and the HTML page. */

@@ -114,7 +114,9 @@ static int read_run(const char *dir, const char *data, rep_run *r, char *err, si
     if ((rc = rep_read_rf(p, &r->rf, err, errlen)) < 0) return -1;
     r->has_rf = rc == 0;
     snprintf(p, sizeof p, "%s/intr.h5", dir);
-    if ((rc = rep_read_intr(p, &r->intr, err, errlen)) < 0) return -1;
+    char ck[1200];
+    snprintf(ck, sizeof ck, "%s/best.h5", dir);
+    if ((rc = rep_read_intr(p, ck, &r->intr, err, errlen)) < 0) return -1;
     r->has_intr = rc == 0;
     snprintf(p, sizeof p, "%s/search.csv", dir);
     if ((rc = rep_read_search(p, &r->search, err, errlen)) < 0) return -1;
@@ -271,6 +273,14 @@ static int draw_all(page *pg, const char *tmp, rep_run **runs, int nr, char **ph
         snprintf(cap, sizeof cap, "%s: for each recorded interneuron, the correlation of the best-matching "
                  "model unit in each layer (docs/interneurons.md).", runs[i]->name);
         add_figure(pg, name, 1000, "interneuron matches", cap);
+        if (runs[i]->intr.maps) {
+            safe_name(name, sizeof name, "interneuron-maps", i + 1, runs[i]->name);
+            if (rep_fig_intr_maps(tmp, name, runs[i], err, errlen)) return -1;
+            snprintf(cap, sizeof cap, "%s: for each recorded interneuron, the correlation of every unit "
+                     "of the best unit's layer and channel with it (red positive, blue negative, each "
+                     "map scaled to its largest |r|); circle: the best unit.", runs[i]->name);
+            add_figure(pg, name, 1100, "interneuron correlation maps", cap);
+        }
     }
     int s_head = 0;
     for (int i = 0; i < nr; i++) {

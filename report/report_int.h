@@ -44,6 +44,12 @@ typedef struct {
 typedef struct {
     int cells, layers;
     double *best;                   /* (cells, layers, 5): layer, chan, row, col, r */
+    /* The correlation maps (/cells/<k>: every chosen layer's (c, h, w), in /layers order), when
+     * the run's best.h5 gives the layers' shapes; NULL otherwise. */
+    float *maps;                    /* (cells, map_len) */
+    int64_t map_len;
+    int lay_c[8], lay_h[8], lay_w[8];
+    int64_t lay_off[8];             /* offset of each layer's block in a cell's maps */
 } rep_intr;
 
 /* phenomena.h5: the traces the panels draw, per source (column). */
@@ -100,7 +106,8 @@ typedef struct {
 int rep_read_log(const char *path, rep_log *l, char *err, size_t errlen);
 int rep_read_metrics(const char *path, rep_metrics *m, char *err, size_t errlen);
 int rep_read_rf(const char *path, rep_rf *r, char *err, size_t errlen);
-int rep_read_intr(const char *path, rep_intr *r, char *err, size_t errlen);
+/* ckpt (may be NULL): the run's best.h5, for the layer shapes of the correlation maps. */
+int rep_read_intr(const char *path, const char *ckpt, rep_intr *r, char *err, size_t errlen);
 int rep_read_phen(const char *path, rep_phen *p, char *err, size_t errlen);
 int rep_read_search(const char *path, rep_search *s, char *err, size_t errlen);
 /* Evaluate DIR/best.h5 on the test split of `data` (NULL: the recording named in the
@@ -133,6 +140,9 @@ int rep_fig_cells(const char *dir, const char *name, rep_run *const *runs, int n
 int rep_fig_rf(const char *dir, const char *name, const rep_run *run, char *err, size_t errlen);
 int rep_fig_intr(const char *dir, const char *name, const rep_run *run, char *err,
                  size_t errlen);
+/* The correlation map of each recorded cell's best unit (0 and nothing drawn without maps). */
+int rep_fig_intr_maps(const char *dir, const char *name, const rep_run *run, char *err,
+                      size_t errlen);
 int rep_fig_phen(const char *dir, const char *name, const rep_phen *p, char *err, size_t errlen);
 int rep_fig_pred(const char *dir, const char *name, rep_run *const *runs, int n, char *err,
                  size_t errlen);

@@ -363,31 +363,77 @@ void rep_rf_free(rep_rf *r)
     memset(r, 0, sizeof *r);
 }
 
-int rep_read_intr(const char *path, rep_intr *r, char *err, size_t errlen)
+/* The layer shapes of the maps from the checkpoint; 0 when they fit /cells/<k>'s length. */
+static int intr_shapes(const char *ckpt, const double *layers, int n, int64_t len, rep_intr *r)
+{
+    if (!ckpt || !file_exists(ckpt) || n > 8) return -1;
+    rc_checkpoint ck;
+    char e[256];
+    if (rc_ckpt_load(ckpt, &ck, e, sizeof e) != 0) return -1;
+    int64_t off = 0;
+    int ok = 1;
+    for (int k = 0; k < n && ok; k++) {
+        int L = (int)layers[k] - 1;   /* /layers is 1-based */
+        if (L < 0 || L >= ck.ir->n_layers) { ok = 0; break; }
+        const rc_layer *l = &ck.ir->layers[L];
+        r->lay_c[k] = l->out.c;
+        r->lay_h[k] = l->out.h;
+        r->lay_w[k] = l->out.w;
+        r->lay_off[k] = off;
+        off += (int64_t)l->out.c * l->out.h * l->out.w;
+    }
+    rc_ckpt_free(&ck);
+    return ok && off == len ? 0 : -1;
+}
+
+int rep_read_intr(const char *path, const char *ckpt, rep_intr *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     if (!file_exists(path)) return 1;
     hid_t f = open_h5(path, err, errlen);
     if (f < 0) return -1;
-    int64_t d[3];
-    double *best = NULL;
+    int64_t d[3], dl[1];
+    double *best = NULL, *layers = NULL;
     int bad = read_dset(f, path, "/best", 3, d, &best, err, errlen);
-    H5Fclose(f);
-    if (bad) return -1;
-    if (d[2] != 5) {
-        free(best);
-        return rc_errf(err, errlen, "%s: /best: last dimension %lld, expected 5 (layer, chan, row, "
-                       "col, r): not a `retinac interneurons -o` file", path, (long long)d[2]);
+    if (!bad && d[2] != 5)
+        bad = rc_errf(err, errlen, "%s: /best: last dimension %lld, expected 5 (layer, chan, row, "
+                      "col, r): not a `retinac interneurons -o` file", path, (long long)d[2]) != 0;
+    if (!bad) {
+        r->cells = (int)d[0];
+        r->layers = (int)d[1];
+        r->best = best;
+        best = NULL;
     }
-    r->cells = (int)d[0];
-    r->layers = (int)d[1];
-    r->best = best;
+    /* the maps: optional (an older file, or no checkpoint to give the shapes) */
+    if (!bad && rc_h5_exists(f, "/layers") && rc_h5_exists(f, "/cells/0")) {
+        bad = read_dset(f, path, "/layers", 1, dl, &layers, err, errlen);
+        int64_t dc[1];
+        double *m0 = NULL;
+        if (!bad) bad = read_dset(f, path, "/cells/0", 1, dc, &m0, err, errlen);
+        free(m0);
+        if (!bad && dl[0] == r->layers && intr_shapes(ckpt, layers, r->layers, dc[0], r) == 0) {
+            r->map_len = dc[0];
+            r->maps = malloc((size_t)r->cells * (size_t)dc[0] * sizeof *r->maps);
+            if (!r->maps) bad = rc_errf(err, errlen, "%s: out of memory", path) != 0;
+            for (int c = 0; c < r->cells && !bad; c++) {
+                char key[32];
+                snprintf(key, sizeof key, "/cells/%d", c);
+                bad = rc_h5_read_all_f32(f, key, r->maps + (size_t)c * dc[0], dc[0], path, err, errlen) != 0;
+            }
+            if (bad) { free(r->maps); r->maps = NULL; r->map_len = 0; }
+        }
+    }
+    free(layers);
+    free(best);
+    H5Fclose(f);
+    if (bad) { rep_intr_free(r); return -1; }
     return 0;
 }
 
 void rep_intr_free(rep_intr *r)
 {
     free(r->best);
+    free(r->maps);
     memset(r, 0, sizeof *r);
 }
 

@@ -451,12 +451,37 @@ Test(report, index_html_loads_every_figure_in_headless_chromium)
 
 /* ---------------------------------------------------------------- predictions */
 
-#define LN_TINY \
-    "return model \"ln\" {\n" \
+#define CNN_TINY \
+    "return model \"cnn\" {\n" \
     "  input = { history = 10, height = 50, width = 50 },\n" \
+    "  conv { channels = 2, kernel = 9 }, relu {},\n" \
     "  dense {}, softplus {},\n" \
     "  train = { batch = 64, epochs = 1 },\n" \
     "}\n"
+
+/* intr.h5 for one recorded cell against layer 1 (2 x 42 x 42): the best unit at channel 1,
+ * (12, 30); its map has a positive blob there and a negative one at (30, 8). */
+static void make_intr(const char *path)
+{
+    enum { C = 2, H = 42, W = 42 };
+    static float m[C * H * W];
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < H; r++)
+            for (int q = 0; q < W; q++) {
+                double a = (r - 12) * (r - 12) + (q - 30) * (q - 30), b = (r - 30) * (r - 30) + (q - 8) * (q - 8);
+                m[(c * H + r) * W + q] = c == 1 ? (float)(0.9 * exp(-a / 3.0) - 0.6 * exp(-b / 3.0)) : 0.01f;
+            }
+    double best[5] = {1, 1, 12, 30, 0.9};
+    int layers[1] = {1};
+    rc_h5_quiet();
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    int64_t db[3] = {1, 1, 5}, dl[1] = {1}, dm[1] = {C * H * W};
+    cr_assert_eq(rc_h5_write_all(f, "/best", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, db, best), 0);
+    cr_assert_eq(rc_h5_write_all(f, "/layers", H5T_STD_I32LE, H5T_NATIVE_INT, 1, dl, layers), 0);
+    cr_assert_eq(rc_h5_write_all(f, "/cells/0", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, dm, m), 0);
+    H5Fclose(f);
+}
 
 Test(report, predictions_of_a_trained_run_against_its_recording)
 {
@@ -464,8 +489,8 @@ Test(report, predictions_of_a_trained_run_against_its_recording)
     snprintf(data, sizeof data, "%s", kit_path(dir, "rec.h5"));
     snprintf(other, sizeof other, "%s", kit_path(dir, "other.h5"));
     snprintf(run, sizeof run, "%s", kit_path(dir, "trained"));
-    snprintf(spec, sizeof spec, "%s", kit_path(dir, "ln.lua"));
-    kit_write_text(spec, LN_TINY);
+    snprintf(spec, sizeof spec, "%s", kit_path(dir, "cnn.lua"));
+    kit_write_text(spec, CNN_TINY);
     kit_out r = kit_rc("synth -o %s --frames 1500 --test-frames 700 --cells 3 --calib-frames 500 --quiet", data);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
     kit_out_free(&r);
@@ -487,6 +512,22 @@ Test(report, predictions_of_a_trained_run_against_its_recording)
     free(svg);
     cr_assert_eq(k.count, 3, "recorded: %d black lines of 500 points", k.count);
     cr_assert_eq(m.count, 3, "predicted: %d blue lines of 500 points", m.count);
+
+    /* interneuron correlation maps: the layer's shape comes from best.h5, the best unit's map
+     * is drawn with its positive blob red at the unit and its negative blob blue */
+    make_intr(kit_path(run, "intr.h5"));
+    r = report(out, run);
+    cr_assert_eq(r.status, 0, "report: %s", r.err);
+    kit_out_free(&r);
+    svg = kit_read_text(kit_path(out, "interneuron-maps-1-trained.svg"));
+    heat_ctx h = {0};
+    svg_lines(svg, heat_cell, &h);
+    free(svg);
+    cr_assert_eq(h.cells, 42 * 42, "%d heat cells", h.cells);
+    double sx = (h.xmax - h.xmin) / 41, sy = (h.ymax - h.ymin) / 41;
+    double rc = (h.rx - h.xmin) / sx, rr = (h.ymax - h.ry) / sy, bc = (h.bx - h.xmin) / sx, br = (h.ymax - h.by) / sy;
+    cr_assert(fabs(rc - 30) < 0.5 && fabs(rr - 12) < 0.5, "red at row %.1f col %.1f", rr, rc);
+    cr_assert(fabs(bc - 8) < 0.5 && fabs(br - 30) < 0.5, "blue at row %.1f col %.1f", br, bc);
 
     /* the recording moved away: the report is made and says what to pass */
     cr_assert_eq(rename(data, kit_path(dir, "moved.h5")), 0);
