@@ -110,6 +110,8 @@ static const rc_field train_fields[] = {
      "mean_rate (output bias from each cell's mean training rate) or torch (PyTorch's init, reference)", 1},
     {"bn_stats", RC_F_ENUM, offsetof(rc_train, bn_stats), 0, 0, bn_stats_names, 0, 0,
      "precise (running statistics recomputed for the saved weights) or ema (as trained, reference)", 1},
+    {"output_lr", RC_F_NUM, offsetof(rc_train, output_lr), 0, 1000, NULL, 0, 0,
+     "lr multiplier of the final batchnorm's scale and shift before the output nonlinearity (1 = reference)", 1},
 };
 
 static const rc_field conv_fields[] = {
@@ -607,7 +609,11 @@ static void put_fields(sbuf *b, const rc_field *f, int nf, const void *base, con
     for (int i = 0; i < nf; i++) {
         char num[40];
         const char *at = p + f[i].offset;
-        if (f[i].added && *(const int *)at == 0) continue;    /* the old meaning: not printed */
+        if (f[i].added) {                                      /* the old meaning: not printed */
+            int zero = f[i].type == RC_F_NUM ? *(const double *)at == 0
+                     : f[i].type == RC_F_U64 ? *(const uint64_t *)at == 0 : *(const int *)at == 0;
+            if (zero) continue;
+        }
         sb_put(b, " %s%s=", prefix, f[i].name);
         switch (f[i].type) {
         case RC_F_INT: sb_put(b, "%d", *(const int *)at); break;

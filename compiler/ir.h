@@ -63,6 +63,8 @@ typedef enum { RC_VAL_BLOCK, RC_VAL_RANDOM } rc_val_split;  /* RANDOM = referenc
  * keeps its meaning and its hash; the spec loader's defaults are the better values. */
 typedef enum { RC_OUTPUT_INIT_TORCH, RC_OUTPUT_INIT_MEAN_RATE } rc_output_init;
 typedef enum { RC_BN_STATS_EMA, RC_BN_STATS_PRECISE } rc_bn_stats;
+/* A spec's output_lr when it does not set one (IR text without the field: 1, the reference). */
+#define RC_OUTPUT_LR_DEFAULT 10.0
 typedef enum { RC_POS_CENTER, RC_POS_DATA, RC_POS_REFERENCE } rc_gc_pos;
 
 /* Schedule hints: 0 = automatic. Legal on the model and on conv/gcconv/dense layers. */
@@ -161,6 +163,9 @@ typedef struct {
     rc_bn_stats bn_stats;        /* ema: running statistics as trained (PyTorch); precise:
                                     recomputed for the current weights over training batches
                                     before every validation and checkpoint */
+    double output_lr;            /* learning-rate multiplier of the output's per-cell affine (the
+                                    final batchnorm's scale and shift before softplus/exp);
+                                    0 or 1: the same lr as every parameter (reference) */
 } rc_train;
 
 typedef struct {

@@ -45,7 +45,8 @@ void rc_optim_step(rc_optim *o, float *params, const float *grads)
         double vk = b2 * v[k] + (1.0 - b2) * g * g;
         m[k] = (float)mk;
         v[k] = (float)vk;
-        w -= step_size * mk / (sqrt(vk) / bc2s + o->eps);
+        double ss = k >= o->fast_lo && k < o->fast_hi ? step_size * o->fast_mult : step_size;
+        w -= ss * mk / (sqrt(vk) / bc2s + o->eps);
         params[k] = (float)w;
     }
 }

@@ -8,7 +8,8 @@
  *   w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
  * Every float of the buffer is trainable (BN running statistics live in a separate buffer).
  * State for checkpoints: `moments` (2n floats: m then v) and `step`; restore by writing both.
- * lr may be changed between steps (LR schedules).
+ * lr may be changed between steps (LR schedules). One range of elements may step with a multiple
+ * of lr (fast_lo/fast_hi/fast_mult, zero after init: none).
  */
 #ifndef RC_OPTIM_H
 #define RC_OPTIM_H
@@ -23,6 +24,9 @@ typedef struct {
     int64_t n;          /* parameters (floats) */
     int64_t step;       /* steps taken so far */
     float *moments;     /* (2, n): m = moments, v = moments + n; owned */
+    int64_t fast_lo, fast_hi;   /* elements [fast_lo, fast_hi) step with lr * fast_mult (train
+                                 * field output_lr); the decoupled decay keeps lr */
+    double fast_mult;
 } rc_optim;
 
 /* Zeroed moments, step 0, PyTorch default betas/eps. Returns 0 or -1 (OOM) with a message. */

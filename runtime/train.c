@@ -441,6 +441,15 @@ static int build_model(trainer *T, char *err, size_t errlen)
     if (rc_optim_init(&T->opt, ir->train.optimizer, ir->params_total, ir->train.lr, ir->train.l2,
                       err, errlen) < 0)
         return -1;
+    double mult = ir->train.output_lr;
+    if (mult > 0 && mult != 1) {
+        int64_t lo, hi;
+        if (rc_calib_output_params(ir, &lo, &hi) == 1) {
+            T->opt.fast_lo = lo;
+            T->opt.fast_hi = hi;
+            T->opt.fast_mult = mult;
+        }
+    }
     return 0;
 }
 

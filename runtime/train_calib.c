@@ -76,6 +76,28 @@ int rc_calib_output(const rc_ir *ir, float *params, const double *mean, char *wh
     return 1;
 }
 
+int rc_calib_output_params(const rc_ir *ir, int64_t *lo, int64_t *hi)
+{
+    const int L = ir->n_layers;
+    *lo = *hi = 0;
+    if (L < 2) return 0;
+    const rc_layer *last = &ir->layers[L - 1], *pre = &ir->layers[L - 2];
+    if (last->kind != RC_LAYER_ACT || (last->act != RC_ACT_SOFTPLUS && last->act != RC_ACT_EXP) ||
+        pre->kind != RC_LAYER_BATCHNORM)
+        return 0;
+    int64_t a = -1, b = -1;
+    for (int p = 0; p < ir->n_params; p++) {
+        if (ir->params[p].layer != L - 2) continue;
+        if (a >= 0 && ir->params[p].offset != b) return 0;   /* not one contiguous block */
+        if (a < 0) a = ir->params[p].offset;
+        b = ir->params[p].offset + ir->params[p].count;
+    }
+    if (a < 0) return 0;
+    *lo = a;
+    *hi = b;
+    return 1;
+}
+
 int rc_calib_precise_bn(rc_dev *dev, rc_data *d, const rc_ir *ir, uint64_t seed, int epoch,
                         float *pred, char *err, size_t errlen)
 {

@@ -43,6 +43,11 @@ int rc_calib_mean_rates(rc_data *d, int B, uint64_t seed, int cells, double *mea
  * when the model's output is not of a calibratable form (why says what it is), -1 on error. */
 int rc_calib_output(const rc_ir *ir, float *params, const double *mean, char *why, size_t n);
 
+/* output_lr: the flat-buffer range [*lo, *hi) of the final batchnorm's parameters (scale,
+ * shift) when the model ends batchnorm -> softplus|exp; 1 when found, 0 when the model has no
+ * such output (the multiplier then changes nothing). */
+int rc_calib_output_params(const rc_ir *ir, int64_t *lo, int64_t *hi);
+
 /* Recompute the built-in batchnorm running statistics on dev (see above). pred (B, cells) host
  * scratch. d: no live iterator. Returns 0 or -1. */
 int rc_calib_precise_bn(rc_dev *dev, rc_data *d, const rc_ir *ir, uint64_t seed, int epoch,

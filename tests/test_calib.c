@@ -6,6 +6,7 @@
  *   - bn_stats = "precise": the running variance saved with the weights equals the batch-norm
  *     input's variance over a large independent batch of training windows for those weights
  *     (the EMA's lag is gone), closer than the EMA's;
+ *   - output_lr: the final batchnorm's scale and shift (only) step at lr times the multiplier;
  *   - canonical text: the added fields print only when they differ from the reference (value 0),
  *     so IR text written before they existed keeps its hash; a spec gets the new defaults.
  */
@@ -20,6 +21,7 @@
 #include "data.h"
 #include "eval.h"
 #include "kit.h"
+#include "optim.h"
 #include "spec.h"
 #include "tiny_retina.h"
 #include "train.h"
@@ -97,23 +99,58 @@ Test(calib, output_forms)
     }
 }
 
+/* output_lr: which parameters step faster, and by exactly the multiplier. */
+Test(calib, output_lr_range_and_step)
+{
+    rc_ir *ir = load(HEAD "dense { bias = false }, batchnorm { over = \"unit\" }, softplus {} }", 3);
+    int64_t lo, hi;
+    cr_assert_eq(rc_calib_output_params(ir, &lo, &hi), 1);
+    const rc_param *sc = param(ir, "2.batchnorm.scale"), *sh = param(ir, "2.batchnorm.shift");
+    cr_assert(sc && sh);
+    cr_assert_eq(lo, sc->offset < sh->offset ? sc->offset : sh->offset);
+    cr_assert_eq(hi - lo, 6, "scale and shift of 3 cells");
+    free(ir);
+    ir = load(HEAD "dense {}, softplus {} }", 3);
+    cr_assert_eq(rc_calib_output_params(ir, &lo, &hi), 0, "an LN model has no output affine");
+    free(ir);
+    /* one Adam step from zero moments moves every element by lr (sign of g): x10 in the range */
+    enum { N = 8 };
+    float w[N] = {0}, g[N];
+    for (int i = 0; i < N; i++) g[i] = (i % 2 ? 1.0f : -0.5f) * (float)(i + 1);
+    rc_optim o;
+    char err[256];
+    cr_assert_eq(rc_optim_init(&o, RC_OPT_ADAM, N, 1e-3, 0, err, sizeof err), 0, "%s", err);
+    o.fast_lo = 2;
+    o.fast_hi = 5;
+    o.fast_mult = 10;
+    rc_optim_step(&o, w, g);
+    for (int i = 0; i < N; i++) {
+        double want = (i >= 2 && i < 5 ? 1e-2 : 1e-3) * (g[i] > 0 ? -1 : 1);
+        cr_assert_float_eq(w[i], want, 1e-6 * fabs(want), "element %d: %g, want %g", i, w[i], want);
+    }
+    rc_optim_free(&o);
+}
+
 Test(calib, added_fields_keep_old_hashes)
 {
     rc_ir *ir = load(HEAD "dense {}, softplus {} }", 0);
     cr_assert_eq(ir->train.output_init, RC_OUTPUT_INIT_MEAN_RATE, "a spec gets the new default");
     cr_assert_eq(ir->train.bn_stats, RC_BN_STATS_PRECISE);
+    cr_assert_float_eq(ir->train.output_lr, RC_OUTPUT_LR_DEFAULT, 0);
     char *text = rc_ir_format(ir);
-    cr_assert(strstr(text, " output_init=mean_rate bn_stats=precise\n"), "%s", text);
+    cr_assert(strstr(text, " output_init=mean_rate bn_stats=precise output_lr=1e+01\n"), "%s", text);
     /* the reference's values are not printed: text from before the fields parses to them */
     ir->train.output_init = RC_OUTPUT_INIT_TORCH;
     ir->train.bn_stats = RC_BN_STATS_EMA;
+    ir->train.output_lr = 0;
     char *old = rc_ir_format(ir);
-    cr_assert(!strstr(old, "output_init") && !strstr(old, "bn_stats"), "%s", old);
+    cr_assert(!strstr(old, "output_init") && !strstr(old, "bn_stats") && !strstr(old, "output_lr"), "%s", old);
     rc_ir *back = calloc(1, sizeof *back);
     char err[512], h1[65], h2[65];
     cr_assert_eq(rc_ir_parse(back, old, "old.ir", err, sizeof err), 0, "%s", err);
     cr_assert_eq(back->train.output_init, RC_OUTPUT_INIT_TORCH);
     cr_assert_eq(back->train.bn_stats, RC_BN_STATS_EMA);
+    cr_assert_float_eq(back->train.output_lr, 0, 0);
     rc_ir_hash(ir, h1);
     rc_ir_hash(back, h2);
     cr_assert_str_eq(h1, h2);

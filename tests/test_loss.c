@@ -193,6 +193,9 @@ Test(loss, cuda_util_kernels_on_host_emulation, .timeout = 120)
         rc_opt kind = k ? RC_OPT_ADAMW : RC_OPT_ADAM;
         cr_assert_eq(rc_optim_init(&o1, kind, W, 1e-2, 1e-3, err, sizeof err), 0, "%s", err);
         cr_assert_eq(rc_optim_init(&o2, kind, W, 1e-2, 1e-3, err, sizeof err), 0, "%s", err);
+        o1.fast_lo = o2.fast_lo = W / 4;   /* output_lr: a range at 10x lr, both sides */
+        o1.fast_hi = o2.fast_hi = W / 2;
+        o1.fast_mult = o2.fast_mult = 10;
         memcpy(w2, w, sizeof w);
         cr_assert_eq(rc_cuda_upload(dev, dw, w, sizeof w), 0);
         cr_assert_eq(rc_cuda_upload(dev, dg, g, sizeof g), 0);

@@ -186,6 +186,7 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 "    float *dy; double *part; long long n;\n" \
 "    double lr, b1, b2, eps, wd, bc1, bc2s, l1c;\n" \
 "    int adamw, kind, B, pad_;\n" \
+"    long long fast_lo, fast_hi; double fast_mult;   /* output_lr: a range at lr * fast_mult */\n" \
 "};\n" \
 "#define RC_EMU_ARGS rc_uargs   /* host emulation (tests): the launcher's argument block */\n" \
 "\n" \
@@ -201,7 +202,8 @@ const char *rc_cuda_emu_trailer(void) { return emu_trailer; }
 "        const double vk = a.b2 * a.v[k] + (1.0 - a.b2) * g * g;\n" \
 "        a.m[k] = (float)mk;\n" \
 "        a.v[k] = (float)vk;\n" \
-"        w -= (a.lr / a.bc1) * mk / (sqrt(vk) / a.bc2s + a.eps);\n" \
+"        const double lr = k >= a.fast_lo && k < a.fast_hi ? a.lr * a.fast_mult : a.lr;\n" \
+"        w -= (lr / a.bc1) * mk / (sqrt(vk) / a.bc2s + a.eps);\n" \
 "        a.w[k] = (float)w;\n" \
 "    }\n" \
 "}\n" \

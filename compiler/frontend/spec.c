@@ -1118,6 +1118,7 @@ static int load_buffer(const char *file, const char *text, size_t len, const rc_
      * gets the better behaviour unless it asks for the reference's */
     ir->train.output_init = RC_OUTPUT_INIT_MEAN_RATE;
     ir->train.bn_stats = RC_BN_STATS_PRECISE;
+    ir->train.output_lr = RC_OUTPUT_LR_DEFAULT;
 
     lua_State *L = lua_newstate(sandbox_alloc, &c.mem);
     if (!L) {

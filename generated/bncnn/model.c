@@ -2,7 +2,7 @@
  * target: C (OpenMP), ABI of runtime/backend/backend_c.h
  * model:  bncnn
  * spec:   specs/bncnn.lua
- * hash:   f5c1527a8105241bd84a1b21c7cdd583563887830b56ef95d75c2e90a4aed5ac (sha256 of the canonical IR below)
+ * hash:   d1c9e5d6b1ce965ba9768909de172eee0b618d07d8f587b4ebb1035e7a7ac9a5 (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -27,7 +27,7 @@
  *   layer dense units=0 bias=false schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer batchnorm over=unit abs=false eps=0.001 momentum=0.01
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.005 l2=0.001 l1_activity=0.0001 l1_mode=mean batch=512 epochs=100 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1582749400 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.005 l2=0.001 l1_activity=0.0001 l1_mode=mean batch=512 epochs=100 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1582749400 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */
@@ -2783,7 +2783,7 @@ static void L9_infer(const float *restrict x, const float *restrict w, const flo
 
 /* ================================================================ exported ABI */
 
-const char rcg_hash[] = "f5c1527a8105241bd84a1b21c7cdd583563887830b56ef95d75c2e90a4aed5ac";
+const char rcg_hash[] = "d1c9e5d6b1ce965ba9768909de172eee0b618d07d8f587b4ebb1035e7a7ac9a5";
 const char rcg_generator[] = "retinac-gen 4";
 const int rcg_abi = RCG_ABI;
 const int rcg_cells = 5;

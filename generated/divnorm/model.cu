@@ -2,7 +2,7 @@
  * target: CUDA (NVRTC, retinac-cuda-1)
  * model:  divnorm
  * spec:   specs/divnorm.lua
- * hash:   352a1653db4007ddb6e6b646fdb30eea4d84ff2a79e5fc64773b0c96d632d1b1 (sha256 of the canonical IR below)
+ * hash:   efb78af8f1348a856eaa9924a811392499bad0c966b778609a565879e4b166aa (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -38,7 +38,7 @@
  *   layer dense units=0 bias=false schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer batchnorm over=unit abs=false eps=0.001 momentum=0.01
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=7 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=7 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */

@@ -2,7 +2,7 @@
  * target: CUDA (NVRTC, retinac-cuda-1)
  * model:  exp_poisson
  * spec:   specs/exp_poisson.lua
- * hash:   3f65af2dfe7111332c3bfddf2906330bc7780a883021b3ac54fd11a36ca79b83 (sha256 of the canonical IR below)
+ * hash:   171d23731dc91ae943d39a2285a2f6ea51ec86783d31e5d06674814c512e9bfb (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -26,7 +26,7 @@
  *   prim n1 exp n0 : B,C,1,1
  *   prim out train n0
  *   prim out eval n1
- *   train loss=poisson_log optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=7 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson_log optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=7 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */

@@ -2,7 +2,7 @@
  * target: C (OpenMP), ABI of runtime/backend/backend_c.h
  * model:  ln
  * spec:   specs/ln.lua
- * hash:   714f2da209e0978dca3d052b21d54a9bd6f06ab0057c59adaf1b7b1a141b726c (sha256 of the canonical IR below)
+ * hash:   ae3d7f31cce6e502d84e10d600623304195b5fa03fedf81d433a184abb11e3a0 (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -16,7 +16,7 @@
  *   schedule tile_h=0 tile_w=0 tile_c=0 vector=0 threads=0
  *   layer dense units=0 bias=true schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.001 l2=0.001 l1_activity=0 l1_mode=mean batch=512 epochs=40 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.001 l2=0.001 l1_activity=0 l1_mode=mean batch=512 epochs=40 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */
@@ -253,7 +253,7 @@ static void L1_infer(const float *restrict x, const float *restrict w, const flo
 
 /* ================================================================ exported ABI */
 
-const char rcg_hash[] = "714f2da209e0978dca3d052b21d54a9bd6f06ab0057c59adaf1b7b1a141b726c";
+const char rcg_hash[] = "ae3d7f31cce6e502d84e10d600623304195b5fa03fedf81d433a184abb11e3a0";
 const char rcg_generator[] = "retinac-gen 4";
 const int rcg_abi = RCG_ABI;
 const int rcg_cells = 5;

@@ -2,7 +2,7 @@
  * target: C (OpenMP), ABI of runtime/backend/backend_c.h
  * model:  nips_cnn
  * spec:   specs/nips_cnn.lua
- * hash:   7ba65b8ffdcfa9ad5c06d65b26af76338bc17f131da76146f080c87e023d77b2 (sha256 of the canonical IR below)
+ * hash:   494ec311a507218c17d20911626457d8df54b14f5cfcbefe74969ae136e02f66 (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -24,7 +24,7 @@
  *   layer relu
  *   layer dense units=0 bias=true schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.001 l2=0.001 l1_activity=0.001 l1_mode=mean batch=5000 epochs=50 schedule=none sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.001 l2=0.001 l1_activity=0.001 l1_mode=mean batch=5000 epochs=50 schedule=none sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */
@@ -2680,7 +2680,7 @@ static void L7_infer(const float *restrict x, const float *restrict w, const flo
 
 /* ================================================================ exported ABI */
 
-const char rcg_hash[] = "7ba65b8ffdcfa9ad5c06d65b26af76338bc17f131da76146f080c87e023d77b2";
+const char rcg_hash[] = "494ec311a507218c17d20911626457d8df54b14f5cfcbefe74969ae136e02f66";
 const char rcg_generator[] = "retinac-gen 4";
 const int rcg_abi = RCG_ABI;
 const int rcg_cells = 5;

@@ -2,7 +2,7 @@
  * target: CUDA (NVRTC, retinac-cuda-1)
  * model:  stacked_bncnn
  * spec:   specs/stacked_bncnn.lua
- * hash:   711505bb6ee109948e6b60ec8a4cd67122c7a9e2c2c47d9c881adccbf6f031e1 (sha256 of the canonical IR below)
+ * hash:   948f34d039ad28ad3a3ce6121ec520512a95d3ac0a3ef96b762e3d5e59fa9f4e (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -27,7 +27,7 @@
  *   layer gcconv kernel=11 bias=false position=data schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer batchnorm over=unit abs=true eps=0.001 momentum=0.01
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.005 l2=0.001 l1_activity=0.0001 l1_mode=mean batch=2500 epochs=100 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1582749400 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.005 l2=0.001 l1_activity=0.0001 l1_mode=mean batch=2500 epochs=100 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=1582749400 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */

@@ -2,7 +2,7 @@
  * target: C (OpenMP), ABI of runtime/backend/backend_c.h
  * model:  tiny
  * spec:   specs/tiny.lua
- * hash:   62acf287d3dd25a621f1a8afe271b7e7e3b6457bb3e80500e4157fee7daf3b21 (sha256 of the canonical IR below)
+ * hash:   c4f21c55ac16fdcebdbdb245215aba379d8c518170290012c9e31676f80d7631 (sha256 of the canonical IR below)
  * cells:  5
  * Regenerate with `retinac gen`; `make gen-check` fails on any drift.
  * Schedule hints (0 = automatic):
@@ -23,7 +23,7 @@
  *   layer dense units=0 bias=false schedule.tile_h=0 schedule.tile_w=0 schedule.tile_c=0 schedule.vector=0 schedule.threads=0
  *   layer batchnorm over=unit abs=false eps=0.001 momentum=0.01
  *   layer softplus
- *   train loss=poisson optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=9 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise
+ *   train loss=poisson optimizer=adam lr=0.01 l2=0.001 l1_activity=0 l1_mode=mean batch=16 epochs=2 schedule=plateau sched_factor=0.5 sched_patience=6 sched_threshold=0.01 sched_gamma=0.1 milestones=- early_patience=10 early_min_delta=0 seed=9 val_fraction=0.1 val_split=block output_init=mean_rate bn_stats=precise output_lr=1e+01
  *   search trials=0 seed=1
  *   end
  */
@@ -1074,7 +1074,7 @@ static void L5_infer(const float *restrict x, const float *restrict w, const flo
 
 /* ================================================================ exported ABI */
 
-const char rcg_hash[] = "62acf287d3dd25a621f1a8afe271b7e7e3b6457bb3e80500e4157fee7daf3b21";
+const char rcg_hash[] = "c4f21c55ac16fdcebdbdb245215aba379d8c518170290012c9e31676f80d7631";
 const char rcg_generator[] = "retinac-gen 4";
 const int rcg_abi = RCG_ABI;
 const int rcg_cells = 5;

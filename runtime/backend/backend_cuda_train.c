@@ -30,6 +30,8 @@ typedef struct {
     int64_t n;
     double lr, b1, b2, eps, wd, bc1, bc2s, l1c;
     int32_t adamw, kind, B, pad_;
+    int64_t fast_lo, fast_hi;
+    double fast_mult;
 } util_args;
 
 struct rc_cuda_util {
@@ -81,6 +83,7 @@ int rc_cuda_adam_step(rc_cuda_util *u, rc_optim *o, float *w, const float *g, fl
     a.bc1 = 1.0 - pow(o->beta1, t);
     a.bc2s = sqrt(1.0 - pow(o->beta2, t));
     a.adamw = o->kind == RC_OPT_ADAMW;
+    a.fast_lo = o->fast_lo; a.fast_hi = o->fast_hi; a.fast_mult = o->fast_mult;
     if (o->n == 0) return 0;
     unsigned gx = (unsigned)((o->n + 255) / 256);
     if (u->dev->ops->launch(u->dev, u->adam, gx, 1, 256, &a, sizeof a) || u->dev->ops->sync(u->dev)) {
