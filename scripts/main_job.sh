@@ -19,7 +19,10 @@
 # ceiling 0.945 (the noise-free rate itself reaches 0.942). With issue 20's defaults (output
 # calibration, precise batch-norm statistics: a forward pass over up to 8,192 training windows
 # per epoch) on a 2-core AMD EPYC without AVX-512, 2026-12-07: 12 min 17 s in all (BN-CNN epochs
-# ~58 s at ~490 samples/s), over the budget on that CPU; BN-CNN r 0.8455, FEVe 0.579; LN 0.367
+# ~58 s at ~490 samples/s), over the budget on that CPU; BN-CNN r 0.8455, FEVe 0.579; LN 0.367.
+# With output_lr = 10 as well (the final batchnorm's scale and shift at 10x lr), later that day on
+# the same VM: 539 s in all (BN-CNN epochs ~43 s at ~680 samples/s: the VM ran faster than in
+# the morning), BN-CNN r 0.8624 (0.91 of the ceiling), FEVe 0.692, best epoch 3 of 10; LN 0.367
 # (results/main-job.md). Longer runs are not measured here:
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
 # Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
