@@ -14,7 +14,9 @@
 #include <string.h>
 
 #if RC_HAVE_NVRTC
+#include <dlfcn.h>
 #include <nvrtc.h>
+#include <pthread.h>
 #endif
 
 
@@ -144,6 +146,27 @@ static void first_error(const char *log, char *out, size_t n)
     if (nl) *nl = 0;
 }
 
+/* NVRTC dlopens libnvrtc-builtins.so.MAJOR.MINOR by that name when it compiles. retinac finds
+ * libnvrtc itself through its rpath, but a toolkit that is not on the loader path (no
+ * /etc/ld.so.conf.d entry: a tarball, pip or module install) then fails every compile with
+ * "failed to open libnvrtc-builtins". Loading the builtins once from the directory libnvrtc was
+ * loaded from makes NVRTC's own dlopen find them already loaded (glibc matches the soname).
+ * Best effort: if this fails, NVRTC reports what it reported before. */
+static void preload_builtins(void)
+{
+    Dl_info info;
+    int major, minor;
+    if (!dladdr((void *)nvrtcVersion, &info) || !info.dli_fname) return;
+    if (nvrtcVersion(&major, &minor) != NVRTC_SUCCESS) return;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash) return;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%.*s/libnvrtc-builtins.so.%d.%d", (int)(slash - info.dli_fname),
+                 info.dli_fname, major, minor) >= (int)sizeof path)
+        return;
+    (void)dlopen(path, RTLD_NOW | RTLD_GLOBAL);   /* kept for the process's life */
+}
+
 int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
                      rc_nvrtc_result *res, char *err, size_t errlen)
 {
@@ -206,6 +229,8 @@ int rc_nvrtc_compile(const char *src, const char *name, int arch, int use_cache,
         }
     }
 
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, preload_builtins);
     nvrtcProgram prog;
     nvrtcResult rc = nvrtcCreateProgram(&prog, src, name, 0, NULL, NULL);
     if (rc != NVRTC_SUCCESS) return rc_errf(err, errlen, "%s: nvrtcCreateProgram: %s", name, nvrtcGetErrorString(rc));
