@@ -80,12 +80,6 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static void base_name(char *dst, size_t n, const char *path)
 {
     char tmp[1024];
@@ -100,7 +94,7 @@ static void base_name(char *dst, size_t n, const char *path)
  * folder with nothing of retinac's in it. */
 static int read_run(const char *dir, const char *data, rep_run *r, char *err, size_t errlen)
 {
-    char p[1200];
+    char p[1200], intr[1200];
     int rc;
     snprintf(r->path, sizeof r->path, "%s", dir);
     base_name(r->name, sizeof r->name, dir);
@@ -113,23 +107,28 @@ static int read_run(const char *dir, const char *data, rep_run *r, char *err, si
     snprintf(p, sizeof p, "%s/rf.h5", dir);
     if ((rc = rep_read_rf(p, &r->rf, err, errlen)) < 0) return -1;
     r->has_rf = rc == 0;
-    snprintf(p, sizeof p, "%s/intr.h5", dir);
-    char ck[1200];
-    snprintf(ck, sizeof ck, "%s/best.h5", dir);
-    if ((rc = rep_read_intr(p, ck, &r->intr, err, errlen)) < 0) return -1;
-    r->has_intr = rc == 0;
     snprintf(p, sizeof p, "%s/search.csv", dir);
     if ((rc = rep_read_search(p, &r->search, err, errlen)) < 0) return -1;
     r->has_search = rc == 0;
-    if (!r->has_log && !r->has_metrics && !r->has_rf && !r->has_intr && !r->has_search)
+    snprintf(intr, sizeof intr, "%s/intr.h5", dir);
+    if (!r->has_log && !r->has_metrics && !r->has_rf && !rep_is_file(intr) && !r->has_search)
         return rc_errf(err, errlen, "%s: no log.csv, metrics.json, rf.h5, intr.h5 or search.csv: "
                        "not a retinac run or search folder", dir);
-    if (r->has_search) return 0;
-    if ((rc = rep_read_traces(dir, data, &r->traces, r->traces_note, sizeof r->traces_note, err,
-                              errlen)) < 0)
-        return -1;
-    r->has_traces = rc == 0;
-    return 0;
+    /* best.h5, loaded once: the interneuron maps' layer shapes and the predictions */
+    rc_checkpoint ck, *pck = NULL;
+    snprintf(p, sizeof p, "%s/best.h5", dir);
+    if (!r->has_search && rep_is_file(p)) {
+        if (rc_ckpt_load(p, &ck, err, errlen) != 0) return -1;
+        pck = &ck;
+    }
+    rc = rep_read_intr(intr, pck, &r->intr, err, errlen);
+    r->has_intr = rc == 0;
+    if (rc >= 0 && !r->has_search) {
+        rc = rep_read_traces(pck, data, &r->traces, r->traces_note, sizeof r->traces_note, err, errlen);
+        r->has_traces = rc == 0;
+    }
+    if (pck) rc_ckpt_free(pck);
+    return rc < 0 ? -1 : 0;
 }
 
 static void run_free(rep_run *r)
@@ -164,7 +163,7 @@ static int is_report_folder(const char *dir)
 {
     char p[1400];
     snprintf(p, sizeof p, "%s/index.html", dir);
-    if (!is_file(p)) return 0;
+    if (!rep_is_file(p)) return 0;
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *e;
@@ -172,7 +171,7 @@ static int is_report_folder(const char *dir)
     while (ok && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        ok = is_file(p);
+        ok = rep_is_file(p);
     }
     closedir(d);
     return ok;
@@ -367,11 +366,11 @@ int rc_report_write(const rc_report_opts *o, rc_report_result *res, char *err, s
             if (read_run(in, o->data, runs[nr], err, errlen) != 0) { nr++; goto out; }
             nr++;
             snprintf(phen_store[i], sizeof phen_store[i], "%s/phenomena.h5", in);
-            if (is_file(phen_store[i])) {
+            if (rep_is_file(phen_store[i])) {
                 if (rep_read_phen(phen_store[i], &phen[np], err, errlen) != 0) goto out;
                 phen_paths[np++] = phen_store[i];
             }
-        } else if (is_file(in)) {
+        } else if (rep_is_file(in)) {
             if (!rep_is_phenomena(in)) {
                 rc_errf(err, errlen, "%s: a file, but not a `retinac phenomena -o` output: give run "
                         "folders (they hold log.csv, metrics.json, rf.h5, intr.h5) or phenomena files", in);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
+
 #define REP_NAME 64
 
 /* log.csv of a training run: one row per epoch. */
@@ -106,15 +108,18 @@ typedef struct {
 int rep_read_log(const char *path, rep_log *l, char *err, size_t errlen);
 int rep_read_metrics(const char *path, rep_metrics *m, char *err, size_t errlen);
 int rep_read_rf(const char *path, rep_rf *r, char *err, size_t errlen);
-/* ckpt (may be NULL): the run's best.h5, for the layer shapes of the correlation maps. */
-int rep_read_intr(const char *path, const char *ckpt, rep_intr *r, char *err, size_t errlen);
+/* ck (may be NULL): the run's best.h5, for the layer shapes of the correlation maps. */
+int rep_read_intr(const char *path, const rc_checkpoint *ck, rep_intr *r, char *err,
+                  size_t errlen);
 int rep_read_phen(const char *path, rep_phen *p, char *err, size_t errlen);
 int rep_read_search(const char *path, rep_search *s, char *err, size_t errlen);
-/* Evaluate DIR/best.h5 on the test split of `data` (NULL: the recording named in the
- * checkpoint). 1 (with why in note) when there is no best.h5 or the recording is not here;
- * -1 for a checkpoint that does not load or a recording that is not the one it was trained on. */
-int rep_read_traces(const char *dir, const char *data, rep_traces *t, char *note, size_t notelen,
-                    char *err, size_t errlen);
+/* Evaluate the run's best.h5 (ck; NULL: the run has none) on the test split of `data` (NULL:
+ * the recording named in the checkpoint). 1 (with why in note) when there is no checkpoint or
+ * the recording is not here; -1 for a recording that is not the one it was trained on. */
+int rep_read_traces(const rc_checkpoint *ck, const char *data, rep_traces *t, char *note,
+                    size_t notelen, char *err, size_t errlen);
+/* 1 if path names a regular file (0 for a folder or nothing). */
+int rep_is_file(const char *path);
 void rep_traces_free(rep_traces *t);
 /* 1 if path is an HDF5 file written by `retinac phenomena` (root attribute generator). */
 int rep_is_phenomena(const char *path);

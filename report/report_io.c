@@ -244,10 +244,17 @@ void rep_metrics_free(rep_metrics *m)
 
 /* ---------------------------------------------------------------- HDF5 */
 
-static int file_exists(const char *path)
+/* Anything at path (a folder named like the file is then read, and refused, as it was). */
+static int exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int rep_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static hid_t open_h5(const char *path, char *err, size_t errlen)
@@ -300,7 +307,7 @@ static float *to_float(const double *v, int64_t n)
 int rep_read_rf(const char *path, rep_rf *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
-    if (!file_exists(path)) return 1;
+    if (!exists(path)) return 1;
     hid_t f = open_h5(path, err, errlen);
     if (f < 0) return -1;
     const char *g = rc_h5_is_group(f, "/grad") ? "grad" : rc_h5_is_group(f, "/revcor") ? "revcor" : NULL;
@@ -364,32 +371,30 @@ void rep_rf_free(rep_rf *r)
 }
 
 /* The layer shapes of the maps from the checkpoint; 0 when they fit /cells/<k>'s length. */
-static int intr_shapes(const char *ckpt, const double *layers, int n, int64_t len, rep_intr *r)
+static int intr_shapes(const rc_checkpoint *ck, const double *layers, int n, int64_t len,
+                       rep_intr *r)
 {
-    if (!ckpt || !file_exists(ckpt) || n > 8) return -1;
-    rc_checkpoint ck;
-    char e[256];
-    if (rc_ckpt_load(ckpt, &ck, e, sizeof e) != 0) return -1;
+    if (!ck || n > 8) return -1;
     int64_t off = 0;
     int ok = 1;
     for (int k = 0; k < n && ok; k++) {
         int L = (int)layers[k] - 1;   /* /layers is 1-based */
-        if (L < 0 || L >= ck.ir->n_layers) { ok = 0; break; }
-        const rc_layer *l = &ck.ir->layers[L];
+        if (L < 0 || L >= ck->ir->n_layers) { ok = 0; break; }
+        const rc_layer *l = &ck->ir->layers[L];
         r->lay_c[k] = l->out.c;
         r->lay_h[k] = l->out.h;
         r->lay_w[k] = l->out.w;
         r->lay_off[k] = off;
         off += (int64_t)l->out.c * l->out.h * l->out.w;
     }
-    rc_ckpt_free(&ck);
     return ok && off == len ? 0 : -1;
 }
 
-int rep_read_intr(const char *path, const char *ckpt, rep_intr *r, char *err, size_t errlen)
+int rep_read_intr(const char *path, const rc_checkpoint *ck, rep_intr *r, char *err,
+                  size_t errlen)
 {
     memset(r, 0, sizeof *r);
-    if (!file_exists(path)) return 1;
+    if (!exists(path)) return 1;
     hid_t f = open_h5(path, err, errlen);
     if (f < 0) return -1;
     int64_t d[3], dl[1];
@@ -411,7 +416,7 @@ int rep_read_intr(const char *path, const char *ckpt, rep_intr *r, char *err, si
         double *m0 = NULL;
         if (!bad) bad = read_dset(f, path, "/cells/0", 1, dc, &m0, err, errlen);
         free(m0);
-        if (!bad && dl[0] == r->layers && intr_shapes(ckpt, layers, r->layers, dc[0], r) == 0) {
+        if (!bad && dl[0] == r->layers && intr_shapes(ck, layers, r->layers, dc[0], r) == 0) {
             r->map_len = dc[0];
             r->maps = malloc((size_t)r->cells * (size_t)dc[0] * sizeof *r->maps);
             if (!r->maps) bad = rc_errf(err, errlen, "%s: out of memory", path) != 0;
@@ -594,7 +599,7 @@ static int read_source(hid_t f, const char *fname, const char *src, rep_phen_sou
 int rep_read_phen(const char *path, rep_phen *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    if (!file_exists(path)) return 1;
+    if (!exists(path)) return 1;
     hid_t f = open_h5(path, err, errlen);
     if (f < 0) return -1;
     char gen[64] = "";
@@ -697,39 +702,32 @@ void rep_search_free(rep_search *s)
 
 /* ---------------------------------------------------------------- predictions */
 
-int rep_read_traces(const char *dir, const char *data, rep_traces *t, char *note, size_t notelen,
-                    char *err, size_t errlen)
+int rep_read_traces(const rc_checkpoint *ck, const char *data, rep_traces *t, char *note,
+                    size_t notelen, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     note[0] = 0;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/best.h5", dir);
-    if (!file_exists(path)) {
+    if (!ck) {
         snprintf(note, notelen, "no best.h5 (written by retinac train)");
         return 1;
     }
-    rc_checkpoint ck;
-    if (rc_ckpt_load(path, &ck, err, errlen) != 0) return -1;
-    const char *rec = data && *data ? data : ck.data_path;
-    if (!rec[0] || !file_exists(rec)) {
+    const char *rec = data && *data ? data : ck->data_path;
+    if (!rec[0] || !exists(rec)) {
         snprintf(note, notelen, "the recording %.900s is not here: pass --data FILE", rec[0] ? rec : "(none named)");
-        rc_ckpt_free(&ck);
         return 1;
     }
     rc_eval_metrics m;
-    int rc = rc_eval_test_traces(&ck, rec, "c", &m, &t->pred, &t->rate, &t->n, err, errlen);
+    int rc = rc_eval_test_traces(ck, rec, "c", &m, &t->pred, &t->rate, &t->n, err, errlen);
     if (rc == RC_ERR_NO_TEST) {
         snprintf(note, notelen, "%.900s has no test split", rec);
-        rc_ckpt_free(&ck);
         return 1;
     }
     if (rc == 0) {
         snprintf(t->data, sizeof t->data, "%s", rec);
-        t->cells = ck.cells;
+        t->cells = ck->cells;
         t->mean_r = m.mean_r;
     }
     rc_eval_metrics_free(&m);
-    rc_ckpt_free(&ck);
     return rc == 0 ? 0 : -1;
 }
 
