@@ -108,11 +108,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a
 	$(CC) $(CFLAGS_ALL) -Itests -DRC_SRC_DIR='"$(CURDIR)"' -DRC_BIN='"$(CURDIR)/$(BUILD)/retinac"' -o $@ $< \
 	    $(BUILD)/libretinac_frontend.a $(BUILD)/libretinac.a $(LUA_LIBS) $(CRIT_LIBS) $(LDLIBS_ALL)
 
-# Each suite runs in its own Criterion binary; a failing suite fails the target after all ran.
+# Each suite runs in its own Criterion binary; a failing suite fails the target after all ran,
+# and the failing suites are named again at the end (CI logs keep only the tail).
 test: all $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
-	    echo "== $$t"; RETINAC_CACHE_DIR=$(CURDIR)/$(BUILD)/test-cache $$t -j2 || fail=1; \
-	done; exit $$fail
+	@failed=""; for t in $(TEST_BIN); do \
+	    echo "== $$t"; RETINAC_CACHE_DIR=$(CURDIR)/$(BUILD)/test-cache $$t -j2 || failed="$$failed $$t"; \
+	done; if [ -n "$$failed" ]; then echo "FAILED suites:$$failed" >&2; exit 1; fi
 
 # Generated sources of the shipped specs (5 cells) under generated/<model>/; gen-check
 # regenerates them into a temp dir and fails on any difference (the generators are

@@ -5,7 +5,8 @@
 #   build    compiler, Lua 5.4, HDF5, Criterion, FFTW, Open MPI, PLplot with its cairo driver
 #            and cJSON (retinac report): what `make`, `make test` and `make demo` need
 #   browser  headless Chromium: `make test` opens a report's index.html in it
-#   fuzz     clang with libFuzzer, for `make fuzz` / `make fuzz-regress`
+#   fuzz     clang with libFuzzer and its OpenMP headers (libomp), for `make fuzz` /
+#            `make fuzz-regress`
 # Exit 0 when every package is installed. Otherwise, as root on Debian or Ubuntu, install the
 # missing ones with apt-get (noninteractive) and exit with apt-get's status; as anyone else,
 # print the one command to run and exit 1. Used by make demo, make test and .ci/run.
@@ -13,7 +14,7 @@ set -eu
 
 build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin libplplot-dev plplot-driver-cairo libcjson-dev"
 browser="chromium"
-fuzz="clang libclang-rt-14-dev"
+fuzz="clang libclang-rt-14-dev libomp-14-dev"
 
 want=""
 [ $# -eq 0 ] && set -- build
