@@ -23,10 +23,13 @@
 # With output_lr = 10 as well (the final batchnorm's scale and shift at 10x lr), later that day on
 # the same VM: 539 s in all (BN-CNN epochs ~43 s at ~680 samples/s: the VM ran faster than in
 # the morning), BN-CNN r 0.8624 (0.91 of the ceiling), FEVe 0.692, best epoch 3 of 10; LN 0.367
-# (results/main-job.md). Longer runs are not measured here:
+# (results/main-job.md). Since then the BN-CNN stops early (CNN_PATIENCE=3: three epochs without a
+# lower validation loss), which keeps the same best.h5 and skips the epochs past it. Longer runs
+# and longer recordings: examples/learning-curve.sh, results/learning-curve.md. E.g.:
 #   CNN_EPOCHS=20 CNN_BATCH=128 CNN_LR=0.005 LN_EPOCHS=20 scripts/main_job.sh
-# Other knobs: RETINAC (use this retinac binary and skip the build), BUILD (build dir), DATA
-# (recording), RUNS (run folders), THREADS (OpenMP threads, default: all cores), JOBS (make -j),
+# Other knobs: CNN_PATIENCE, LN_PATIENCE (early stopping), RETINAC (use this retinac binary and
+# skip the build), BUILD (build dir), DATA (recording), RUNS (run folders), THREADS (OpenMP
+# threads, default: all cores), JOBS (make -j),
 # BACKEND (c|ref), DEVICE (cpu|cuda), FRESH=0 to keep runs that already finished (default 1),
 # RECORD=1 to write the result to results/main-job.md and README.md (see below).
 set -eu
@@ -44,9 +47,11 @@ FRESH=${FRESH:-1}
 CNN_EPOCHS=${CNN_EPOCHS:-10}
 CNN_BATCH=${CNN_BATCH:-32}
 CNN_LR=${CNN_LR:-0.002}
+CNN_PATIENCE=${CNN_PATIENCE:-3}   # early stopping: the BN-CNN's validation loss is lowest at epoch 3
 LN_EPOCHS=${LN_EPOCHS:-4}
 LN_BATCH=${LN_BATCH:-32}
 LN_LR=${LN_LR:-0.0005}
+LN_PATIENCE=${LN_PATIENCE:-10}    # the spec's own early_patience
 RETINAC=${RETINAC:-}
 RF_SAMPLES=${RF_SAMPLES:-1024}
 SEED=1            # the recording's `retinac synth` seed: the phenomena's ground-truth column
@@ -67,21 +72,21 @@ if [ ! -f "$DATA" ]; then
     "$RETINAC" synth -o "$DATA" --quiet
 fi
 
-train() {   # train NAME SPEC EPOCHS BATCH LR
-    name=$1 spec=$2 epochs=$3 batch=$4 lr=$5
+train() {   # train NAME SPEC EPOCHS BATCH LR PATIENCE
+    name=$1 spec=$2 epochs=$3 batch=$4 lr=$5 patience=$6
     if [ "$FRESH" = 0 ] && [ -f "$RUNS/$name/metrics.json" ]; then
         say "keeping $RUNS/$name (FRESH=0)"
         return
     fi
     rm -rf "$RUNS/$name"
-    say "training $name: $spec, $epochs epoch(s), batch $batch, lr $lr, backend $BACKEND"
+    say "training $name: $spec, at most $epochs epoch(s) (early stopping after $patience without a better validation loss), batch $batch, lr $lr, backend $BACKEND"
     "$RETINAC" train "$spec" --data "$DATA" -o "$RUNS/$name" --epochs "$epochs" \
-        --batch "$batch" --lr "$lr" --backend "$BACKEND" --device "$DEVICE" \
+        --patience "$patience" --batch "$batch" --lr "$lr" --backend "$BACKEND" --device "$DEVICE" \
         --threads "$THREADS" >/dev/null
 }
 
-train bncnn specs/bncnn.lua "$CNN_EPOCHS" "$CNN_BATCH" "$CNN_LR"
-train ln specs/ln.lua "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
+train bncnn specs/bncnn.lua "$CNN_EPOCHS" "$CNN_BATCH" "$CNN_LR" "$CNN_PATIENCE"
+train ln specs/ln.lua "$LN_EPOCHS" "$LN_BATCH" "$LN_LR" "$LN_PATIENCE"
 
 say "evaluating on the test movie (retinac eval)"
 "$RETINAC" eval "$RUNS/bncnn" "$RUNS/ln" --data "$DATA" --backend "$BACKEND" --device "$DEVICE" \
@@ -96,9 +101,12 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -
     printf 'Measured by `scripts/main_job.sh` (`make demo`) on %s, retinac %s, %s cores (%s),
 ' \
         "$(date -u +%Y-%m-%d)" "$(git describe --always --dirty 2>/dev/null || echo unknown)" "$NPROC" "${cpu:-unknown CPU}"
-    printf 'threads %s, backend %s: BN-CNN %s epochs at batch %s (lr %s), LN %s epochs at batch %s (lr %s);
+    printf 'threads %s, backend %s: BN-CNN at most %s epochs at batch %s (lr %s; early stopping after %s epochs
+without a lower validation loss: %s epochs ran, best %s), LN %s epochs at batch %s (lr %s);
 ' \
-        "$THREADS" "$BACKEND" "$CNN_EPOCHS" "$CNN_BATCH" "$CNN_LR" "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
+        "$THREADS" "$BACKEND" "$CNN_EPOCHS" "$CNN_BATCH" "$CNN_LR" "$CNN_PATIENCE" \
+        "$(($(wc -l < "$RUNS/bncnn/log.csv") - 1))" "$(awk -F, 'NR > 1 && (NR == 2 || $3 < b) { b = $3; e = $1 } END { print e }' "$RUNS/bncnn/log.csv")" \
+        "$LN_EPOCHS" "$LN_BATCH" "$LN_LR"
     printf 'the recording %s; %s s from the start to the end of evaluation. `retinac eval`:
 
 ' "$DATA" "$t_eval"
