@@ -1,6 +1,6 @@
 # retinac — build, test, sanitize, generate, benchmark.
 # One binary (build/retinac); the library without Lua (build/libretinac.a: common/, compiler/
-# except its front end, runtime/, analysis/, sim/, search/); the Lua front end as its own archive
+# except its front end, runtime/, analysis/, sim/, search/, report/, import/); the Lua front end as its own archive
 # (build/libretinac_frontend.a: compiler/frontend/); one Criterion binary per tests/test_*.c.
 # Sources are picked up by wildcard from LIB_DIRS: add a file, not a rule.
 # BUILD=build-asan SAN=1 gives the sanitizer build (make asan).
@@ -26,7 +26,7 @@ SAN      ?= 0
 OPT      ?= -O2
 CUDA_HOME ?= /usr/local/cuda
 
-PKG_CFLAGS := $(shell pkg-config --cflags hdf5 lua5.4 plplot libcjson 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags hdf5 lua5.4 plplot libcjson libzip 2>/dev/null)
 HDF5_LIBS  := $(shell pkg-config --libs hdf5 2>/dev/null)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
@@ -34,7 +34,7 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterio
 GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 CFLAGS_ALL = -std=c11 -Wall -Wextra -Werror -g $(OPT) -fopenmp -D_GNU_SOURCE \
              $(addprefix -I,$(LIB_DIRS) compiler/frontend cli) $(PKG_CFLAGS) -DRC_GIT_VERSION='"$(GIT_VERSION)"' -MMD -MP
-PLOT_LIBS  := $(shell pkg-config --libs plplot libcjson 2>/dev/null)
+PLOT_LIBS  := $(shell pkg-config --libs plplot libcjson libzip 2>/dev/null)
 LDLIBS_ALL = $(HDF5_LIBS) $(PLOT_LIBS) -lfftw3f -ldl -lm -fopenmp -lpthread
 
 # NVRTC is linked when the CUDA toolkit is present (it works without a GPU). The driver
@@ -64,7 +64,7 @@ CFLAGS_ALL += $(CFLAGS)
 # compiler (IR, emitters per target, JIT and caches), the runtime (backends, data, training),
 # then what sits above it.
 LIB_DIRS := common compiler compiler/c compiler/cuda runtime runtime/backend runtime/data \
-            analysis sim search report
+            analysis sim search report import
 RT_SRC   := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 COMP_SRC := $(sort $(wildcard compiler/frontend/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
@@ -223,7 +223,8 @@ gpu-profile: gpu-bundle
 # ---- Fuzzing (issue 16): libFuzzer harnesses fuzz/fuzz_<target>.c for the spec loader (spec),
 # the IR text parser (ir_text), a defined layer's primitive-graph text with autodiff, the
 # reference interpreter and the emitters behind it (prim), the checkpoint loader (checkpoint)
-# and the recording prober of `retinac info` (probe), seeds in fuzz/corpus/<target>/,
+# the recording prober of `retinac info` (probe) and the torch.save readers of `retinac import`
+# (torch), seeds in fuzz/corpus/<target>/,
 # dictionaries fuzz/<target>.dict.
 # fuzz: clang build in build-fuzz/ (library and harnesses with ASan + UBSan + coverage).
 # fuzz-run: each harness FUZZ_SECONDS on its seeds, one at a time; new inputs go to
@@ -232,7 +233,7 @@ gpu-profile: gpu-bundle
 # runtime/backend/fftconv*.c are left out of the fuzz library: they use GCC's __builtin_shuffle, which
 # clang lacks, and no fuzz target reaches them.
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := spec ir_text prim checkpoint probe
+FUZZ_TARGETS := spec ir_text prim checkpoint probe torch
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
 FUZZ_TIMEOUT_spec := 30

@@ -26,5 +26,6 @@ RC_DECLARE_CMD(search)
 RC_DECLARE_CMD(compare)
 RC_DECLARE_CMD(interneurons)
 RC_DECLARE_CMD(report)
+RC_DECLARE_CMD(import)
 
 #endif

@@ -32,6 +32,7 @@ static const rc_command commands[] = {
     {"search",  cmd_search,  cmd_search_help,  "train every trial of the spec's search ranges (serial or mpirun)"},
     {"compare", cmd_compare, cmd_compare_help, "train spec variants over seeds; paired statistics and cost"},
     {"interneurons", cmd_interneurons, cmd_interneurons_help, "correlate model units with recorded interneurons"},
+    {"import",  cmd_import,  cmd_import_help,  "read a torch-deep-retina checkpoint (.pt) into a run folder"},
     {"report",  cmd_report,  cmd_report_help,  "figures (PNG, SVG) and an index.html of runs and analyses"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

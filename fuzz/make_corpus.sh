@@ -10,6 +10,8 @@
 #                one or two epochs (--backend ref) on a 16x16 tiny retina (fuzz/make_seeds.c)
 #   probe/       the small recordings fuzz/make_seeds.c writes (Baccus with every optional part,
 #                per-cell repeats, training split only, openretina)
+#   torch/       the smaller torch.save fixtures of tests/fixtures/torch_import (zip and legacy,
+#                a convgc model, a whole pickled module, random bytes)
 # The generators are deterministic (checkpoints record the git version and timing, so their
 # bytes differ run to run; their structure does not). Reproducers of fixed bugs are added by
 # hand as <target>/regress-*: this script keeps them.
@@ -20,7 +22,10 @@ C=fuzz/corpus
 [ -x "$R" ] || { echo "make_corpus.sh: $R not built (run make)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p $C/spec $C/ir_text $C/prim $C/checkpoint $C/probe "$tmp/probe"
+mkdir -p $C/spec $C/ir_text $C/prim $C/checkpoint $C/probe $C/torch "$tmp/probe"
+T=tests/fixtures/torch_import
+cp $T/cnn.pt $T/cnn_legacy.pt $T/vary_convgc.pt $T/vary_convgc_legacy.pt $T/bad/whole_module.pt \
+    $T/bad/not_torch.pt $C/torch/
 
 cc -std=c11 -O1 -Icommon $(pkg-config --cflags hdf5) -o "$tmp/make_seeds" fuzz/make_seeds.c \
     $(pkg-config --libs hdf5) -lm

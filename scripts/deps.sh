@@ -3,7 +3,7 @@
 #
 # usage: scripts/deps.sh [build|fuzz]...   (default: build)
 #   build    compiler, Lua 5.4, HDF5, Criterion, FFTW, Open MPI, PLplot with its cairo driver
-#            and cJSON (retinac report): what `make`, `make test` and `make demo` need
+#            cJSON (retinac report) and libzip (retinac import): what `make`, `make test` and `make demo` need
 #   browser  headless Chromium: `make test` opens a report's index.html in it
 #   fuzz     clang with libFuzzer and its OpenMP headers (libomp), for `make fuzz` /
 #            `make fuzz-regress`
@@ -12,7 +12,7 @@
 # print the one command to run and exit 1. Used by make demo, make test and .ci/run.
 set -eu
 
-build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin libplplot-dev plplot-driver-cairo libcjson-dev"
+build="build-essential pkg-config liblua5.4-dev libhdf5-dev libcriterion-dev libfftw3-dev hdf5-tools libopenmpi-dev openmpi-bin libplplot-dev plplot-driver-cairo libcjson-dev libzip-dev"
 browser="chromium"
 fuzz="clang libclang-rt-14-dev libomp-14-dev"
 
