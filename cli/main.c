@@ -6,7 +6,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cmd.h"
 
 typedef struct {
@@ -100,8 +102,24 @@ static const rc_command *find(const char *name)
     return NULL;
 }
 
+/* OpenMP threads that wait at a barrier: libgomp's default (OMP_WAIT_POLICY unset) spins about
+ * 300,000 iterations before it sleeps, in each of the many short parallel regions of a training
+ * step. Alone on a machine that costs little; beside other work the spinning threads take the
+ * cores the working ones need, and batch-32 training fell to 0.58 of batch 512's per-sample
+ * rate (passive: 0.91; idle machine: no measurable loss; bench/omp_wait.sh, results/
+ * performance.md). libgomp reads the policy once, in its constructor, before main; so when the
+ * user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, retinac sets "passive" and executes
+ * itself again (once: the variable is then set). If the exec fails it goes on as it is. */
+static void omp_wait_passive(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    omp_wait_passive(argv);
     if (argc < 2) { usage(stderr); return 2; }
     const char *c = argv[1];
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
