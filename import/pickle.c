@@ -297,9 +297,19 @@ static rc_pk *rebuild_tensor(pk_state *S, rc_pk *args, int v2)
     for (int d = 0; d < nd1; d++) {
         if (numel > ((int64_t)1 << 40) / (t->size[d] ? t->size[d] : 1)) { fail(S, "tensor too large"); return NULL; }
         numel *= t->size[d];
-        if (t->size[d]) last += (t->size[d] - 1) * t->stride[d];
+        int64_t span;
+        if (t->size[d] && (__builtin_mul_overflow(t->size[d] - 1, t->stride[d], &span) ||
+                           __builtin_add_overflow(last, span, &last)))
+            { fail(S, "tensor view out of range"); return NULL; }
     }
     t->numel = numel;
+    /* a state dict's tensors are their storages or slices of them: an expanded view (stride 0)
+     * with more elements than its storage is refused, so that no copy outgrows the file */
+    if (numel > st->numel) {
+        fail(S, "a tensor of %lld elements on a storage of %lld (an expanded view) is not read",
+             (long long)numel, (long long)st->numel);
+        return NULL;
+    }
     if (numel && (last >= st->numel || last < 0)) {
         fail(S, "tensor view reaches element %lld of a storage of %lld", (long long)last, (long long)st->numel);
         return NULL;
