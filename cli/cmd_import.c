@@ -144,7 +144,7 @@ int cmd_import(int argc, char **argv)
     char *text = NULL, *spec_canon = NULL, *map = NULL;
     rc_model mdl;
     memset(&mdl, 0, sizeof mdl);
-    int *cell_pos = NULL;
+    int *probe = NULL;
     if (!spec || !ir) { fprintf(stderr, "retinac import: out of memory\n"); goto out_nofile; }
     if (rc_torch_open(src, &F, err, sizeof err) < 0) goto fail;
     if (rc_torch_model_read(&F, &M, err, sizeof err) < 0) goto fail;
@@ -162,7 +162,7 @@ int cmd_import(int argc, char **argv)
     }
     *ir = *spec;
     if (rc_ir_infer(ir, M.cells, spec_path ? spec_path : specout, err, sizeof err) < 0) goto fail;
-    if (rc_model_init(&mdl, ir, 1, NULL, err, sizeof err) < 0) goto fail;
+    if (rc_model_init(&mdl, ir, 1, M.centers, err, sizeof err) < 0) goto fail;   /* also the gcconv positions */
     if (rc_torch_fill(&F, &M, ir, mdl.params, mdl.state, &map, err, sizeof err) < 0) goto fail;
 
     rc_checkpoint ck;
@@ -178,30 +178,26 @@ int cmd_import(int argc, char **argv)
     ck.norm_std = M.norm_std;
     ck.cells = M.cells;
     ck.cell_ids = M.cell_ids;
-    if (rc_gc_layer(ir) >= 0) {
-        cell_pos = malloc((size_t)M.cells * 2 * sizeof *cell_pos);
-        if (!cell_pos) { snprintf(err, sizeof err, "out of memory"); goto fail; }
-        if (rc_gc_positions(ir, M.centers, cell_pos, err, sizeof err) < 0) goto fail;
+    if (mdl.cell_pos) {
         if (!M.centers) {
             /* without centers the positions must not depend on them (true for the published sizes) */
-            int *probe = malloc((size_t)M.cells * 4 * sizeof *probe), *alt = probe + 2 * M.cells;
+            probe = malloc((size_t)M.cells * 4 * sizeof *probe);
             if (!probe) { snprintf(err, sizeof err, "out of memory"); goto fail; }
-            int differ = 0;
+            int *alt = probe + 2 * M.cells, differ = 0;
             for (int corner = 0; corner < 2 && !differ; corner++) {
                 for (int c = 0; c < M.cells; c++) {
                     probe[2 * c] = corner ? ir->height - 1 : 0;
                     probe[2 * c + 1] = corner ? ir->width - 1 : 0;
                 }
-                if (rc_gc_positions(ir, probe, alt, err, sizeof err) < 0) { free(probe); goto fail; }
-                differ = memcmp(alt, cell_pos, (size_t)M.cells * 2 * sizeof *alt) != 0;
+                if (rc_gc_positions(ir, probe, alt, err, sizeof err) < 0) goto fail;
+                differ = memcmp(alt, mdl.cell_pos, (size_t)M.cells * 2 * sizeof *alt) != 0;
             }
-            free(probe);
             if (differ) {
                 snprintf(err, sizeof err, "%s: hyps: no 'centers', and this gcconv read-out's positions depend on them", src);
                 goto fail;
             }
         }
-        ck.cell_pos = cell_pos;
+        ck.cell_pos = mdl.cell_pos;
         ck.centers = M.centers;
     }
     snprintf(ck.data_path, sizeof ck.data_path, "%s", "");
@@ -232,7 +228,7 @@ out:
     rc_torch_close(&F);
 out_nofile:
     rc_model_free(&mdl);
-    free(cell_pos);
+    free(probe);
     free(text);
     free(spec_canon);
     free(map);

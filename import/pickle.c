@@ -133,17 +133,21 @@ static int push(pk_state *S, rc_pk *v)
     return 0;
 }
 
+/* The stack depth at the last open MARK: values below it are not reachable until POP_MARK. */
+static size_t stack_floor(const pk_state *S)
+{
+    return S->n_marks ? S->marks[S->n_marks - 1] : 0;
+}
+
 static rc_pk *pop(pk_state *S)
 {
-    size_t floor_ = S->n_marks ? S->marks[S->n_marks - 1] : 0;
-    if (S->sp <= floor_) { fail(S, "stack underflow"); return NULL; }
+    if (S->sp <= stack_floor(S)) { fail(S, "stack underflow"); return NULL; }
     return S->stack[--S->sp];
 }
 
 static rc_pk *top(pk_state *S)
 {
-    size_t floor_ = S->n_marks ? S->marks[S->n_marks - 1] : 0;
-    if (S->sp <= floor_) { fail(S, "stack underflow"); return NULL; }
+    if (S->sp <= stack_floor(S)) { fail(S, "stack underflow"); return NULL; }
     return S->stack[S->sp - 1];
 }
 
@@ -274,7 +278,7 @@ static int int_tuple(pk_state *S, const rc_pk *t, int64_t *out, int *nd, const c
     return 0;
 }
 
-static rc_pk *rebuild_tensor(pk_state *S, rc_pk *args, int v2)
+static rc_pk *rebuild_tensor(pk_state *S, rc_pk *args)
 {
     if (!args || args->kind != RC_PK_TUPLE || args->n < 4)
         { fail(S, "_rebuild_tensor: expected (storage, offset, size, stride, ...)"); return NULL; }
@@ -287,7 +291,6 @@ static rc_pk *rebuild_tensor(pk_state *S, rc_pk *args, int v2)
     if (int_tuple(S, args->items[2], t->size, &nd1, "tensor size") < 0 ||
         int_tuple(S, args->items[3], t->stride, &nd2, "tensor stride") < 0) return NULL;
     if (nd1 != nd2) { fail(S, "tensor size has %d dimensions, stride %d", nd1, nd2); return NULL; }
-    (void)v2;
     t->ndim = nd1;
     t->storage = st;
     t->dtype = st->dtype;
@@ -397,8 +400,7 @@ static int do_reduce(pk_state *S)
             }
         else if (r && args->n) return fail(S, "OrderedDict: unexpected arguments");
         break;
-    case FN_REBUILD_V2: r = rebuild_tensor(S, args, 1); break;
-    case FN_REBUILD: r = rebuild_tensor(S, args, 0); break;
+    case FN_REBUILD_V2: case FN_REBUILD: r = rebuild_tensor(S, args); break;
     case FN_PARAM: case FN_PARAM_STATE:
         if (args->n < 1 || args->items[0]->kind != RC_PK_TENSOR) return fail(S, "_rebuild_parameter: no tensor");
         r = args->items[0];
@@ -652,7 +654,7 @@ static int run(pk_state *S, rc_pk **out)
         case 'e': case 0x90: { /* APPENDS, ADDITEMS */
             if (!S->n_marks) return fail(S, "APPENDS without MARK");
             size_t m = S->marks[--S->n_marks];
-            if (m <= (S->n_marks ? S->marks[S->n_marks - 1] : 0)) return fail(S, "APPENDS with no list below the MARK");
+            if (m <= stack_floor(S)) return fail(S, "APPENDS with no list below the MARK");
             rc_pk *l = S->stack[m - 1];
             if (l->kind != RC_PK_LIST) return fail(S, "APPENDS to a value that is not a list");
             for (size_t i = m; i < S->sp; i++) if (items_push(S, l, S->stack[i]) < 0) return -1;
@@ -669,7 +671,7 @@ static int run(pk_state *S, rc_pk **out)
         case 'u': { /* SETITEMS */
             if (!S->n_marks) return fail(S, "SETITEMS without MARK");
             size_t m = S->marks[--S->n_marks];
-            if (m <= (S->n_marks ? S->marks[S->n_marks - 1] : 0)) return fail(S, "SETITEMS with no dict below the MARK");
+            if (m <= stack_floor(S)) return fail(S, "SETITEMS with no dict below the MARK");
             rc_pk *d = S->stack[m - 1];
             if (d->kind != RC_PK_DICT) return fail(S, "SETITEMS on a value that is not a dict");
             if (set_items(S, d, m) < 0) return -1;
@@ -768,6 +770,14 @@ int rc_pk_num(const rc_pk *v, double *out)
     return -1;
 }
 
+void rc_pk_shape_text(const int64_t *size, int ndim, char *out, size_t n)
+{
+    int o = snprintf(out, n, "(");
+    for (int d = 0; d < ndim && o > 0 && (size_t)o < n; d++)
+        o += snprintf(out + o, n - (size_t)o, "%s%lld", d ? "," : "", (long long)size[d]);
+    if (o > 0 && (size_t)o < n) snprintf(out + o, n - (size_t)o, ")");
+}
+
 void rc_pk_describe(const rc_pk *v, char *out, size_t n)
 {
     if (!v) { snprintf(out, n, "nothing"); return; }
@@ -786,10 +796,8 @@ void rc_pk_describe(const rc_pk *v, char *out, size_t n)
     case RC_PK_STORAGE: snprintf(out, n, "storage %s", v->s); return;
     case RC_PK_DTYPE: snprintf(out, n, "dtype %s", rc_dtype_name(v->dtype)); return;
     case RC_PK_TENSOR: case RC_PK_ARRAY: {
-        int o = snprintf(out, n, "%s %s (", v->kind == RC_PK_TENSOR ? "tensor" : "array", rc_dtype_name(v->dtype));
-        for (int d = 0; d < v->ndim && o > 0 && (size_t)o < n; d++)
-            o += snprintf(out + o, n - (size_t)o, "%s%lld", d ? "," : "", (long long)v->size[d]);
-        if (o > 0 && (size_t)o < n) snprintf(out + o, n - (size_t)o, ")");
+        int o = snprintf(out, n, "%s %s ", v->kind == RC_PK_TENSOR ? "tensor" : "array", rc_dtype_name(v->dtype));
+        if (o > 0 && (size_t)o < n) rc_pk_shape_text(v->size, v->ndim, out + o, n - (size_t)o);
         return;
     }
     case RC_PK_MARK: snprintf(out, n, "mark"); return;

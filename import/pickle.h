@@ -82,6 +82,8 @@ int rc_pk_num(const rc_pk *v, double *out);
 /* Bytes per element of a dtype, and its torch spelling ("float32"). */
 int rc_dtype_size(rc_dtype t);
 const char *rc_dtype_name(rc_dtype t);
+/* "(8,40,15,15)": a shape for messages. */
+void rc_pk_shape_text(const int64_t *size, int ndim, char *out, size_t n);
 /* One short line describing v for messages ("tensor float32 (8,40,15,15)", "dict of 12", ...). */
 void rc_pk_describe(const rc_pk *v, char *out, size_t n);
 

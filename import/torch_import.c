@@ -225,10 +225,22 @@ void rc_torch_model_free(rc_torch_model *M)
 
 static void shape_text(const rc_pk *t, char *out, size_t n)
 {
-    int o = snprintf(out, n, "(");
-    for (int d = 0; d < t->ndim && o > 0 && (size_t)o < n; d++)
-        o += snprintf(out + o, n - (size_t)o, "%s%lld", d ? "," : "", (long long)t->size[d]);
-    if (o > 0 && (size_t)o < n) snprintf(out + o, n - (size_t)o, ")");
+    rc_pk_shape_text(t->size, t->ndim, out, n);
+}
+
+/* The distinct sub-conv indices of a stacked conv's group, ascending (the Dropout modules
+ * between sub-convs leave gaps); returns their count. */
+static int sub_order(const rc_tm_group *g, int subs[RC_TM_MAX_ENTRIES])
+{
+    int ns = 0;
+    for (int i = 0; i < g->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < ns; j++) seen |= subs[j] == g->sub[i];
+        if (g->sub[i] >= 0 && !seen) subs[ns++] = g->sub[i];
+    }
+    for (int a = 1; a < ns; a++)                      /* insertion sort */
+        for (int b = a; b > 0 && subs[b] < subs[b - 1]; b--) { int t = subs[b]; subs[b] = subs[b - 1]; subs[b - 1] = t; }
+    return ns;
 }
 
 /* A hidden conv (plain or stacked) into spec text; updates the running shape. */
@@ -252,15 +264,9 @@ static int spec_conv(const rc_torch_file *F, const rc_torch_model *M, const rc_t
         return 0;
     }
     /* stacked: sub-convs ordered by index (Dropout modules between them hold no tensors) */
-    int subs[RC_TM_MAX_ENTRIES], ns = 0;
-    for (int i = 0; i < g->n; i++) {
+    for (int i = 0; i < g->n; i++)
         if (g->sub[i] < 0) return rc_errf(err, errlen, "%s: %s: a stacked conv with a tensor of its own", F->path, g->key[i]);
-        int seen = 0;
-        for (int j = 0; j < ns; j++) seen |= subs[j] == g->sub[i];
-        if (!seen) subs[ns++] = g->sub[i];
-    }
-    for (int a = 1; a < ns; a++)                      /* insertion sort by index */
-        for (int b = a; b > 0 && subs[b] < subs[b - 1]; b--) { int t = subs[b]; subs[b] = subs[b - 1]; subs[b - 1] = t; }
+    int subs[RC_TM_MAX_ENTRIES], ns = sub_order(g, subs);
     int K = 1, stack = 0, inner = 0, cout = 0, bias = 0;
     for (int j = 0; j < ns; j++) {
         const rc_pk *wt = NULL;
@@ -467,10 +473,9 @@ static int copy_tensor(const rc_torch_file *F, const rc_pk *t, const char *key, 
         for (int d = 0; d < p->rank; d++) same &= t->size[d] == p->dims[d];
     if (!same) {
         char want[64];
-        int o = snprintf(want, sizeof want, "(");
-        for (int d = 0; d < p->rank && o > 0 && (size_t)o < sizeof want; d++)
-            o += snprintf(want + o, sizeof want - (size_t)o, "%s%d", d ? "," : "", p->dims[d]);
-        if (o > 0 && (size_t)o < sizeof want) snprintf(want + o, sizeof want - (size_t)o, ")");
+        int64_t dims[6];
+        for (int d = 0; d < p->rank; d++) dims[d] = p->dims[d];
+        rc_pk_shape_text(dims, p->rank, want, sizeof want);
         return rc_errf(err, errlen, "%s: %s: shape %s, but %s is %s (the architecture does not fit)", F->path, key, sh, p->name, want);
     }
     float *v;
@@ -514,14 +519,7 @@ int rc_torch_fill(const rc_torch_file *F, const rc_torch_model *M, const rc_ir *
                            "dense and gcconv layers", F->path, li + 1, kn);
         int used[RC_TM_MAX_ENTRIES] = {0};
         /* sub-conv order for stacked convs */
-        int subs[RC_TM_MAX_ENTRIES], ns = 0;
-        for (int i = 0; i < g->n; i++) {
-            int seen = 0;
-            for (int j = 0; j < ns; j++) seen |= subs[j] == g->sub[i];
-            if (g->sub[i] >= 0 && !seen) subs[ns++] = g->sub[i];
-        }
-        for (int a = 1; a < ns; a++)
-            for (int b = a; b > 0 && subs[b] < subs[b - 1]; b--) { int t = subs[b]; subs[b] = subs[b - 1]; subs[b - 1] = t; }
+        int subs[RC_TM_MAX_ENTRIES], ns = sub_order(g, subs);
         if (L->kind == RC_LAYER_CONV && (L->stack ? ns != L->n_sub : ns != 0))
             return rc_errf(err, errlen, "%s: %s: %d sub-convs, but layer %d (conv) has %d", F->path, g->prefix, ns, li + 1,
                            L->stack ? L->n_sub : 0);

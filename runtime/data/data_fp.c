@@ -195,7 +195,7 @@ int rc_ckpt_check_recording(const rc_checkpoint *ck, struct rc_data *d, const ch
     if (in->n_cells != ck->cells)
         return rc_errf(err, errlen, "%s: %d cells selected, %s models %d", data_path, in->n_cells,
                        cp, ck->cells);
-    if (!ck->fp.version && !ck->data_path[strspn(ck->data_path, " ")]) { /* retinac import: trained by PyTorch */
+    if (!ck->fp.version && !*ck->data_path) {   /* retinac import: trained by PyTorch */
         if (chk)
             (void)rc_errf(chk->warning, sizeof chk->warning, "%s was imported from PyTorch and names no "
                           "recording: cannot check that %s is the one it was trained on (its cells, "

@@ -441,7 +441,7 @@ int rc_h5_attr_set_string(hid_t loc, const char *obj, const char *name, const ch
     size_t len = strlen(s);
     H5Tset_size(ty, len ? len : 1);
     H5Tset_strpad(ty, H5T_STR_NULLPAD);
-    int rc = attr_set(loc, obj, name, ty, ty, 1, len ? s : " ");
+    int rc = attr_set(loc, obj, name, ty, ty, 1, s);   /* "" as its one NUL byte: reads back "" */
     H5Tclose(ty);
     return rc;
 }
