@@ -271,338 +271,44 @@ static size_t rcg_offsets(int B, size_t *off)
 static inline void L1_conv_p18(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
+    rcg_v16 a[9];
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 18 + ox0 / 2) * 16;
     const int c1 = c0 + 1 < 40 ? c0 + 1 : 40;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 15; ky++) {
             const float *xr = x + ((size_t)c * 50 + oy0 + ky) * 50 + ox0;
             const float *wr = wt + ((size_t)(c * 15 + ky) * 15 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            const rcg_v16 w11 = rcg_ld16(wr + 176);
-            const rcg_v16 w12 = rcg_ld16(wr + 192);
-            const rcg_v16 w13 = rcg_ld16(wr + 208);
-            const rcg_v16 w14 = rcg_ld16(wr + 224);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a0 += w11 * xb;
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a5 += w11 * xb;
-                a6 += w9 * xb;
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a0 += w12 * xb;
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a5 += w12 * xb;
-                a6 += w10 * xb;
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a0 += w13 * xb;
-                a1 += w11 * xb;
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a5 += w13 * xb;
-                a6 += w11 * xb;
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a0 += w14 * xb;
-                a1 += w12 * xb;
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a5 += w14 * xb;
-                a6 += w12 * xb;
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a1 += w13 * xb;
-                a2 += w11 * xb;
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a6 += w13 * xb;
-                a7 += w11 * xb;
-                a8 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a1 += w14 * xb;
-                a2 += w12 * xb;
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a6 += w14 * xb;
-                a7 += w12 * xb;
-                a8 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a2 += w13 * xb;
-                a3 += w11 * xb;
-                a4 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a7 += w13 * xb;
-                a8 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a2 += w14 * xb;
-                a3 += w12 * xb;
-                a4 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a7 += w14 * xb;
-                a8 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a3 += w13 * xb;
-                a4 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a8 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a3 += w14 * xb;
-                a4 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a8 += w14 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a4 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a4 += w14 * xb;
+            rcg_v16 w[15];
+            #pragma GCC unroll 15
+            for (int k = 0; k < 15; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 4, then 5 .. 8 */
+                    const int j = (v ? 10 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 30 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 9
+                    for (int p = 0; p < 9; p++)
+                        if ((v ? p >= 5 : p < 5) && j - 2 * p >= 0 && j - 2 * p < 15) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 40) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[144];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[18];
@@ -642,280 +348,28 @@ static void L1_conv_dw(const float *restrict x, const float *restrict g, float *
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 40; c++) {
             for (int ky = 0; ky < 15; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
-                rcg_v16 a3 = {0};
-                rcg_v16 a4 = {0};
-                rcg_v16 a5 = {0};
-                rcg_v16 a6 = {0};
-                rcg_v16 a7 = {0};
-                rcg_v16 a8 = {0};
-                rcg_v16 a9 = {0};
-                rcg_v16 a10 = {0};
-                rcg_v16 a11 = {0};
-                rcg_v16 a12 = {0};
-                rcg_v16 a13 = {0};
-                rcg_v16 a14 = {0};
+                rcg_v16 a[15];
+                #pragma GCC unroll 15
+                for (int k = 0; k < 15; k++) a[k] = (rcg_v16){0};
                 for (int q0 = 0; q0 < 18; q0 += 9) {
                     for (int oy = 0; oy < 36; oy++) {
                         const float *xr = x + ((size_t)c * 50 + oy + ky) * 50 + 2 * q0;
                         const float *gr = gt + ((size_t)(ob * 36 + oy) * 18 + q0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a3 += g0 * xb;
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a4 += g0 * xb;
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a5 += g0 * xb;
-                            a3 += g1 * xb;
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a6 += g0 * xb;
-                            a4 += g1 * xb;
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a7 += g0 * xb;
-                            a5 += g1 * xb;
-                            a3 += g2 * xb;
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a8 += g0 * xb;
-                            a6 += g1 * xb;
-                            a4 += g2 * xb;
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a9 += g0 * xb;
-                            a7 += g1 * xb;
-                            a5 += g2 * xb;
-                            a3 += g3 * xb;
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a10 += g0 * xb;
-                            a8 += g1 * xb;
-                            a6 += g2 * xb;
-                            a4 += g3 * xb;
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a11 += g0 * xb;
-                            a9 += g1 * xb;
-                            a7 += g2 * xb;
-                            a5 += g3 * xb;
-                            a3 += g4 * xb;
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a12 += g0 * xb;
-                            a10 += g1 * xb;
-                            a8 += g2 * xb;
-                            a6 += g3 * xb;
-                            a4 += g4 * xb;
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a13 += g0 * xb;
-                            a11 += g1 * xb;
-                            a9 += g2 * xb;
-                            a7 += g3 * xb;
-                            a5 += g4 * xb;
-                            a3 += g5 * xb;
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a14 += g0 * xb;
-                            a12 += g1 * xb;
-                            a10 += g2 * xb;
-                            a8 += g3 * xb;
-                            a6 += g4 * xb;
-                            a4 += g5 * xb;
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a13 += g1 * xb;
-                            a11 += g2 * xb;
-                            a9 += g3 * xb;
-                            a7 += g4 * xb;
-                            a5 += g5 * xb;
-                            a3 += g6 * xb;
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a14 += g1 * xb;
-                            a12 += g2 * xb;
-                            a10 += g3 * xb;
-                            a8 += g4 * xb;
-                            a6 += g5 * xb;
-                            a4 += g6 * xb;
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a13 += g2 * xb;
-                            a11 += g3 * xb;
-                            a9 += g4 * xb;
-                            a7 += g5 * xb;
-                            a5 += g6 * xb;
-                            a3 += g7 * xb;
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a14 += g2 * xb;
-                            a12 += g3 * xb;
-                            a10 += g4 * xb;
-                            a8 += g5 * xb;
-                            a6 += g6 * xb;
-                            a4 += g7 * xb;
-                            a2 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a13 += g3 * xb;
-                            a11 += g4 * xb;
-                            a9 += g5 * xb;
-                            a7 += g6 * xb;
-                            a5 += g7 * xb;
-                            a3 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a14 += g3 * xb;
-                            a12 += g4 * xb;
-                            a10 += g5 * xb;
-                            a8 += g6 * xb;
-                            a6 += g7 * xb;
-                            a4 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a13 += g4 * xb;
-                            a11 += g5 * xb;
-                            a9 += g6 * xb;
-                            a7 += g7 * xb;
-                            a5 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a14 += g4 * xb;
-                            a12 += g5 * xb;
-                            a10 += g6 * xb;
-                            a8 += g7 * xb;
-                            a6 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a13 += g5 * xb;
-                            a11 += g6 * xb;
-                            a9 += g7 * xb;
-                            a7 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a14 += g5 * xb;
-                            a12 += g6 * xb;
-                            a10 += g7 * xb;
-                            a8 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a13 += g6 * xb;
-                            a11 += g7 * xb;
-                            a9 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a14 += g6 * xb;
-                            a12 += g7 * xb;
-                            a10 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a13 += g7 * xb;
-                            a11 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a14 += g7 * xb;
-                            a12 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a13 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a14 += g8 * xb;
+                        rcg_v16 gq[9];
+                        #pragma GCC unroll 9
+                        for (int q = 0; q < 9; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 31
+                        for (int j = 0; j < 31; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 9
+                            for (int q = 0; q < 9; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 15) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[240];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
-                rcg_st16(t + 48, a3);
-                rcg_st16(t + 64, a4);
-                rcg_st16(t + 80, a5);
-                rcg_st16(t + 96, a6);
-                rcg_st16(t + 112, a7);
-                rcg_st16(t + 128, a8);
-                rcg_st16(t + 144, a9);
-                rcg_st16(t + 160, a10);
-                rcg_st16(t + 176, a11);
-                rcg_st16(t + 192, a12);
-                rcg_st16(t + 208, a13);
-                rcg_st16(t + 224, a14);
+                #pragma GCC unroll 15
+                for (int k = 0; k < 15; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 15 + ky) * 8 + ob * 8) * 15;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 15; kx++) p[o * 15 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -930,338 +384,44 @@ static void L1_conv_dw(const float *restrict x, const float *restrict g, float *
 static inline void L1_inf_p18(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
+    rcg_v16 a[9];
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 18 + ox0 / 2) * 16;
     const int c1 = c0 + 1 < 40 ? c0 + 1 : 40;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 15; ky++) {
             const float *xr = x + ((size_t)c * 50 + oy0 + ky) * 50 + ox0;
             const float *wr = wt + ((size_t)(c * 15 + ky) * 15 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            const rcg_v16 w11 = rcg_ld16(wr + 176);
-            const rcg_v16 w12 = rcg_ld16(wr + 192);
-            const rcg_v16 w13 = rcg_ld16(wr + 208);
-            const rcg_v16 w14 = rcg_ld16(wr + 224);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a0 += w11 * xb;
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a5 += w11 * xb;
-                a6 += w9 * xb;
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a0 += w12 * xb;
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a5 += w12 * xb;
-                a6 += w10 * xb;
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a0 += w13 * xb;
-                a1 += w11 * xb;
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a5 += w13 * xb;
-                a6 += w11 * xb;
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a0 += w14 * xb;
-                a1 += w12 * xb;
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a5 += w14 * xb;
-                a6 += w12 * xb;
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a1 += w13 * xb;
-                a2 += w11 * xb;
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a6 += w13 * xb;
-                a7 += w11 * xb;
-                a8 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a1 += w14 * xb;
-                a2 += w12 * xb;
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a6 += w14 * xb;
-                a7 += w12 * xb;
-                a8 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a2 += w13 * xb;
-                a3 += w11 * xb;
-                a4 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a7 += w13 * xb;
-                a8 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a2 += w14 * xb;
-                a3 += w12 * xb;
-                a4 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a7 += w14 * xb;
-                a8 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a3 += w13 * xb;
-                a4 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a8 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a3 += w14 * xb;
-                a4 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a8 += w14 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a4 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a4 += w14 * xb;
+            rcg_v16 w[15];
+            #pragma GCC unroll 15
+            for (int k = 0; k < 15; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 4, then 5 .. 8 */
+                    const int j = (v ? 10 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 30 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 9
+                    for (int p = 0; p < 9; p++)
+                        if ((v ? p >= 5 : p < 5) && j - 2 * p >= 0 && j - 2 * p < 15) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 40) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[144];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[18];
@@ -1295,358 +455,44 @@ static void L1_inf(const float *restrict x, const float *restrict wt, const floa
 static inline void L5_conv_p26(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
+    rcg_v16 a[13];
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 13 + ox0 / 2) * 16;
     const int c1 = c0 + 2 < 8 ? c0 + 2 : 8;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
-        a9 = rcg_ld16(pp + 144);
-        a10 = rcg_ld16(pp + 160);
-        a11 = rcg_ld16(pp + 176);
-        a12 = rcg_ld16(pp + 192);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 11; ky++) {
             const float *xr = x + ((size_t)c * 36 + oy0 + ky) * 36 + ox0;
             const float *wr = wt + ((size_t)(c * 11 + ky) * 11 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-                a9 += w3 * xb;
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-                a9 += w4 * xb;
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-                a9 += w5 * xb;
-                a10 += w3 * xb;
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-                a9 += w6 * xb;
-                a10 += w4 * xb;
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a8 += w9 * xb;
-                a9 += w7 * xb;
-                a10 += w5 * xb;
-                a11 += w3 * xb;
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a8 += w10 * xb;
-                a9 += w8 * xb;
-                a10 += w6 * xb;
-                a11 += w4 * xb;
-                a12 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a9 += w9 * xb;
-                a10 += w7 * xb;
-                a11 += w5 * xb;
-                a12 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a9 += w10 * xb;
-                a10 += w8 * xb;
-                a11 += w6 * xb;
-                a12 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a10 += w9 * xb;
-                a11 += w7 * xb;
-                a12 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a10 += w10 * xb;
-                a11 += w8 * xb;
-                a12 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a4 += w9 * xb;
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a11 += w9 * xb;
-                a12 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a4 += w10 * xb;
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a11 += w10 * xb;
-                a12 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a12 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a12 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a6 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a6 += w10 * xb;
+            rcg_v16 w[11];
+            #pragma GCC unroll 11
+            for (int k = 0; k < 11; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 12 */
+                    const int j = (v ? 14 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 34 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 13
+                    for (int p = 0; p < 13; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 11) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 8) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
-        rcg_st16(pp + 144, a9);
-        rcg_st16(pp + 160, a10);
-        rcg_st16(pp + 176, a11);
-        rcg_st16(pp + 192, a12);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[208];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[26];
@@ -1686,296 +532,28 @@ static void L5_conv_dw(const float *restrict x, const float *restrict g, float *
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 11; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
-                rcg_v16 a3 = {0};
-                rcg_v16 a4 = {0};
-                rcg_v16 a5 = {0};
-                rcg_v16 a6 = {0};
-                rcg_v16 a7 = {0};
-                rcg_v16 a8 = {0};
-                rcg_v16 a9 = {0};
-                rcg_v16 a10 = {0};
+                rcg_v16 a[11];
+                #pragma GCC unroll 11
+                for (int k = 0; k < 11; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 26; oy++) {
                         const float *xr = x + ((size_t)c * 36 + oy + ky) * 36 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 26 + oy) * 13 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a3 += g0 * xb;
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a4 += g0 * xb;
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a5 += g0 * xb;
-                            a3 += g1 * xb;
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a6 += g0 * xb;
-                            a4 += g1 * xb;
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a7 += g0 * xb;
-                            a5 += g1 * xb;
-                            a3 += g2 * xb;
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a8 += g0 * xb;
-                            a6 += g1 * xb;
-                            a4 += g2 * xb;
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a9 += g0 * xb;
-                            a7 += g1 * xb;
-                            a5 += g2 * xb;
-                            a3 += g3 * xb;
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a10 += g0 * xb;
-                            a8 += g1 * xb;
-                            a6 += g2 * xb;
-                            a4 += g3 * xb;
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a9 += g1 * xb;
-                            a7 += g2 * xb;
-                            a5 += g3 * xb;
-                            a3 += g4 * xb;
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a10 += g1 * xb;
-                            a8 += g2 * xb;
-                            a6 += g3 * xb;
-                            a4 += g4 * xb;
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a9 += g2 * xb;
-                            a7 += g3 * xb;
-                            a5 += g4 * xb;
-                            a3 += g5 * xb;
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a10 += g2 * xb;
-                            a8 += g3 * xb;
-                            a6 += g4 * xb;
-                            a4 += g5 * xb;
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a9 += g3 * xb;
-                            a7 += g4 * xb;
-                            a5 += g5 * xb;
-                            a3 += g6 * xb;
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a10 += g3 * xb;
-                            a8 += g4 * xb;
-                            a6 += g5 * xb;
-                            a4 += g6 * xb;
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a9 += g4 * xb;
-                            a7 += g5 * xb;
-                            a5 += g6 * xb;
-                            a3 += g7 * xb;
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a10 += g4 * xb;
-                            a8 += g5 * xb;
-                            a6 += g6 * xb;
-                            a4 += g7 * xb;
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a9 += g5 * xb;
-                            a7 += g6 * xb;
-                            a5 += g7 * xb;
-                            a3 += g8 * xb;
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a10 += g5 * xb;
-                            a8 += g6 * xb;
-                            a6 += g7 * xb;
-                            a4 += g8 * xb;
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a9 += g6 * xb;
-                            a7 += g7 * xb;
-                            a5 += g8 * xb;
-                            a3 += g9 * xb;
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a10 += g6 * xb;
-                            a8 += g7 * xb;
-                            a6 += g8 * xb;
-                            a4 += g9 * xb;
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a9 += g7 * xb;
-                            a7 += g8 * xb;
-                            a5 += g9 * xb;
-                            a3 += g10 * xb;
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a10 += g7 * xb;
-                            a8 += g8 * xb;
-                            a6 += g9 * xb;
-                            a4 += g10 * xb;
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a9 += g8 * xb;
-                            a7 += g9 * xb;
-                            a5 += g10 * xb;
-                            a3 += g11 * xb;
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a10 += g8 * xb;
-                            a8 += g9 * xb;
-                            a6 += g10 * xb;
-                            a4 += g11 * xb;
-                            a2 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a9 += g9 * xb;
-                            a7 += g10 * xb;
-                            a5 += g11 * xb;
-                            a3 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a10 += g9 * xb;
-                            a8 += g10 * xb;
-                            a6 += g11 * xb;
-                            a4 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a9 += g10 * xb;
-                            a7 += g11 * xb;
-                            a5 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a10 += g10 * xb;
-                            a8 += g11 * xb;
-                            a6 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a9 += g11 * xb;
-                            a7 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a10 += g11 * xb;
-                            a8 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a9 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a10 += g12 * xb;
+                        rcg_v16 gq[13];
+                        #pragma GCC unroll 13
+                        for (int q = 0; q < 13; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 35
+                        for (int j = 0; j < 35; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 13
+                            for (int q = 0; q < 13; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 11) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[176];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
-                rcg_st16(t + 48, a3);
-                rcg_st16(t + 64, a4);
-                rcg_st16(t + 80, a5);
-                rcg_st16(t + 96, a6);
-                rcg_st16(t + 112, a7);
-                rcg_st16(t + 128, a8);
-                rcg_st16(t + 144, a9);
-                rcg_st16(t + 160, a10);
+                #pragma GCC unroll 11
+                for (int k = 0; k < 11; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 11 + ky) * 8 + ob * 8) * 11;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 11; kx++) p[o * 11 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -1991,359 +569,44 @@ static inline void L5_conv_dx_p36_x0(const float *restrict x, const float *restr
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 10 - oy0 > 0 ? 10 - oy0 : 0, ky1 = 36 - oy0 < 11 ? 36 - oy0 : 11;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
+    rcg_v16 a[18];
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 18 + ox0 / 2) * 16;
     const int c1 = c0 + 2 < 8 ? c0 + 2 : 8;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
-        a9 = rcg_ld16(pp + 144);
-        a10 = rcg_ld16(pp + 160);
-        a11 = rcg_ld16(pp + 176);
-        a12 = rcg_ld16(pp + 192);
-        a13 = rcg_ld16(pp + 208);
-        a14 = rcg_ld16(pp + 224);
-        a15 = rcg_ld16(pp + 240);
-        a16 = rcg_ld16(pp + 256);
-        a17 = rcg_ld16(pp + 272);
+        #pragma GCC unroll 18
+        for (int p = 0; p < 18; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 46 + oy0 + ky) * 46 + ox0;
             const float *wr = wt + ((size_t)(c * 11 + ky) * 11 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a9 += w3 * xb;
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a9 += w4 * xb;
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a9 += w5 * xb;
-                a10 += w3 * xb;
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a9 += w6 * xb;
-                a10 += w4 * xb;
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a9 += w7 * xb;
-                a10 += w5 * xb;
-                a11 += w3 * xb;
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a4 += w9 * xb;
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a9 += w8 * xb;
-                a10 += w6 * xb;
-                a11 += w4 * xb;
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a4 += w10 * xb;
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a9 += w9 * xb;
-                a10 += w7 * xb;
-                a11 += w5 * xb;
-                a12 += w3 * xb;
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a9 += w10 * xb;
-                a10 += w8 * xb;
-                a11 += w6 * xb;
-                a12 += w4 * xb;
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a10 += w9 * xb;
-                a11 += w7 * xb;
-                a12 += w5 * xb;
-                a13 += w3 * xb;
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a6 += w9 * xb;
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a10 += w10 * xb;
-                a11 += w8 * xb;
-                a12 += w6 * xb;
-                a13 += w4 * xb;
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a6 += w10 * xb;
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a11 += w9 * xb;
-                a12 += w7 * xb;
-                a13 += w5 * xb;
-                a14 += w3 * xb;
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a11 += w10 * xb;
-                a12 += w8 * xb;
-                a13 += w6 * xb;
-                a14 += w4 * xb;
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a12 += w9 * xb;
-                a13 += w7 * xb;
-                a14 += w5 * xb;
-                a15 += w3 * xb;
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a8 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a12 += w10 * xb;
-                a13 += w8 * xb;
-                a14 += w6 * xb;
-                a15 += w4 * xb;
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a8 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a13 += w9 * xb;
-                a14 += w7 * xb;
-                a15 += w5 * xb;
-                a16 += w3 * xb;
-                a17 += w1 * xb;
+            rcg_v16 w[11];
+            #pragma GCC unroll 11
+            for (int k = 0; k < 11; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 18
+            for (int i = 0; i < 18; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 8, then 9 .. 17 */
+                    const int j = (v ? 18 : 9) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 35 : 26)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 18
+                    for (int p = 0; p < 18; p++)
+                        if ((v ? p >= 9 : p < 9) && j - 2 * p >= 0 && j - 2 * p < 11) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 8) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
-        rcg_st16(pp + 144, a9);
-        rcg_st16(pp + 160, a10);
-        rcg_st16(pp + 176, a11);
-        rcg_st16(pp + 192, a12);
-        rcg_st16(pp + 208, a13);
-        rcg_st16(pp + 224, a14);
-        rcg_st16(pp + 240, a15);
-        rcg_st16(pp + 256, a16);
-        rcg_st16(pp + 272, a17);
+        #pragma GCC unroll 18
+        for (int p = 0; p < 18; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[288];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[36];
@@ -2374,358 +637,44 @@ static void L5_conv_dx(const float *restrict x, const float *restrict wt, const 
 static inline void L5_inf_p26(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
+    rcg_v16 a[13];
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 13 + ox0 / 2) * 16;
     const int c1 = c0 + 2 < 8 ? c0 + 2 : 8;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
-        a9 = rcg_ld16(pp + 144);
-        a10 = rcg_ld16(pp + 160);
-        a11 = rcg_ld16(pp + 176);
-        a12 = rcg_ld16(pp + 192);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 11; ky++) {
             const float *xr = x + ((size_t)c * 36 + oy0 + ky) * 36 + ox0;
             const float *wr = wt + ((size_t)(c * 11 + ky) * 11 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-                a9 += w3 * xb;
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-                a9 += w4 * xb;
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-                a9 += w5 * xb;
-                a10 += w3 * xb;
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-                a9 += w6 * xb;
-                a10 += w4 * xb;
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a8 += w9 * xb;
-                a9 += w7 * xb;
-                a10 += w5 * xb;
-                a11 += w3 * xb;
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a8 += w10 * xb;
-                a9 += w8 * xb;
-                a10 += w6 * xb;
-                a11 += w4 * xb;
-                a12 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a9 += w9 * xb;
-                a10 += w7 * xb;
-                a11 += w5 * xb;
-                a12 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a9 += w10 * xb;
-                a10 += w8 * xb;
-                a11 += w6 * xb;
-                a12 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a10 += w9 * xb;
-                a11 += w7 * xb;
-                a12 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a10 += w10 * xb;
-                a11 += w8 * xb;
-                a12 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a4 += w9 * xb;
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a11 += w9 * xb;
-                a12 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a4 += w10 * xb;
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a11 += w10 * xb;
-                a12 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a12 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a12 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a6 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a6 += w10 * xb;
+            rcg_v16 w[11];
+            #pragma GCC unroll 11
+            for (int k = 0; k < 11; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 12 */
+                    const int j = (v ? 14 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 34 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 13
+                    for (int p = 0; p < 13; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 11) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 8) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
-        rcg_st16(pp + 144, a9);
-        rcg_st16(pp + 160, a10);
-        rcg_st16(pp + 176, a11);
-        rcg_st16(pp + 192, a12);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[208];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[26];

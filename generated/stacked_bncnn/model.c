@@ -307,341 +307,44 @@ static size_t rcg_offsets(int B, size_t *off)
 static inline void L1_s0_p48(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
-    rcg_v16 a22 = {0};
-    rcg_v16 a23 = {0};
+    rcg_v16 a[24];
+    #pragma GCC unroll 24
+    for (int p = 0; p < 24; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 24 + ox0 / 2) * 16;
     const int c1 = c0 + 28 < 40 ? c0 + 28 : 40;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
-        a9 = rcg_ld16(pp + 144);
-        a10 = rcg_ld16(pp + 160);
-        a11 = rcg_ld16(pp + 176);
-        a12 = rcg_ld16(pp + 192);
-        a13 = rcg_ld16(pp + 208);
-        a14 = rcg_ld16(pp + 224);
-        a15 = rcg_ld16(pp + 240);
-        a16 = rcg_ld16(pp + 256);
-        a17 = rcg_ld16(pp + 272);
-        a18 = rcg_ld16(pp + 288);
-        a19 = rcg_ld16(pp + 304);
-        a20 = rcg_ld16(pp + 320);
-        a21 = rcg_ld16(pp + 336);
-        a22 = rcg_ld16(pp + 352);
-        a23 = rcg_ld16(pp + 368);
+        #pragma GCC unroll 24
+        for (int p = 0; p < 24; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 50 + oy0 + ky) * 50 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 44);
-                a21 += w2 * xb;
-                a22 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 45);
-                a22 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 46);
-                a22 += w2 * xb;
-                a23 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 47);
-                a23 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 48);
-                a23 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 25
+            for (int i = 0; i < 25; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 11, then 12 .. 23 */
+                    const int j = (v ? 24 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 48 : 24)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 24
+                    for (int p = 0; p < 24; p++)
+                        if ((v ? p >= 12 : p < 12) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 40) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
-        rcg_st16(pp + 144, a9);
-        rcg_st16(pp + 160, a10);
-        rcg_st16(pp + 176, a11);
-        rcg_st16(pp + 192, a12);
-        rcg_st16(pp + 208, a13);
-        rcg_st16(pp + 224, a14);
-        rcg_st16(pp + 240, a15);
-        rcg_st16(pp + 256, a16);
-        rcg_st16(pp + 272, a17);
-        rcg_st16(pp + 288, a18);
-        rcg_st16(pp + 304, a19);
-        rcg_st16(pp + 320, a20);
-        rcg_st16(pp + 336, a21);
-        rcg_st16(pp + 352, a22);
-        rcg_st16(pp + 368, a23);
+        #pragma GCC unroll 24
+        for (int p = 0; p < 24; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[384];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
-    rcg_st16(t + 352, a22);
-    rcg_st16(t + 368, a23);
+    #pragma GCC unroll 24
+    for (int p = 0; p < 24; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[48];
@@ -682,262 +385,28 @@ static void L1_s0_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 40; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 48; oy++) {
                         const float *xr = x + ((size_t)c * 50 + oy + ky) * 50 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 48 + oy) * 24 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        const rcg_v16 g19 = rcg_ld16(gr + 304);
-                        const rcg_v16 g20 = rcg_ld16(gr + 320);
-                        const rcg_v16 g21 = rcg_ld16(gr + 336);
-                        const rcg_v16 g22 = rcg_ld16(gr + 352);
-                        const rcg_v16 g23 = rcg_ld16(gr + 368);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
-                            a0 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 39);
-                            a1 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 40);
-                            a2 += g19 * xb;
-                            a0 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 41);
-                            a1 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 42);
-                            a2 += g20 * xb;
-                            a0 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 43);
-                            a1 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 44);
-                            a2 += g21 * xb;
-                            a0 += g22 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 45);
-                            a1 += g22 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 46);
-                            a2 += g22 * xb;
-                            a0 += g23 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 47);
-                            a1 += g23 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 48);
-                            a2 += g23 * xb;
+                        rcg_v16 gq[24];
+                        #pragma GCC unroll 24
+                        for (int q = 0; q < 24; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 49
+                        for (int j = 0; j < 49; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 24
+                            for (int q = 0; q < 24; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -952,275 +421,33 @@ static void L1_s0_dw(const float *restrict x, const float *restrict g, float *re
 static inline void L1_s1_p46(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
-    rcg_v16 a22 = {0};
+    rcg_v16 a[23];
+    #pragma GCC unroll 23
+    for (int p = 0; p < 23; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 48 + oy0 + ky) * 48 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 44);
-                a21 += w2 * xb;
-                a22 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 45);
-                a22 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 46);
-                a22 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 25
+            for (int i = 0; i < 25; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 11, then 12 .. 22 */
+                    const int j = (v ? 24 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 46 : 24)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 23
+                    for (int p = 0; p < 23; p++)
+                        if ((v ? p >= 12 : p < 12) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[368];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
-    rcg_st16(t + 352, a22);
+    #pragma GCC unroll 23
+    for (int p = 0; p < 23; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[46];
@@ -1258,252 +485,28 @@ static void L1_s1_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 46; oy++) {
                         const float *xr = x + ((size_t)c * 48 + oy + ky) * 48 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 46 + oy) * 23 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        const rcg_v16 g19 = rcg_ld16(gr + 304);
-                        const rcg_v16 g20 = rcg_ld16(gr + 320);
-                        const rcg_v16 g21 = rcg_ld16(gr + 336);
-                        const rcg_v16 g22 = rcg_ld16(gr + 352);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
-                            a0 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 39);
-                            a1 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 40);
-                            a2 += g19 * xb;
-                            a0 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 41);
-                            a1 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 42);
-                            a2 += g20 * xb;
-                            a0 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 43);
-                            a1 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 44);
-                            a2 += g21 * xb;
-                            a0 += g22 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 45);
-                            a1 += g22 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 46);
-                            a2 += g22 * xb;
+                        rcg_v16 gq[23];
+                        #pragma GCC unroll 23
+                        for (int q = 0; q < 23; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 47
+                        for (int j = 0; j < 47; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 23
+                            for (int q = 0; q < 23; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -1519,278 +522,33 @@ static inline void L1_s1_dx_p48_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 48 - oy0 < 3 ? 48 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
-    rcg_v16 a22 = {0};
-    rcg_v16 a23 = {0};
+    rcg_v16 a[24];
+    #pragma GCC unroll 24
+    for (int p = 0; p < 24; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 50 + oy0 + ky) * 50 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 44);
-                a21 += w2 * xb;
-                a22 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 45);
-                a22 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 46);
-                a22 += w2 * xb;
-                a23 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 47);
-                a23 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 24
+            for (int i = 0; i < 24; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 11, then 12 .. 23 */
+                    const int j = (v ? 24 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 47 : 24)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 24
+                    for (int p = 0; p < 24; p++)
+                        if ((v ? p >= 12 : p < 12) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[384];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
-    rcg_st16(t + 352, a22);
-    rcg_st16(t + 368, a23);
+    #pragma GCC unroll 24
+    for (int p = 0; p < 24; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[48];
@@ -1819,264 +577,33 @@ static void L1_s1_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_s2_p44(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
+    rcg_v16 a[22];
+    #pragma GCC unroll 22
+    for (int p = 0; p < 22; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 46 + oy0 + ky) * 46 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 44);
-                a21 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 10, then 11 .. 21 */
+                    const int j = (v ? 22 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 44 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 22
+                    for (int p = 0; p < 22; p++)
+                        if ((v ? p >= 11 : p < 11) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[352];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
+    #pragma GCC unroll 22
+    for (int p = 0; p < 22; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[44];
@@ -2114,242 +641,28 @@ static void L1_s2_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 44; oy++) {
                         const float *xr = x + ((size_t)c * 46 + oy + ky) * 46 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 44 + oy) * 22 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        const rcg_v16 g19 = rcg_ld16(gr + 304);
-                        const rcg_v16 g20 = rcg_ld16(gr + 320);
-                        const rcg_v16 g21 = rcg_ld16(gr + 336);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
-                            a0 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 39);
-                            a1 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 40);
-                            a2 += g19 * xb;
-                            a0 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 41);
-                            a1 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 42);
-                            a2 += g20 * xb;
-                            a0 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 43);
-                            a1 += g21 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 44);
-                            a2 += g21 * xb;
+                        rcg_v16 gq[22];
+                        #pragma GCC unroll 22
+                        for (int q = 0; q < 22; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 45
+                        for (int j = 0; j < 45; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 22
+                            for (int q = 0; q < 22; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -2365,267 +678,33 @@ static inline void L1_s2_dx_p46_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 46 - oy0 < 3 ? 46 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
-    rcg_v16 a22 = {0};
+    rcg_v16 a[23];
+    #pragma GCC unroll 23
+    for (int p = 0; p < 23; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 48 + oy0 + ky) * 48 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 44);
-                a21 += w2 * xb;
-                a22 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 45);
-                a22 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 24
+            for (int i = 0; i < 24; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 11, then 12 .. 22 */
+                    const int j = (v ? 24 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 45 : 24)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 23
+                    for (int p = 0; p < 23; p++)
+                        if ((v ? p >= 12 : p < 12) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[368];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
-    rcg_st16(t + 352, a22);
+    #pragma GCC unroll 23
+    for (int p = 0; p < 23; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[46];
@@ -2654,253 +733,33 @@ static void L1_s2_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_s3_p42(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
+    rcg_v16 a[21];
+    #pragma GCC unroll 21
+    for (int p = 0; p < 21; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 44 + oy0 + ky) * 44 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 10, then 11 .. 20 */
+                    const int j = (v ? 22 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 42 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 21
+                    for (int p = 0; p < 21; p++)
+                        if ((v ? p >= 11 : p < 11) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[336];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
+    #pragma GCC unroll 21
+    for (int p = 0; p < 21; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[42];
@@ -2938,232 +797,28 @@ static void L1_s3_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 42; oy++) {
                         const float *xr = x + ((size_t)c * 44 + oy + ky) * 44 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 42 + oy) * 21 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        const rcg_v16 g19 = rcg_ld16(gr + 304);
-                        const rcg_v16 g20 = rcg_ld16(gr + 320);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
-                            a0 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 39);
-                            a1 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 40);
-                            a2 += g19 * xb;
-                            a0 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 41);
-                            a1 += g20 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 42);
-                            a2 += g20 * xb;
+                        rcg_v16 gq[21];
+                        #pragma GCC unroll 21
+                        for (int q = 0; q < 21; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 43
+                        for (int j = 0; j < 43; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 21
+                            for (int q = 0; q < 21; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -3179,256 +834,33 @@ static inline void L1_s3_dx_p44_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 44 - oy0 < 3 ? 44 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
-    rcg_v16 a21 = {0};
+    rcg_v16 a[22];
+    #pragma GCC unroll 22
+    for (int p = 0; p < 22; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 46 + oy0 + ky) * 46 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 42);
-                a20 += w2 * xb;
-                a21 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 43);
-                a21 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 22
+            for (int i = 0; i < 22; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 10, then 11 .. 21 */
+                    const int j = (v ? 22 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 43 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 22
+                    for (int p = 0; p < 22; p++)
+                        if ((v ? p >= 11 : p < 11) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[352];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
-    rcg_st16(t + 336, a21);
+    #pragma GCC unroll 22
+    for (int p = 0; p < 22; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[44];
@@ -3457,242 +889,33 @@ static void L1_s3_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_s4_p40(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
+    rcg_v16 a[20];
+    #pragma GCC unroll 20
+    for (int p = 0; p < 20; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 42 + oy0 + ky) * 42 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 21
+            for (int i = 0; i < 21; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 9, then 10 .. 19 */
+                    const int j = (v ? 20 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 40 : 20)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 20
+                    for (int p = 0; p < 20; p++)
+                        if ((v ? p >= 10 : p < 10) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[320];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
+    #pragma GCC unroll 20
+    for (int p = 0; p < 20; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[40];
@@ -3730,222 +953,28 @@ static void L1_s4_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 40; oy++) {
                         const float *xr = x + ((size_t)c * 42 + oy + ky) * 42 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 40 + oy) * 20 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        const rcg_v16 g19 = rcg_ld16(gr + 304);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
-                            a0 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 39);
-                            a1 += g19 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 40);
-                            a2 += g19 * xb;
+                        rcg_v16 gq[20];
+                        #pragma GCC unroll 20
+                        for (int q = 0; q < 20; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 41
+                        for (int j = 0; j < 41; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 20
+                            for (int q = 0; q < 20; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -3961,245 +990,33 @@ static inline void L1_s4_dx_p42_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 42 - oy0 < 3 ? 42 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
-    rcg_v16 a20 = {0};
+    rcg_v16 a[21];
+    #pragma GCC unroll 21
+    for (int p = 0; p < 21; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 44 + oy0 + ky) * 44 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 40);
-                a19 += w2 * xb;
-                a20 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 41);
-                a20 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 22
+            for (int i = 0; i < 22; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 10, then 11 .. 20 */
+                    const int j = (v ? 22 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 41 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 21
+                    for (int p = 0; p < 21; p++)
+                        if ((v ? p >= 11 : p < 11) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[336];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
-    rcg_st16(t + 320, a20);
+    #pragma GCC unroll 21
+    for (int p = 0; p < 21; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[42];
@@ -4228,231 +1045,33 @@ static void L1_s4_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_s5_p38(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
+    rcg_v16 a[19];
+    #pragma GCC unroll 19
+    for (int p = 0; p < 19; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 40 + oy0 + ky) * 40 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 21
+            for (int i = 0; i < 21; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 9, then 10 .. 18 */
+                    const int j = (v ? 20 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 38 : 20)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 19
+                    for (int p = 0; p < 19; p++)
+                        if ((v ? p >= 10 : p < 10) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[304];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
+    #pragma GCC unroll 19
+    for (int p = 0; p < 19; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[38];
@@ -4490,212 +1109,28 @@ static void L1_s5_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 38; oy++) {
                         const float *xr = x + ((size_t)c * 40 + oy + ky) * 40 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 38 + oy) * 19 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        const rcg_v16 g18 = rcg_ld16(gr + 288);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
-                            a0 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 37);
-                            a1 += g18 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 38);
-                            a2 += g18 * xb;
+                        rcg_v16 gq[19];
+                        #pragma GCC unroll 19
+                        for (int q = 0; q < 19; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 39
+                        for (int j = 0; j < 39; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 19
+                            for (int q = 0; q < 19; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -4711,234 +1146,33 @@ static inline void L1_s5_dx_p40_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 40 - oy0 < 3 ? 40 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
-    rcg_v16 a19 = {0};
+    rcg_v16 a[20];
+    #pragma GCC unroll 20
+    for (int p = 0; p < 20; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 42 + oy0 + ky) * 42 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 38);
-                a18 += w2 * xb;
-                a19 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 39);
-                a19 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 20
+            for (int i = 0; i < 20; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 9, then 10 .. 19 */
+                    const int j = (v ? 20 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 39 : 20)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 20
+                    for (int p = 0; p < 20; p++)
+                        if ((v ? p >= 10 : p < 10) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[320];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
-    rcg_st16(t + 304, a19);
+    #pragma GCC unroll 20
+    for (int p = 0; p < 20; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[40];
@@ -4967,220 +1201,33 @@ static void L1_s5_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_s6_p36(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
+    rcg_v16 a[18];
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 38 + oy0 + ky) * 38 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 19
+            for (int i = 0; i < 19; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 8, then 9 .. 17 */
+                    const int j = (v ? 18 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 36 : 18)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 18
+                    for (int p = 0; p < 18; p++)
+                        if ((v ? p >= 9 : p < 9) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[288];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[36];
@@ -5217,202 +1264,28 @@ static void L1_s6_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 36; oy++) {
                         const float *xr = x + ((size_t)c * 38 + oy + ky) * 38 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 36 + oy) * 18 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        const rcg_v16 g17 = rcg_ld16(gr + 272);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
-                            a0 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 35);
-                            a1 += g17 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 36);
-                            a2 += g17 * xb;
+                        rcg_v16 gq[18];
+                        #pragma GCC unroll 18
+                        for (int q = 0; q < 18; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 37
+                        for (int j = 0; j < 37; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 18
+                            for (int q = 0; q < 18; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -5428,223 +1301,33 @@ static inline void L1_s6_dx_p38_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 38 - oy0 < 3 ? 38 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
-    rcg_v16 a18 = {0};
+    rcg_v16 a[19];
+    #pragma GCC unroll 19
+    for (int p = 0; p < 19; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 40 + oy0 + ky) * 40 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 36);
-                a17 += w2 * xb;
-                a18 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 37);
-                a18 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 20
+            for (int i = 0; i < 20; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 9, then 10 .. 18 */
+                    const int j = (v ? 20 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 37 : 20)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 19
+                    for (int p = 0; p < 19; p++)
+                        if ((v ? p >= 10 : p < 10) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[304];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
-    rcg_st16(t + 288, a18);
+    #pragma GCC unroll 19
+    for (int p = 0; p < 19; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[38];
@@ -5673,338 +1356,44 @@ static void L1_s6_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L1_inf_p18(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
+    rcg_v16 a[9];
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 18 + ox0 / 2) * 16;
     const int c1 = c0 + 1 < 40 ? c0 + 1 : 40;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 15; ky++) {
             const float *xr = x + ((size_t)c * 50 + oy0 + ky) * 50 + ox0;
             const float *wr = wt + ((size_t)(c * 15 + ky) * 15 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            const rcg_v16 w11 = rcg_ld16(wr + 176);
-            const rcg_v16 w12 = rcg_ld16(wr + 192);
-            const rcg_v16 w13 = rcg_ld16(wr + 208);
-            const rcg_v16 w14 = rcg_ld16(wr + 224);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a0 += w11 * xb;
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a5 += w11 * xb;
-                a6 += w9 * xb;
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a0 += w12 * xb;
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a5 += w12 * xb;
-                a6 += w10 * xb;
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a0 += w13 * xb;
-                a1 += w11 * xb;
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a5 += w13 * xb;
-                a6 += w11 * xb;
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a0 += w14 * xb;
-                a1 += w12 * xb;
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a5 += w14 * xb;
-                a6 += w12 * xb;
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a1 += w13 * xb;
-                a2 += w11 * xb;
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a6 += w13 * xb;
-                a7 += w11 * xb;
-                a8 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a1 += w14 * xb;
-                a2 += w12 * xb;
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a6 += w14 * xb;
-                a7 += w12 * xb;
-                a8 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a2 += w13 * xb;
-                a3 += w11 * xb;
-                a4 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a7 += w13 * xb;
-                a8 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a2 += w14 * xb;
-                a3 += w12 * xb;
-                a4 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a7 += w14 * xb;
-                a8 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a3 += w13 * xb;
-                a4 += w11 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a8 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a3 += w14 * xb;
-                a4 += w12 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a8 += w14 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a4 += w13 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a4 += w14 * xb;
+            rcg_v16 w[15];
+            #pragma GCC unroll 15
+            for (int k = 0; k < 15; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 4, then 5 .. 8 */
+                    const int j = (v ? 10 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 30 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 9
+                    for (int p = 0; p < 9; p++)
+                        if ((v ? p >= 5 : p < 5) && j - 2 * p >= 0 && j - 2 * p < 15) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 40) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
+        #pragma GCC unroll 9
+        for (int p = 0; p < 9; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[144];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
+    #pragma GCC unroll 9
+    for (int p = 0; p < 9; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[18];
@@ -6037,209 +1426,33 @@ static void L1_inf(const float *restrict x, const float *restrict wt, const floa
 static inline void L5_s0_p34(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
+    rcg_v16 a[17];
+    #pragma GCC unroll 17
+    for (int p = 0; p < 17; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 36 + oy0 + ky) * 36 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 19
+            for (int i = 0; i < 19; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 8, then 9 .. 16 */
+                    const int j = (v ? 18 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 34 : 18)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 17
+                    for (int p = 0; p < 17; p++)
+                        if ((v ? p >= 9 : p < 9) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[272];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
+    #pragma GCC unroll 17
+    for (int p = 0; p < 17; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[34];
@@ -6277,192 +1490,28 @@ static void L5_s0_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 34; oy++) {
                         const float *xr = x + ((size_t)c * 36 + oy + ky) * 36 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 34 + oy) * 17 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        const rcg_v16 g16 = rcg_ld16(gr + 256);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
-                            a0 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 33);
-                            a1 += g16 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 34);
-                            a2 += g16 * xb;
+                        rcg_v16 gq[17];
+                        #pragma GCC unroll 17
+                        for (int q = 0; q < 17; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 35
+                        for (int j = 0; j < 35; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 17
+                            for (int q = 0; q < 17; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -6478,212 +1527,33 @@ static inline void L5_s0_dx_p36_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 36 - oy0 < 3 ? 36 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
-    rcg_v16 a17 = {0};
+    rcg_v16 a[18];
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 38 + oy0 + ky) * 38 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a16 += w2 * xb;
-                a17 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 35);
-                a17 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 18
+            for (int i = 0; i < 18; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 8, then 9 .. 17 */
+                    const int j = (v ? 18 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 35 : 18)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 18
+                    for (int p = 0; p < 18; p++)
+                        if ((v ? p >= 9 : p < 9) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[288];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
-    rcg_st16(t + 272, a17);
+    #pragma GCC unroll 18
+    for (int p = 0; p < 18; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[36];
@@ -6711,198 +1581,33 @@ static void L5_s0_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L5_s1_p32(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
+    rcg_v16 a[16];
+    #pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 34 + oy0 + ky) * 34 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 17
+            for (int i = 0; i < 17; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 7, then 8 .. 15 */
+                    const int j = (v ? 16 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 32 : 16)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 16
+                    for (int p = 0; p < 16; p++)
+                        if ((v ? p >= 8 : p < 8) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[256];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
+    #pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[32];
@@ -6940,182 +1645,28 @@ static void L5_s1_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 32; oy++) {
                         const float *xr = x + ((size_t)c * 34 + oy + ky) * 34 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 32 + oy) * 16 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        const rcg_v16 g15 = rcg_ld16(gr + 240);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
-                            a0 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 31);
-                            a1 += g15 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 32);
-                            a2 += g15 * xb;
+                        rcg_v16 gq[16];
+                        #pragma GCC unroll 16
+                        for (int q = 0; q < 16; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 33
+                        for (int j = 0; j < 33; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 16
+                            for (int q = 0; q < 16; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -7131,201 +1682,33 @@ static inline void L5_s1_dx_p34_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 34 - oy0 < 3 ? 34 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
-    rcg_v16 a16 = {0};
+    rcg_v16 a[17];
+    #pragma GCC unroll 17
+    for (int p = 0; p < 17; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 36 + oy0 + ky) * 36 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a15 += w2 * xb;
-                a16 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a16 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 18
+            for (int i = 0; i < 18; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 8, then 9 .. 16 */
+                    const int j = (v ? 18 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 33 : 18)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 17
+                    for (int p = 0; p < 17; p++)
+                        if ((v ? p >= 9 : p < 9) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[272];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
-    rcg_st16(t + 256, a16);
+    #pragma GCC unroll 17
+    for (int p = 0; p < 17; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[34];
@@ -7354,187 +1737,33 @@ static void L5_s1_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L5_s2_p30(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
+    rcg_v16 a[15];
+    #pragma GCC unroll 15
+    for (int p = 0; p < 15; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 32 + oy0 + ky) * 32 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 17
+            for (int i = 0; i < 17; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 7, then 8 .. 14 */
+                    const int j = (v ? 16 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 30 : 16)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 15
+                    for (int p = 0; p < 15; p++)
+                        if ((v ? p >= 8 : p < 8) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[240];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
+    #pragma GCC unroll 15
+    for (int p = 0; p < 15; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[30];
@@ -7572,172 +1801,28 @@ static void L5_s2_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 30; oy++) {
                         const float *xr = x + ((size_t)c * 32 + oy + ky) * 32 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 30 + oy) * 15 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        const rcg_v16 g14 = rcg_ld16(gr + 224);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
-                            a0 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 29);
-                            a1 += g14 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 30);
-                            a2 += g14 * xb;
+                        rcg_v16 gq[15];
+                        #pragma GCC unroll 15
+                        for (int q = 0; q < 15; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 31
+                        for (int j = 0; j < 31; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 15
+                            for (int q = 0; q < 15; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -7753,190 +1838,33 @@ static inline void L5_s2_dx_p32_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 32 - oy0 < 3 ? 32 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
-    rcg_v16 a15 = {0};
+    rcg_v16 a[16];
+    #pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 34 + oy0 + ky) * 34 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a14 += w2 * xb;
-                a15 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a15 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 7, then 8 .. 15 */
+                    const int j = (v ? 16 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 31 : 16)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 16
+                    for (int p = 0; p < 16; p++)
+                        if ((v ? p >= 8 : p < 8) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[256];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
-    rcg_st16(t + 240, a15);
+    #pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[32];
@@ -7965,176 +1893,33 @@ static void L5_s2_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L5_s3_p28(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
+    rcg_v16 a[14];
+    #pragma GCC unroll 14
+    for (int p = 0; p < 14; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 30 + oy0 + ky) * 30 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 15
+            for (int i = 0; i < 15; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 13 */
+                    const int j = (v ? 14 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 28 : 14)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 14
+                    for (int p = 0; p < 14; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[224];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
+    #pragma GCC unroll 14
+    for (int p = 0; p < 14; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[28];
@@ -8172,162 +1957,28 @@ static void L5_s3_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 28; oy++) {
                         const float *xr = x + ((size_t)c * 30 + oy + ky) * 30 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 28 + oy) * 14 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        const rcg_v16 g13 = rcg_ld16(gr + 208);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
-                            a0 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 27);
-                            a1 += g13 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 28);
-                            a2 += g13 * xb;
+                        rcg_v16 gq[14];
+                        #pragma GCC unroll 14
+                        for (int q = 0; q < 14; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 29
+                        for (int j = 0; j < 29; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 14
+                            for (int q = 0; q < 14; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -8343,179 +1994,33 @@ static inline void L5_s3_dx_p30_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 30 - oy0 < 3 ? 30 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
-    rcg_v16 a14 = {0};
+    rcg_v16 a[15];
+    #pragma GCC unroll 15
+    for (int p = 0; p < 15; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 32 + oy0 + ky) * 32 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a13 += w2 * xb;
-                a14 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a14 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 7, then 8 .. 14 */
+                    const int j = (v ? 16 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 29 : 16)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 15
+                    for (int p = 0; p < 15; p++)
+                        if ((v ? p >= 8 : p < 8) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[240];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
-    rcg_st16(t + 224, a14);
+    #pragma GCC unroll 15
+    for (int p = 0; p < 15; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[30];
@@ -8544,165 +2049,33 @@ static void L5_s3_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L5_s4_p26(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
+    rcg_v16 a[13];
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 28 + oy0 + ky) * 28 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 15
+            for (int i = 0; i < 15; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 12 */
+                    const int j = (v ? 14 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 26 : 14)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 13
+                    for (int p = 0; p < 13; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[208];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[26];
@@ -8739,152 +2112,28 @@ static void L5_s4_dw(const float *restrict x, const float *restrict g, float *re
     for (int ob = 0; ob < 1; ob++) {
         for (int c = 0; c < 8; c++) {
             for (int ky = 0; ky < 3; ky++) {
-                rcg_v16 a0 = {0};
-                rcg_v16 a1 = {0};
-                rcg_v16 a2 = {0};
+                rcg_v16 a[3];
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) a[k] = (rcg_v16){0};
                 {
                     for (int oy = 0; oy < 26; oy++) {
                         const float *xr = x + ((size_t)c * 28 + oy + ky) * 28 + 2 * 0;
                         const float *gr = gt + ((size_t)(ob * 26 + oy) * 13 + 0) * 16;
-                        const rcg_v16 g0 = rcg_ld16(gr + 0);
-                        const rcg_v16 g1 = rcg_ld16(gr + 16);
-                        const rcg_v16 g2 = rcg_ld16(gr + 32);
-                        const rcg_v16 g3 = rcg_ld16(gr + 48);
-                        const rcg_v16 g4 = rcg_ld16(gr + 64);
-                        const rcg_v16 g5 = rcg_ld16(gr + 80);
-                        const rcg_v16 g6 = rcg_ld16(gr + 96);
-                        const rcg_v16 g7 = rcg_ld16(gr + 112);
-                        const rcg_v16 g8 = rcg_ld16(gr + 128);
-                        const rcg_v16 g9 = rcg_ld16(gr + 144);
-                        const rcg_v16 g10 = rcg_ld16(gr + 160);
-                        const rcg_v16 g11 = rcg_ld16(gr + 176);
-                        const rcg_v16 g12 = rcg_ld16(gr + 192);
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 0);
-                            a0 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 1);
-                            a1 += g0 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 2);
-                            a2 += g0 * xb;
-                            a0 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 3);
-                            a1 += g1 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 4);
-                            a2 += g1 * xb;
-                            a0 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 5);
-                            a1 += g2 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 6);
-                            a2 += g2 * xb;
-                            a0 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 7);
-                            a1 += g3 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 8);
-                            a2 += g3 * xb;
-                            a0 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 9);
-                            a1 += g4 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 10);
-                            a2 += g4 * xb;
-                            a0 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 11);
-                            a1 += g5 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 12);
-                            a2 += g5 * xb;
-                            a0 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 13);
-                            a1 += g6 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 14);
-                            a2 += g6 * xb;
-                            a0 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 15);
-                            a1 += g7 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 16);
-                            a2 += g7 * xb;
-                            a0 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 17);
-                            a1 += g8 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 18);
-                            a2 += g8 * xb;
-                            a0 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 19);
-                            a1 += g9 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 20);
-                            a2 += g9 * xb;
-                            a0 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 21);
-                            a1 += g10 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 22);
-                            a2 += g10 * xb;
-                            a0 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 23);
-                            a1 += g11 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 24);
-                            a2 += g11 * xb;
-                            a0 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 25);
-                            a1 += g12 * xb;
-                        }
-                        {
-                            const rcg_v16 xb = rcg_bc2(xr + 26);
-                            a2 += g12 * xb;
+                        rcg_v16 gq[13];
+                        #pragma GCC unroll 13
+                        for (int q = 0; q < 13; q++) gq[q] = rcg_ld16(gr + 16 * q);
+                        #pragma GCC unroll 27
+                        for (int j = 0; j < 27; j++) {
+                            const rcg_v16 xb = rcg_bc2(xr + j);
+                            #pragma GCC unroll 13
+                            for (int q = 0; q < 13; q++)
+                                if (j - 2 * q >= 0 && j - 2 * q < 3) a[j - 2 * q] += gq[q] * xb;
                         }
                     }
                 }
                 float t[48];
-                rcg_st16(t + 0, a0);
-                rcg_st16(t + 16, a1);
-                rcg_st16(t + 32, a2);
+                #pragma GCC unroll 3
+                for (int k = 0; k < 3; k++) rcg_st16(t + 16 * k, a[k]);
                 float *p = acc + ((size_t)(c * 3 + ky) * 8 + ob * 8) * 3;
                 for (int o = 0; o < 8; o++)
                 for (int kx = 0; kx < 3; kx++) p[o * 3 + kx] += t[kx * 16 + 2 * o] + t[kx * 16 + 2 * o + 1];
@@ -8900,168 +2149,33 @@ static inline void L5_s4_dx_p28_x0(const float *restrict x, const float *restric
 {
     (void)bias; (void)b; (void)cx;
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 28 - oy0 < 3 ? 28 - oy0 : 3;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
-    rcg_v16 a13 = {0};
+    rcg_v16 a[14];
+    #pragma GCC unroll 14
+    for (int p = 0; p < 14; p++) a[p] = (rcg_v16){0};
     for (int c = 0; c < 8; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 30 + oy0 + ky) * 30 + ox0;
             const float *wr = wt + ((size_t)(c * 3 + ky) * 3 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a12 += w2 * xb;
-                a13 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a6 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a13 += w1 * xb;
+            rcg_v16 w[3];
+            #pragma GCC unroll 3
+            for (int k = 0; k < 3; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 14
+            for (int i = 0; i < 14; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 13 */
+                    const int j = (v ? 14 : 1) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 27 : 14)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 14
+                    for (int p = 0; p < 14; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 3) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     float t[224];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
-    rcg_st16(t + 208, a13);
+    #pragma GCC unroll 14
+    for (int p = 0; p < 14; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[28];
@@ -9090,358 +2204,44 @@ static void L5_s4_dx(const float *restrict x, const float *restrict wt, const fl
 static inline void L5_inf_p26(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0, int c0, float *restrict part)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0 = {0};
-    rcg_v16 a1 = {0};
-    rcg_v16 a2 = {0};
-    rcg_v16 a3 = {0};
-    rcg_v16 a4 = {0};
-    rcg_v16 a5 = {0};
-    rcg_v16 a6 = {0};
-    rcg_v16 a7 = {0};
-    rcg_v16 a8 = {0};
-    rcg_v16 a9 = {0};
-    rcg_v16 a10 = {0};
-    rcg_v16 a11 = {0};
-    rcg_v16 a12 = {0};
+    rcg_v16 a[13];
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) a[p] = (rcg_v16){0};
     float *restrict pp = part + ((size_t)oy0 * 13 + ox0 / 2) * 16;
     const int c1 = c0 + 2 < 8 ? c0 + 2 : 8;
     if (c0 > 0) {
-        a0 = rcg_ld16(pp + 0);
-        a1 = rcg_ld16(pp + 16);
-        a2 = rcg_ld16(pp + 32);
-        a3 = rcg_ld16(pp + 48);
-        a4 = rcg_ld16(pp + 64);
-        a5 = rcg_ld16(pp + 80);
-        a6 = rcg_ld16(pp + 96);
-        a7 = rcg_ld16(pp + 112);
-        a8 = rcg_ld16(pp + 128);
-        a9 = rcg_ld16(pp + 144);
-        a10 = rcg_ld16(pp + 160);
-        a11 = rcg_ld16(pp + 176);
-        a12 = rcg_ld16(pp + 192);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) a[p] = rcg_ld16(pp + 16 * p);
     }
     for (int c = c0; c < c1; c++) {
         for (int ky = 0; ky < 11; ky++) {
             const float *xr = x + ((size_t)c * 36 + oy0 + ky) * 36 + ox0;
             const float *wr = wt + ((size_t)(c * 11 + ky) * 11 + o0 / 8) * 16;
-            const rcg_v16 w0 = rcg_ld16(wr + 0);
-            const rcg_v16 w1 = rcg_ld16(wr + 16);
-            const rcg_v16 w2 = rcg_ld16(wr + 32);
-            const rcg_v16 w3 = rcg_ld16(wr + 48);
-            const rcg_v16 w4 = rcg_ld16(wr + 64);
-            const rcg_v16 w5 = rcg_ld16(wr + 80);
-            const rcg_v16 w6 = rcg_ld16(wr + 96);
-            const rcg_v16 w7 = rcg_ld16(wr + 112);
-            const rcg_v16 w8 = rcg_ld16(wr + 128);
-            const rcg_v16 w9 = rcg_ld16(wr + 144);
-            const rcg_v16 w10 = rcg_ld16(wr + 160);
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 0);
-                a0 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a7 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 1);
-                a0 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a7 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 2);
-                a0 += w2 * xb;
-                a1 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a7 += w2 * xb;
-                a8 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 3);
-                a0 += w3 * xb;
-                a1 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a7 += w3 * xb;
-                a8 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 4);
-                a0 += w4 * xb;
-                a1 += w2 * xb;
-                a2 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a7 += w4 * xb;
-                a8 += w2 * xb;
-                a9 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 5);
-                a0 += w5 * xb;
-                a1 += w3 * xb;
-                a2 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a7 += w5 * xb;
-                a8 += w3 * xb;
-                a9 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 6);
-                a0 += w6 * xb;
-                a1 += w4 * xb;
-                a2 += w2 * xb;
-                a3 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a7 += w6 * xb;
-                a8 += w4 * xb;
-                a9 += w2 * xb;
-                a10 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 7);
-                a0 += w7 * xb;
-                a1 += w5 * xb;
-                a2 += w3 * xb;
-                a3 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a7 += w7 * xb;
-                a8 += w5 * xb;
-                a9 += w3 * xb;
-                a10 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 8);
-                a0 += w8 * xb;
-                a1 += w6 * xb;
-                a2 += w4 * xb;
-                a3 += w2 * xb;
-                a4 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a7 += w8 * xb;
-                a8 += w6 * xb;
-                a9 += w4 * xb;
-                a10 += w2 * xb;
-                a11 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 9);
-                a0 += w9 * xb;
-                a1 += w7 * xb;
-                a2 += w5 * xb;
-                a3 += w3 * xb;
-                a4 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 23);
-                a7 += w9 * xb;
-                a8 += w7 * xb;
-                a9 += w5 * xb;
-                a10 += w3 * xb;
-                a11 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 10);
-                a0 += w10 * xb;
-                a1 += w8 * xb;
-                a2 += w6 * xb;
-                a3 += w4 * xb;
-                a4 += w2 * xb;
-                a5 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 24);
-                a7 += w10 * xb;
-                a8 += w8 * xb;
-                a9 += w6 * xb;
-                a10 += w4 * xb;
-                a11 += w2 * xb;
-                a12 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 11);
-                a1 += w9 * xb;
-                a2 += w7 * xb;
-                a3 += w5 * xb;
-                a4 += w3 * xb;
-                a5 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 25);
-                a8 += w9 * xb;
-                a9 += w7 * xb;
-                a10 += w5 * xb;
-                a11 += w3 * xb;
-                a12 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 12);
-                a1 += w10 * xb;
-                a2 += w8 * xb;
-                a3 += w6 * xb;
-                a4 += w4 * xb;
-                a5 += w2 * xb;
-                a6 += w0 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 26);
-                a8 += w10 * xb;
-                a9 += w8 * xb;
-                a10 += w6 * xb;
-                a11 += w4 * xb;
-                a12 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 13);
-                a2 += w9 * xb;
-                a3 += w7 * xb;
-                a4 += w5 * xb;
-                a5 += w3 * xb;
-                a6 += w1 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 27);
-                a9 += w9 * xb;
-                a10 += w7 * xb;
-                a11 += w5 * xb;
-                a12 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 14);
-                a2 += w10 * xb;
-                a3 += w8 * xb;
-                a4 += w6 * xb;
-                a5 += w4 * xb;
-                a6 += w2 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 28);
-                a9 += w10 * xb;
-                a10 += w8 * xb;
-                a11 += w6 * xb;
-                a12 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 15);
-                a3 += w9 * xb;
-                a4 += w7 * xb;
-                a5 += w5 * xb;
-                a6 += w3 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 29);
-                a10 += w9 * xb;
-                a11 += w7 * xb;
-                a12 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 16);
-                a3 += w10 * xb;
-                a4 += w8 * xb;
-                a5 += w6 * xb;
-                a6 += w4 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 30);
-                a10 += w10 * xb;
-                a11 += w8 * xb;
-                a12 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 17);
-                a4 += w9 * xb;
-                a5 += w7 * xb;
-                a6 += w5 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 31);
-                a11 += w9 * xb;
-                a12 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 18);
-                a4 += w10 * xb;
-                a5 += w8 * xb;
-                a6 += w6 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 32);
-                a11 += w10 * xb;
-                a12 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 19);
-                a5 += w9 * xb;
-                a6 += w7 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 33);
-                a12 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 20);
-                a5 += w10 * xb;
-                a6 += w8 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 34);
-                a12 += w10 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 21);
-                a6 += w9 * xb;
-            }
-            {
-                const rcg_v16 xb = rcg_bc2(xr + 22);
-                a6 += w10 * xb;
+            rcg_v16 w[11];
+            #pragma GCC unroll 11
+            for (int k = 0; k < 11; k++) w[k] = rcg_ld16(wr + 16 * k);
+            #pragma GCC unroll 23
+            for (int i = 0; i < 23; i++) {
+                #pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {   /* wave v: pairs 0 .. 6, then 7 .. 12 */
+                    const int j = (v ? 14 : 0) + i;   /* broadcast columns j, j + 1 */
+                    if (j > (v ? 34 : 22)) continue;
+                    const rcg_v16 xb = rcg_bc2(xr + j);
+                    #pragma GCC unroll 13
+                    for (int p = 0; p < 13; p++)
+                        if ((v ? p >= 7 : p < 7) && j - 2 * p >= 0 && j - 2 * p < 11) a[p] += w[j - 2 * p] * xb;
+                }
             }
         }
     }
     if (c1 < 8) {
-        rcg_st16(pp + 0, a0);
-        rcg_st16(pp + 16, a1);
-        rcg_st16(pp + 32, a2);
-        rcg_st16(pp + 48, a3);
-        rcg_st16(pp + 64, a4);
-        rcg_st16(pp + 80, a5);
-        rcg_st16(pp + 96, a6);
-        rcg_st16(pp + 112, a7);
-        rcg_st16(pp + 128, a8);
-        rcg_st16(pp + 144, a9);
-        rcg_st16(pp + 160, a10);
-        rcg_st16(pp + 176, a11);
-        rcg_st16(pp + 192, a12);
+        #pragma GCC unroll 13
+        for (int p = 0; p < 13; p++) rcg_st16(pp + 16 * p, a[p]);
         return;
     }
     float t[208];
-    rcg_st16(t + 0, a0);
-    rcg_st16(t + 16, a1);
-    rcg_st16(t + 32, a2);
-    rcg_st16(t + 48, a3);
-    rcg_st16(t + 64, a4);
-    rcg_st16(t + 80, a5);
-    rcg_st16(t + 96, a6);
-    rcg_st16(t + 112, a7);
-    rcg_st16(t + 128, a8);
-    rcg_st16(t + 144, a9);
-    rcg_st16(t + 160, a10);
-    rcg_st16(t + 176, a11);
-    rcg_st16(t + 192, a12);
+    #pragma GCC unroll 13
+    for (int p = 0; p < 13; p++) rcg_st16(t + 16 * p, a[p]);
     for (int o = 0; o < 8; o++) {
         const int c = o0 + o;
         float r[26];
