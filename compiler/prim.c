@@ -363,6 +363,35 @@ int rc_prim_lookup(const char *name)
     return -1;
 }
 
+int rc_prim_decl_name_ok(const char *s, size_t n)
+{
+    if (n < 1 || n > 31) return 0;
+    int seg = 0;   /* characters in the current dot-separated segment */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (!seg || i + 1 == n) return 0;
+            seg = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (seg && c >= '0' && c <= '9')) {
+            seg++;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int dot_suffix(const char *a, const char *b)   /* a ends with "." b */
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return la > lb && a[la - lb - 1] == '.' && !strcmp(a + la - lb, b);
+}
+
+int rc_prim_decl_names_clash(const char *a, const char *b)
+{
+    return !strcmp(a, b) || dot_suffix(a, b) || dot_suffix(b, a);
+}
+
 /* ---------------------------------------------------------------- graph storage */
 
 void rc_prim_init(rc_prim_graph *g)

@@ -152,6 +152,13 @@ typedef struct {
 const rc_prim_info *rc_prim_table(void);         /* RC_P_COUNT rows, indexed by op */
 const char *rc_prim_name(rc_prim_op op);
 int rc_prim_lookup(const char *name);            /* -1 if unknown */
+/* A parameter or state name: identifiers joined by single dots ("weight", "sub0.weight"), n
+ * characters, 1 <= n <= 31. Names become comments and (dots as '_') parts of C identifiers in
+ * generated code, and views "<layer>.<kind>.<name>" looked up by their suffix "." NAME. */
+int rc_prim_decl_name_ok(const char *s, size_t n);
+/* 1 if name a is b or ends with "." b (or the other way round): the two views' suffixes would
+ * be ambiguous, so one layer's parameters (or its state tensors) may not have such a pair. */
+int rc_prim_decl_names_clash(const char *a, const char *b);
 
 /* ---- building (the frontend, the prelude, autodiff) */
 void rc_prim_init(rc_prim_graph *g);

@@ -124,11 +124,14 @@ static int parse_decl(rc_prim_graph *g, char *rest, int state, int cells, char *
     int n = state ? g->n_state : g->n_param;
     if (n >= RC_PRIM_MAX_DECL) return rc_errf(m, ml, "more than %d %s tensors", RC_PRIM_MAX_DECL, state ? "state" : "param");
     if (!name || !dims || strlen(name) >= sizeof g->param[0].name) return rc_errf(m, ml, "expected NAME DIMS");
-    /* an identifier: it becomes part of C identifiers and comments in generated code, and a
-     * parameter's view name "<layer>.<kind>.<name>" that is looked up by its suffix */
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || (c > name && *c >= '0' && *c <= '9')))
-            return rc_errf(m, ml, "name '%s' is not an identifier", name);
+    /* dotted identifiers: they become parts of C identifiers and comments in generated code, and
+     * a parameter's view name "<layer>.<kind>.<name>" is looked up by its suffix */
+    if (!rc_prim_decl_name_ok(name, strlen(name)))
+        return rc_errf(m, ml, "name '%s' is not an identifier (or identifiers joined by dots)", name);
+    const rc_prim_decl *prev = state ? g->state : g->param;
+    for (int k = 0; k < n; k++)
+        if (rc_prim_decl_names_clash(prev[k].name, name))
+            return rc_errf(m, ml, "names '%s' and '%s' clash (one is the other or ends with '.' and it)", prev[k].name, name);
     rc_prim_decl *d = state ? &g->state[g->n_state] : &g->param[g->n_param];
     memset(d, 0, sizeof *d);
     strcpy(d->name, name);

@@ -421,6 +421,22 @@ Test(prim, update_sink_writes_state_shape_and_refuses_another)
     rc_prim_free(&c.g);
 }
 
+Test(prim, parameter_names_may_be_dotted_identifiers)
+{
+    cr_assert(rc_prim_decl_name_ok("sub0.weight", 11));
+    cr_assert(rc_prim_decl_name_ok("a_1.b.c", 7));
+    cr_assert(!rc_prim_decl_name_ok(".a", 2) && !rc_prim_decl_name_ok("a.", 2) && !rc_prim_decl_name_ok("0a", 2));
+    cr_assert(!rc_prim_decl_name_ok("a.0b", 4) && !rc_prim_decl_name_ok("a b", 3) && !rc_prim_decl_name_ok("", 0));
+    cr_assert(rc_prim_decl_names_clash("weight", "sub0.weight") && rc_prim_decl_names_clash("x.w", "w"));
+    cr_assert(!rc_prim_decl_names_clash("sub0.weight", "sub1.weight") && !rc_prim_decl_names_clash("aweight", "weight"));
+    rc_prim_graph g;
+    const char *t = "param sub0.weight 1,3 bound=0 value=1\nn0 input : B,3\nn1 param : 1,3\nn2 mul n0 n1 : B,3\n"
+                    "out train n2\nout eval n2\n";
+    cr_assert_eq(rc_prim_parse(&g, t, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(g.param[0].name, "sub0.weight");
+    rc_prim_free(&g);
+}
+
 Test(prim, parse_refuses_text_that_is_not_a_graph)
 {
     const char *bad[] = {
@@ -428,8 +444,12 @@ Test(prim, parse_refuses_text_that_is_not_a_graph)
         "n0 input : B,3\nn1 exp n2 : B,3\nout train n1\nout eval n1\n",       /* forward reference */
         "n0 input : B,3\nn1 exp n0 : B,4\nout train n1\nout eval n1\n",       /* wrong shape */
         "n0 input : B,3\n",                                                    /* no outputs */
+        "param a..b 3 bound=0 value=1\nn0 input : B,3\nout train n0\nout eval n0\n",      /* empty segment */
+        "param gain 3 bound=0 value=1\nparam on.gain 3 bound=0 value=1\n"                    /* ambiguous views */
+        "n0 input : B,3\nout train n0\nout eval n0\n",
     };
-    const char *want[] = {"unknown primitive 'frob'", "bad operand", "not the inferred", "no 'out train'"};
+    const char *want[] = {"unknown primitive 'frob'", "bad operand", "not the inferred", "no 'out train'",
+                          "name 'a..b' is not an identifier", "names 'gain' and 'on.gain' clash"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc_prim_graph g;
         cr_assert_neq(rc_prim_parse(&g, bad[i], 0, err, sizeof err), 0, "case %zu", i);

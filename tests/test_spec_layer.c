@@ -236,6 +236,22 @@ Test(spec_layer, prelude_channel_batchnorm_and_activations_equal_the_builtins)
                "def.dense { bias = true }," TAIL, 1e-5);
 }
 
+Test(spec_layer, prelude_stacked_tiled_and_local_convs_equal_the_builtins)
+{
+    /* the built-in conv's other forms (no stack dropout: the defined form draws from its own
+     * stream); a 7x7 kernel as three 3x3 sub-convs (sub0.weight .. sub2.weight), 2x2 tiles, and
+     * locally connected (period "full" for the built-in, 0 for def.conv) */
+    same_model(HEAD "conv { channels = 3, kernel = 7, stack = 3, stack_channels = 4 }, relu {},"
+               "conv { channels = 3, kernel = 3, period = 2 }, relu {},"
+               "conv { channels = 2, kernel = 3, period = \"full\" }, dense { bias = false }, softplus {}," TAIL,
+               HEAD "def.conv { channels = 3, kernel = 7, stack = 3, stack_channels = 4 }, relu {},"
+               "def.conv { channels = 3, kernel = 3, period = 2 }, relu {},"
+               "def.conv { channels = 2, kernel = 3, period = 0 }, dense { bias = false }, softplus {}," TAIL, 1e-5);
+    /* a kernel the sub-kernel does not divide: a 6x6 as sub-kernels 3, 3 and 2 */
+    same_model(HEAD "conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL,
+               HEAD "def.conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL, 1e-5);
+}
+
 Test(spec_layer, prelude_noise_and_dropout_are_the_identity_in_evaluation)
 {
     /* std = 0 and p = 0: the identity in training too, so training matches as well */
@@ -392,6 +408,7 @@ static bad_case bad_cases[] = {
     {"unknown_option.lua", "unknown_option.lua:8: layer 2 (scaled): gian: unknown option"},
     {"update_in_eval.lua", "update_in_eval.lua:4: layer 2 (track): update: state changes only in training"},
     {"bad_return.lua", "bad_return.lua:9: layer 2 (flat): forward: must return a (B, C, H, W) tensor, got (B,432)"},
+    {"name_clash.lua", "name_clash.lua:11: layer 2 (gains): params: names 'gain' and 'on.gain' clash"},
 };
 #define N_BAD (sizeof bad_cases / sizeof bad_cases[0])
 

@@ -100,21 +100,95 @@ def.dropout = layer "dropout" {
 }
 
 -- conv: valid (no padding), stride 1, PyTorch's cross-correlation and its default init
--- U(-1/sqrt(C K K), 1/sqrt(C K K)) for the weight and the bias
+-- U(-1/sqrt(C K K), 1/sqrt(C K K)) for the weight and the bias. The built-in conv's forms:
+--   period = P > 1: tiled, P x P weight sets, output (y, x) uses set (y % P, x % P) (weight
+--     (P, P, O, C, K, K), bias (P, P, O)); period = 0: locally connected (the built-in's
+--     period = "full": one set per output position);
+--   stack = s: the K x K kernel as a chain of s x s sub-convs without nonlinearities
+--     (McIntosh et al. 2016's stacked convs: (K - s) / (s - 1) + 1 of them, the last one
+--     smaller when that does not divide), stack_channels between them (0: channels),
+--     dropout stack_dropout after every sub-conv but the last in training, a bias only on the
+--     last; parameters sub0.weight, sub1.weight, ..., bias.
+local function stack_plan(k, s)
+  local ks, n0 = {}, (k - s) // (s - 1) + 1
+  for i = 1, n0 do ks[i] = s end
+  if (k - s) % (s - 1) ~= 0 then ks[n0 + 1] = k - (s + (n0 - 1) * (s - 1)) + 1 end
+  return ks
+end
+
+local function conv_check(x, o)
+  if o.channels < 1 or o.kernel < 1 then error("channels and kernel: required (>= 1)", 0) end
+  if x.shape[2] == "cells" then error("conv over a cell-count of channels: not supported", 0) end
+  if o.kernel > x.shape[3] or o.kernel > x.shape[4] then
+    error("kernel: " .. o.kernel .. " is larger than its " .. x.shape[3] .. "x" .. x.shape[4] .. " input", 0)
+  end
+  if o.stack ~= 0 then
+    if o.period ~= 1 then error("stack: a stacked conv cannot also be tiled (period " .. o.period .. ")", 0) end
+    if o.stack < 2 then error("stack: sub-kernel must be at least 2, got " .. o.stack, 0) end
+    if o.stack > o.kernel then error("stack: sub-kernel " .. o.stack .. " is larger than the kernel " .. o.kernel, 0) end
+  elseif o.stack_channels ~= 0 or o.stack_dropout ~= 0 then
+    error((o.stack_channels ~= 0 and "stack_channels" or "stack_dropout") .. ": only valid with stack", 0)
+  end
+  if o.stack_dropout < 0 or o.stack_dropout >= 1 then error("stack_dropout: must be in [0, 1)", 0) end
+  local ho, wo = x.shape[3] - o.kernel + 1, x.shape[4] - o.kernel + 1
+  local full = math.max(ho, wo)
+  if o.period < 0 or o.period > full then
+    error("period: must be in 0.." .. full .. " (0: locally connected), got " .. o.period, 0)
+  end
+  return o.period == 0 and full or o.period
+end
+
 def.conv = layer "conv" {
-  options = { channels = 0, kernel = 0, bias = true },
+  options = { channels = 0, kernel = 0, bias = true, period = 1, stack = 0, stack_channels = 0,
+              stack_dropout = 0 },
   params = function(x, o)
-    if o.channels < 1 or o.kernel < 1 then error("channels and kernel: required (>= 1)", 0) end
-    local c = x.shape[2]
-    if c == "cells" then error("conv over a cell-count of channels: not supported", 0) end
+    local P, c = conv_check(x, o), x.shape[2]
+    if o.stack ~= 0 then
+      local ks, t = stack_plan(o.kernel, o.stack), {}
+      local sc = o.stack_channels ~= 0 and o.stack_channels or o.channels
+      for j, k in ipairs(ks) do
+        local out, bound = j == #ks and o.channels or sc, 1 / math.sqrt(c * k * k)
+        t["sub" .. (j - 1) .. ".weight"] = { shape = { out, c, k, k }, init = { uniform = bound } }
+        if j == #ks and o.bias then t.bias = { shape = { out }, init = { uniform = bound } } end
+        c = out
+      end
+      return t
+    end
     local bound = 1 / math.sqrt(c * o.kernel * o.kernel)
-    local t = { weight = { shape = { o.channels, c, o.kernel, o.kernel }, init = { uniform = bound } } }
-    if o.bias then t.bias = { shape = { o.channels }, init = { uniform = bound } } end
+    local w, b = { o.channels, c, o.kernel, o.kernel }, { o.channels }
+    if P > 1 then w, b = { P, P, o.channels, c, o.kernel, o.kernel }, { P, P, o.channels } end
+    local t = { weight = { shape = w, init = { uniform = bound } } }
+    if o.bias then t.bias = { shape = b, init = { uniform = bound } } end
     return t
   end,
-  forward = function(x, p, o)
-    local y = conv2d(x, p.weight)
-    if o.bias then y = y + reshape(p.bias, { 1, o.channels, 1, 1 }) end
+  forward = function(x, p, o, mode)
+    local P = conv_check(x, o)
+    if o.stack ~= 0 then
+      local ks, y = stack_plan(o.kernel, o.stack), x
+      for j = 1, #ks do
+        y = conv2d(y, p["sub" .. (j - 1) .. ".weight"])
+        if j < #ks and mode == "train" and o.stack_dropout > 0 then
+          y = select(ge(randu(y), o.stack_dropout), y * (1 / (1 - o.stack_dropout)), 0)
+        end
+      end
+      if o.bias then y = y + reshape(p.bias, { 1, o.channels, 1, 1 }) end
+      return y
+    end
+    if P == 1 then
+      local y = conv2d(x, p.weight)
+      if o.bias then y = y + reshape(p.bias, { 1, o.channels, 1, 1 }) end
+      return y
+    end
+    local y = conv2d(x, p.weight, { period = P })
+    if o.bias then
+      -- bias (P, P, O) tiled over the output: map[o][y][x] = bias[y % P][x % P][o]
+      local ho, wo = y.shape[3], y.shape[4]
+      local ny, nx = (ho + P - 1) // P, (wo + P - 1) // P
+      local b = reshape(transpose(p.bias, { 3, 1, 2 }), { o.channels, 1, P, 1, P })
+      b = reshape(expand(b, { o.channels, ny, P, nx, P }), { o.channels, ny * P, nx * P })
+      b = slice(slice(b, 2, 1, ho), 3, 1, wo)
+      y = y + reshape(b, { 1, o.channels, ho, wo })
+    end
     return y
   end,
 }

@@ -357,11 +357,18 @@ static int read_decls(def_walk *w, const char *what, rc_prim_decl *d, int *n, in
         lua_pop(L, 1);
         size_t kl;
         const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kl) : NULL;
-        if (!k || !name_ok(k, kl)) {
+        if (!k || kl > DEF_NAME_MAX || !rc_prim_decl_name_ok(k, kl)) {
             lua_pop(L, 1);
-            return wfail(w, "%s: names are identifiers of at most %d characters (name = { shape = "
-                         "..., init = ... })", what, DEF_NAME_MAX);
+            return wfail(w, "%s: names are identifiers, or identifiers joined by dots (sub0.weight), of at "
+                         "most %d characters (name = { shape = ..., init = ... })", what, DEF_NAME_MAX);
         }
+        for (int j = 0; j < nk; j++)
+            if (rc_prim_decl_names_clash(keys[j], k)) {
+                const char *a = keys[j];
+                lua_pop(L, 1);
+                return wfail(w, "%s: names '%s' and '%s' clash (one ends with '.' and the other)", what,
+                             strcmp(a, k) < 0 ? a : k, strcmp(a, k) < 0 ? k : a);
+            }
         if (nk == RC_PRIM_MAX_DECL) {
             lua_pop(L, 1);
             return wfail(w, "%s: more than %d tensors", what, RC_PRIM_MAX_DECL);
