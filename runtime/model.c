@@ -79,24 +79,32 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
                     "spike-triggered averages; or use position \"center\" or \"reference\")", ir->name, g + 1);
             return -1;
         }
-        int half = (K - 1) / 2;
-        for (int i = 0; i < g; i++)
-            if (ir->layers[i].kind == RC_LAYER_CONV) half += (ir->layers[i].kernel - 1) / 2;
+        /* the map pixel whose receptive field is centred on the cell's centre: every valid conv
+         * before (built-in or defined) trims (k - 1) / 2 from each side; counted from the shapes,
+         * so a defined layer's trim is its own (in - out) / 2, per axis */
+        int half[2] = {(K - 1) / 2, (K - 1) / 2};
+        for (int i = 0; i < g; i++) {
+            half[0] += (ir->layers[i].in.h - ir->layers[i].out.h) / 2;
+            half[1] += (ir->layers[i].in.w - ir->layers[i].out.w) / 2;
+        }
         for (int n = 0; n < ir->cells; n++) {
-            cell_pos[2 * n] = clampi(centers[2 * n] - half, 0, Ho - 1);
-            cell_pos[2 * n + 1] = clampi(centers[2 * n + 1] - half, 0, Wo - 1);
+            cell_pos[2 * n] = clampi(centers[2 * n] - half[0], 0, Ho - 1);
+            cell_pos[2 * n + 1] = clampi(centers[2 * n + 1] - half[1], 0, Wo - 1);
         }
         return 0;
     }
     case RC_POS_REFERENCE: {
         /* GrabUnits: half = (k0-1) + (k1-1) + (k_gc//2 - 1) + 1, generalized to any number of
          * convs before the gcconv. */
-        int half = K / 2 - 1 + 1;
-        for (int i = 0; i < g; i++)
-            if (ir->layers[i].kind == RC_LAYER_CONV) half += ir->layers[i].kernel - 1;
+        int halfs[2] = {K / 2 - 1 + 1, K / 2 - 1 + 1};
+        for (int i = 0; i < g; i++) {   /* k - 1 per conv before: its in - out */
+            halfs[0] += ir->layers[i].in.h - ir->layers[i].out.h;
+            halfs[1] += ir->layers[i].in.w - ir->layers[i].out.w;
+        }
         int dims[2] = { ir->in.h, ir->in.w }, map[2] = { Ho, Wo };
         for (int n = 0; n < ir->cells; n++) {
             for (int a = 0; a < 2; a++) {
+                int half = halfs[a];
                 int c = centers ? centers[2 * n + a] : dims[a] / 2;
                 int r = c - half;
                 if (r < 0) r = 0;

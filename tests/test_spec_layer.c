@@ -23,6 +23,7 @@
 #include "backend.h"
 #include "ir.h"
 #include "kit.h"
+#include "model.h"
 #include "prim.h"
 #include "rng.h"
 #include "spec.h"
@@ -250,6 +251,30 @@ Test(spec_layer, prelude_stacked_tiled_and_local_convs_equal_the_builtins)
     /* a kernel the sub-kernel does not divide: a 6x6 as sub-kernels 3, 3 and 2 */
     same_model(HEAD "conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL,
                HEAD "def.conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL, 1e-5);
+}
+
+Test(spec_layer, gcconv_readout_positions_count_defined_convs_before_it)
+{
+    /* position "data": the map pixel under each cell's centre depends on the trim of every conv
+     * before the gcconv; a defined conv trims like the built-in (the positions were wrong before:
+     * only built-in convs were counted) */
+    static rc_ir a, b;
+    const char *gc = "gcconv { kernel = 3, bias = false, position = \"%s\" }, softplus {},";
+    char ta[1024], tb[1024], g[160];
+    int centers[10] = {8, 8, 0, 15, 12, 3, 5, 9, 15, 15};
+    const char *modes[2] = {"data", "reference"};
+    for (int m = 0; m < 2; m++) {
+        snprintf(g, sizeof g, gc, modes[m]);
+        snprintf(ta, sizeof ta, HEAD "conv { channels = 3, kernel = 5 }, relu {}, conv { channels = 5, kernel = 3 }, relu {}, %s" TAIL, g);
+        snprintf(tb, sizeof tb, HEAD "def.conv { channels = 3, kernel = 5 }, relu {}, def.conv { channels = 5, kernel = 3 }, relu {}, %s" TAIL, g);
+        load_text(ta, &a);
+        load_text(tb, &b);
+        int pa[10], pb[10];
+        cr_assert_eq(rc_gc_positions(&a, centers, pa, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rc_gc_positions(&b, centers, pb, err, sizeof err), 0, "%s", err);
+        for (int k = 0; k < 10; k++) cr_assert_eq(pb[k], pa[k], "%s: pos[%d] = %d, built-in %d", modes[m], k, pb[k], pa[k]);
+        if (m == 0) cr_assert_eq(pa[0], 8 - 2 - 1 - 1, "centre 8 minus the trims 2 + 1 + 1");
+    }
 }
 
 Test(spec_layer, prelude_noise_and_dropout_are_the_identity_in_evaluation)
