@@ -336,6 +336,27 @@ static int def_infer(rc_ir *ir, int li, rc_shape in, int need_dx, rc_shape *out,
             goto done;
         }
     *out = (rc_shape){yt->dims[1], yt->dims[2], yt->dims[3]};
+    /* cellpick (cellplace, its transpose): the layer reads cells out of a map at the model's
+     * readout positions (one map size and one way of finding the positions per model, as for
+     * gcconv) */
+    for (int i = 0; i < g.n; i++) {
+        const rc_prim_node *nd = &g.node[i];
+        if (nd->op != RC_P_CELLPICK && nd->op != RC_P_CELLPLACE) continue;
+        const rc_prim_node *x = nd->op == RC_P_CELLPICK ? &g.node[nd->in[0]] : nd;   /* the map */
+        if (x->dims[1] != ir->cells) {
+            rc_errf(err, errlen, "%s: layer %d (%s): cellpick: the map has %d channels, not one per cell (%d)", file,
+                    li + 1, layer_name(l), x->dims[1], ir->cells);
+            goto done;
+        }
+        if (l->readout_h && (l->readout_h != x->dims[2] || l->readout_w != x->dims[3] || (int)l->position != nd->attr[0])) {
+            rc_errf(err, errlen, "%s: layer %d (%s): cellpick: two readout maps (%dx%d and %dx%d) or positions in one "
+                    "model", file, li + 1, layer_name(l), l->readout_h, l->readout_w, x->dims[2], x->dims[3]);
+            goto done;
+        }
+        l->readout_h = x->dims[2];
+        l->readout_w = x->dims[3];
+        l->position = (rc_gc_pos)nd->attr[0];
+    }
     for (int st = 0; st < 2; st++) {
         int n = st ? g.n_state : g.n_param;
         for (int k = 0; k < n; k++) {
@@ -397,6 +418,7 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
         l->param_first = ir->n_params;
         l->state_first = ir->n_state;
         l->n_sub = 0;
+        l->readout_h = l->readout_w = 0;
         int64_t p0 = ir->params_total;
         double el = (double)cur.c * cur.h * cur.w;  /* elements in */
         double fwd = 0, bwd = 0;
@@ -482,6 +504,8 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
                 int bd[1] = {cells};
                 if (add_view(ir, 0, li, "bias", 1, bd, bound, 0, err, errlen)) return -1;
             }
+            l->readout_h = cur.h - K + 1;
+            l->readout_w = cur.w - K + 1;
             double f = 2.0 * cells * cur.c * K * K;  /* one position per cell */
             fwd = f;
             bwd = seen_weights ? 2 * f : f;
@@ -552,6 +576,12 @@ int rc_ir_infer(rc_ir *ir, int cells, const char *file, char *err, size_t errlen
         l->flops_train = fwd + bwd;
         ir->flops_fwd += fwd;
         ir->flops_train += fwd + bwd;
+    }
+    for (int li = 0, first = -1; li < ir->n_layers; li++) {
+        const rc_layer *l = &ir->layers[li];
+        if (!l->readout_h) continue;
+        if (first >= 0) LFAIL("readout", "layer %d reads cells out too: one gcconv (or cellpick) per model", first + 1);
+        first = li;
     }
     if (cur.c != cells || cur.h != 1 || cur.w != 1) {
         int li = ir->n_layers - 1;

@@ -108,6 +108,10 @@ typedef struct {
 
     /* ---- derived by rc_ir_infer ---- */
     rc_shape in, out;
+    int readout_h, readout_w;       /* the map (cells, h, w) whose pixel at each cell's readout
+                                       position is the cell's value: a gcconv's conv output, or a
+                                       defined layer's cellpick input (its position then set from the
+                                       cellpick); 0 = the layer reads out no cells */
     int n_sub;                      /* stacked conv: number of sub-convs */
     int sub_k[RC_MAX_STACK];        /* kernel of each sub-conv */
     int sub_cin[RC_MAX_STACK], sub_cout[RC_MAX_STACK];

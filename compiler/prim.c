@@ -273,6 +273,19 @@ VJP(vjp_concat)
     a[2 * ax + 1] = arg == 0 ? x0->dims[ax] : y->dims[ax];
     return rc_prim_add(G, RC_P_SLICE, 1, &g, a, 0, 0, 0, NULL, N(id).line, err, el);
 }
+VJP(vjp_cellpick)
+{
+    (void)arg;
+    const rc_prim_node *x = &N(N(id).in[0]);
+    int a[RC_PRIM_NATTR] = {N(id).attr[0], x->dims[2], x->dims[3]};
+    return rc_prim_add(G, RC_P_CELLPLACE, 1, &g, a, 0, 0, 0, NULL, N(id).line, err, el);
+}
+VJP(vjp_cellplace)
+{
+    (void)arg;
+    int a[RC_PRIM_NATTR] = {N(id).attr[0]};
+    return rc_prim_add(G, RC_P_CELLPICK, 1, &g, a, 0, 0, 0, NULL, N(id).line, err, el);
+}
 VJP(vjp_expand)
 {
     (void)arg;
@@ -346,6 +359,8 @@ static const rc_prim_info table[RC_P_COUNT] = {
     [RC_P_PAD]       = { "pad", RC_PK_MOVE, 1, 1, NULL, NULL, NULL, vjp_pad, 0 },
     [RC_P_CONCAT]    = { "concat", RC_PK_MOVE, 2, 1, NULL, NULL, NULL, vjp_concat, 0 },
     [RC_P_EXPAND]    = { "expand", RC_PK_MOVE, 1, 1, NULL, NULL, NULL, vjp_expand, 0 },
+    [RC_P_CELLPICK]  = { "cellpick", RC_PK_MOVE, 1, 1, NULL, NULL, NULL, vjp_cellpick, 0 },
+    [RC_P_CELLPLACE] = { "cellplace", RC_PK_MOVE, 1, 1, NULL, NULL, NULL, vjp_cellplace, 0 },
     [RC_P_MATMUL]    = { "matmul", RC_PK_CONTRACT, 2, 1, NULL, NULL, NULL, vjp_matmul, 2 },
     [RC_P_CONV2D]    = { "conv2d", RC_PK_CONTRACT, 2, 1, NULL, NULL, NULL, vjp_conv, 2 },
     [RC_P_CONV2D_DX] = { "conv2d_dx", RC_PK_CONTRACT, 2, 0, NULL, NULL, NULL, vjp_none, 2 },
@@ -635,6 +650,19 @@ static int check_shape(const rc_prim_graph *g, rc_prim_node *nd, char *err, size
             nd->dims[k] = t;
         }
         return dims_ok(nd->rank, nd->dims, nm, err, el);
+    case RC_P_CELLPICK: case RC_P_CELLPLACE: {
+        int pick = nd->op == RC_P_CELLPICK;
+        if (nd->attr[0] < 0 || nd->attr[0] > 2) return rc_errf(err, el, "%s: position %d (0 center, 1 data, 2 reference)", nm, nd->attr[0]);
+        if (a->rank != 4 || a->dims[0] != RC_PRIM_B || a->dims[1] == RC_PRIM_B || (!pick && (a->dims[2] != 1 || a->dims[3] != 1)))
+            return rc_errf(err, el, "%s: %s is not (B, cells, %s)", nm, s1, pick ? "H, W" : "1, 1");
+        nd->rank = 4;
+        nd->dims[0] = RC_PRIM_B;
+        nd->dims[1] = a->dims[1];
+        nd->dims[2] = pick ? 1 : nd->attr[1];
+        nd->dims[3] = pick ? 1 : nd->attr[2];
+        if (!pick && (nd->attr[1] < 1 || nd->attr[2] < 1)) return rc_errf(err, el, "cellplace: map %dx%d", nd->attr[1], nd->attr[2]);
+        return dims_ok(nd->rank, nd->dims, nm, err, el);
+    }
     case RC_P_MATMUL:
         if (a->rank != 2 || b->rank != 2 || a->dims[1] != b->dims[0])
             return rc_errf(err, el, "matmul: %s x %s (needs (M,K) x (K,N))", s1, s2);

@@ -70,6 +70,12 @@ typedef enum {
     RC_P_PAD,        /* attr[2i], attr[2i+1] = zeros before, after on axis i */
     RC_P_CONCAT,     /* attr[0] = axis; two inputs */
     RC_P_EXPAND,     /* attr[0..rank) = new dims; only 1 -> n */
+    RC_P_CELLPICK,   /* x (B, cells, H, W) -> (B, cells, 1, 1): x[b, c, pos_c] at each cell's readout
+                        position pos_c = cell_pos[2c], cell_pos[2c + 1] (the model's, one per cell:
+                        rc_gc_positions); attr[0] = how the positions are found (ir.h's rc_gc_pos:
+                        0 center, 1 data, 2 reference) */
+    RC_P_CELLPLACE,  /* g (B, cells, 1, 1) -> (B, cells, attr[1], attr[2]): g at pos_c, 0 elsewhere
+                        (cellpick's transpose); attr[0] as cellpick's */
     /* contractions */
     RC_P_MATMUL,     /* (M, K) x (K, N) -> (M, N); M may be B */
     RC_P_CONV2D,     /* x (N, C, H, W), w (O, C, K, K) or tiled (PY, PX, O, C, K, K) -> (N, O, Ho, Wo)
@@ -212,6 +218,7 @@ struct rc_prim_eval_ctx {
     const double *input_d[2];     /* or in double (takes precedence when non-NULL) */
     const float *param[RC_PRIM_MAX_DECL];
     const float *state[RC_PRIM_MAX_DECL];
+    const int *cell_pos;          /* (cells, 2) readout positions for cellpick / cellplace, or NULL */
 };
 /* Evaluate the nodes marked in need (NULL: all) into val[i] (malloc'd doubles, numel each; the
  * caller frees with rc_prim_vals_free). Returns 0 or -1 with a message. */

@@ -198,6 +198,16 @@ static int eval_node(const rc_prim_graph *g, const rc_prim_eval_ctx *cx, int i, 
         dims_b(x, B, dxb);
         strides(x, B, st[1], nd->op == RC_P_EXPAND);
         if (n == 0) return 0;
+        if (nd->op == RC_P_CELLPICK || nd->op == RC_P_CELLPLACE) {
+            /* (B, cells, H, W) map side: every cell's position inside it */
+            const int *mp = nd->op == RC_P_CELLPICK ? dxb : d;
+            if (!cx->cell_pos) return rc_errf(err, el, "n%d %s: no cell positions given", i, I->name);
+            for (int c = 0; c < mp[1]; c++)
+                if (cx->cell_pos[2 * c] < 0 || cx->cell_pos[2 * c] >= mp[2] || cx->cell_pos[2 * c + 1] < 0 ||
+                    cx->cell_pos[2 * c + 1] >= mp[3])
+                    return rc_errf(err, el, "n%d %s: cell %d at (%d,%d), outside the %dx%d map", i, I->name, c,
+                                   cx->cell_pos[2 * c], cx->cell_pos[2 * c + 1], mp[2], mp[3]);
+        }
         int64_t e = 0;
         do {
             int64_t o = 0, ok = 1;
@@ -207,6 +217,8 @@ static int eval_node(const rc_prim_graph *g, const rc_prim_eval_ctx *cx, int i, 
                 if (nd->op == RC_P_EXPAND) { o += idx[k] * st[1][k]; continue; }
                 if (nd->op == RC_P_SLICE) j = idx[k] + nd->attr[2 * k];
                 else if (nd->op == RC_P_PAD) j = idx[k] - nd->attr[2 * k];
+                else if (nd->op == RC_P_CELLPICK && k >= 2) j = cx->cell_pos[2 * idx[1] + k - 2];
+                else if (nd->op == RC_P_CELLPLACE && k >= 2) j = idx[k] == cx->cell_pos[2 * idx[1] + k - 2] ? 0 : -1;
                 else j = idx[k];
                 if (j < 0 || j >= dxb[k]) { ok = 0; break; }
                 o += j * st[1][k];

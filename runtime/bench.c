@@ -89,8 +89,8 @@ int rc_bench_run(const rc_ir *ir, const rc_bench_opts *o, rc_bench_result *r, ch
         cell_pos = malloc(sizeof(int) * 2 * cells);
         if (!cell_pos) { rc_errf(err, errlen, "bench: out of memory"); goto out; }
         for (int n = 0; n < cells; n++) {
-            cell_pos[2 * n] = (L->in.h - L->kernel + 1) / 2;
-            cell_pos[2 * n + 1] = (L->in.w - L->kernel + 1) / 2;
+            cell_pos[2 * n] = L->readout_h / 2;
+            cell_pos[2 * n + 1] = L->readout_w / 2;
         }
     }
 

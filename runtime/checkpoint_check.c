@@ -92,7 +92,7 @@ int rc_ckpt_validate(const rc_checkpoint *ck, const char *fname, char *err, size
         return rc_errf(err, errlen, "%s: /data/cell_pos: present, but the model has no gcconv layer", fname);
     if (g >= 0) {
         const rc_layer *L = &ir->layers[g];
-        int Ho = L->in.h - L->kernel + 1, Wo = L->in.w - L->kernel + 1;
+        int Ho = L->readout_h, Wo = L->readout_w;
         for (int c = 0; c < ck->cells; c++)
             if (ck->cell_pos[2 * c] < 0 || ck->cell_pos[2 * c] >= Ho || ck->cell_pos[2 * c + 1] < 0 ||
                 ck->cell_pos[2 * c + 1] >= Wo)

@@ -47,7 +47,7 @@ int rc_params_init(const rc_ir *ir, uint64_t seed, float *params, float *state)
 int rc_gc_layer(const rc_ir *ir)
 {
     for (int i = 0; i < ir->n_layers; i++)
-        if (ir->layers[i].kind == RC_LAYER_GCCONV) return i;
+        if (ir->layers[i].readout_h > 0) return i;   /* gcconv, or a defined layer with a cellpick */
     return -1;
 }
 
@@ -61,11 +61,12 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
         return -1;
     }
     const rc_layer *L = &ir->layers[g];
-    int K = L->kernel;
-    int Ho = L->in.h - K + 1, Wo = L->in.w - K + 1;
-    if (Ho < 1 || Wo < 1) {
-        rc_errf(err, errlen, "%s: layer %d (gcconv): kernel %d larger than its input %dx%d",
-                ir->name, g + 1, K, L->in.h, L->in.w);
+    /* the readout map: a gcconv's conv output (K x K kernel: Ho = in - K + 1), or a defined
+     * layer's cellpick input; the layer itself trims (in - Ho) / 2 like a K x K valid conv */
+    int Ho = L->readout_h, Wo = L->readout_w, Ky = L->in.h - Ho + 1, Kx = L->in.w - Wo + 1;
+    if (Ho < 1 || Wo < 1 || Ky < 1 || Kx < 1) {
+        rc_errf(err, errlen, "%s: layer %d (%s): readout map %dx%d does not fit its input %dx%d", ir->name, g + 1,
+                L->kind == RC_LAYER_GCCONV ? "gcconv" : L->def_kind, Ho, Wo, L->in.h, L->in.w);
         return -1;
     }
     switch (L->position) {
@@ -82,7 +83,7 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
         /* the map pixel whose receptive field is centred on the cell's centre: every valid conv
          * before (built-in or defined) trims (k - 1) / 2 from each side; counted from the shapes,
          * so a defined layer's trim is its own (in - out) / 2, per axis */
-        int half[2] = {(K - 1) / 2, (K - 1) / 2};
+        int half[2] = {(Ky - 1) / 2, (Kx - 1) / 2};
         for (int i = 0; i < g; i++) {
             half[0] += (ir->layers[i].in.h - ir->layers[i].out.h) / 2;
             half[1] += (ir->layers[i].in.w - ir->layers[i].out.w) / 2;
@@ -96,7 +97,7 @@ int rc_gc_positions(const rc_ir *ir, const int *centers, int *cell_pos, char *er
     case RC_POS_REFERENCE: {
         /* GrabUnits: half = (k0-1) + (k1-1) + (k_gc//2 - 1) + 1, generalized to any number of
          * convs before the gcconv. */
-        int halfs[2] = {K / 2 - 1 + 1, K / 2 - 1 + 1};
+        int halfs[2] = {Ky / 2 - 1 + 1, Kx / 2 - 1 + 1};
         for (int i = 0; i < g; i++) {   /* k - 1 per conv before: its in - out */
             halfs[0] += ir->layers[i].in.h - ir->layers[i].out.h;
             halfs[1] += ir->layers[i].in.w - ir->layers[i].out.w;

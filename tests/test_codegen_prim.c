@@ -26,6 +26,7 @@
 #include "ir.h"
 #include "kit.h"
 #include "prim.h"
+#include "model.h"
 #include "rng.h"
 #include "spec.h"
 
@@ -143,9 +144,18 @@ static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
     memcpy(s_c, s_r, sizeof(float) * S);
     fill(dy, (size_t)B * cells, 4, -1, 1);
     if (fft) cr_assert_eq(cb->set_stream(cb, frames, T), 0, "%s: %s", what, cb->err);
+    int *pos = NULL;   /* a model that reads cells out of a map: positions from spread centres */
+    if (rc_gc_layer(ir) >= 0) {
+        int *centers = malloc(sizeof(int) * 2 * (size_t)cells);
+        pos = malloc(sizeof(int) * 2 * (size_t)cells);
+        cr_assert(centers && pos);
+        for (int k = 0; k < 2 * cells; k++) centers[k] = (k * 7 + 1) % ir->in.h;
+        cr_assert_eq(rc_gc_positions(ir, centers, pos, err, sizeof err), 0, "%s: %s", what, err);
+        free(centers);
+    }
 
-    cr_assert_eq(rb->train_forward(rb, B, params, s_r, NULL, 11, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
-    cr_assert_eq(cb->train_forward(cb, B, params, s_c, NULL, 11, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
+    cr_assert_eq(rb->train_forward(rb, B, params, s_r, pos, 11, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->train_forward(cb, B, params, s_c, pos, 11, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
     double e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
     cr_log_info("%s: train forward y: rel L2 %.3g", what, e);
     cr_expect_leq(e, PTOL, "%s: train forward y: rel L2 %g", what, e);
@@ -154,8 +164,8 @@ static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
         e = rel_err(s_c + p->offset, s_r + p->offset, p->count, 1e-6);
         cr_expect_leq(e, PTOL, "%s: state %s after the update: rel L2 %g", what, p->name, e);
     }
-    cr_assert_eq(rb->train_backward(rb, B, params, NULL, frames, starts, dy, g_r, w_r), 0, "%s: %s", what, rb->err);
-    cr_assert_eq(cb->train_backward(cb, B, params, NULL, frames, starts, dy, g_c, w_c), 0, "%s: %s", what, cb->err);
+    cr_assert_eq(rb->train_backward(rb, B, params, pos, frames, starts, dy, g_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->train_backward(cb, B, params, pos, frames, starts, dy, g_c, w_c), 0, "%s: %s", what, cb->err);
     double gall = kit_l2_norm(g_r, (int64_t)P);
     cr_expect_gt(gall, 0, "%s: no gradient at all", what);
     for (int i = 0; i < ir->n_params; i++) {
@@ -164,15 +174,15 @@ static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
         cr_log_info("%s: gradient %s: rel L2 %.3g", what, p->name, e);
         cr_expect_leq(e, PTOL, "%s: gradient %s: rel L2 %g", what, p->name, e);
     }
-    cr_assert_eq(rb->infer(rb, B, params, s_r, NULL, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
-    cr_assert_eq(cb->infer(cb, B, params, s_r, NULL, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
+    cr_assert_eq(rb->infer(rb, B, params, s_r, pos, frames, starts, y_r, w_r), 0, "%s: %s", what, rb->err);
+    cr_assert_eq(cb->infer(cb, B, params, s_r, pos, frames, starts, y_c, w_c), 0, "%s: %s", what, cb->err);
     e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
     cr_log_info("%s: infer y: rel L2 %.3g", what, e);
     cr_expect_leq(e, PTOL, "%s: infer y: rel L2 %g", what, e);
     cr_expect_eq(rc_c_backend_fft_calls(cb), fft ? 3 : 0, "%s: calls through the FFT path", what);
 
     free(frames); free(params); free(s_r); free(s_c); free(y_r); free(y_c); free(dy);
-    free(g_r); free(g_c); free(w_r); free(w_c); free(starts);
+    free(g_r); free(g_c); free(w_r); free(w_c); free(starts); free(pos);
     rc_backend_destroy(rb);
     rc_backend_destroy(cb);
 }
@@ -442,6 +452,12 @@ static int build_case(pcase *c, rc_prim_op op)
         case RC_P_PAD: { int s[RC_PRIM_NATTR] = {0, 0, 1, 0, 2, 1, 0, 3}; return op1(g, op, xp, s); }
         case RC_P_CONCAT: { int at[RC_PRIM_NATTR] = {1}, in2[2] = {xp, un(g, RC_P_TANH, c->x)}; return add(g, op, 2, in2, at, 0, 0); }
         case RC_P_EXPAND: { int e[RC_PRIM_NATTR] = {RC_PRIM_B, 3, 4, 4}; return bin(g, RC_P_MUL, op1(g, op, c->p, e), c->x); }
+        /* the 3 channels are the 3 cells' maps, read at the model's positions (compare_fft) */
+        case RC_P_CELLPICK: { int at[RC_PRIM_NATTR] = {1}; return op1(g, op, xp, at); }
+        case RC_P_CELLPLACE: {
+            int sa[RC_PRIM_NATTR] = {0xc}, pl[RC_PRIM_NATTR] = {1, 4, 4};
+            return bin(g, RC_P_MUL, op1(g, op, op1(g, RC_P_SUM, xp, sa), pl), c->x);
+        }
         default: return 0;
         }
     }
@@ -530,8 +546,10 @@ Test(codegen_prim, every_primitive_of_the_table)
     for (int op = 0; op < RC_P_COUNT; op++) {
         if (covered_elsewhere((rc_prim_op)op)) continue;
         static rc_ir ir;
-        /* conv (B,3,4,4) -> the defined layer -> dense to 2 cells */
-        build_ir(&ir, "history=3 height=6 width=6", "layer conv channels=3 kernel=3\nlayer relu\nlayer dense bias=true\n", 2);
+        /* conv (B,3,4,4) -> the defined layer -> dense to 2 cells (3 for the readout ops: one
+         * map channel per cell) */
+        int cells = op == RC_P_CELLPICK || op == RC_P_CELLPLACE ? 3 : 2;
+        build_ir(&ir, "history=3 height=6 width=6", "layer conv channels=3 kernel=3\nlayer relu\nlayer dense bias=true\n", cells);
         pcase c;
         c.in = ir.layers[1].in;
         int y = build_case(&c, (rc_prim_op)op);
@@ -542,7 +560,7 @@ Test(codegen_prim, every_primitive_of_the_table)
         char kind[RC_DEF_KIND_MAX];
         snprintf(kind, sizeof kind, "t_%s", T[op].name);
         attach(&ir, 1, kind, &c.g);
-        reinfer(&ir, 2);
+        reinfer(&ir, cells);
         mark_ops(&ir, 1, seen);
         compare(&ir, 4, T[op].name);
     }

@@ -162,7 +162,10 @@ static void g_batchnorm(rc_prim_graph *g)
 }
 
 /* Movement and reductions: reshape, transpose, slice, pad, concat, expand, sum, mean over the
- * batch, amax; the output is their flattened concatenation (B, 314). */
+ * batch, amax, cellpick and cellplace (the 3 channels as 3 cells' maps, read at cell_pos); the
+ * output is their flattened concatenation (B, 365). */
+static const int cell_pos[6] = {1, 2, 3, 0, 0, 3};
+
 static void g_movement(rc_prim_graph *g)
 {
     int xd[4] = {RC_PRIM_B, 3, 4, 4}, pd[4] = {1, 3, 1, 1};
@@ -182,10 +185,13 @@ static void g_movement(rc_prim_graph *g)
     e = bin(g, RC_P_SUB, e, op1(g, RC_P_MEAN, xp, mb, 0));              /* minus the batch mean */
     int sm = op1(g, RC_P_SUM, cc, su, 0);                               /* (B,6,1,1) */
     int mx = op1(g, RC_P_RMAX, pz, am, 0);                              /* (B,1,1,7) */
+    int pk[RC_PRIM_NATTR] = {1}, pl[RC_PRIM_NATTR] = {1, 4, 4};
+    int ck = op1(g, RC_P_CELLPICK, xp, pk, 0);                          /* (B,3,1,1) */
+    int cp = op1(g, RC_P_CELLPLACE, op1(g, RC_P_SUM, xp, su, 0), pl, 0); /* (B,3,4,4) */
     int f1[2] = {RC_PRIM_B, 48}, f2[2] = {RC_PRIM_B, 8}, f3[2] = {RC_PRIM_B, 196}, f4[2] = {RC_PRIM_B, 6};
-    int f5[2] = {RC_PRIM_B, 7};
+    int f5[2] = {RC_PRIM_B, 7}, f6[2] = {RC_PRIM_B, 3};
     int parts[] = {reshape(g, t, 2, f1), reshape(g, s, 2, f2), reshape(g, pz, 2, f3), reshape(g, sm, 2, f4),
-                   reshape(g, mx, 2, f5), reshape(g, e, 2, f1)};
+                   reshape(g, mx, 2, f5), reshape(g, e, 2, f1), reshape(g, ck, 2, f6), reshape(g, cp, 2, f1)};
     int y = parts[0];
     for (size_t k = 1; k < sizeof parts / sizeof parts[0]; k++) y = op2(g, RC_P_CONCAT, y, parts[k], c1);
     g->out[RC_PRIM_TRAIN] = g->out[RC_PRIM_EVAL] = y;
@@ -357,14 +363,14 @@ static void check_emu(int k, int B)
     memcpy(ws + io.gout.b * B + io.gout.c, gy, sizeof(float) * (size_t)nout);
 
     /* device: training forward, backward (no state pointer, as the backend), inference */
-    rc_cuda_args a = { dp(params), dp(state), 0, 0, 0, dp(ws), 0, 0, 0, seed, B, 0 };
+    rc_cuda_args a = { dp(params), dp(state), dp(cell_pos), 0, 0, dp(ws), 0, 0, 0, seed, B, 0 };
     run_phase(dev, fn, &plan, RC_CU_TRAIN_FWD, &a);
     float *y_train = malloc(sizeof(float) * (size_t)nout), *gin = malloc(sizeof(float) * (size_t)nin);
     memcpy(y_train, ws + io.out.b * B + io.out.c, sizeof(float) * (size_t)nout);
-    rc_cuda_args ab = { dp(params), 0, 0, 0, 0, dp(ws), 0, 0, dp(grads), seed, B, 0 };
+    rc_cuda_args ab = { dp(params), 0, dp(cell_pos), 0, 0, dp(ws), 0, 0, dp(grads), seed, B, 0 };
     run_phase(dev, fn, &plan, RC_CU_TRAIN_BWD, &ab);
     memcpy(gin, ws + io.gin.b * B + io.gin.c, sizeof(float) * (size_t)nin);
-    rc_cuda_args ai = { dp(params), dp(state), 0, 0, 0, dp(ws), 0, 0, 0, 0, B, 0 };
+    rc_cuda_args ai = { dp(params), dp(state), dp(cell_pos), 0, 0, dp(ws), 0, 0, 0, 0, B, 0 };
     run_phase(dev, fn, &plan, RC_CU_INFER, &ai);
     const float *y_eval = ws + io.out.b * B + io.out.c;
 
@@ -377,6 +383,7 @@ static void check_emu(int k, int B)
     cx.layer = li;
     cx.input[0] = x;
     cx.input[1] = gy;
+    cx.cell_pos = cell_pos;
     for (int q = 0; q < g.n_param; q++) cx.param[q] = params + io.poff[q];
     for (int q = 0; q < g.n_state; q++) cx.state[q] = state0 + io.soff[q];
     double **val = calloc((size_t)g.n, sizeof *val);

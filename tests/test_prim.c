@@ -115,6 +115,14 @@ static int build_case(pcase *c, rc_prim_op op, const char **why)
         case RC_P_PAD: { int s[RC_PRIM_NATTR] = {0, 0, 1, 0, 2, 1, 0, 3}; c->out = add(c, op, 1, &xp, s, 0); return 1; }
         case RC_P_CONCAT: { at[0] = 1; int in2[2] = {xp, c->x}; c->out = add(c, op, 2, in2, at, 0); return 1; }
         case RC_P_EXPAND: { int e[RC_PRIM_NATTR] = {RC_PRIM_B, 3, 4, 4}; int pe = add(c, op, 1, &c->p, e, 0); c->out = bi(c, RC_P_MUL, pe, c->x); return 1; }
+        /* the 3 channels read at cell_pos (test_pos below) */
+        case RC_P_CELLPICK: { at[0] = 1; c->out = add(c, op, 1, &xp, at, 0); return 1; }
+        case RC_P_CELLPLACE: {
+            int sa[RC_PRIM_NATTR] = {0xc}, pl[RC_PRIM_NATTR] = {1, 4, 4};
+            int r = add(c, RC_P_SUM, 1, &xp, sa, 0);
+            c->out = bi(c, RC_P_MUL, add(c, op, 1, &r, pl, 0), c->x);
+            return 1;
+        }
         default: return 1;
         }
     }
@@ -176,10 +184,13 @@ static int build_case(pcase *c, rc_prim_op op, const char **why)
     return 1;
 }
 
+/* readout positions of the cellpick / cellplace cases: 3 cells in the 4x4 maps */
+static const int test_pos[6] = {1, 2, 3, 0, 0, 3};
+
 /* the scalar L = sum(out * r) and its gradients in double */
 static double loss(pcase *c, const float *x, const float *p, const float *s, const double *r)
 {
-    rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2 };
+    rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos };
     cx.input[0] = x; cx.param[0] = p; cx.state[0] = s;
     double **val = calloc((size_t)c->g.n, sizeof *val);
     unsigned char *need = malloc((size_t)c->g.n);
@@ -237,7 +248,7 @@ static void check_grad(pcase *c, const char *name)
     }
     /* analytic */
     {
-        rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2 };
+        rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos };
         float *rf = malloc(sizeof *rf * (size_t)no);
         for (int64_t i = 0; i < no; i++) rf[i] = (float)r[i];
         cx.input[0] = x; cx.input[1] = rf; cx.param[0] = p; cx.state[0] = s;
@@ -418,6 +429,29 @@ Test(prim, update_sink_writes_state_shape_and_refuses_another)
     }
     rc_prim_vals_free(&c.g, val);
     free(val);
+    rc_prim_free(&c.g);
+}
+
+Test(prim, cellpick_needs_positions_inside_the_map)
+{
+    pcase c;
+    const char *why;
+    memset(&c, 0, sizeof c);
+    build_case(&c, RC_P_CELLPICK, &why);
+    int64_t nx = rc_prim_numel(&c.g.node[c.x], NB);
+    float *x = calloc((size_t)nx, sizeof *x), p[3] = {1, 1, 1};
+    rc_prim_eval_ctx cx = { .B = NB };
+    cx.input[0] = x; cx.param[0] = p;
+    double **val = calloc((size_t)c.g.n, sizeof *val);
+    cr_assert_neq(rc_prim_eval(&c.g, &cx, NULL, val, err, sizeof err), 0);
+    cr_assert(strstr(err, "no cell positions given"), "%s", err);
+    rc_prim_vals_free(&c.g, val);
+    int bad[6] = {1, 2, 4, 0, 0, 3};   /* cell 1's row 4 is outside the 4x4 map */
+    cx.cell_pos = bad;
+    cr_assert_neq(rc_prim_eval(&c.g, &cx, NULL, val, err, sizeof err), 0);
+    cr_assert(strstr(err, "cell 1 at (4,0), outside the 4x4 map"), "%s", err);
+    rc_prim_vals_free(&c.g, val);
+    free(val); free(x);
     rc_prim_free(&c.g);
 }
 

@@ -183,14 +183,25 @@ static void same_model(const char *builtin, const char *defined, double tol)
     fill(dy, NB * CELLS, 4, -1, 1);
     by_name(a.params, a.n_params, pa, b.params, b.n_params, pb);
     by_name(a.state, a.n_state, sa, b.state, b.n_state, sb);
+    /* a model that reads cells out of a map (gcconv, cellpick): both at the same positions */
+    int *pos = NULL, pos_b[2 * CELLS], centers[2 * CELLS];
+    cr_assert_eq(rc_gc_layer(&a) >= 0, rc_gc_layer(&b) >= 0, "only one model reads cells out of a map");
+    if (rc_gc_layer(&a) >= 0) {
+        static int pos_a[2 * CELLS];
+        for (int k = 0; k < 2 * CELLS; k++) centers[k] = (int)(k * 5 % a.in.h);
+        cr_assert_eq(rc_gc_positions(&a, centers, pos_a, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rc_gc_positions(&b, centers, pos_b, err, sizeof err), 0, "%s", err);
+        for (int k = 0; k < 2 * CELLS; k++) cr_assert_eq(pos_b[k], pos_a[k], "readout position %d", k);
+        pos = pos_a;
+    }
 
-    cr_assert_eq(ba->train_forward(ba, NB, pa, sa, NULL, 11, frames, starts, ya, wa), 0, "%s", ba->err);
-    cr_assert_eq(bb->train_forward(bb, NB, pb, sb, NULL, 11, frames, starts, yb, wb), 0, "%s", bb->err);
+    cr_assert_eq(ba->train_forward(ba, NB, pa, sa, pos, 11, frames, starts, ya, wa), 0, "%s", ba->err);
+    cr_assert_eq(bb->train_forward(bb, NB, pb, sb, pos, 11, frames, starts, yb, wb), 0, "%s", bb->err);
     cr_assert(rel(yb, ya, NB * CELLS) < tol, "train output differs: %g", rel(yb, ya, NB * CELLS));
     by_name(b.state, b.n_state, sb, a.state, a.n_state, sb2);
     cr_assert(rel(sb2, sa, SA) < tol, "running statistics differ: %g", rel(sb2, sa, SA));
-    cr_assert_eq(ba->train_backward(ba, NB, pa, NULL, frames, starts, dy, ga, wa), 0, "%s", ba->err);
-    cr_assert_eq(bb->train_backward(bb, NB, pb, NULL, frames, starts, dy, gb, wb), 0, "%s", bb->err);
+    cr_assert_eq(ba->train_backward(ba, NB, pa, pos, frames, starts, dy, ga, wa), 0, "%s", ba->err);
+    cr_assert_eq(bb->train_backward(bb, NB, pb, pos, frames, starts, dy, gb, wb), 0, "%s", bb->err);
     by_name(b.params, b.n_params, gb, a.params, a.n_params, gb2);
     double gmax = 0;                  /* a gradient that is zero in exact arithmetic (a bias */
     for (size_t i = 0; i < PA; i++)   /* before batch norm) is compared on the overall scale */
@@ -204,8 +215,8 @@ static void same_model(const char *builtin, const char *defined, double tol)
         }
         cr_assert(d / m < 10 * tol, "gradient of %s differs: %g (of %g)", p->name, d / m, m);
     }
-    cr_assert_eq(ba->infer(ba, NB, pa, sa, NULL, frames, starts, ya, wa), 0, "%s", ba->err);
-    cr_assert_eq(bb->infer(bb, NB, pb, sb, NULL, frames, starts, yb, wb), 0, "%s", bb->err);
+    cr_assert_eq(ba->infer(ba, NB, pa, sa, pos, frames, starts, ya, wa), 0, "%s", ba->err);
+    cr_assert_eq(bb->infer(bb, NB, pb, sb, pos, frames, starts, yb, wb), 0, "%s", bb->err);
     cr_assert(rel(yb, ya, NB * CELLS) < tol, "eval output differs: %g", rel(yb, ya, NB * CELLS));
     rc_backend_destroy(ba);
     rc_backend_destroy(bb);
@@ -251,6 +262,39 @@ Test(spec_layer, prelude_stacked_tiled_and_local_convs_equal_the_builtins)
     /* a kernel the sub-kernel does not divide: a 6x6 as sub-kernels 3, 3 and 2 */
     same_model(HEAD "conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL,
                HEAD "def.conv { channels = 2, kernel = 6, stack = 3, bias = false }, relu {}, dense {}," TAIL, 1e-5);
+}
+
+Test(spec_layer, prelude_gcconv_equals_the_builtin_at_every_position_rule)
+{
+    const char *modes[3] = {"data", "center", "reference"};
+    char ta[1024], tb[1024];
+    for (int m = 0; m < 3; m++) {
+        snprintf(ta, sizeof ta, HEAD "conv { channels = 3, kernel = 5 }, relu {}, gcconv { kernel = 3, position = \"%s\" },"
+                 "batchnorm { over = \"unit\" }, softplus {}," TAIL, modes[m]);
+        snprintf(tb, sizeof tb, HEAD "conv { channels = 3, kernel = 5 }, relu {}, def.gcconv { kernel = 3, position = \"%s\" },"
+                 "batchnorm { over = \"unit\" }, softplus {}," TAIL, modes[m]);
+        same_model(ta, tb, 1e-5);
+    }
+    /* without a bias, straight after the frames (the map of a 5x5 kernel over 16x16) */
+    same_model(HEAD "gcconv { kernel = 5, bias = false }, softplus {}," TAIL,
+               HEAD "def.gcconv { kernel = 5, bias = false }, softplus {}," TAIL, 1e-5);
+}
+
+Test(spec_layer, cellpick_needs_one_map_channel_per_cell_and_one_readout_per_model)
+{
+    static rc_ir ir;
+    const char *pick3 = "local pick = layer \"pick\" { forward = function(x) return cellpick(x) end }\n";
+    char t[1024];
+    snprintf(t, sizeof t, "%s" HEAD "conv { channels = 3, kernel = 5 }, pick {}, dense {}," TAIL, pick3);
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_neq(rc_ir_infer(&ir, CELLS, "t.lua", err, sizeof err), 0);
+    cr_assert(strstr(err, "cellpick: the map has 3 channels, not one per cell (5)"), "%s", err);
+    snprintf(t, sizeof t, HEAD "conv { channels = 5, kernel = 5 }, def.gcconv { kernel = 3 }, gcconv { kernel = 1 }," TAIL);
+    cr_assert_neq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err) || rc_ir_infer(&ir, CELLS, "t.lua", err, sizeof err), 0);
+    cr_assert(strstr(err, "one gcconv (or cellpick) per model"), "%s", err);
+    snprintf(t, sizeof t, HEAD "conv { channels = 3, kernel = 5 }, def.gcconv { kernel = 3, position = \"middle\" }," TAIL);
+    cr_assert_neq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0);
+    cr_assert(strstr(err, "cellpick: position: expected \"data\", \"center\" or \"reference\", got 'middle'"), "%s", err);
 }
 
 Test(spec_layer, gcconv_readout_positions_count_defined_convs_before_it)

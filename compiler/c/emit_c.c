@@ -816,11 +816,11 @@ static void emit_checks(em *E, rc_sb *s, int train)
     rc_sb_line(s, "if (B < 1) return RCG_ERR(RCG_E_BATCH, 0);");
     for (int li = 0; li < ir->n_layers; li++) {
         const rc_layer *L = &ir->layers[li];
-        if (L->kind == RC_LAYER_GCCONV) {
+        if (L->readout_h > 0) {   /* gcconv, or a defined layer with a cellpick */
             rc_sb_line(s, "if (!cell_pos) return RCG_ERR(RCG_E_CELLPOS, %d);", li);
             rc_sb_line(s, "for (int n = 0; n < %d; n++)", ir->cells);
             rc_sb_line(s, "    if (cell_pos[2 * n] < 0 || cell_pos[2 * n] > %d || cell_pos[2 * n + 1] < 0 || cell_pos[2 * n + 1] > %d)",
-                       L->in.h - L->kernel, L->in.w - L->kernel);
+                       L->readout_h - 1, L->readout_w - 1);
             rc_sb_line(s, "        return RCG_ERR(RCG_E_CELLPOS, %d);", li);
         }
         if (train && L->kind == RC_LAYER_BATCHNORM) {

@@ -650,6 +650,26 @@ static void emit_move(pr_r *R, int n)
         val(R, nd->in[0], aidx, 0, v);
         store(R, n, idx, v);
         break;
+    case RC_P_CELLPICK:   /* each cell's map at its readout position (rc_model's cell_pos) */
+        ixcpy(aidx[0], idx[0]);
+        ixcpy(aidx[1], idx[1]);
+        snprintf(aidx[2], IXN, "cx->cell_pos[2 * (%.60s)]", idx[1]);
+        snprintf(aidx[3], IXN, "cx->cell_pos[2 * (%.60s) + 1]", idx[1]);
+        val(R, nd->in[0], aidx, 0, v);
+        store(R, n, idx, v);
+        break;
+    case RC_P_CELLPLACE:
+        ixcpy(aidx[0], idx[0]);
+        ixcpy(aidx[1], idx[1]);
+        strcpy(aidx[2], "0");
+        strcpy(aidx[3], "0");
+        rc_sb_line(R->s, "float pv = 0.0f;");
+        rc_sb_line(R->s, "if (%s == cx->cell_pos[2 * (%s)] && %s == cx->cell_pos[2 * (%s) + 1]) {", idx[2], idx[1], idx[3], idx[1]);
+        val(R, nd->in[0], aidx, 0, v);
+        rc_sb_line(R->s, "pv = %s;", v);
+        rc_sb_line(R->s, "}");
+        store(R, n, idx, "pv");
+        break;
     case RC_P_PAD: {
         char cond[EXN] = "";
         size_t cl = 0;

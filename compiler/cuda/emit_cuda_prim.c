@@ -441,6 +441,29 @@ static void emit_move(kx *x, const rc_prim_node *nd, char idx[][24], const char 
         L(x, "}");
         return;
     }
+    case RC_P_CELLPICK: case RC_P_CELLPLACE: {   /* readout positions: a.cell_pos, one per cell */
+        int pick = nd->op == RC_P_CELLPICK, py = x->nvar++, px = x->nvar++;
+        L(x, "const int r%d = a.cell_pos[2 * (%s)], r%d = a.cell_pos[2 * (%s) + 1];", py, idx[1], px, idx[1]);
+        setix(j[0], idx[0]);
+        setix(j[1], in->dims[1] == 1 ? "0" : idx[1]);
+        if (pick) {
+            snprintf(j[2], 24, "r%d", py);
+            snprintf(j[3], 24, "r%d", px);
+            val(x, nd->in[0], j, v);
+            L(x, "const float %s = %s;", out, v);
+            return;
+        }
+        setix(j[2], "0");
+        setix(j[3], "0");
+        L(x, "float %s = 0.0f;", out);
+        L(x, "if (%s == r%d && %s == r%d) {", idx[2], py, idx[3], px);
+        open_block(x);
+        val(x, nd->in[0], j, v);
+        L(x, "%s = %s;", out, v);
+        close_block(x);
+        L(x, "}");
+        return;
+    }
     case RC_P_CONCAT: {
         int ax = nd->attr[0], d0 = in->dims[ax];
         const rc_prim_node *in1 = &g->node[nd->in[1]];

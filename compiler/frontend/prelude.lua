@@ -193,6 +193,32 @@ def.conv = layer "conv" {
   end,
 }
 
+-- gcconv: one K x K conv channel per cell over the whole map, each cell read out at its own
+-- position (cellpick: "data" = under its receptive-field centre, "center", or "reference" =
+-- torch-deep-retina's GrabUnits); the model computes the positions and keeps them in its
+-- checkpoint. The same parameters as the built-in (weight (cells, C, K, K), bias (cells)); the
+-- built-in computes only the read-out pixel of each map, this definition the whole map.
+def.gcconv = layer "gcconv" {
+  options = { kernel = 0, bias = true, position = "data" },
+  params = function(x, o)
+    if o.kernel < 1 then error("kernel: required (>= 1)", 0) end
+    local c = x.shape[2]
+    if c == "cells" then error("gcconv over a cell-count of channels: not supported", 0) end
+    if o.kernel > x.shape[3] or o.kernel > x.shape[4] then
+      error("kernel: " .. o.kernel .. " is larger than its " .. x.shape[3] .. "x" .. x.shape[4] .. " input", 0)
+    end
+    local bound = 1 / math.sqrt(c * o.kernel * o.kernel)
+    local t = { weight = { shape = { "cells", c, o.kernel, o.kernel }, init = { uniform = bound } } }
+    if o.bias then t.bias = { shape = { "cells" }, init = { uniform = bound } } end
+    return t
+  end,
+  forward = function(x, p, o)
+    local y = cellpick(conv2d(x, p.weight), o.position)
+    if o.bias then y = y + reshape(p.bias, { 1, "cells", 1, 1 }) end
+    return y
+  end,
+}
+
 -- dense: flatten, then linear; units = 0: one unit per recorded cell
 def.dense = layer "dense" {
   options = { units = 0, bias = true },

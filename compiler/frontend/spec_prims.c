@@ -545,6 +545,25 @@ static int l_slice(lua_State *L)
     return 1;
 }
 
+/* cellpick(x, position): x (B, cells, H, W) read at each cell's readout position ->
+ * (B, cells, 1, 1); position "data" (the cell's receptive-field centre, default), "center" (the
+ * map centre) or "reference" (torch-deep-retina's GrabUnits), as gcconv's position option:
+ * the model computes the positions (rc_gc_positions) and stores them in its checkpoint. */
+static int l_cellpick(lua_State *L)
+{
+    rc_spec_build *b = op_build(L, "cellpick");
+    int x = tensor_arg(L, b, 1, "cellpick", 1);
+    const char *pos = lua_isnoneornil(L, 2) ? "data" : lua_tostring(L, 2);
+    int attr[RC_PRIM_NATTR] = {0};
+    if (!pos || lua_type(L, 2) == LUA_TNUMBER) op_fail(L, b, "cellpick: position: expected \"data\", \"center\" or \"reference\"");
+    if (!strcmp(pos, "data")) attr[0] = RC_POS_DATA;
+    else if (!strcmp(pos, "center")) attr[0] = RC_POS_CENTER;
+    else if (!strcmp(pos, "reference")) attr[0] = RC_POS_REFERENCE;
+    else op_fail(L, b, "cellpick: position: expected \"data\", \"center\" or \"reference\", got '%s'", pos);
+    rc_spec_push_tensor(L, b, node(L, b, RC_P_CELLPICK, 1, &x, attr, 0, 0, 0, NULL));
+    return 1;
+}
+
 /* pad(x, axis, before, after): zeros */
 static int l_pad(lua_State *L)
 {
@@ -801,7 +820,7 @@ static const elem_fn elem_fns[] = {
 
 static const luaL_Reg plain_fns[] = {
     {"count", l_count}, {"reshape", l_reshape}, {"transpose", l_transpose}, {"slice", l_slice},
-    {"pad", l_pad}, {"concat", l_concat}, {"expand", l_expand}, {"full", l_full},
+    {"pad", l_pad}, {"concat", l_concat}, {"expand", l_expand}, {"full", l_full}, {"cellpick", l_cellpick},
     {"matmul", l_matmul}, {"conv2d", l_conv2d}, {"update", l_update}, {"pow", l_pow},
     {"where", l_select_t}, {NULL, NULL},
 };

@@ -150,7 +150,7 @@ int rc_cuda_backend_create_on(const rc_ir *ir, rc_cuda_dev *dev, rc_backend **ou
     be->train_backward = cu_train_backward;
     be->infer = cu_infer;
     be->destroy = cu_destroy;
-    for (int i = 0; i < ir->n_layers; i++) s->has_gc |= ir->layers[i].kind == RC_LAYER_GCCONV;
+    for (int i = 0; i < ir->n_layers; i++) s->has_gc |= ir->layers[i].readout_h > 0;   /* gcconv or cellpick */
     char e2[512];
     if (rc_emit_cuda(ir, NULL, &s->src, &s->plan, e2, sizeof e2)) {
         snprintf(err, errlen, "cuda: %s: %s", ir->name, e2);

@@ -710,7 +710,7 @@ static int backward(rc_backend *be, int B, const float *params, const int *cell_
         case RC_LAYER_DEF: {
             double *xd = def_input(&x, B, F);
             char m[400];
-            int rc = xd ? rc_ref_def_backward(ir, i, s->def[i], B, train, seed, xd, params, ws + p.extra[i], gin,
+            int rc = xd ? rc_ref_def_backward(ir, i, s->def[i], B, train, seed, xd, params, ws + p.extra[i], cell_pos, gin,
                                               train ? grads : NULL, need_dx ? gout : NULL, m, sizeof m)
                         : rc_errf(m, sizeof m, "ref: layer %d: out of memory", i + 1);
             free(xd);

@@ -17,8 +17,8 @@
 
 /* The evaluation context of layer li (mode, seed, input x, parameters and state snapshot). */
 static int ctx_init(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int mode, uint64_t seed,
-                    const double *x, const float *params, const float *snap, rc_prim_eval_ctx *cx,
-                    char *err, size_t errlen)
+                    const double *x, const float *params, const float *snap, const int *cell_pos,
+                    rc_prim_eval_ctx *cx, char *err, size_t errlen)
 {
     const rc_layer *L = &ir->layers[li];
     if (g->n_param != L->param_count || g->n_state != L->state_count)
@@ -30,6 +30,7 @@ static int ctx_init(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int 
     cx->seed = seed;
     cx->layer = li;
     cx->input_d[0] = x;
+    cx->cell_pos = cell_pos;
     for (int k = 0; k < g->n_param; k++) cx->param[k] = params + ir->params[L->param_first + k].offset;
     int64_t off = 0;
     for (int k = 0; k < g->n_state; k++) {
@@ -69,11 +70,11 @@ int64_t rc_ref_def_state_floats(const rc_ir *ir, int li)
 
 int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
                        uint64_t seed, const double *x, const float *params, const float *snap,
-                       float *state_out, float *y, double *yd, char *err,
+                       const int *cell_pos, float *state_out, float *y, double *yd, char *err,
                        size_t errlen)
 {
     rc_prim_eval_ctx cx;
-    if (ctx_init(ir, li, g, B, train ? RC_PRIM_TRAIN : RC_PRIM_EVAL, seed, x, params, snap, &cx, err, errlen))
+    if (ctx_init(ir, li, g, B, train ? RC_PRIM_TRAIN : RC_PRIM_EVAL, seed, x, params, snap, cell_pos, &cx, err, errlen))
         return -1;
     unsigned char *need = malloc((size_t)g->n);
     double **val = NULL;
@@ -101,12 +102,12 @@ int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, i
 
 int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
                         uint64_t seed, const double *x, const float *params, const float *snap,
-                        const float *gy, float *grads, float *gx, char *err, size_t errlen)
+                        const int *cell_pos, const float *gy, float *grads, float *gx, char *err, size_t errlen)
 {
     int mode = train ? RC_PRIM_TRAIN : RC_PRIM_EVAL;
     if (!g->has_grad[mode]) return rc_errf(err, errlen, "ref: layer %d: no gradient graph", li + 1);
     rc_prim_eval_ctx cx;
-    if (ctx_init(ir, li, g, B, mode, seed, x, params, snap, &cx, err, errlen)) return -1;
+    if (ctx_init(ir, li, g, B, mode, seed, x, params, snap, cell_pos, &cx, err, errlen)) return -1;
     cx.input[1] = gy;
     int roots[1 + RC_PRIM_MAX_DECL], nr = 0;
     if (gx && g->grad_in[mode] >= 0) roots[nr++] = g->grad_in[mode];

@@ -19,10 +19,10 @@
 int64_t rc_ref_def_state_floats(const rc_ir *ir, int li);
 int rc_ref_def_forward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
                        uint64_t seed, const double *x, const float *params, const float *snap,
-                       float *state_out, float *y, double *yd, char *err,
+                       const int *cell_pos, float *state_out, float *y, double *yd, char *err,
                        size_t errlen);
 int rc_ref_def_backward(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int train,
                         uint64_t seed, const double *x, const float *params, const float *snap,
-                        const float *gy, float *grads, float *gx, char *err, size_t errlen);
+                        const int *cell_pos, const float *gy, float *grads, float *gx, char *err, size_t errlen);
 
 #endif

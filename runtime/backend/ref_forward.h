@@ -281,7 +281,7 @@ static int forward(rc_backend *be, const ref_run *r, ref_real *y)
                 off += st->count;
             }
             int rc = xd ? rc_ref_def_forward(ir, i, s->def[i], B, r->train, r->seed, xd, r->params, snap,
-                                             r->train ? r->state_out : NULL, REF_DEF_OUT(out), m, sizeof m)
+                                             r->cell_pos, r->train ? r->state_out : NULL, REF_DEF_OUT(out), m, sizeof m)
                         : rc_errf(m, sizeof m, "ref: layer %d: out of memory", i + 1);
             free(xd);
             if (rc) return fail(be, "%s", m);
