@@ -48,4 +48,34 @@ void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char
  * `#define RC_RNG_QUAL ...` (tests check it equals the file byte for byte). */
 const char *rc_emit_rng_text(void);
 
+/* The rectifications and their derivatives as generated code, one text for both targets (the C
+ * prelude defines RCG_INLINE as static inline, the CUDA one as __device__ static inline). */
+#define RC_EMIT_ACT_TEXT \
+"/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the\n" \
+" * input (dx_) or from the output (dy_; only where the output determines it). */\n" \
+"RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }\n" \
+"RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }\n" \
+"RCG_INLINE float rcg_exp(float x) { return expf(x); }\n" \
+"RCG_INLINE float rcg_abs(float x) { return fabsf(x); }\n" \
+"RCG_INLINE float rcg_square(float x) { return x * x; }\n" \
+"RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }\n" \
+"RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }\n" \
+"RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }\n" \
+"RCG_INLINE float rcg_identity(float x) { return x; }\n" \
+"RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }\n" \
+"RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }\n" \
+"RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }\n" \
+"RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }\n" \
+"RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }\n" \
+"RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }\n" \
+"RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }\n" \
+"RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }\n" \
+"RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }\n" \
+"RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }\n" \
+"RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }\n" \
+"RCG_INLINE float rcg_dy_exp(float y) { return y; }\n" \
+"RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }\n" \
+"RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }\n"
+
+
 #endif

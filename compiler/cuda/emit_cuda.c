@@ -183,7 +183,7 @@ static void emit_chain_fwd(em *e, int i0, int i1, int train, int store_first_in)
         char a1[48], a2[48], w[96];
         switch (L->kind) {
         case RC_LAYER_ACT:
-            P("        v = rc_act_%s(v);\n", rc_act_name(L->act));
+            P("        v = rcg_%s(v);\n", rc_act_name(L->act));
             break;
         case RC_LAYER_NOISE:
             if (train && L->std != 0) {
@@ -234,7 +234,7 @@ static void emit_chain_bwd(em *e, int i0, int i1)
         case RC_LAYER_ACT:
             if (L->act == RC_ACT_IDENTITY) break;
             in_flat(e, l, "b", "f", x, sizeof x);
-            P("        g *= rc_actd_%s(%s);\n", rc_act_name(L->act), x);
+            P("        g *= rcg_dx_%s(%s);\n", rc_act_name(L->act), x);
             break;
         case RC_LAYER_DROPOUT:
             if (L->p > 0) {

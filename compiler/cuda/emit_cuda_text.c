@@ -35,24 +35,8 @@ const char *rc_cuda_rng_text(void) { return rc_emit_rng_text(); }
 "    unsigned long long seed; int B; int pad_;\n" \
 "};\n" \
 "\n" \
-"__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }\n" \
-"__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }\n" \
-"__device__ static inline float rc_act_exp(float x) { return expf(x); }\n" \
-"__device__ static inline float rc_act_abs(float x) { return fabsf(x); }\n" \
-"__device__ static inline float rc_act_square(float x) { return x * x; }\n" \
-"__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }\n" \
-"__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }\n" \
-"__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }\n" \
-"__device__ static inline float rc_act_identity(float x) { return x; }\n" \
-"__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }\n" \
-"__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }\n" \
-"__device__ static inline float rc_actd_exp(float x) { return expf(x); }\n" \
-"__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }\n" \
-"__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }\n" \
-"__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }\n" \
-"__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }\n" \
-"__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }\n" \
-"__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }\n" \
+"#define RCG_INLINE __device__ static inline\n" \
+RC_EMIT_ACT_TEXT \
 "\n" \
 "/* Sum over a warp (result in lane 0). */\n" \
 "__device__ static inline double rc_warp_sum(double v)\n" \

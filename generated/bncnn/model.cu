@@ -47,24 +47,32 @@ struct rc_kargs {
     unsigned long long seed; int B; int pad_;
 };
 
-__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
-__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ static inline float rc_act_exp(float x) { return expf(x); }
-__device__ static inline float rc_act_abs(float x) { return fabsf(x); }
-__device__ static inline float rc_act_square(float x) { return x * x; }
-__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
-__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }
-__device__ static inline float rc_act_identity(float x) { return x; }
-__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_actd_exp(float x) { return expf(x); }
-__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
-__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }
-__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
-__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }
-__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }
-__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }
+#define RCG_INLINE __device__ static inline
+/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the
+ * input (dx_) or from the output (dy_; only where the output determines it). */
+RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }
+RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+RCG_INLINE float rcg_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_abs(float x) { return fabsf(x); }
+RCG_INLINE float rcg_square(float x) { return x * x; }
+RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
+RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
+RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
+RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
+RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
+RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
+RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
+RCG_INLINE float rcg_dy_exp(float y) { return y; }
+RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }
+RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }
 
 /* Sum over a warp (result in lane 0). */
 __device__ static inline double rc_warp_sum(double v)
@@ -285,7 +293,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_apply(rc_kargs 
         (a.ws + (long long)a.B * 20736LL + 1008112LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 128ULL, (unsigned long long)b * 10368ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 41472LL + 1049584LL)[(long long)b * 10368LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 62208LL + 1049584LL)[(long long)b * 10368LL + f] = v;
     }
 }
@@ -394,7 +402,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
         (a.ws + (long long)a.B * 93760LL + 1545712LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 384ULL, (unsigned long long)b * 5408ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 104576LL + 1567344LL)[(long long)b * 5408LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)b * 5408LL + f] = v;
     }
 }
@@ -463,7 +471,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_apply(rc_kargs
         const float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL);
         float v = ((a.ws + (long long)a.B * 126208LL + 1567344LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[138352LL + q]) + a.params[138357LL + q];
         (a.ws + (long long)a.B * 126224LL + 1567344LL)[t] = v;
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 126240LL + 1567368LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
@@ -481,7 +489,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 126224LL + 1567344LL)[(long long)(b) * 5LL + (f)]);
+        g *= rcg_dx_softplus((a.ws + (long long)a.B * 126224LL + 1567344LL)[(long long)(b) * 5LL + (f)]);
         (a.ws + (long long)a.B * 126232LL + 1567344LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 126240LL + 1567344LL);
         const long long qf = f / 1;
@@ -548,7 +556,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5408LL + f;
         float g = (a.ws + (long long)a.B * 120800LL + 1567344LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 104576LL + 1567344LL)[(long long)(b) * 5408LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 104576LL + 1567344LL)[(long long)(b) * 5408LL + (f)]);
         (a.ws + (long long)a.B * 99168LL + 1545712LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 104576LL + 1545712LL);
         const long long qf = f / 1;
@@ -762,7 +770,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 10368LL + f;
         float g = (a.ws + (long long)a.B * 72576LL + 1049584LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1049584LL)[(long long)(b) * 10368LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 41472LL + 1049584LL)[(long long)(b) * 10368LL + (f)]);
         (a.ws + (long long)a.B * 31104LL + 1008112LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 41472LL + 1008112LL);
         const long long qf = f / 1;
@@ -964,7 +972,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
                 (void)f;
         { long long q = f;
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[10368LL + q] + 0.001f)) * (a.params[72008LL + q]) + a.params[82376LL + q]; }
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 62208LL + 1049584LL)[(long long)b * 10368LL + f] = v;
             }
         }
@@ -1032,7 +1040,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv(rc_kargs a)
                 (void)f;
         { long long q = f;
           v = (v - a.state[20736LL + q]) * (1.0f / sqrtf(a.state[26144LL + q] + 0.001f)) * (a.params[100496LL + q]) + a.params[105904LL + q]; }
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 115392LL + 1567344LL)[(long long)b * 5408LL + f] = v;
             }
         }
@@ -1063,7 +1071,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_dense(rc_kargs a)
         float v = (float)s;
         { long long q = f;
           v = (v - a.state[31552LL + q]) * (1.0f / sqrtf(a.state[31557LL + q] + 0.001f)) * (a.params[138352LL + q]) + a.params[138357LL + q]; }
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 126240LL + 1567368LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }

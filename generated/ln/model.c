@@ -169,6 +169,7 @@ RCG_INLINE float rcg_square(float x) { return x * x; }
 RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
 RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
 RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
 RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
@@ -177,6 +178,7 @@ RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
 RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
 RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
 RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
 RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
 RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
 RCG_INLINE float rcg_dy_exp(float y) { return y; }

@@ -36,24 +36,32 @@ struct rc_kargs {
     unsigned long long seed; int B; int pad_;
 };
 
-__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
-__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ static inline float rc_act_exp(float x) { return expf(x); }
-__device__ static inline float rc_act_abs(float x) { return fabsf(x); }
-__device__ static inline float rc_act_square(float x) { return x * x; }
-__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
-__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }
-__device__ static inline float rc_act_identity(float x) { return x; }
-__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_actd_exp(float x) { return expf(x); }
-__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
-__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }
-__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
-__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }
-__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }
-__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }
+#define RCG_INLINE __device__ static inline
+/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the
+ * input (dx_) or from the output (dy_; only where the output determines it). */
+RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }
+RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+RCG_INLINE float rcg_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_abs(float x) { return fabsf(x); }
+RCG_INLINE float rcg_square(float x) { return x * x; }
+RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
+RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
+RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
+RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
+RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
+RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
+RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
+RCG_INLINE float rcg_dy_exp(float y) { return y; }
+RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }
+RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }
 
 /* Sum over a warp (result in lane 0). */
 __device__ static inline double rc_warp_sum(double v)
@@ -193,7 +201,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l1_dense(rc_kargs a)
         const long long f = u0 + u;
         float v = (float)s + a.params[500000LL + f];
         (a.ws + (long long)a.B * 0LL + 0LL)[(long long)b * 5LL + f] = v;
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 16LL + 0LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
@@ -208,7 +216,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_pointwise_bwd(rc_k
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 5LL + (f)]);
+        g *= rcg_dx_softplus((a.ws + (long long)a.B * 0LL + 0LL)[(long long)(b) * 5LL + (f)]);
         (a.ws + (long long)a.B * 8LL + 0LL)[t] = g;
     }
 }
@@ -258,7 +266,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l1_dense(rc_kargs a)
         if (threadIdx.x == 0 && u0 + u < 5) {
         const long long f = u0 + u;
         float v = (float)s + a.params[500000LL + f];
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 16LL + 0LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }

@@ -44,24 +44,32 @@ struct rc_kargs {
     unsigned long long seed; int B; int pad_;
 };
 
-__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
-__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ static inline float rc_act_exp(float x) { return expf(x); }
-__device__ static inline float rc_act_abs(float x) { return fabsf(x); }
-__device__ static inline float rc_act_square(float x) { return x * x; }
-__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
-__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }
-__device__ static inline float rc_act_identity(float x) { return x; }
-__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_actd_exp(float x) { return expf(x); }
-__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
-__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }
-__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
-__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }
-__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }
-__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }
+#define RCG_INLINE __device__ static inline
+/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the
+ * input (dx_) or from the output (dy_; only where the output determines it). */
+RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }
+RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+RCG_INLINE float rcg_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_abs(float x) { return fabsf(x); }
+RCG_INLINE float rcg_square(float x) { return x * x; }
+RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
+RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
+RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
+RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
+RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
+RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
+RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
+RCG_INLINE float rcg_dy_exp(float y) { return y; }
+RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }
+RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }
 
 /* Sum over a warp (result in lane 0). */
 __device__ static inline double rc_warp_sum(double v)
@@ -240,7 +248,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_tf_l1_conv(rc_kargs a)
         (a.ws + (long long)a.B * 0LL + 0LL)[(long long)b * 20736LL + f] = v;
         v += 0.1f * rc_rng_normal(a.seed, 64ULL, (unsigned long long)b * 20736ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 41472LL + 1008112LL)[(long long)b * 20736LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 82944LL + 1008112LL)[(long long)b * 20736LL + f] = v;
             }
         }
@@ -309,7 +317,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_tf_l4_conv(rc_kargs a)
         (a.ws + (long long)a.B * 124416LL + 1008112LL)[(long long)b * 6272LL + f] = v;
         v += 0.1f * rc_rng_normal(a.seed, 256ULL, (unsigned long long)b * 6272ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 136960LL + 6320624LL)[(long long)b * 6272LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)b * 6272LL + f] = v;
             }
         }
@@ -339,7 +347,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l7_dense(rc_kargs a)
         const long long f = u0 + u;
         float v = (float)s + a.params[185752LL + f];
         (a.ws + (long long)a.B * 162048LL + 6320624LL)[(long long)b * 5LL + f] = v;
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 162064LL + 6320624LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }
@@ -354,7 +362,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l8_pointwise_bwd(rc_k
     if (t < (long long)a.B * 5LL) {
         long long b = t / 5LL, f = t % 5LL;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 162048LL + 6320624LL)[(long long)(b) * 5LL + (f)]);
+        g *= rcg_dx_softplus((a.ws + (long long)a.B * 162048LL + 6320624LL)[(long long)(b) * 5LL + (f)]);
         (a.ws + (long long)a.B * 162056LL + 6320624LL)[t] = g;
     }
 }
@@ -398,7 +406,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l5_pointwise_bwd(rc_k
     if (t < (long long)a.B * 6272LL) {
         long long b = t / 6272LL, f = t % 6272LL;
         float g = (a.ws + (long long)a.B * 155776LL + 6320624LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 136960LL + 6320624LL)[(long long)(b) * 6272LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 136960LL + 6320624LL)[(long long)(b) * 6272LL + (f)]);
         (a.ws + (long long)a.B * 130688LL + 1008112LL)[t] = g;
     }
 }
@@ -583,7 +591,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_pointwise_bwd(rc_k
     if (t < (long long)a.B * 20736LL) {
         long long b = t / 20736LL, f = t % 20736LL;
         float g = (a.ws + (long long)a.B * 103680LL + 1008112LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 41472LL + 1008112LL)[(long long)(b) * 20736LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 41472LL + 1008112LL)[(long long)(b) * 20736LL + (f)]);
         (a.ws + (long long)a.B * 20736LL + 0LL)[t] = g;
     }
 }
@@ -754,7 +762,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv(rc_kargs a)
                 float v = acc[co][p] + a.params[144000LL + o];
                 const long long f = ((long long)o * 36 + oh) * 36 + ow;
                 (void)f;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 82944LL + 1008112LL)[(long long)b * 20736LL + f] = v;
             }
         }
@@ -820,7 +828,7 @@ extern "C" __global__ void __launch_bounds__(196, 1) rc_if_l4_conv(rc_kargs a)
                 float v = acc[co][p] + a.params[154384LL + o];
                 const long long f = ((long long)o * 28 + oh) * 28 + ow;
                 (void)f;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 149504LL + 6320624LL)[(long long)b * 6272LL + f] = v;
             }
         }
@@ -849,7 +857,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l7_dense(rc_kargs a)
         if (threadIdx.x == 0 && u0 + u < 5) {
         const long long f = u0 + u;
         float v = (float)s + a.params[185752LL + f];
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 162064LL + 6320624LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }

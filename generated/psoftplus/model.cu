@@ -59,24 +59,32 @@ struct rc_kargs {
     unsigned long long seed; int B; int pad_;
 };
 
-__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
-__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ static inline float rc_act_exp(float x) { return expf(x); }
-__device__ static inline float rc_act_abs(float x) { return fabsf(x); }
-__device__ static inline float rc_act_square(float x) { return x * x; }
-__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
-__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }
-__device__ static inline float rc_act_identity(float x) { return x; }
-__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_actd_exp(float x) { return expf(x); }
-__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
-__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }
-__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
-__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }
-__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }
-__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }
+#define RCG_INLINE __device__ static inline
+/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the
+ * input (dx_) or from the output (dy_; only where the output determines it). */
+RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }
+RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+RCG_INLINE float rcg_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_abs(float x) { return fabsf(x); }
+RCG_INLINE float rcg_square(float x) { return x * x; }
+RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
+RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
+RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
+RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
+RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
+RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
+RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
+RCG_INLINE float rcg_dy_exp(float y) { return y; }
+RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }
+RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }
 
 /* Sum over a warp (result in lane 0). */
 __device__ static inline double rc_warp_sum(double v)
@@ -427,7 +435,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
         const float *st = (a.ws + (long long)a.B * 5156LL + 351768LL);
         float v = ((a.ws + (long long)a.B * 5124LL + 351768LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * (a.params[2193LL + q]) + a.params[2198LL + q];
         (a.ws + (long long)a.B * 5140LL + 351768LL)[t] = v;
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 5156LL + 351792LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
@@ -445,7 +453,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 5140LL + 351768LL)[(long long)(b) * 5LL + (f)]);
+        g *= rcg_dx_softplus((a.ws + (long long)a.B * 5140LL + 351768LL)[(long long)(b) * 5LL + (f)]);
         (a.ws + (long long)a.B * 5148LL + 351768LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 5156LL + 351768LL);
         const long long qf = f / 1;
@@ -1186,7 +1194,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l5_dense(rc_kargs a)
         float v = (float)s;
         { long long q = f;
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[5LL + q] + 0.001f)) * (a.params[2193LL + q]) + a.params[2198LL + q]; }
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 5156LL + 351792LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
         }

@@ -47,24 +47,32 @@ struct rc_kargs {
     unsigned long long seed; int B; int pad_;
 };
 
-__device__ static inline float rc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
-__device__ static inline float rc_act_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-__device__ static inline float rc_act_exp(float x) { return expf(x); }
-__device__ static inline float rc_act_abs(float x) { return fabsf(x); }
-__device__ static inline float rc_act_square(float x) { return x * x; }
-__device__ static inline float rc_act_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
-__device__ static inline float rc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_act_tanh(float x) { return tanhf(x); }
-__device__ static inline float rc_act_identity(float x) { return x; }
-__device__ static inline float rc_actd_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
-__device__ static inline float rc_actd_softplus(float x) { return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x)); }
-__device__ static inline float rc_actd_exp(float x) { return expf(x); }
-__device__ static inline float rc_actd_abs(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
-__device__ static inline float rc_actd_square(float x) { return 2.0f * x; }
-__device__ static inline float rc_actd_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
-__device__ static inline float rc_actd_sigmoid(float x) { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f - s); }
-__device__ static inline float rc_actd_tanh(float x) { float t = tanhf(x); return 1.0f - t * t; }
-__device__ static inline float rc_actd_identity(float x) { (void)x; return 1.0f; }
+#define RCG_INLINE __device__ static inline
+/* Rectifications (PyTorch semantics: softplus beta 1 threshold 20) and derivatives from the
+ * input (dx_) or from the output (dy_; only where the output determines it). */
+RCG_INLINE float rcg_relu(float x) { return x > 0.0f ? x : 0.0f; }
+RCG_INLINE float rcg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+RCG_INLINE float rcg_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_abs(float x) { return fabsf(x); }
+RCG_INLINE float rcg_square(float x) { return x * x; }
+RCG_INLINE float rcg_requ(float x) { return x > 0.0f ? x * x : 0.0f; }
+RCG_INLINE float rcg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+RCG_INLINE float rcg_tanh(float x) { return tanhf(x); }
+RCG_INLINE float rcg_identity(float x) { return x; }
+RCG_INLINE float rcg_dx_relu(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_softplus(float x) { return x > 20.0f ? 1.0f : rcg_sigmoid(x); }
+RCG_INLINE float rcg_dx_exp(float x) { return expf(x); }
+RCG_INLINE float rcg_dx_abs(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; }
+RCG_INLINE float rcg_dx_square(float x) { return 2.0f * x; }
+RCG_INLINE float rcg_dx_requ(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+RCG_INLINE float rcg_dx_sigmoid(float x) { const float s = rcg_sigmoid(x); return s * (1.0f - s); }
+RCG_INLINE float rcg_dx_tanh(float x) { const float t = tanhf(x); return 1.0f - t * t; }
+RCG_INLINE float rcg_dx_identity(float x) { (void)x; return 1.0f; }
+RCG_INLINE float rcg_dy_relu(float y) { return y > 0.0f ? 1.0f : 0.0f; }
+RCG_INLINE float rcg_dy_softplus(float y) { return -expm1f(-y); }
+RCG_INLINE float rcg_dy_exp(float y) { return y; }
+RCG_INLINE float rcg_dy_sigmoid(float y) { return y * (1.0f - y); }
+RCG_INLINE float rcg_dy_tanh(float y) { return 1.0f - y * y; }
 
 /* Sum over a warp (result in lane 0). */
 __device__ static inline double rc_warp_sum(double v)
@@ -693,7 +701,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l2_bn_apply(rc_kargs 
         (a.ws + (long long)a.B * 199360LL + 3488704LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 128ULL, (unsigned long long)b * 10368ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 220096LL + 3489792LL)[(long long)b * 10368LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 240832LL + 3489792LL)[(long long)b * 10368LL + f] = v;
     }
 }
@@ -1078,7 +1086,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l6_bn_apply(rc_kargs 
         (a.ws + (long long)a.B * 334208LL + 5008064LL)[t] = v;
         v += 0.05f * rc_rng_normal(a.seed, 384ULL, (unsigned long long)b * 5408ULL + (unsigned long long)f);
         (a.ws + (long long)a.B * 345024LL + 5009152LL)[(long long)b * 5408LL + f] = v;
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 355840LL + 5009152LL)[(long long)b * 5408LL + f] = v;
     }
 }
@@ -1141,7 +1149,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tf_l10_bn_apply(rc_kargs
         const float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL);
         float v = ((a.ws + (long long)a.B * 366656LL + 5009152LL)[(long long)(b) * 5LL + (f)] - st[q]) * st[5LL + q] * fabsf(a.params[14104LL + q]) + a.params[14109LL + q];
         (a.ws + (long long)a.B * 366672LL + 5009152LL)[t] = v;
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 366688LL + 5009176LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
@@ -1159,7 +1167,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l10_bn_bwd_reduce(rc_
     for (long long b = ty; b < a.B; b += 8) {
         const long long t = b * 5LL + f;
         float g = a.dy[t];
-        g *= rc_actd_softplus((a.ws + (long long)a.B * 366672LL + 5009152LL)[(long long)(b) * 5LL + (f)]);
+        g *= rcg_dx_softplus((a.ws + (long long)a.B * 366672LL + 5009152LL)[(long long)(b) * 5LL + (f)]);
         (a.ws + (long long)a.B * 366680LL + 5009152LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 366688LL + 5009152LL);
         const long long qf = f / 1;
@@ -1233,7 +1241,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l6_bn_bwd_reduce(rc_k
         const long long b = q / 676, f = feat * 676 + q % 676;
         const long long t = b * 5408LL + f;
         float g = (a.ws + (long long)a.B * 361248LL + 5009152LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 345024LL + 5009152LL)[(long long)(b) * 5408LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 345024LL + 5009152LL)[(long long)(b) * 5408LL + (f)]);
         (a.ws + (long long)a.B * 339616LL + 5008064LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 345024LL + 5008064LL);
         const long long qf = f / 676;
@@ -2107,7 +2115,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_tb_l2_bn_bwd_reduce(rc_k
         const long long b = q / 1296, f = feat * 1296 + q % 1296;
         const long long t = b * 10368LL + f;
         float g = (a.ws + (long long)a.B * 251200LL + 3489792LL)[t];
-        g *= rc_actd_relu((a.ws + (long long)a.B * 220096LL + 3489792LL)[(long long)(b) * 10368LL + (f)]);
+        g *= rcg_dx_relu((a.ws + (long long)a.B * 220096LL + 3489792LL)[(long long)(b) * 10368LL + (f)]);
         (a.ws + (long long)a.B * 209728LL + 3488704LL)[t] = g;
         const float *st = (a.ws + (long long)a.B * 220096LL + 3488704LL);
         const long long qf = f / 1296;
@@ -3680,7 +3688,7 @@ extern "C" __global__ void __launch_bounds__(162, 1) rc_if_l1_conv_sub6(rc_kargs
                 (void)f;
         { long long q = (f / 1296);
           v = (v - a.state[0LL + q]) * (1.0f / sqrtf(a.state[8LL + q] + 0.001f)) * fabsf(a.params[6344LL + q]) + a.params[6352LL + q]; }
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 240832LL + 3489792LL)[(long long)b * 10368LL + f] = v;
             }
         }
@@ -4008,7 +4016,7 @@ extern "C" __global__ void __launch_bounds__(182, 1) rc_if_l5_conv_sub4(rc_kargs
                 (void)f;
         { long long q = (f / 676);
           v = (v - a.state[16LL + q]) * (1.0f / sqrtf(a.state[24LL + q] + 0.001f)) * fabsf(a.params[9248LL + q]) + a.params[9256LL + q]; }
-        v = rc_act_relu(v);
+        v = rcg_relu(v);
         (a.ws + (long long)a.B * 355840LL + 5009152LL)[(long long)b * 5408LL + f] = v;
             }
         }
@@ -4034,7 +4042,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) rc_if_l9_gcconv(rc_kargs a)
         float v = (float)s;
         { long long q = f;
           v = (v - a.state[32LL + q]) * (1.0f / sqrtf(a.state[37LL + q] + 0.001f)) * fabsf(a.params[14104LL + q]) + a.params[14109LL + q]; }
-        v = rc_act_softplus(v);
+        v = rcg_softplus(v);
         (a.ws + (long long)a.B * 366688LL + 5009176LL)[(long long)b * 5LL + f] = v;
         a.y[(long long)b * 5LL + f] = v;
     }
