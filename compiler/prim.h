@@ -218,7 +218,8 @@ struct rc_prim_eval_ctx {
     const double *input_d[2];     /* or in double (takes precedence when non-NULL) */
     const float *param[RC_PRIM_MAX_DECL];
     const float *state[RC_PRIM_MAX_DECL];
-    const int *cell_pos;          /* (cells, 2) readout positions for cellpick / cellplace, or NULL */
+    const int *cell_pos;          /* (n_cells, 2) readout positions for cellpick / cellplace, or NULL */
+    int n_cells;                  /* positions in cell_pos: a map with more channels is refused */
 };
 /* Evaluate the nodes marked in need (NULL: all) into val[i] (malloc'd doubles, numel each; the
  * caller frees with rc_prim_vals_free). Returns 0 or -1 with a message. */

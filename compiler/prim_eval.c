@@ -202,6 +202,8 @@ static int eval_node(const rc_prim_graph *g, const rc_prim_eval_ctx *cx, int i, 
             /* (B, cells, H, W) map side: every cell's position inside it */
             const int *mp = nd->op == RC_P_CELLPICK ? dxb : d;
             if (!cx->cell_pos) return rc_errf(err, el, "n%d %s: no cell positions given", i, I->name);
+            if (mp[1] > cx->n_cells)
+                return rc_errf(err, el, "n%d %s: a map of %d channels, positions of %d cells", i, I->name, mp[1], cx->n_cells);
             for (int c = 0; c < mp[1]; c++)
                 if (cx->cell_pos[2 * c] < 0 || cx->cell_pos[2 * c] >= mp[2] || cx->cell_pos[2 * c + 1] < 0 ||
                     cx->cell_pos[2 * c + 1] >= mp[3])

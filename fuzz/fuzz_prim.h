@@ -89,6 +89,9 @@ static void fz_eval(const rc_prim_graph *g)
     cx.B = FZ_EVAL_B;
     cx.mode = RC_PRIM_TRAIN;
     cx.seed = 7;
+    static const int pos[2 * 8] = {0, 0, 1, 0, 0, 1, 2, 2, 1, 1, 0, 2, 3, 1, 1, 3};   /* cellpick maps of <= 8 cells */
+    cx.cell_pos = pos;
+    cx.n_cells = 8;
     int64_t nin[2] = {1, 1};
     for (int i = 0; i < g->n; i++)
         if (g->node[i].op == RC_P_INPUT && g->node[i].ref >= 0 && g->node[i].ref < 2) {

@@ -384,6 +384,7 @@ static void check_emu(int k, int B)
     cx.input[0] = x;
     cx.input[1] = gy;
     cx.cell_pos = cell_pos;
+    cx.n_cells = 3;
     for (int q = 0; q < g.n_param; q++) cx.param[q] = params + io.poff[q];
     for (int q = 0; q < g.n_state; q++) cx.state[q] = state0 + io.soff[q];
     double **val = calloc((size_t)g.n, sizeof *val);

@@ -190,7 +190,7 @@ static const int test_pos[6] = {1, 2, 3, 0, 0, 3};
 /* the scalar L = sum(out * r) and its gradients in double */
 static double loss(pcase *c, const float *x, const float *p, const float *s, const double *r)
 {
-    rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos };
+    rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos, .n_cells = 3 };
     cx.input[0] = x; cx.param[0] = p; cx.state[0] = s;
     double **val = calloc((size_t)c->g.n, sizeof *val);
     unsigned char *need = malloc((size_t)c->g.n);
@@ -248,7 +248,7 @@ static void check_grad(pcase *c, const char *name)
     }
     /* analytic */
     {
-        rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos };
+        rc_prim_eval_ctx cx = { .B = NB, .seed = 5, .layer = 2, .cell_pos = test_pos, .n_cells = 3 };
         float *rf = malloc(sizeof *rf * (size_t)no);
         for (int64_t i = 0; i < no; i++) rf[i] = (float)r[i];
         cx.input[0] = x; cx.input[1] = rf; cx.param[0] = p; cx.state[0] = s;
@@ -448,6 +448,11 @@ Test(prim, cellpick_needs_positions_inside_the_map)
     rc_prim_vals_free(&c.g, val);
     int bad[6] = {1, 2, 4, 0, 0, 3};   /* cell 1's row 4 is outside the 4x4 map */
     cx.cell_pos = bad;
+    cx.n_cells = 2;                    /* fewer positions than map channels */
+    cr_assert_neq(rc_prim_eval(&c.g, &cx, NULL, val, err, sizeof err), 0);
+    cr_assert(strstr(err, "a map of 3 channels, positions of 2 cells"), "%s", err);
+    rc_prim_vals_free(&c.g, val);
+    cx.n_cells = 3;
     cr_assert_neq(rc_prim_eval(&c.g, &cx, NULL, val, err, sizeof err), 0);
     cr_assert(strstr(err, "cell 1 at (4,0), outside the 4x4 map"), "%s", err);
     rc_prim_vals_free(&c.g, val);

@@ -31,6 +31,7 @@ static int ctx_init(const rc_ir *ir, int li, const rc_prim_graph *g, int B, int 
     cx->layer = li;
     cx->input_d[0] = x;
     cx->cell_pos = cell_pos;
+    cx->n_cells = ir->cells;
     for (int k = 0; k < g->n_param; k++) cx->param[k] = params + ir->params[L->param_first + k].offset;
     int64_t off = 0;
     for (int k = 0; k < g->n_state; k++) {
