@@ -63,7 +63,9 @@ static int cc_attach(rc_ir *ir, int li, const char *kind, rc_prim_graph *g, char
 
 /* Graph of a defined layer on input (B, c, h, w): 0 conv k x k + bias to co channels; 1 channel
  * batchnorm with running statistics (unbiased variance via numel), noise in training, relu;
- * 2 softplus with a learned sharpness a per channel, log(1 + exp(a x)) / a. */
+ * 2 softplus with a learned sharpness a per channel, log(1 + exp(a x)) / a; 3 the prelude's
+ * def.conv graph (a bias of co reshaped to (1, co, 1, 1)) and 4 its def.relu, select(x > 0, x, 0):
+ * the built-in kinds' forms, which the emitters lower to the built-in kernels (compiler/lower.c). */
 static int cc_def_graph(rc_prim_graph *g, int which, int c, int h, int w, int co, int k, char *err, size_t el)
 {
     int xd[4] = {RC_PRIM_B, c, h, w}, pd[4] = {1, c, 1, 1}, x, a, y;
@@ -80,7 +82,28 @@ static int cc_def_graph(rc_prim_graph *g, int which, int c, int h, int w, int co
         CC_P(g->out[0] = g->out[1] = rc_prim_bin(g, RC_P_ADD, y, a, err, el));
         return 0;
     }
+    if (which == 3) {
+        int wd[4] = {co, c, k, k}, bd[1] = {co}, rs[4] = {1, co, 1, 1}, at[RC_PRIM_NATTR] = {1, 0, 1, 1, 1}, in[2], b;
+        double bound = 1.0 / sqrt((double)c * k * k);
+        cc_decl(&g->param[g->n_param++], "bias", 1, bd, bound, 0);
+        cc_decl(&g->param[g->n_param++], "weight", 4, wd, bound, 0);
+        CC_P(in[0] = rc_prim_add(g, RC_P_INPUT, 0, NULL, NULL, 0, 0, 4, xd, 0, err, el));
+        CC_P(in[1] = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 1, 0, NULL, 0, err, el));
+        CC_P(b = rc_prim_add(g, RC_P_PARAM, 0, NULL, NULL, 0, 0, 0, NULL, 0, err, el));
+        CC_P(b = rc_prim_add(g, RC_P_RESHAPE, 1, &b, NULL, 0, 0, 4, rs, 0, err, el));
+        CC_P(y = rc_prim_add(g, RC_P_CONV2D, 2, in, at, 0, 0, 0, NULL, 0, err, el));
+        CC_P(g->out[0] = g->out[1] = rc_prim_bin(g, RC_P_ADD, y, b, err, el));
+        return 0;
+    }
     CC_P(x = rc_prim_add(g, RC_P_INPUT, 0, NULL, NULL, 0, 0, 4, xd, 0, err, el));
+    if (which == 4) {
+        int z, cnd, sel[3];
+        CC_P(z = rc_prim_const_like(g, x, 0.0, err, el));
+        CC_P(cnd = rc_prim_bin(g, RC_P_GT, x, z, err, el));
+        sel[0] = cnd; sel[1] = x; sel[2] = z;
+        CC_P(g->out[0] = g->out[1] = rc_prim_add(g, RC_P_SELECT, 3, sel, NULL, 0, 0, 0, NULL, 0, err, el));
+        return 0;
+    }
     if (which == 2) {
         int t;
         cc_decl(&g->param[g->n_param++], "sharpness", 4, pd, 0, 1.0);
@@ -252,6 +275,16 @@ static int cc_build(int k, rc_ir *ir, char *name, size_t nlen, char *err, size_t
         if (cc_def(ir, 0, "myconv", 0, 4, 12, 12, 4, 5, err, errlen) ||
             cc_def(ir, 1, "mybnrelu", 1, 4, 8, 8, 0, 0, err, errlen) ||
             cc_def(ir, 6, "mysoftplus", 2, cells, 1, 1, 0, 0, err, errlen))
+            return -1;
+        break;
+    case 9:   /* the prelude's forms of conv and relu as defined layers: lowered to the built-ins */
+        snprintf(name, nlen, "lowered_defined_layers");
+        for (int q = 0; q < 5; q++) cc_add(ir, RC_LAYER_ACT);
+        l = &ir->layers[2]; rc_layer_defaults(l, RC_LAYER_CONV); l->channels = 3; l->kernel = 3;
+        l = &ir->layers[4]; rc_layer_defaults(l, RC_LAYER_DENSE);
+        /* (4,12,12) -conv 5-> (4,8,8) -relu-> -conv 3-> (3,6,6) -relu-> dense (3) */
+        if (cc_def(ir, 0, "conv", 3, 4, 12, 12, 4, 5, err, errlen) ||
+            cc_def(ir, 1, "relu", 4, 4, 8, 8, 0, 0, err, errlen))
             return -1;
         break;
     default:

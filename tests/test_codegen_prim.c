@@ -27,6 +27,7 @@
 #include "kit.h"
 #include "prim.h"
 #include "model.h"
+#include "lower.h"
 #include "rng.h"
 #include "spec.h"
 
@@ -319,6 +320,33 @@ Test(codegen_prim, plain_convs_on_the_blocked_kernels)
     free(src);
     compare(&ir, 11, "plain defined convs on the blocked kernels");
     compare(&ir, 3, "the same, B = 3");
+}
+
+/* The prelude's def.conv as layer 1, def.relu, def.dense and def.softplus are the built-in
+ * kinds' graphs: compiler/lower.c hands them to the built-in kernels, so layer 1 takes the FFT
+ * path over the frame stream; the defined batch norm between stays a defined layer. Against the
+ * reference (which evaluates the graphs) with the FFT path and the direct one. */
+Test(codegen_prim, prelude_conv_dense_and_rectifications_lowered_to_builtin_kernels)
+{
+    static rc_ir ir;
+    const char *t = "return model \"m\" { input = { history = 12, height = 20, width = 20 },\n"
+                    "def.conv { channels = 8, kernel = 9 }, def.batchnorm {}, def.relu {},\n"
+                    "def.conv { channels = 8, kernel = 3 }, def.relu {}, def.dense {}, def.softplus {},\n"
+                    "train = { batch = 8 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    static rc_ir low;
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 6, "%s", err);   /* all but the batch norm */
+    cr_assert_eq(low.layers[0].kind, RC_LAYER_CONV);
+    cr_assert_eq(low.layers[1].kind, RC_LAYER_DEF);
+    cr_assert(low.layers[5].kind == RC_LAYER_DENSE && low.layers[6].kind == RC_LAYER_ACT && low.layers[6].act == RC_ACT_SOFTPLUS);
+    char *src = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(src, "layer 1 (conv, defined): its graph is the built-in conv's; emitted with that kind's kernels"), "lowered");
+    cr_expect(strstr(src, "const int rcg_ext = 1;"), "layer 1 is an external (FFT) first conv");
+    free(src);
+    compare_fft(&ir, 7, "prelude conv/dense/relu lowered, FFT layer 1", 1);
+    compare_fft(&ir, 7, "the same, direct layer 1", 0);
 }
 
 /* A defined layer as the last layer and two defined layers in a row (no built-in in between). */

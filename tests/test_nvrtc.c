@@ -20,6 +20,7 @@
 #include "cuda_emu.h"
 #include "emit_cuda.h"
 #include "kit.h"
+#include "lower.h"
 #include "rc_nvrtc.h"
 #include "spec.h"
 
@@ -160,6 +161,7 @@ Test(nvrtc, case_bigkernel) { check_case(5); }
 Test(nvrtc, case_kwtile_segments) { check_case(6); }
 Test(nvrtc, case_dw_channel_chunks) { check_case(7); }
 Test(nvrtc, case_defined_layers) { check_case(8); }
+Test(nvrtc, case_lowered_defined_layers) { check_case(9); }
 
 Test(nvrtc, util_kernels)
 {
@@ -298,3 +300,14 @@ Test(emu, dropout_acts, .timeout = 300) { check_emu(4, 3); }
 Test(emu, bigkernel_bnfirst, .timeout = 300) { check_emu(5, 3); }
 Test(emu, kwtile_segments, .timeout = 300) { check_emu(6, 3); }
 Test(emu, dw_channel_chunks, .timeout = 300) { check_emu(7, 3); }
+Test(emu, lowered_defined_layers, .timeout = 300)
+{
+    rc_ir *ir = malloc(sizeof *ir), *low = malloc(sizeof *low);
+    char name[64], err[512];
+    cr_assert(ir && low);
+    cr_assert_eq(cc_build(9, ir, name, sizeof name, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(ir, low, err, sizeof err), 2, "both defined layers are the built-ins' forms: %s", err);
+    free(ir);
+    free(low);
+    check_emu(9, 3);
+}

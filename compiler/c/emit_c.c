@@ -15,6 +15,7 @@
 #include "errbuf.h"
 #include "emit_c.h"
 #include "emit_c_int.h"
+#include "lower.h"
 #include "rng.h"
 
 #include <stdarg.h>
@@ -1154,8 +1155,15 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     }
     em *E = calloc(1, sizeof *E);
     em_plan *PL = calloc(1, sizeof *PL);
-    if (!E || !PL) { free(E); free(PL); snprintf(err, errlen, "emit: out of memory"); return -1; }
-    E->ir = ir;
+    rc_ir *low = malloc(sizeof *low);   /* the kernels' view: defined layers lowered (lower.h) */
+    if (!E || !PL || !low) { free(E); free(PL); free(low); snprintf(err, errlen, "emit: out of memory"); return -1; }
+    char lm[256];
+    if (rc_ir_lower(ir, low, lm, sizeof lm) < 0) {
+        snprintf(err, errlen, "emit: %s: %s", ir->name, lm);
+        free(E); free(PL); free(low);
+        return -1;
+    }
+    E->ir = low;
     build_groups(E);
     plan_all(E, PL);
     emit_kernels(E, PL);
@@ -1208,6 +1216,11 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     char hash[65];
     rc_ir_hash(ir, hash);
     rc_emit_header(&out, ir, spec_path, "C (OpenMP), ABI of runtime/backend/backend_c.h");
+    for (int li = 0; li < ir->n_layers; li++)
+        if (ir->layers[li].kind == RC_LAYER_DEF && low->layers[li].kind != RC_LAYER_DEF)
+            rc_sb_put(&out, "/* layer %d (%s, defined): its graph is the built-in %s's; emitted with that kind's kernels "
+                      "(compiler/lower.c) */\n", li + 1, ir->layers[li].def_kind,
+                      low->layers[li].kind == RC_LAYER_ACT ? rc_act_name(low->layers[li].act) : rc_layer_kind_name(low->layers[li].kind));
     rc_sb_put(&out, "%s", prelude);
     const char *rng = rc_emit_rng_text();
     rc_sb_raw(&out, rng, strlen(rng));
@@ -1255,6 +1268,7 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     free(E);
     for (int li = 0; li < RC_MAX_LAYERS; li++) em_prim_free(PL->prim[li]);
     free(PL);
+    free(low);
     char *text = rc_sb_finish(&out);
     if (failed || !text) {
         free(text);

@@ -25,6 +25,7 @@
  * any B); offsets are literals in the kernels.
  */
 #include "emit_cuda_int.h"
+#include "lower.h"
 #include "rng.h"
 
 #include <stdarg.h>
@@ -1200,8 +1201,9 @@ static void free_prims(em *e)
     for (int i = 0; i < RC_MAX_LAYERS; i++) rc_cu_prim_free(e->prim[i]);
 }
 
-int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_plan *plan,
-                 char *err, size_t errlen)
+/* ir: the kernels' view (defined layers lowered, lower.h); orig: the model (header, hash). */
+static int emit_cuda(const rc_ir *ir, const rc_ir *orig, const char *spec_path, char **src, rc_cuda_plan *plan,
+                     char *err, size_t errlen)
 {
     *src = NULL;
     memset(plan, 0, sizeof *plan);
@@ -1220,7 +1222,12 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
     if (resolve(e)) { free(e); return -1; }
     if (layout(e)) { free_prims(e); free(e); return -1; }
 
-    rc_emit_header(&sb, ir, spec_path, "CUDA (NVRTC, " RC_CUDA_GEN_VERSION ")");
+    rc_emit_header(&sb, orig, spec_path, "CUDA (NVRTC, " RC_CUDA_GEN_VERSION ")");
+    for (int li = 0; li < ir->n_layers; li++)
+        if (orig->layers[li].kind == RC_LAYER_DEF && ir->layers[li].kind != RC_LAYER_DEF)
+            rc_sb_put(&sb, "/* layer %d (%s, defined): its graph is the built-in %s's; emitted with that kind's kernels "
+                      "(compiler/lower.c) */\n", li + 1, orig->layers[li].def_kind,
+                      ir->layers[li].kind == RC_LAYER_ACT ? rc_act_name(ir->layers[li].act) : rc_layer_kind_name(ir->layers[li].kind));
     rc_sb_put(&sb, "%s\n", rc_cuda_dev_prelude_text);
     rc_sb_put(&sb, "/* ---- common/rng.h, verbatim ---- */\n%s", rc_cuda_rng_text());
     rc_sb_put(&sb, "/* ---- end of common/rng.h ---- */\n");
@@ -1283,6 +1290,20 @@ int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_pla
     if (rc_cuda_plan_kernel_names(plan)) { free(s); rc_cuda_plan_free(plan); snprintf(err, errlen, "out of memory"); return -1; }
     *src = s;
     return 0;
+}
+
+int rc_emit_cuda(const rc_ir *ir, const char *spec_path, char **src, rc_cuda_plan *plan,
+                 char *err, size_t errlen)
+{
+    *src = NULL;
+    memset(plan, 0, sizeof *plan);
+    rc_ir *low = malloc(sizeof *low);
+    if (!low) { snprintf(err, errlen, "out of memory"); return -1; }
+    char m[256];
+    int rc = rc_ir_lower(ir, low, m, sizeof m) < 0 ? (snprintf(err, errlen, "%s: %s", ir->name, m), -1)
+                                                   : emit_cuda(low, ir, spec_path, src, plan, err, errlen);
+    free(low);
+    return rc;
 }
 
 int rc_cuda_plan_kernel_names(rc_cuda_plan *plan)

@@ -17,6 +17,7 @@
 #include "emit_c.h"
 #include "fftconv.h"
 #include "jit.h"
+#include "lower.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -65,6 +66,7 @@ typedef struct {
     size_t done_cap;
     int64_t fft_calls;            /* calls that took the FFT path (tests, bench) */
     char so_path[4400];
+    rc_ir *low;                   /* the module's view of the IR: defined layers lowered (lower.h) */
 } c_self;
 
 
@@ -225,6 +227,7 @@ static void c_destroy(rc_backend *be)
         free(s->spectra);
         free(s->done);
     }
+    free(s->low);
     free(s);
     free(be);
 }
@@ -244,7 +247,7 @@ static int fft_pays(const rc_ir *ir)
 int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
 {
     c_self *s = be->self;
-    const rc_ir *ir = be->ir;
+    const rc_ir *ir = s->low;   /* a def.conv layer 1 is a conv here, as in the module */
     s->fft_mode = mode;
     int want = mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(ir));
     if (want && !s->ext_offset) {
@@ -340,6 +343,9 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
               "hash %.12s, %d cells)", ir->name, s->so_path, *abi, hash, *cells, RCG_ABI_VERSION, want, ir->cells);
         goto fail;
     }
+    s->low = malloc(sizeof *s->low);
+    if (!s->low) { rc_errf(err, errlen, "c: out of memory"); goto fail; }
+    if (rc_ir_lower(ir, s->low, err, errlen) < 0) goto fail;
     be->name = "c";
     be->ir = ir;
     be->self = s;
@@ -365,6 +371,7 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
 fail:
     rc_fftconv_destroy(s->fft);
     if (s->dl) dlclose(s->dl);
+    free(s->low);
     free(s);
     free(be);
     return -1;
