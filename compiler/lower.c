@@ -10,12 +10,19 @@
  *   dense  y = reshape(matmul(reshape(x, (B, F)), transpose(weight)) [+ bias (as (1, U))], (B, U, 1, 1))
  *   relu   select(gt(x, 0), x, 0)      requ  select(gt(x, 0), x * x, 0)     square  x * x
  *          softplus(x), exp(x), abs(x), sigmoid(x), tanh(x), and x itself (identity)
- * Training and evaluation must be the same node, with no state, update or random draw, so the
- * built-in computes exactly the same function and gradients (both are tested equal to the
- * reference; the built-in kinds also against PyTorch).
+ * These must be the same node in training and evaluation, with no state, update or random draw.
+ *   batchnorm  the prelude's def.batchnorm graph for some over / abs / eps / momentum: those are
+ *          read off the graph, the prelude's graph for them is rebuilt here (batch_norm_graph)
+ *          and the two are compared node for node (outputs of both modes and both updates)
+ *   noise  training x + std * randn(x), evaluation x;  dropout  training
+ *          select(randu(x) >= p, x * (1 / (1 - p)), 0), evaluation x: as the built-ins, drawing
+ *          from the defined layer's stream (rng_sub = RC_PRIM_RNG_SUB0 + k: the same numbers
+ *          as the graph)
+ * So the built-in kernels compute the same function, gradients and state updates as the graph
+ * (both are tested equal to the reference; the built-in kinds also against PyTorch).
  *
  * Invariants: the lowered copy differs from the IR only in the lowered layers' kind fields
- * (kind, channels, kernel, bias, units, act); shapes, parameter views (names, offsets) and
+ * (kind, channels, kernel, bias, units, act, over, abs_scale, eps, momentum, std, p, rng_sub); shapes, parameter views (names, offsets) and
  * everything else are the IR's. It is an emitter's private view: the model's canonical text,
  * hash, checkpoints and the reference backend keep the defined layer.
  */
@@ -121,10 +128,199 @@ static int match_dense(const mt *m, int y, int *U, int *bias)
     return *U == r->dims[1];
 }
 
+/* ---------------------------------------------------------------- structural equality */
+
+typedef struct {
+    const rc_prim_graph *a, *b;
+    int *map;   /* node of a -> its equal in b, -1 unknown, -2 proven different */
+} cmp;
+
+static int decl_eq(const rc_prim_decl *x, const rc_prim_decl *y)
+{
+    return !strcmp(x->name, y->name) && x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof(int) * (size_t)x->rank);
+}
+
+/* node i of a and node j of b compute the same thing (same ops, attributes, values, leaves and
+ * inputs, recursively); independent of node numbering */
+static int same(cmp *c, int i, int j)
+{
+    if (c->map[i] >= 0) return c->map[i] == j;
+    const rc_prim_node *x = &c->a->node[i], *y = &c->b->node[j];
+    if (x->op != y->op || x->n_in != y->n_in || x->rank != y->rank || x->ref != y->ref ||
+        memcmp(x->dims, y->dims, sizeof x->dims) || memcmp(x->attr, y->attr, sizeof x->attr) ||
+        memcmp(&x->value, &y->value, sizeof x->value))
+        return 0;
+    for (int k = 0; k < x->n_in; k++)
+        if (!same(c, x->in[k], y->in[k])) return 0;
+    c->map[i] = j;
+    return 1;
+}
+
+/* a and b: the same declarations, both outputs and the same updates of the same state */
+static int same_graph(const rc_prim_graph *a, const rc_prim_graph *b)
+{
+    if (a->n_param != b->n_param || a->n_state != b->n_state) return 0;
+    for (int k = 0; k < a->n_param; k++) if (!decl_eq(&a->param[k], &b->param[k])) return 0;
+    for (int k = 0; k < a->n_state; k++) if (!decl_eq(&a->state[k], &b->state[k])) return 0;
+    int *map = malloc(sizeof(int) * (size_t)(a->n > 0 ? a->n : 1));
+    if (!map) return 0;
+    for (int i = 0; i < a->n; i++) map[i] = -1;
+    cmp c = {a, b, map};
+    int ok = same(&c, a->out[0], b->out[0]) && same(&c, a->out[1], b->out[1]);
+    int ua = 0, ub = 0;
+    for (int i = 0; i < b->n; i++) ub += b->node[i].op == RC_P_UPDATE;
+    for (int i = 0; ok && i < a->n; i++) {
+        if (a->node[i].op != RC_P_UPDATE) continue;
+        ua++;
+        int found = 0;
+        for (int j = 0; j < b->n && !found; j++)
+            if (b->node[j].op == RC_P_UPDATE && b->node[j].ref == a->node[i].ref) found = same(&c, i, j);
+        ok = found;
+    }
+    free(map);
+    return ok && ua == ub;
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+/* The prelude's def.batchnorm graph (compiler/frontend/prelude.lua) on input in (B, c, h, w)
+ * for over / abs / eps / momentum, with g's declarations (checked by the caller's compare). */
+static int batch_norm_graph(rc_prim_graph *r, const rc_prim_graph *g, const rc_prim_node *in, int channel, int absd,
+                            double eps, double mom)
+{
+    char e[160];
+    size_t el = sizeof e;
+    rc_prim_init(r);
+    r->n_param = g->n_param;
+    r->n_state = g->n_state;
+    memcpy(r->param, g->param, sizeof r->param);
+    memcpy(r->state, g->state, sizeof r->state);
+    int c = in->dims[1], h = in->dims[2], w = in->dims[3];
+    int stat[4] = {1, c, channel ? 1 : h, channel ? 1 : w}, ax[RC_PRIM_NATTR] = {channel ? 0xd : 0x1};
+    int na[RC_PRIM_NATTR] = {channel ? h * w : 1, 1, 0}, ones[4] = {1, 1, 1, 1}, fd[1];
+#define RB(expr) do { if ((expr) < 0) return -1; } while (0)
+    int x, sc, sh, rm, rv, mean, d, var, n, t, u, k, mk, y, nm, nv, q;
+    RB(x = rc_prim_add(r, RC_P_INPUT, 0, NULL, NULL, 0, 0, 4, in->dims, 0, e, el));
+    RB(sc = rc_prim_add(r, RC_P_PARAM, 0, NULL, NULL, 0, 0, 0, NULL, 0, e, el));
+    RB(sh = rc_prim_add(r, RC_P_PARAM, 0, NULL, NULL, 0, 1, 0, NULL, 0, e, el));
+    RB(rm = rc_prim_add(r, RC_P_STATE, 0, NULL, NULL, 0, 0, 0, NULL, 0, e, el));
+    RB(rv = rc_prim_add(r, RC_P_STATE, 0, NULL, NULL, 0, 1, 0, NULL, 0, e, el));
+    fd[0] = r->state[0].dims[0];
+    int s_rm, s_rv, s_sc, s_sh;   /* s(t) = reshape(t, stat) */
+    RB(s_rm = rc_prim_add(r, RC_P_RESHAPE, 1, &rm, NULL, 0, 0, 4, stat, 0, e, el));
+    RB(s_rv = rc_prim_add(r, RC_P_RESHAPE, 1, &rv, NULL, 0, 0, 4, stat, 0, e, el));
+    RB(s_sc = rc_prim_add(r, RC_P_RESHAPE, 1, &sc, NULL, 0, 0, 4, stat, 0, e, el));
+    RB(s_sh = rc_prim_add(r, RC_P_RESHAPE, 1, &sh, NULL, 0, 0, 4, stat, 0, e, el));
+    if (absd) RB(s_sc = rc_prim_un(r, RC_P_ABS, s_sc, e, el));
+    /* training: mean_ = mean(x), var_ = mean((x - mean_)^2), n = count */
+    RB(mean = rc_prim_add(r, RC_P_MEAN, 1, &x, ax, 0, 0, 0, NULL, 0, e, el));
+    RB(d = rc_prim_bin(r, RC_P_SUB, x, mean, e, el));
+    RB(t = rc_prim_add(r, RC_P_POWC, 1, &d, NULL, 2.0, 0, 0, NULL, 0, e, el));
+    RB(var = rc_prim_add(r, RC_P_MEAN, 1, &t, ax, 0, 0, 0, NULL, 0, e, el));
+    RB(n = rc_prim_add(r, RC_P_NUMEL, 0, NULL, na, 0, 0, 4, ones, 0, e, el));
+    /* update(running_mean, (1 - m) s(rm) + m mean_); update(running_var, (1 - m) s(rv) + m var_ n / (n - 1)) */
+    RB(k = rc_prim_const_like(r, s_rm, 1 - mom, e, el));
+    RB(mk = rc_prim_const_like(r, mean, mom, e, el));
+    RB(nm = rc_prim_bin(r, RC_P_ADD, rc_prim_bin(r, RC_P_MUL, k, s_rm, e, el), rc_prim_bin(r, RC_P_MUL, mk, mean, e, el), e, el));
+    RB(q = rc_prim_add(r, RC_P_RESHAPE, 1, &nm, NULL, 0, 0, 1, fd, 0, e, el));
+    RB(rc_prim_add(r, RC_P_UPDATE, 1, &q, NULL, 0, 0, 0, NULL, 0, e, el));
+    RB(t = rc_prim_bin(r, RC_P_MUL, rc_prim_bin(r, RC_P_MUL, mk, var, e, el), n, e, el));
+    RB(u = rc_prim_bin(r, RC_P_SUB, n, rc_prim_const_like(r, n, 1.0, e, el), e, el));
+    RB(nv = rc_prim_bin(r, RC_P_ADD, rc_prim_bin(r, RC_P_MUL, k, s_rv, e, el), rc_prim_bin(r, RC_P_DIV, t, u, e, el), e, el));
+    RB(q = rc_prim_add(r, RC_P_RESHAPE, 1, &nv, NULL, 0, 0, 1, fd, 0, e, el));
+    RB(rc_prim_add(r, RC_P_UPDATE, 1, &q, NULL, 0, 1, 0, NULL, 0, e, el));
+    for (int mode = 0; mode < 2; mode++) {   /* (x - mean) / sqrt(var + eps) * scale + shift */
+        int mu = mode ? s_rm : mean, va = mode ? s_rv : var, dd;
+        RB(dd = mode ? rc_prim_bin(r, RC_P_SUB, x, mu, e, el) : d);
+        RB(t = rc_prim_un(r, RC_P_SQRT, rc_prim_bin(r, RC_P_ADD, va, rc_prim_const_like(r, va, eps, e, el), e, el), e, el));
+        RB(y = rc_prim_bin(r, RC_P_ADD, rc_prim_bin(r, RC_P_MUL, rc_prim_bin(r, RC_P_DIV, dd, t, e, el), s_sc, e, el), s_sh, e, el));
+        r->out[mode] = y;
+    }
+#undef RB
+    return 0;
+}
+
+/* def.batchnorm's options read off the graph (eps: the constant under the evaluation sqrt;
+ * momentum: the constant times the batch mean in the first update; abs: |scale|; over: the
+ * statistics' shape), then the prelude's graph for them compared node for node. */
+static int match_batchnorm(const rc_prim_graph *g, rc_layer *l)
+{
+    if (g->n_param != 2 || g->n_state != 2 || strcmp(g->param[0].name, "scale") || strcmp(g->param[1].name, "shift") ||
+        strcmp(g->state[0].name, "running_mean") || strcmp(g->state[1].name, "running_var"))
+        return 0;
+    const rc_prim_node *in = NULL;
+    for (int i = 0; i < g->n; i++)
+        if (g->node[i].op == RC_P_INPUT && g->node[i].ref == 0) in = &g->node[i];
+    if (!in || in->rank != 4 || in->dims[1] < 1 || in->dims[2] < 1 || in->dims[3] < 1) return 0;
+    /* evaluation output: add(mul(div(sub, sqrt(add(s(rv), eps))), scale'), s(shift)) */
+    const rc_prim_node *y = &g->node[g->out[RC_PRIM_EVAL]], *mu, *dv, *sq, *ad, *ep, *scl;
+    if (y->op != RC_P_ADD || (mu = &g->node[y->in[0]])->op != RC_P_MUL) return 0;
+    if ((dv = &g->node[mu->in[0]])->op != RC_P_DIV || (sq = &g->node[dv->in[1]])->op != RC_P_SQRT) return 0;
+    if ((ad = &g->node[sq->in[0]])->op != RC_P_ADD || (ep = &g->node[ad->in[1]])->op != RC_P_CONST) return 0;
+    scl = &g->node[mu->in[1]];
+    int absd = scl->op == RC_P_ABS;
+    /* momentum: the first update's value, reshape(add(mul(1-m, s(rm)), mul(m, mean))) */
+    double mom = -1;
+    for (int i = 0; i < g->n; i++) {
+        const rc_prim_node *u = &g->node[i], *rs, *a2, *m2, *cst;
+        if (u->op != RC_P_UPDATE || u->ref != 0) continue;
+        if ((rs = &g->node[u->in[0]])->op != RC_P_RESHAPE || (a2 = &g->node[rs->in[0]])->op != RC_P_ADD) return 0;
+        if ((m2 = &g->node[a2->in[1]])->op != RC_P_MUL || (cst = &g->node[m2->in[0]])->op != RC_P_CONST) return 0;
+        mom = cst->value;
+    }
+    if (!(mom >= 0 && mom <= 1) || !(ep->value > 0)) return 0;
+    for (int channel = 0; channel < 2; channel++) {
+        rc_prim_graph r;
+        int ok = batch_norm_graph(&r, g, in, channel, absd, ep->value, mom) == 0 && same_graph(g, &r);
+        rc_prim_free(&r);
+        if (!ok) continue;
+        l->kind = RC_LAYER_BATCHNORM;
+        l->over = channel ? RC_BN_CHANNEL : RC_BN_UNIT;
+        l->abs_scale = absd;
+        l->eps = ep->value;
+        l->momentum = mom;
+        return 1;
+    }
+    return 0;
+}
+
+/* training x + std * randn(x) (noise) or select(randu(x) >= p, x * (1 / (1 - p)), 0) (dropout),
+ * evaluation x */
+static int match_noise(const rc_prim_graph *g, rc_layer *l)
+{
+    mt m = {g};
+    int yt = g->out[RC_PRIM_TRAIN], ye = g->out[RC_PRIM_EVAL];
+    if (g->n_param || g->n_state || !is_input(&m, ye) || yt == ye) return 0;
+    const rc_prim_node *t = N(&m, yt);
+    if (t->op == RC_P_ADD && is_input(&m, t->in[0])) {
+        const rc_prim_node *mu = N(&m, t->in[1]), *c, *rn;
+        if (mu->op != RC_P_MUL || (c = N(&m, mu->in[0]))->op != RC_P_CONST || (rn = N(&m, mu->in[1]))->op != RC_P_RANDN) return 0;
+        if (memcmp(rn->dims, t->dims, sizeof t->dims) || !(c->value > 0)) return 0;
+        l->kind = RC_LAYER_NOISE;
+        l->std = c->value;
+        l->rng_sub = RC_PRIM_RNG_SUB0 + rn->attr[0];
+        return 1;
+    }
+    if (t->op == RC_P_SELECT && is_zero(&m, t->in[2])) {
+        const rc_prim_node *ge = N(&m, t->in[0]), *ru, *pc, *kept = N(&m, t->in[1]), *sc;
+        if (ge->op != RC_P_GE || (ru = N(&m, ge->in[0]))->op != RC_P_RANDU || (pc = N(&m, ge->in[1]))->op != RC_P_CONST) return 0;
+        if (kept->op != RC_P_MUL || !is_input(&m, kept->in[0]) || (sc = N(&m, kept->in[1]))->op != RC_P_CONST) return 0;
+        double p = pc->value;
+        if (!(p > 0 && p < 1) || memcmp(ru->dims, t->dims, sizeof t->dims)) return 0;
+        if ((float)sc->value != (float)(1 / (1 - p))) return 0;   /* the built-in scales by (float)(1 / (1 - p)) */
+        l->kind = RC_LAYER_DROPOUT;
+        l->p = p;
+        l->rng_sub = RC_PRIM_RNG_SUB0 + ru->attr[0];
+        return 1;
+    }
+    return 0;
+}
+
 /* The graph as a built-in layer (kind fields set in *l), or 0. */
 static int lower_one(const rc_prim_graph *g, rc_layer *l)
 {
     mt m = {g};
+    if (match_batchnorm(g, l) || match_noise(g, l)) return 1;
     int y = g->out[RC_PRIM_TRAIN];
     if (y < 0 || y != g->out[RC_PRIM_EVAL] || g->n_state) return 0;
     for (int i = 0; i < g->n; i++) {

@@ -322,10 +322,10 @@ Test(codegen_prim, plain_convs_on_the_blocked_kernels)
     compare(&ir, 3, "the same, B = 3");
 }
 
-/* The prelude's def.conv as layer 1, def.relu, def.dense and def.softplus are the built-in
- * kinds' graphs: compiler/lower.c hands them to the built-in kernels, so layer 1 takes the FFT
- * path over the frame stream; the defined batch norm between stays a defined layer. Against the
- * reference (which evaluates the graphs) with the FFT path and the direct one. */
+/* The prelude's def.conv as layer 1, def.relu, def.dense and def.softplus (and def.batchnorm,
+ * see the next test) are the built-in kinds' graphs: compiler/lower.c hands them to the built-in
+ * kernels, so layer 1 takes the FFT path over the frame stream. Against the reference (which
+ * evaluates the graphs) with the FFT path and the direct one. */
 Test(codegen_prim, prelude_conv_dense_and_rectifications_lowered_to_builtin_kernels)
 {
     static rc_ir ir;
@@ -336,9 +336,9 @@ Test(codegen_prim, prelude_conv_dense_and_rectifications_lowered_to_builtin_kern
     cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
     cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
     static rc_ir low;
-    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 6, "%s", err);   /* all but the batch norm */
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 7, "%s", err);   /* every layer */
     cr_assert_eq(low.layers[0].kind, RC_LAYER_CONV);
-    cr_assert_eq(low.layers[1].kind, RC_LAYER_DEF);
+    cr_assert_eq(low.layers[1].kind, RC_LAYER_BATCHNORM);
     cr_assert(low.layers[5].kind == RC_LAYER_DENSE && low.layers[6].kind == RC_LAYER_ACT && low.layers[6].act == RC_ACT_SOFTPLUS);
     char *src = NULL;
     cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
@@ -346,6 +346,51 @@ Test(codegen_prim, prelude_conv_dense_and_rectifications_lowered_to_builtin_kern
     cr_expect(strstr(src, "const int rcg_ext = 1;"), "layer 1 is an external (FFT) first conv");
     free(src);
     compare_fft(&ir, 7, "prelude conv/dense/relu lowered, FFT layer 1", 1);
+    compare_fft(&ir, 7, "the same, direct layer 1", 0);
+}
+
+/* The prelude's batch norms (per unit, per channel with |scale|, another eps and momentum), noise
+ * and dropout are lowered too: the built-in kernels, drawing from the defined layers' streams,
+ * so the noise and masks are the graph's (the reference evaluates the graphs). A batch norm that
+ * differs from the prelude's by one term (the biased variance in its running statistics) and a
+ * noise scaled by its input are not the built-ins' forms and stay graphs. */
+Test(codegen_prim, prelude_batchnorm_noise_and_dropout_lowered_with_their_streams)
+{
+    static rc_ir ir, low;
+    const char *t = "local mybn = layer \"mybn\" {\n"
+                    "  options = { eps = 1e-3, momentum = 0.1 },\n"
+                    "  params = function(x) local f = x.shape[2] * x.shape[3] * x.shape[4]\n"
+                    "    return { scale = { shape = { f }, init = 1 }, shift = { shape = { f }, init = 0 } } end,\n"
+                    "  state = function(x) local f = x.shape[2] * x.shape[3] * x.shape[4]\n"
+                    "    return { running_mean = { shape = { f }, init = 0 }, running_var = { shape = { f }, init = 1 } } end,\n"
+                    "  forward = function(x, p, o, mode)\n"
+                    "    local st = { 1, x.shape[2], x.shape[3], x.shape[4] }\n"
+                    "    local function s(t) return reshape(t, st) end\n"
+                    "    local m, v = s(p.running_mean), s(p.running_var)\n"
+                    "    if mode == \"train\" then\n"
+                    "      m = mean(x, 1); v = mean((x - m) ^ 2, 1)\n"
+                    "      update(p.running_mean, (1 - o.momentum) * s(p.running_mean) + o.momentum * m)\n"
+                    "      update(p.running_var, (1 - o.momentum) * s(p.running_var) + o.momentum * v)\n"
+                    "    end\n"
+                    "    return (x - m) / sqrt(v + o.eps) * s(p.scale) + s(p.shift)\n"
+                    "  end }\n"
+                    "local xnoise = layer \"xnoise\" { forward = function(x, p, o, mode)\n"
+                    "  if mode == \"train\" then return x + 0.1 * x * randn(x) end return x end }\n"
+                    "return model \"m\" { input = { history = 12, height = 20, width = 20 },\n"
+                    "def.conv { channels = 8, kernel = 9 }, def.batchnorm {}, def.noise { std = 0.2 }, def.relu {},\n"
+                    "def.conv { channels = 8, kernel = 3 }, def.batchnorm { over = \"channel\", abs = true, eps = 0.01, momentum = 0.3 },\n"
+                    "def.dropout { p = 0.25 }, def.relu {}, mybn {}, xnoise {}, def.dense {}, def.batchnorm {}, def.softplus {},\n"
+                    "train = { batch = 8 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 11, "all but mybn and xnoise: %s", err);
+    cr_assert(low.layers[1].kind == RC_LAYER_BATCHNORM && low.layers[1].over == RC_BN_UNIT && !low.layers[1].abs_scale);
+    cr_assert(low.layers[5].kind == RC_LAYER_BATCHNORM && low.layers[5].over == RC_BN_CHANNEL && low.layers[5].abs_scale &&
+              low.layers[5].eps == 0.01 && low.layers[5].momentum == 0.3);
+    cr_assert(low.layers[2].kind == RC_LAYER_NOISE && low.layers[2].std == 0.2 && low.layers[2].rng_sub == RC_PRIM_RNG_SUB0);
+    cr_assert(low.layers[6].kind == RC_LAYER_DROPOUT && low.layers[6].p == 0.25);
+    cr_assert(low.layers[8].kind == RC_LAYER_DEF && low.layers[9].kind == RC_LAYER_DEF, "near misses stay graphs");
+    compare_fft(&ir, 7, "prelude batchnorm/noise/dropout lowered, FFT layer 1", 1);
     compare_fft(&ir, 7, "the same, direct layer 1", 0);
 }
 

@@ -300,6 +300,34 @@ Test(emu, dropout_acts, .timeout = 300) { check_emu(4, 3); }
 Test(emu, bigkernel_bnfirst, .timeout = 300) { check_emu(5, 3); }
 Test(emu, kwtile_segments, .timeout = 300) { check_emu(6, 3); }
 Test(emu, dw_channel_chunks, .timeout = 300) { check_emu(7, 3); }
+/* A model written with the prelude's definitions only: every layer is lowered to the built-in
+ * CUDA kernels (noise and dropout drawing from the defined layers' streams), against the
+ * reference, which evaluates the graphs. */
+Test(emu, prelude_model_lowered, .timeout = 300)
+{
+    static rc_ir ir, low;
+    char err[512];
+    const char *t = "return model \"p\" { input = { history = 4, height = 12, width = 12 },\n"
+                    "def.conv { channels = 4, kernel = 5 }, def.batchnorm { over = \"channel\", abs = true }, def.noise {},\n"
+                    "def.relu {}, def.conv { channels = 3, kernel = 3 }, def.dropout { p = 0.2 }, def.tanh {},\n"
+                    "def.dense {}, def.batchnorm {}, def.softplus {}, train = { batch = 4 } }\n";
+    cr_assert_eq(rc_spec_load_string("p.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "p.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 10, "every layer: %s", err);
+    rc_cuda_dev *dev = emu_open();
+    cr_assert_not_null(dev);
+    rc_backend *be = NULL;
+    cr_assert_eq(rc_cuda_backend_create_on(&ir, dev, &be, err, sizeof err), 0, "%s", err);
+    cc_result r;
+    cr_assert_eq(cc_compare(&ir, be, 3, 777, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_leq(r.y_train, 1e-4, "training output err %g", r.y_train);
+    cr_expect_leq(r.state, 1e-4, "running statistics err %g", r.state);
+    cr_expect_leq(r.grads, 1e-4, "gradient err %g (%s)", r.grads, r.worst_grad);
+    cr_expect_leq(r.y_infer, 1e-4, "inference err %g", r.y_infer);
+    rc_backend_destroy(be);
+    rc_cuda_close(dev);
+}
+
 Test(emu, lowered_defined_layers, .timeout = 300)
 {
     rc_ir *ir = malloc(sizeof *ir), *low = malloc(sizeof *low);

@@ -203,12 +203,12 @@ void em_ops_fwd(em *E, const em_plan *PL, rc_sb *s, const em_grp *G, int lo, int
         case RC_LAYER_NOISE:
             if (mode == M_TRAIN && L->std != 0)
                 rc_sb_line(s, "v += %s * rc_rng_normal(cx->seed, %lluull, (uint64_t)(%s) * %lldu + (uint64_t)(%s)); /* %d: noise */",
-                           fl(L->std, n3), (unsigned long long)RC_RNG_STREAM(li, 0), b, (long long)F, f, li + 1);
+                           fl(L->std, n3), (unsigned long long)RC_RNG_STREAM(li, L->rng_sub), b, (long long)F, f, li + 1);
             break;
         case RC_LAYER_DROPOUT:
             if (mode == M_TRAIN && L->p > 0)
                 rc_sb_line(s, "v = rc_rng_uniform(cx->seed, %lluull, (uint64_t)(%s) * %lldu + (uint64_t)(%s)) >= %s ? v * %s : 0.0f; /* %d: dropout */",
-                           (unsigned long long)RC_RNG_STREAM(li, 0), b, (long long)F, f, fl(L->p, n3),
+                           (unsigned long long)RC_RNG_STREAM(li, L->rng_sub), b, (long long)F, f, fl(L->p, n3),
                            fl(1.0 / (1.0 - L->p), n4), li + 1);
             break;
         case RC_LAYER_ACT:
@@ -236,7 +236,7 @@ static void ops_bwd(em *E, rc_sb *s, const em_grp *G, int hi, int lo, const char
         case RC_LAYER_DROPOUT:
             if (L->p > 0)
                 rc_sb_line(s, "d = rc_rng_uniform(cx->seed, %lluull, (uint64_t)(%s) * %lldu + (uint64_t)(%s)) >= %s ? d * %s : 0.0f; /* %d: dropout */",
-                           (unsigned long long)RC_RNG_STREAM(li, 0), b, (long long)F, f, fl(L->p, n3),
+                           (unsigned long long)RC_RNG_STREAM(li, L->rng_sub), b, (long long)F, f, fl(L->p, n3),
                            fl(1.0 / (1.0 - L->p), n4), li + 1);
             break;
         case RC_LAYER_ACT:

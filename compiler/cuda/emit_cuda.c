@@ -190,7 +190,7 @@ static void emit_chain_fwd(em *e, int i0, int i1, int train, int store_first_in)
             if (train && L->std != 0) {
                 flt(a1, L->std);
                 P("        v += %s * rc_rng_normal(a.seed, %lluULL, (unsigned long long)b * %lldULL + (unsigned long long)f);\n",
-                  a1, (unsigned long long)RC_RNG_STREAM(l, 0), (long long)F);
+                  a1, (unsigned long long)RC_RNG_STREAM(l, L->rng_sub), (long long)F);
             }
             break;
         case RC_LAYER_DROPOUT:
@@ -198,7 +198,7 @@ static void emit_chain_fwd(em *e, int i0, int i1, int train, int store_first_in)
                 flt(a1, (float)L->p);
                 flt(a2, (float)(1.0 / (1.0 - L->p)));
                 P("        v *= rc_rng_uniform(a.seed, %lluULL, (unsigned long long)b * %lldULL + (unsigned long long)f) >= %s ? %s : 0.0f;\n",
-                  (unsigned long long)RC_RNG_STREAM(l, 0), (long long)F, a1, a2);
+                  (unsigned long long)RC_RNG_STREAM(l, L->rng_sub), (long long)F, a1, a2);
             }
             break;
         case RC_LAYER_BATCHNORM: {   /* eval: running statistics */
@@ -242,7 +242,7 @@ static void emit_chain_bwd(em *e, int i0, int i1)
                 flt(a1, (float)L->p);
                 flt(a2, (float)(1.0 / (1.0 - L->p)));
                 P("        g *= rc_rng_uniform(a.seed, %lluULL, (unsigned long long)b * %lldULL + (unsigned long long)f) >= %s ? %s : 0.0f;\n",
-                  (unsigned long long)RC_RNG_STREAM(l, 0), (long long)F, a1, a2);
+                  (unsigned long long)RC_RNG_STREAM(l, L->rng_sub), (long long)F, a1, a2);
             }
             break;
         default:   /* noise: additive, gradient passes */
