@@ -4,17 +4,21 @@
 -- (BatchNorm1d over the flattened C*H*W), Gaussian noise (training only) and ReLU; then a
 -- dense layer without bias to one unit per recorded cell, BatchNorm over the cells, softplus.
 -- Shapes for 50x50 frames: 40x50x50 -> 8x36x36 -> 8x26x26 -> 5408 -> cells.
+-- noise: the std of the training noise after each conv (the reference's 0.05; the main job
+-- trains with --param noise=0.15, which fits the synthetic retina better: results/fit-variants.md).
+local p = params { noise = 0.05 }
+
 return model "bncnn" {
   input = { history = 40, height = 50, width = 50 },
 
   conv { channels = 8, kernel = 15 },
   batchnorm { over = "unit", eps = 1e-3, momentum = 0.01 },
-  noise { std = 0.05 },
+  noise { std = p.noise },
   relu {},
 
   conv { channels = 8, kernel = 11 },
   batchnorm { over = "unit", eps = 1e-3, momentum = 0.01 },
-  noise { std = 0.05 },
+  noise { std = p.noise },
   relu {},
 
   dense { bias = false },            -- units = 0: one per recorded cell
