@@ -21,6 +21,7 @@ def main():
                     help="training frames of the full-size recording (0: no epoch section)")
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--val-blocks", type=int, default=4)
+    ap.add_argument("--sweep", default="", help="JSON lines: retinac and PyTorch runs at several batches")
     a = ap.parse_args()
     peak, ours, torch = json.loads(a.peak), json.loads(a.ours), json.loads(a.torch)
     flops_tr, flops_in = ours["flops_train_per_sample"], ours["flops_infer_per_sample"]
@@ -77,6 +78,11 @@ def main():
         stream_section(ours, torch, p)
     if a.epoch_frames > 0:
         epoch_section(ours, torch, a, has_stream)
+    if a.sweep:
+        with open(a.sweep) as f:
+            runs = [json.loads(l) for l in f if l.strip()]
+        if runs:
+            sweep_section(runs)
 
 
 def stream_section(ours, torch, p):
@@ -131,6 +137,39 @@ def epoch_section(ours, torch, a, has_stream):
     print()
     print("**epoch time PyTorch / retinac: %.2fx** (retinac's speedup; extrapolated)." % (t / o))
 
+
+def sweep_section(runs):
+    """runs: retinac (has flops_train_per_sample) and PyTorch (mode eager|compile) at some batches."""
+    kind = lambda r: "retinac" if "flops_train_per_sample" in r else r.get("mode", "eager")
+    by = {(kind(r), r["batch"]): r for r in runs}
+    batches = sorted({r["batch"] for r in runs})
+    print()
+    print("## Small and large batches; PyTorch eager and torch.compile\n")
+    print("Training step and inference as above at each batch, the same number of samples per"
+          " measurement at every batch; torch.compile is inductor with static shapes, compiled in"
+          " its warmup. A missing entry was not measured (BENCH_COMPILE=0, or the sweep skipped).\n")
+    print("| batch | retinac train | eager train | compile train | retinac / eager | retinac / compile"
+          " | retinac infer | eager infer | compile infer | retinac / eager | retinac / compile |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    val = lambda k, b, key: by[(k, b)][key] if (k, b) in by else None
+    fmt = lambda v: "%.1f" % v if v is not None else "-"
+    rat = lambda a, b: "**%.1fx**" % (a / b) if a is not None and b is not None else "-"
+    for b in batches:
+        cells = []
+        for key in ("train_samples_per_s", "infer_samples_per_s"):
+            o, e, c = (val(k, b, key) for k in ("retinac", "eager", "compile"))
+            cells += [fmt(o), fmt(e), fmt(c), rat(o, e), rat(o, c)]
+        print("| %d | %s |" % (b, " | ".join(cells)))
+    print()
+    rb = sorted(b for (k, b) in by if k == "retinac")
+    if len(rb) >= 2:
+        s, l = by[("retinac", rb[0])], by[("retinac", rb[-1])]
+        print("retinac's per-sample training rate at batch %d is %.2f of batch %d's (inference %.2f)."
+              " This is forward and backward on windows held in memory; a real epoch (data pipeline,"
+              " Adam) at both batches, on an idle and on a loaded machine: bench/omp_wait.sh"
+              " (results/performance.md row 8).\n"
+              % (rb[0], s["train_samples_per_s"] / l["train_samples_per_s"], rb[-1],
+                 s["infer_samples_per_s"] / l["infer_samples_per_s"]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@
 # PyTorch is installed with pip if missing (benchmarks only; never needed to build or test).
 # Usage: sh bench/run.sh [BUILD_DIR]   Env: BENCH_BATCH (512), BENCH_ITERS (3), BENCH_CELLS (5),
 #   BENCH_MOVIE (2040 frames = 2000 windows; 0 skips streaming), BENCH_MOVIE_ITERS (1),
-#   BENCH_EPOCH_FRAMES (300000; 0 drops the epoch section)
+#   BENCH_EPOCH_FRAMES (300000; 0 drops the epoch section), BENCH_SMALL_BATCH (32: the batch
+#   sweep's small batch, 0 skips the sweep), BENCH_COMPILE (1: also time torch.compile, the
+#   stronger CPU peer; 0 skips it)
+# The batch sweep times training and inference at BENCH_SMALL_BATCH and BENCH_BATCH with retinac,
+# PyTorch eager and torch.compile, the same number of samples at each batch.
 set -eu
 BUILD=${1:-build}
 BATCH=${BENCH_BATCH:-512}
@@ -18,6 +22,8 @@ CELLS=${BENCH_CELLS:-5}
 MOVIE=${BENCH_MOVIE:-2040}
 MOVIE_ITERS=${BENCH_MOVIE_ITERS:-1}
 EPOCH_FRAMES=${BENCH_EPOCH_FRAMES:-300000}
+SMALL=${BENCH_SMALL_BATCH:-32}
+COMPILE=${BENCH_COMPILE:-1}
 CC=${CC:-cc}
 mkdir -p "$BUILD/bench" results
 $CC -O3 -march=native -fopenmp bench/fma_peak.c -o "$BUILD/bench/fma_peak"
@@ -33,8 +39,27 @@ ours=$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$BATCH" 
 echo "bench: PyTorch, same model and batch ..." >&2
 torch=$(python3 bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS" \
     --movie "$MOVIE" --movie-iters "$MOVIE_ITERS")
+# batch sweep: one JSON object per line (retinac, PyTorch eager, torch.compile at each batch)
+sweep="$BUILD/bench/sweep.jsonl"
+: > "$sweep"
+line() { printf '%s\n' "$(printf '%s' "$1" | tr -d '\n')" >> "$sweep"; }   # one JSON object per line
+if [ "$SMALL" -gt 0 ]; then
+    line "$ours"
+    line "$torch"
+    it=$(( ITERS * BATCH / SMALL ))
+    echo "bench: batch $SMALL: retinac, PyTorch ($it steps each) ..." >&2
+    line "$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$SMALL" --iters "$it" --movie 0 --json)"
+    line "$(python3 bench/torch_bench.py --batch "$SMALL" --cells "$CELLS" --iters "$it" --movie 0)"
+    if [ "$COMPILE" != 0 ]; then
+        for b in "$SMALL" "$BATCH"; do
+            echo "bench: torch.compile, batch $b (compiling takes a minute or two) ..." >&2
+            line "$(python3 bench/torch_bench.py --batch "$b" --cells "$CELLS" --iters $(( ITERS * BATCH / b )) \
+                --movie 0 --compile)"
+        done
+    fi
+fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 bench/report.py --peak "$peak" --ours "$ours" --torch "$torch" --load "$load" \
-    --cc "$($CC --version | head -n 1)" --epoch-frames "$EPOCH_FRAMES" > results/cpu_bench.md.tmp
+    --cc "$($CC --version | head -n 1)" --epoch-frames "$EPOCH_FRAMES" --sweep "$sweep" > results/cpu_bench.md.tmp
 mv results/cpu_bench.md.tmp results/cpu_bench.md
 cat results/cpu_bench.md

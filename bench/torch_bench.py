@@ -8,9 +8,12 @@ Streaming inference (matching `retinac bench --movie`): a (T, 50, 50) movie of -
 its T - 40 history windows as one as_strided view (torch-deep-retina's rolling_window), fed in
 batches of B consecutive windows under torch.inference_mode(), eval mode; the predictions are
 kept in a (T - 40, cells) tensor. One batch is a warmup; each pass is timed whole.
+--compile wraps the model in torch.compile (inductor, static shapes), the stronger CPU peer:
+its compilation happens in the warmup (at least 2 calls per mode), never in the timed calls;
+streaming is then skipped (the movie's last, shorter batch would recompile).
 Prints one JSON object (train_samples_per_s, infer_samples_per_s, train_step_s, infer_s,
 train_cpu_s, infer_cpu_s, stream_samples_per_s, stream_s, stream_cpu_s, movie_frames,
-movie_windows, torch, threads)."""
+movie_windows, torch, threads, mode: "eager" or "compile")."""
 import argparse
 import json
 import time
@@ -71,11 +74,16 @@ def main():
     ap.add_argument("--movie", type=int, default=2000 + 40,
                     help="streaming inference movie frames (0 skips it)")
     ap.add_argument("--movie-iters", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="time torch.compile(model) (inductor)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = bncnn(a.cells)
+    if a.compile:
+        model = torch.compile(model, dynamic=False)
+        a.warmup = max(a.warmup, 2)
+        a.movie = 0
     x = torch.randn(a.batch, 40, 50, 50)
     target = torch.randint(0, 3, (a.batch, a.cells)).float()
     loss_fn = nn.PoissonNLLLoss(log_input=False)
@@ -106,7 +114,7 @@ def main():
     if a.movie:
         res.update(stream(model, a.batch, a.cells, a.movie, a.movie_iters, a.warmup))
     res.update({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": a.batch,
-                "cells": a.cells, "iters": a.iters})
+                "cells": a.cells, "iters": a.iters, "mode": "compile" if a.compile else "eager"})
     print(json.dumps(res))
 
 
