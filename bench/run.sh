@@ -6,7 +6,10 @@
 # (BENCH_MOVIE frames, every window in batches of consecutive windows); the epoch time of a
 # BENCH_EPOCH_FRAMES-frame recording is extrapolated from the step times (bench/epoch.sh
 # measures a real one). Several minutes on 2 cores, mostly PyTorch's training steps.
-# PyTorch is installed with pip if missing (benchmarks only; never needed to build or test).
+# PyTorch: the python3 on PATH if it has torch, else a venv of this benchmark's own
+# (BENCH_VENV, default ~/.cache/retinac/bench-venv) that pip fills once (PyPI's torch, ~7 GB with
+# its CUDA libraries; Debian's system pip refuses to install into the system python). Benchmarks
+# only; never needed to build or test.
 # Usage: sh bench/run.sh [BUILD_DIR]   Env: BENCH_BATCH (512), BENCH_ITERS (3), BENCH_CELLS (5),
 #   BENCH_MOVIE (2040 frames = 2000 windows; 0 skips streaming), BENCH_MOVIE_ITERS (1),
 #   BENCH_EPOCH_FRAMES (300000; 0 drops the epoch section), BENCH_SMALL_BATCH (32: the batch
@@ -27,9 +30,16 @@ COMPILE=${BENCH_COMPILE:-1}
 CC=${CC:-cc}
 mkdir -p "$BUILD/bench" results
 $CC -O3 -march=native -fopenmp bench/fma_peak.c -o "$BUILD/bench/fma_peak"
+PY=python3
 if ! python3 -c 'import torch' 2>/dev/null; then
-    echo "bench: installing PyTorch (CPU) with pip ..." >&2
-    python3 -m pip install --quiet torch || { echo "bench: pip install torch failed" >&2; exit 1; }
+    sh scripts/deps.sh bench || exit 1
+    V=${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/retinac/bench-venv}
+    if ! "$V/bin/python3" -c 'import torch' 2>/dev/null; then
+        echo "bench: installing PyTorch into $V (pip, once) ..." >&2
+        python3 -m venv "$V" && "$V/bin/pip" install --quiet torch numpy ||
+            { echo "bench: could not install PyTorch into $V" >&2; exit 1; }
+    fi
+    PY=$V/bin/python3
 fi
 echo "bench: FMA peak ..." >&2
 peak=$("$BUILD/bench/fma_peak")
@@ -37,7 +47,7 @@ echo "bench: retinac (JIT-compiled C), bncnn batch $BATCH ..." >&2
 ours=$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$BATCH" --iters "$ITERS" \
     --movie "$MOVIE" --movie-iters "$MOVIE_ITERS" --json)
 echo "bench: PyTorch, same model and batch ..." >&2
-torch=$(python3 bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS" \
+torch=$("$PY" bench/torch_bench.py --batch "$BATCH" --cells "$CELLS" --iters "$ITERS" \
     --movie "$MOVIE" --movie-iters "$MOVIE_ITERS")
 # batch sweep: one JSON object per line (retinac, PyTorch eager, torch.compile at each batch)
 sweep="$BUILD/bench/sweep.jsonl"
@@ -49,11 +59,11 @@ if [ "$SMALL" -gt 0 ]; then
     it=$(( ITERS * BATCH / SMALL ))
     echo "bench: batch $SMALL: retinac, PyTorch ($it steps each) ..." >&2
     line "$("$BUILD/retinac" bench specs/bncnn.lua --cells "$CELLS" --batch "$SMALL" --iters "$it" --movie 0 --json)"
-    line "$(python3 bench/torch_bench.py --batch "$SMALL" --cells "$CELLS" --iters "$it" --movie 0)"
+    line "$("$PY" bench/torch_bench.py --batch "$SMALL" --cells "$CELLS" --iters "$it" --movie 0)"
     if [ "$COMPILE" != 0 ]; then
         for b in "$SMALL" "$BATCH"; do
             echo "bench: torch.compile, batch $b (compiling takes a minute or two) ..." >&2
-            line "$(python3 bench/torch_bench.py --batch "$b" --cells "$CELLS" --iters $(( ITERS * BATCH / b )) \
+            line "$("$PY" bench/torch_bench.py --batch "$b" --cells "$CELLS" --iters $(( ITERS * BATCH / b )) \
                 --movie 0 --compile)"
         done
     fi
