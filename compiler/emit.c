@@ -123,6 +123,17 @@ static void put_sched(rc_sb *b, const char *who, const rc_schedule *s)
               s->tile_c, s->tile_h, s->tile_w, s->vector, s->threads);
 }
 
+void rc_emit_lowered(rc_sb *b, const rc_ir *ir, const rc_ir *low)
+{
+    for (int li = 0; li < ir->n_layers; li++) {
+        const rc_layer *l = &low->layers[li];
+        if (ir->layers[li].kind == RC_LAYER_DEF && l->kind != RC_LAYER_DEF)
+            rc_sb_put(b, "/* layer %d (%s, defined): its graph is the built-in %s's; emitted with that kind's kernels "
+                      "(compiler/lower.c) */\n", li + 1, ir->layers[li].def_kind,
+                      l->kind == RC_LAYER_ACT ? rc_act_name(l->act) : rc_layer_kind_name(l->kind));
+    }
+}
+
 void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char *target)
 {
     char hash[65];

@@ -43,6 +43,8 @@ void rc_emit_double(char *out, double v);
  * layer that has one, a DO NOT EDIT line, and the canonical IR text itself, as one C block
  * comment (valid in C and CUDA). target names the output ("C (OpenMP)", "CUDA"). */
 void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char *target);
+/* One comment line per defined layer of ir that low (rc_ir_lower's view) emits as a built-in. */
+void rc_emit_lowered(rc_sb *b, const rc_ir *ir, const rc_ir *low);
 
 /* The text of common/rng.h, verbatim, for pasting into generated sources after a
  * `#define RC_RNG_QUAL ...` (tests check it equals the file byte for byte). */

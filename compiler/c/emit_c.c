@@ -1216,11 +1216,7 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
     char hash[65];
     rc_ir_hash(ir, hash);
     rc_emit_header(&out, ir, spec_path, "C (OpenMP), ABI of runtime/backend/backend_c.h");
-    for (int li = 0; li < ir->n_layers; li++)
-        if (ir->layers[li].kind == RC_LAYER_DEF && low->layers[li].kind != RC_LAYER_DEF)
-            rc_sb_put(&out, "/* layer %d (%s, defined): its graph is the built-in %s's; emitted with that kind's kernels "
-                      "(compiler/lower.c) */\n", li + 1, ir->layers[li].def_kind,
-                      low->layers[li].kind == RC_LAYER_ACT ? rc_act_name(low->layers[li].act) : rc_layer_kind_name(low->layers[li].kind));
+    rc_emit_lowered(&out, ir, low);
     rc_sb_put(&out, "%s", prelude);
     const char *rng = rc_emit_rng_text();
     rc_sb_raw(&out, rng, strlen(rng));

@@ -1223,11 +1223,7 @@ static int emit_cuda(const rc_ir *ir, const rc_ir *orig, const char *spec_path, 
     if (layout(e)) { free_prims(e); free(e); return -1; }
 
     rc_emit_header(&sb, orig, spec_path, "CUDA (NVRTC, " RC_CUDA_GEN_VERSION ")");
-    for (int li = 0; li < ir->n_layers; li++)
-        if (orig->layers[li].kind == RC_LAYER_DEF && ir->layers[li].kind != RC_LAYER_DEF)
-            rc_sb_put(&sb, "/* layer %d (%s, defined): its graph is the built-in %s's; emitted with that kind's kernels "
-                      "(compiler/lower.c) */\n", li + 1, orig->layers[li].def_kind,
-                      ir->layers[li].kind == RC_LAYER_ACT ? rc_act_name(ir->layers[li].act) : rc_layer_kind_name(ir->layers[li].kind));
+    rc_emit_lowered(&sb, orig, ir);
     rc_sb_put(&sb, "%s\n", rc_cuda_dev_prelude_text);
     rc_sb_put(&sb, "/* ---- common/rng.h, verbatim ---- */\n%s", rc_cuda_rng_text());
     rc_sb_put(&sb, "/* ---- end of common/rng.h ---- */\n");
