@@ -1,6 +1,7 @@
 /* conv_kernels.c — per-kernel speed of the generated direct convolutions (issue #7): for a spec
- * (default specs/bncnn.lua), the forward (NAME), input-gradient (NAME_dx, a padded correlation),
- * weight-gradient (NAME_dw) and inference (L*_inf) kernels of every plain conv layer, each timed
+ * (default specs/bncnn.lua), the forward (forward_lN_conv), input-gradient (backward_lN_conv_dx, a
+ * padded correlation), weight-gradient (backward_lN_conv_dw) and inference (infer_lN_conv) kernels
+ * of every plain conv layer (emit.h's kernel names), each timed
  * on its own on ONE thread, in GFLOP/s and in % of this core's measured FMA peak.
  *
  * How a static kernel is reached without touching the runtime: the module text from rc_emit_c
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "emit.h"
 #include "emit_c.h"
 #include "ir.h"
 #include "jit.h"
@@ -187,13 +189,13 @@ static void *module_open(char **srcp, const kern *ks, int nk, int *present, cons
     for (int i = 0; i < nk; i++) {
         const kern *k = &ks[i];
         char fn[80];
-        snprintf(fn, sizeof fn, "%.60s%s", k->name, k->kind == K_DW ? "_dw" : "");
+        snprintf(fn, sizeof fn, "%.60s", k->name);
         present[i] = has_kernel(src, fn);
         if (!present[i]) continue;
         if (k->kind == K_DW)
             bad |= sb_printf(&src, &len, &cap,
                              "void rcb_dw_%s(const float *x, size_t xs, const float *g, size_t gs, float *acc, int n)\n"
-                             "{ for (int b = 0; b < n; b++) %s_dw(x + (size_t)b * xs, g + (size_t)b * gs, acc); }\n",
+                             "{ for (int b = 0; b < n; b++) %s(x + (size_t)b * xs, g + (size_t)b * gs, acc); }\n",
                              k->name, k->name);
         else
             bad |= sb_printf(&src, &len, &cap,
@@ -274,19 +276,19 @@ int main(int argc, char **argv)
         int K = L->kernel, ho = L->out.h, wo = L->out.w;
         kern base = {.li = li, .cin = L->in.c, .hin = L->in.h, .win = L->in.w, .cout = L->out.c, .k = K};
         kern f = base, dx = base, dw = base, inf = base;
-        snprintf(f.name, sizeof f.name, "L%d_conv", li + 1);
+        rc_kernel_name(f.name, sizeof f.name, RC_PHASE_FORWARD, li, "conv");
         f.kind = K_FWD;
-        snprintf(dx.name, sizeof dx.name, "L%d_conv_dx", li + 1);
+        rc_kernel_name(dx.name, sizeof dx.name, RC_PHASE_BACKWARD, li, "conv_dx");
         dx.kind = K_DX;
         dx.cin = L->out.c; dx.cout = L->in.c; dx.hin = ho + 2 * (K - 1); dx.win = wo + 2 * (K - 1);
-        snprintf(dw.name, sizeof dw.name, "L%d_conv", li + 1);
+        rc_kernel_name(dw.name, sizeof dw.name, RC_PHASE_BACKWARD, li, "conv_dw");
         dw.kind = K_DW;
-        snprintf(inf.name, sizeof inf.name, "L%d_inf", li + 1);
+        rc_kernel_name(inf.name, sizeof inf.name, RC_PHASE_INFER, li, "conv");
         inf.kind = K_INF;
         kern cand[4] = {f, dx, dw, inf};
         for (int j = 0; j < 4; j++) {
             char fn[80];
-            snprintf(fn, sizeof fn, "%.60s%s", cand[j].name, cand[j].kind == K_DW ? "_dw" : "");
+            snprintf(fn, sizeof fn, "%.60s", cand[j].name);
             if (!only || strstr(fn, only)) ks[nk++] = cand[j];
         }
     }
@@ -382,7 +384,7 @@ int main(int argc, char **argv)
         double fl = kflops(k) * samples;
         char shape[96], fn[80], cmp[160] = "";
         snprintf(shape, sizeof shape, "%dx%dx%d -> %dx%dx%d, k=%d", k->cin, k->hin, k->win, k->cout, ho, wo, k->k);
-        snprintf(fn, sizeof fn, "%.60s%s", k->name, k->kind == K_DW ? "_dw" : "");
+        snprintf(fn, sizeof fn, "%.60s", k->name);
         if (nm > 1) {
             if (fp[1] && fp[0])
                 snprintf(cmp, sizeof cmp, " %.1f | %.0f%% | %.2fx |", fl / best_c[1] * 1e-9,

@@ -274,3 +274,13 @@ static const char rng_text[] =
     "#endif\n";
 
 const char *rc_emit_rng_text(void) { return rng_text; }
+
+const char *rc_phase_name(rc_phase ph)
+{
+    return ph == RC_PHASE_FORWARD ? "forward" : ph == RC_PHASE_BACKWARD ? "backward" : "infer";
+}
+
+void rc_kernel_name(char *out, size_t n, rc_phase ph, int li, const char *part)
+{
+    snprintf(out, n, "%s_l%d_%s", rc_phase_name(ph), li + 1, part);
+}

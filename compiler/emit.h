@@ -13,7 +13,7 @@
 
 /* Version of the generators; part of every generated header and of every JIT cache key.
  * Bump it whenever generated code changes meaning or shape. */
-#define RC_EMIT_VERSION "retinac-gen 4"
+#define RC_EMIT_VERSION "retinac-gen 5"
 
 typedef struct {
     char *s;
@@ -45,6 +45,22 @@ void rc_emit_double(char *out, double v);
 void rc_emit_header(rc_sb *b, const rc_ir *ir, const char *spec_path, const char *target);
 /* One comment line per defined layer of ir that low (rc_ir_lower's view) emits as a built-in. */
 void rc_emit_lowered(rc_sb *b, const rc_ir *ir, const rc_ir *low);
+
+/* Kernel names: one scheme for every target (C functions, CUDA kernels), so a kernel can be
+ * followed from one generated file to the other and into a profile:
+ *     <phase>_l<layer>_<part>[_<variant>]
+ * phase: forward (training forward pass), backward (training backward pass), infer
+ * (inference); layer: 1-based, the layer the kernel computes; part: what it computes (conv,
+ * conv_dx, conv_dw, sub<j> of a stacked conv, dense, bn_apply, pointwise, def for a defined
+ * layer's function, n<node>_<primitive> for one node of a defined layer's graph, ...); variant:
+ * a register-blocked piece of that kernel (p<cols>, b<ch>_<rows>_<cols>, x<col0>). A target
+ * that runs one kernel in training and inference (C, for a defined layer's forward nodes)
+ * names it by the forward phase. */
+typedef enum { RC_PHASE_FORWARD, RC_PHASE_BACKWARD, RC_PHASE_INFER } rc_phase;
+/* "forward", "backward", "infer". */
+const char *rc_phase_name(rc_phase ph);
+/* out = "<phase>_l<li + 1>_<part>" (li: 0-based layer index). */
+void rc_kernel_name(char *out, size_t n, rc_phase ph, int li, const char *part);
 
 /* The text of common/rng.h, verbatim, for pasting into generated sources after a
  * `#define RC_RNG_QUAL ...` (tests check it equals the file byte for byte). */

@@ -1,7 +1,8 @@
 /* test_codegen.c — the generated C (compiler/c/emit_c.c through the JIT backend) against the
  * reference backend (runtime/backend/ref.c): training forward (outputs and BN running state), backward
  * (every parameter tensor) and inference, for every layer kind and option and every shipped
- * spec at test size; plus determinism of generation and the rng.h text pasted into it.
+ * spec at test size; plus determinism of generation, the rng.h text pasted into it, and one
+ * kernel naming scheme across the C and CUDA modules.
  *
  * Models are compact canonical-IR text (fields left out keep their defaults). Agreement is the
  * L2-relative error per tensor, <= 1e-5. BN parameters and running statistics are randomized
@@ -19,6 +20,7 @@
 #include "codegen_cmp.h"
 #include "emit.h"
 #include "emit_c.h"
+#include "emit_cuda.h"
 #include "ir.h"
 #include "kit.h"
 #include "model.h"
@@ -167,5 +169,83 @@ Test(codegen, generated_c_is_warning_free)
             kit_out_free(&r);
         }
         remove(file);
+    }
+}
+
+/* "<phase>_l<layer>_<part>" (emit.h): phase forward|backward|infer, layer 1..n_layers, part of
+ * lower-case letters, digits and '_'. Returns the layer (1-based) or 0. */
+static int kernel_name_ok(const char *nm, int n_layers)
+{
+    static const char *const ph[] = {"forward_l", "backward_l", "infer_l"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(ph[i]);
+        if (strncmp(nm, ph[i], n)) continue;
+        const char *p = nm + n;
+        int layer = 0;
+        while (*p >= '0' && *p <= '9') layer = layer * 10 + (*p++ - '0');
+        if (layer < 1 || layer > n_layers || *p++ != '_' || !*p) return 0;
+        for (; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return 0;
+        return layer;
+    }
+    return 0;
+}
+
+/* Every function of the generated C that is not a module helper (rcg_*, rc_rng_*), and every
+ * CUDA kernel, follows the one naming scheme; every plain conv layer's forward, input-gradient,
+ * weight-gradient and inference kernels, and every dense layer's forward and inference, have
+ * the same names in both modules. */
+Test(codegen, one_kernel_naming_scheme_for_c_and_cuda)
+{
+    static const char *const specs[] = {"bncnn", "nips_cnn", "stacked_bncnn", "ln", "tiny", "divnorm", "psoftplus",
+                                        "exp_poisson"};
+    char path[512], err[512];
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        static rc_ir ir;
+        snprintf(path, sizeof path, "%s/specs/%s.lua", RC_SRC_DIR, specs[i]);
+        cr_assert_eq(rc_spec_check(path, 5, &ir, err, sizeof err), 0, "%s", err);
+        char *c = NULL, *cu = NULL;
+        rc_cuda_plan plan;
+        cr_assert_eq(rc_emit_c(&ir, path, &c, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rc_emit_cuda(&ir, path, &cu, &plan, err, sizeof err), 0, "%s", err);
+        int nc = 0;
+        for (const char *p = c; (p = strstr(p, "\nstatic ")); p++) {
+            const char *q = p + 8;
+            if (!strncmp(q, "inline ", 7)) q += 7;
+            if (strncmp(q, "void ", 5)) continue;
+            q += 5;
+            char nm[96];
+            size_t n = strcspn(q, "(\n ");
+            cr_assert_lt(n, sizeof nm);
+            memcpy(nm, q, n);
+            nm[n] = 0;
+            if (!strncmp(nm, "rcg_", 4) || !strncmp(nm, "rc_rng_", 7)) continue;
+            cr_expect(kernel_name_ok(nm, ir.n_layers), "%s: C function %s is outside the naming scheme", specs[i], nm);
+            nc++;
+        }
+        cr_expect_gt(nc, 0, "%s: no C kernels found", specs[i]);
+        cr_expect_gt(plan.n_kernels, 0);
+        for (int k = 0; k < plan.n_kernels; k++)
+            cr_expect(kernel_name_ok(plan.kernels[k], ir.n_layers), "%s: CUDA kernel %s is outside the naming scheme",
+                      specs[i], plan.kernels[k]);
+        for (int li = 0; li < ir.n_layers; li++) {
+            const rc_layer *L = &ir.layers[li];
+            static const struct { rc_phase ph; const char *part; } conv[] = {
+                {RC_PHASE_FORWARD, "conv"}, {RC_PHASE_BACKWARD, "conv_dx"}, {RC_PHASE_BACKWARD, "conv_dw"},
+                {RC_PHASE_INFER, "conv"}}, dense[] = {{RC_PHASE_FORWARD, "dense"}, {RC_PHASE_INFER, "dense"}};
+            int plain = L->kind == RC_LAYER_CONV && !L->stack && L->period == 1;
+            int n = plain ? 4 : L->kind == RC_LAYER_DENSE ? 2 : 0;
+            for (int j = 0; j < n; j++) {
+                if (plain && j == 1 && li == 0) continue;   /* layer 1 has no input gradient */
+                char nm[80], call[96];
+                rc_kernel_name(nm, sizeof nm, plain ? conv[j].ph : dense[j].ph, li, plain ? conv[j].part : dense[j].part);
+                snprintf(call, sizeof call, " %s(", nm);
+                cr_expect(strstr(c, call), "%s: C module lacks %s", specs[i], nm);
+                cr_expect(strstr(cu, call), "%s: CUDA module lacks %s", specs[i], nm);
+            }
+        }
+        rc_cuda_plan_free(&plan);
+        free(c);
+        free(cu);
     }
 }

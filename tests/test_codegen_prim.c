@@ -311,7 +311,7 @@ Test(codegen_prim, plain_convs_on_the_blocked_kernels)
     reinfer(&ir, 3);
     char *src = NULL;
     cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
-    cr_assert(strstr(src, "static void L2_def_train(int B,"));
+    cr_assert(strstr(src, "static void forward_l2_def(int B,"));
     cr_expect(strstr(src, "plain valid conv (stride 1, no padding): the built-in conv's register-blocked"),
               "the forward runs on the blocked kernel");
     cr_expect(strstr(src, "input gradient of a plain valid conv"), "the input gradient runs on the blocked kernel");
@@ -451,9 +451,9 @@ Test(codegen_prim, generated_source_names_the_layer_and_nodes)
     reinfer(&ir, 4);
     char *src = NULL;
     cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
-    cr_assert(strstr(src, "static void L6_def_train(int B,"));
-    cr_assert(strstr(src, "static void L6_def_eval(int B,"));
-    cr_assert(strstr(src, "static void L6_def_bwd(int B,"));
+    cr_assert(strstr(src, "static void forward_l6_def(int B,"));
+    cr_assert(strstr(src, "static void infer_l6_def(int B,"));
+    cr_assert(strstr(src, "static void backward_l6_def(int B,"));
     cr_assert(strstr(src, "mean ("), "materialized nodes are named by their op");
     cr_assert(strstr(src, "/* state updates, after every value is computed */"));
     char *again = NULL;

@@ -36,9 +36,9 @@ Test(conv_forms, pair_blocks_chunks_and_odd_remainders)
              "layer conv channels=16 kernel=13\nlayer batchnorm over=unit\nlayer relu\n"
              "layer conv channels=8 kernel=3\nlayer relu\nlayer dense bias=false\n", 2);
     const char *want[] = {
-        "L1_conv_dw: weight gradient of one sample, pair form", "blocks of 24 columns",
-        "L4_conv_dw: weight gradient of one sample, pair form", "blocks of 36 columns",
-        "input channels in chunks of 1", "L1_conv_p23(", "L4_conv_dx: conv 8x6x73 -> 16x4x71",
+        "backward_l1_conv_dw: weight gradient of one sample, pair form", "blocks of 24 columns",
+        "backward_l4_conv_dw: weight gradient of one sample, pair form", "blocks of 36 columns",
+        "input channels in chunks of 1", "forward_l1_conv_p23(", "backward_l4_conv_dx: conv 8x6x73 -> 16x4x71",
     };
     assert_forms(&ir, want, (int)(sizeof want / sizeof *want));
     compare(&ir, 3, "pair forms: column blocks, odd remainders, channel chunks");
@@ -54,7 +54,7 @@ Test(conv_forms, kx_weight_gradient_beside_pair_forward)
              "layer conv channels=8 kernel=16\nlayer relu\n"
              "layer conv channels=8 kernel=4\nlayer softplus\nlayer dense bias=true\n", 2);
     const char *want[] = {
-        "L1_conv_dw: weight gradient of one sample, block", "L1_conv: conv 3x20x21 -> 8x5x6, kernel 16; pair form",
+        "backward_l1_conv_dw: weight gradient of one sample, block", "forward_l1_conv: conv 3x20x21 -> 8x5x6, kernel 16; pair form",
         "input channels in chunks of 1",
     };
     assert_forms(&ir, want, (int)(sizeof want / sizeof *want));

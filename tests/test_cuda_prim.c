@@ -493,7 +493,7 @@ Test(cuda_prim, model_compiles)
     char *src = NULL;
     rc_cuda_plan plan;
     cr_assert_eq(rc_emit_cuda(&ir, "defined.lua", &src, &plan, err, sizeof err), 0, "%s", err);
-    cr_expect(strstr(src, "rc_tf_l1_") && strstr(src, "rc_tb_l2_") && strstr(src, "rc_if_l7_"),
+    cr_expect(strstr(src, "forward_l1_") && strstr(src, "backward_l2_") && strstr(src, "infer_l7_"),
               "kernels of the defined layers 1, 2, 7");
     for (int arch = 80; arch <= 90; arch += 10) {
         rc_nvrtc_result res;

@@ -275,14 +275,6 @@ static void epi_mask(em *E, rc_sb *s, const void *ctx, const char *b, const char
 
 static size_t r16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static void conv_init(em *E, int li, em_conv *cv, const char *name, int cin, int hin, int win, int cout, int k)
-{
-    memset(cv, 0, sizeof *cv);
-    snprintf(cv->name, sizeof cv->name, "%s", name);
-    cv->cin = cin; cv->hin = hin; cv->win = win; cv->cout = cout; cv->k = k;
-    em_conv_config(E, li, cv);
-}
-
 static void plan_conv(em *E, em_plan *PL, int g)
 {
     const rc_ir *ir = E->ir;
@@ -314,13 +306,18 @@ static void plan_conv(em *E, em_plan *PL, int g)
         int k = L->stack ? L->sub_k[j] : K;
         cl->hi[j] = h; cl->wi[j] = w;
         cl->ho[j] = h - k + 1; cl->wo[j] = w - k + 1;
-        if (L->stack) snprintf(nm, sizeof nm, "L%d_s%d", li + 1, j);
-        else snprintf(nm, sizeof nm, "L%d_conv", li + 1);
-        conv_init(E, li, &cl->fw[j], nm, cin, h, w, cout, k);
+        char part[32], fn[64], dw[64];
+        if (L->stack) snprintf(part, sizeof part, "sub%d", j);
+        else snprintf(part, sizeof part, "conv");
+        rc_kernel_name(fn, sizeof fn, RC_PHASE_FORWARD, li, part);
+        snprintf(nm, sizeof nm, "%s_dw", part);
+        rc_kernel_name(dw, sizeof dw, RC_PHASE_BACKWARD, li, nm);
+        em_conv_init(E, li, &cl->fw[j], fn, dw, cin, h, w, cout, k);
         cl->has_dx[j] = j > 0 || need_dx;
         if (cl->has_dx[j]) {
-            snprintf(nm, sizeof nm, "%s_dx", cl->fw[j].name);
-            conv_init(E, li, &cl->dx[j], nm, cout, cl->ho[j] + 2 * (k - 1), cl->wo[j] + 2 * (k - 1), cin, k);
+            snprintf(nm, sizeof nm, "%s_dx", part);
+            rc_kernel_name(fn, sizeof fn, RC_PHASE_BACKWARD, li, nm);
+            em_conv_init(E, li, &cl->dx[j], fn, NULL, cout, cl->ho[j] + 2 * (k - 1), cl->wo[j] + 2 * (k - 1), cin, k);
             cl->dx[j].zpad = k - 1;   /* the padded output gradient: a zero border of k - 1 */
         }
         /* one buffer for the forward layout (training) and then the input-gradient layout */
@@ -349,8 +346,8 @@ static void plan_conv(em *E, em_plan *PL, int g)
     cl->gs_off[1] = off;
     off += r16(gs);
     cl->part_floats = off;
-    snprintf(nm, sizeof nm, "L%d_inf", li + 1);
-    conv_init(E, li, &cl->inf, nm, L->in.c, L->in.h, L->in.w, L->out.c, K);
+    rc_kernel_name(nm, sizeof nm, RC_PHASE_INFER, li, "conv");
+    em_conv_init(E, li, &cl->inf, nm, NULL, L->in.c, L->in.h, L->in.w, L->out.c, K);
     if (L->stack) {
         snprintf(nm, sizeof nm, "L%d_wt", li + 1);
         cl->prep_inf = em_add_buf(E, nm, 0, em_conv_prep_floats(&cl->inf));
@@ -420,6 +417,14 @@ static void plan_all(em *E, em_plan *PL)
     if (E->ext) E->ext_buf = em_add_buf(E, "L1_ext", (size_t)em_shsize(G0->sh), 0);
 }
 
+/* The kernel of a group without a blocked conv: named by its producer (dense, conv of a tiled or
+ * locally connected layer, gcconv), or, for the input's own group, by its first layer (pointwise). */
+static void group_kname(const em *E, const em_grp *G, rc_phase ph, char *out, size_t n)
+{
+    if (G->li >= 0) rc_kernel_name(out, n, ph, G->li, rc_layer_kind_name(E->ir->layers[G->li].kind));
+    else rc_kernel_name(out, n, ph, G->nops > 0 ? G->op[1] : 0, "pointwise");
+}
+
 /* Training: the buffer the external first conv writes (level 0 if stored, else ext_buf). */
 static int ext_train_buf(const em *E) { return E->g[0].stored[0] ? E->g[0].buf[0] : E->ext_buf; }
 
@@ -441,9 +446,9 @@ static void emit_kernels(em *E, em_plan *PL)
         }
         if (li < 0 || ir->layers[li].kind != RC_LAYER_CONV || PL->cl[li].tiled) {
             int bias = li >= 0 && ir->layers[li].bias;
-            snprintf(nm, sizeof nm, li < 0 ? "G%d_train" : "L%d_train", li < 0 ? g + 1 : li + 1);
+            group_kname(E, G, RC_PHASE_FORWARD, nm, sizeof nm);
             em_simple_fwd(E, PL, G, nm, G->j0, M_TRAIN, 0, bias);
-            snprintf(nm, sizeof nm, li < 0 ? "G%d_infer" : "L%d_infer", li < 0 ? g + 1 : li + 1);
+            group_kname(E, G, RC_PHASE_INFER, nm, sizeof nm);
             em_simple_fwd(E, PL, G, nm, G->nops, M_INFER, G->fold, bias || G->fold);
             continue;
         }
@@ -628,7 +633,7 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g, int ext)
         char w[96] = "NULL", bias[96] = "NULL", nm[32];
         if (li >= 0) snprintf(w, sizeof w, "cx->params + %s", em_P(E, li, ".weight", n1));
         if (li >= 0 && ir->layers[li].bias) snprintf(bias, sizeof bias, "cx->params + %s", em_P(E, li, ".bias", n2));
-        snprintf(nm, sizeof nm, li < 0 ? "G%d_train" : "L%d_train", li < 0 ? g + 1 : li + 1);
+        group_kname(E, G, RC_PHASE_FORWARD, nm, sizeof nm);
         em_omp_for(E, s, li, NULL);
         rc_sb_line(s, "for (int b = 0; b < B; b++) %s(%s, %s, %s, CXW(%s) + (size_t)b * %lld, b, cx);", nm, in, w,
                    bias, out, (long long)SZ);
@@ -1037,7 +1042,7 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
                 snprintf(w, sizeof w, "CXW(%s)", em_bufname(E, cl->prep_inf));
                 snprintf(bias, sizeof bias, "CXW(%s)", em_bufname(E, cl->prep_bias));
             }
-            snprintf(nm, sizeof nm, li < 0 ? "G%d_infer" : "L%d_infer", li < 0 ? g + 1 : li + 1);
+            group_kname(E, G, RC_PHASE_INFER, nm, sizeof nm);
             em_omp_for(E, s, li, NULL);
             rc_sb_line(s, "for (int b = 0; b < B; b++) %s(%s, %s, %s, CXW(%s) + (size_t)b * %lld, b, cx);", nm, in, w, bias,
                        out, (long long)SZ);

@@ -131,6 +131,16 @@ void em_conv_config(const em *E, int li, em_conv *cv)
         }
 }
 
+void em_conv_init(em *E, int li, em_conv *cv, const char *name, const char *dwname, int cin, int hin, int win,
+                  int cout, int k)
+{
+    memset(cv, 0, sizeof *cv);
+    snprintf(cv->name, sizeof cv->name, "%s", name);
+    snprintf(cv->dwname, sizeof cv->dwname, "%s", dwname ? dwname : "");
+    cv->cin = cin; cv->hin = hin; cv->win = win; cv->cout = cout; cv->k = k;
+    em_conv_config(E, li, cv);
+}
+
 static const char *vtype(int w)
 {
     return w == 16 ? "rcg_v16" : w == 8 ? "rcg_v8" : w == 4 ? "rcg_v4" : "float";
@@ -527,8 +537,8 @@ static void dw_block(em *E, const em_conv *cv, int bcb, int bto)
     int kw[EM_MAXCHUNK], nk = kx_chunks(K, cv->vw, kw), koff[EM_MAXCHUNK], kv = 0;
     for (int i = 0; i < nk; i++) { koff[i] = kv; kv += kw[i]; }
     int peel = kv - K < wo ? kv - K : wo;
-    rc_sb_line(s, "static inline void %s_dwb%d_%d(const float *restrict x, const float *restrict g, "
-               "float *restrict acc, int c0, int ky, int o0)", cv->name, bcb, bto);
+    rc_sb_line(s, "static inline void %s_b%d_%d(const float *restrict x, const float *restrict g, "
+               "float *restrict acc, int c0, int ky, int o0)", cv->dwname, bcb, bto);
     rc_sb_line(s, "{");
     for (int o = 0; o < bto; o++)
         for (int c = 0; c < bcb; c++)
@@ -567,11 +577,11 @@ static void dw_block(em *E, const em_conv *cv, int bcb, int bto)
 static void dw_outs(rc_sb *s, const em_conv *cv, int bcb)
 {
     int nof = cv->cout / cv->tco, ro = cv->cout % cv->tco;
-    if (nof == 1) rc_sb_line(s, "%s_dwb%d_%d(x, g, acc, c0, ky, 0);", cv->name, bcb, cv->tco);
+    if (nof == 1) rc_sb_line(s, "%s_b%d_%d(x, g, acc, c0, ky, 0);", cv->dwname, bcb, cv->tco);
     else if (nof > 1)
-        rc_sb_line(s, "for (int o0 = 0; o0 < %d; o0 += %d) %s_dwb%d_%d(x, g, acc, c0, ky, o0);", nof * cv->tco,
-                   cv->tco, cv->name, bcb, cv->tco);
-    if (ro) rc_sb_line(s, "%s_dwb%d_%d(x, g, acc, c0, ky, %d);", cv->name, bcb, ro, nof * cv->tco);
+        rc_sb_line(s, "for (int o0 = 0; o0 < %d; o0 += %d) %s_b%d_%d(x, g, acc, c0, ky, o0);", nof * cv->tco,
+                   cv->tco, cv->dwname, bcb, cv->tco);
+    if (ro) rc_sb_line(s, "%s_b%d_%d(x, g, acc, c0, ky, %d);", cv->dwname, bcb, ro, nof * cv->tco);
 }
 
 /* Pair form: the rows oy of one column block of bw columns starting at pair q0 (a name or a
@@ -605,9 +615,9 @@ static void dw_pair(em *E, const em_conv *cv, int tw)
     rc_sb *s = &E->k;
     int K = cv->k, ho = cv->hin - K + 1, wo = cv->win - K + 1, nob = cv->cout / 8, npt = (wo + 1) / 2;
     int nxf = wo / tw, rx = wo % tw;
-    rc_sb_line(s, "/* %s_dw: weight gradient of one sample, pair form: lanes (o %% 8, column parity), %d kx "
-               "accumulators, blocks of %d columns; acc [%d][%d][%d][%d] */", cv->name, K, tw, cv->cin, K, cv->cout, K);
-    rc_sb_line(s, "static void %s_dw(const float *restrict x, const float *restrict g, float *restrict acc)", cv->name);
+    rc_sb_line(s, "/* %s: weight gradient of one sample, pair form: lanes (o %% 8, column parity), %d kx "
+               "accumulators, blocks of %d columns; acc [%d][%d][%d][%d] */", cv->dwname, K, tw, cv->cin, K, cv->cout, K);
+    rc_sb_line(s, "static void %s(const float *restrict x, const float *restrict g, float *restrict acc)", cv->dwname);
     rc_sb_line(s, "{");
     rc_sb_line(s, "/* gt[o / 8][oy][pair q][(o %% 8) * 2 + parity] = g[o][oy][2q + parity], 0 past the row */");
     rc_sb_line(s, "float gt[%d] __attribute__((aligned(64)));", nob * ho * npt * 16);
@@ -663,12 +673,12 @@ void em_conv_dw(em *E, const em_conv *cv)
     int nof = cv->cout / cv->tco, ro = cv->cout % cv->tco;
     int cbs[2] = {cv->cb, rcn}, tos[2] = {cv->tco, ro};
     int hc[2] = {ncf > 0, rcn > 0}, hoo[2] = {nof > 0, ro > 0};
-    rc_sb_line(s, "/* %s_dw: weight gradient of one sample, block %d in x %d out channels, "
-               "acc [%d][%d][%d][%d] */", cv->name, cv->cb, cv->tco, cv->cin, cv->k, cv->cout, em_conv_kv(cv));
+    rc_sb_line(s, "/* %s: weight gradient of one sample, block %d in x %d out channels, "
+               "acc [%d][%d][%d][%d] */", cv->dwname, cv->cb, cv->tco, cv->cin, cv->k, cv->cout, em_conv_kv(cv));
     for (int a = 0; a < 2; a++)
         for (int c = 0; c < 2; c++)
             if (hc[a] && hoo[c]) dw_block(E, cv, cbs[a], tos[c]);
-    rc_sb_line(s, "static void %s_dw(const float *restrict x, const float *restrict g, float *restrict acc)", cv->name);
+    rc_sb_line(s, "static void %s(const float *restrict x, const float *restrict g, float *restrict acc)", cv->dwname);
     rc_sb_line(s, "{");
     if (ncf) {
         rc_sb_line(s, "for (int c0 = 0; c0 < %d; c0 += %d) {", ncf * cv->cb, cv->cb);

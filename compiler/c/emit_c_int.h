@@ -41,7 +41,8 @@ typedef void (*em_epi_fn)(struct em *E, rc_sb *sb, const void *ctx, const char *
                           const char *c, const char *f);
 
 typedef struct {
-    char name[64];
+    char name[64];                  /* the forward kernel (emit.h's kernel names) */
+    char dwname[64];                /* the weight-gradient kernel */
     int cin, hin, win, cout, k;     /* input (cin,hin,win), kernel k -> (cout, hin-k+1, win-k+1) */
     int tc, th, tw, vw;             /* register block: channels, rows, columns; vector width */
     int cb, tco;                    /* weight gradient block: input channels, output channels */
@@ -82,10 +83,15 @@ void em_fail(em *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
  * then automatic). */
 void em_conv_config(const em *E, int li, em_conv *cv);
 
+/* cv = a conv of layer li named name (forward kernel) and dwname (weight gradient; may be
+ * NULL: none), blocked by em_conv_config. */
+void em_conv_init(em *E, int li, em_conv *cv, const char *name, const char *dwname, int cin, int hin, int win,
+                  int cout, int k);
+
 /* static void NAME(const float *x, const float *wt, const float *bias, float *y, int b,
  *                  const rcg_ctx *cx): one sample; wt is [cin][k][k][cout]. */
 void em_conv_fwd(em *E, const em_conv *cv);
-/* static void NAME_dw(const float *x, const float *g, float *acc): one sample's weight
+/* static void DWNAME(const float *x, const float *g, float *acc): one sample's weight
  * gradient accumulated into acc [cin][k][cout][kv] (kv = em_conv_kv). */
 void em_conv_dw(em *E, const em_conv *cv);
 int em_conv_kv(const em_conv *cv);
@@ -161,8 +167,8 @@ void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out);
  * em_fail on error. */
 em_prim *em_prim_plan(em *E, int li, int need_dx);
 void em_prim_free(em_prim *P);
-/* The static functions L<i>_def_train / _def_eval (B, x, y, cx) and L<i>_def_bwd (B, x, dy, dx,
- * cx) into E->k. */
+/* The static functions forward_l<i>_def / infer_l<i>_def (B, x, y, cx) and backward_l<i>_def
+ * (B, x, dy, dx, cx) into E->k. */
 void em_prim_kernels(em *E, const em_prim *P);
 /* Driver statements (into E->d) of group g: the forward call writing y (train: the training
  * forward with its updates; else eval), copying layer 1's input windows first; the backward call
@@ -183,7 +189,7 @@ typedef struct {
 } em_pconv;
 /* 1 when node n of layer li's graph is lowered to the kernels (pc filled, its workspace
  * buffers added), 0 when the generic loops keep it. */
-int em_pconv_plan(em *E, int li, const struct rc_prim_graph *g, int n, em_pconv *pc);
+int em_pconv_plan(em *E, int li, const struct rc_prim_graph *g, int n, rc_phase ph, em_pconv *pc);
 /* 1 when input a of node n must be a contiguous buffer (materialized, unless an INPUT leaf). */
 int em_pconv_operand(const struct rc_prim_graph *g, int n, int a);
 /* The kernel functions (into E->k), before the functions that call them. */

@@ -278,7 +278,7 @@ void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out)
             if (j == 0) rc_sb_line(s, "const float *x = %s;", in);
             else rc_sb_line(s, "const float *x = CXW(%s) + (size_t)b * %lld;", em_bufname(E, cl->sub_out[j - 1]),
                             (long long)cl->fw[j - 1].cout * cl->ho[j - 1] * cl->wo[j - 1]);
-            rc_sb_line(s, "%s_dw(x, g, pp + %zu);", cv->name, cl->acc_off[j]);
+            rc_sb_line(s, "%s(x, g, pp + %zu);", cv->dwname, cl->acc_off[j]);
             if (j == n - 1 && L->bias) {
                 rc_sb_line(s, "for (int o = 0; o < %d; o++) {", cv->cout);
                 rc_sb_line(s, "float a = 0.0f;");

@@ -1,10 +1,11 @@
 /* emit_c_prim.c — C emitter: a defined layer (RC_LAYER_DEF, a graph of primitives, prim.h)
  * rendered as three static functions over the whole batch (batch-norm-like definitions reduce
  * over B, so nothing here is per sample):
- *   L<i>_def_train(B, x, y, cx)      forward in training mode, then the UPDATE sinks (state)
- *   L<i>_def_eval(B, x, y, cx)       forward in evaluation mode
- *   L<i>_def_bwd(B, x, dy, dx, cx)   grads += d loss / d params; dx = d loss / d x (dx may be NULL
- *                                    when the driver needs no input gradient)
+ *   forward_l<i>_def(B, x, y, cx)       forward in training mode, then the UPDATE sinks (state)
+ *   infer_l<i>_def(B, x, y, cx)         forward in evaluation mode (absent when the two modes
+ *                                       are one graph: forward_l<i>_def serves both)
+ *   backward_l<i>_def(B, x, dy, dx, cx) grads += d loss / d params; dx = d loss / d x (dx may be
+ *                                       NULL when the driver needs no input gradient)
  * x is the layer input (B, C, H, W) and y its output, contiguous; params, state, grads, seed and
  * the workspace come through the rcg_ctx.
  *
@@ -278,7 +279,9 @@ static int plan_convs(em *E, em_prim *P)
         rc_prim_op op = ND(P, i)->op;
         if (!need || (op != RC_P_CONV2D && op != RC_P_CONV2D_DX && op != RC_P_CONV2D_DW)) continue;
         em_pconv pc;
-        if (!em_pconv_plan(E, P->li, &P->g, i, &pc)) continue;
+        /* a node of the forward graph: one kernel for training and evaluation, named forward */
+        rc_phase ph = P->fn[PF_TRAIN].need[i] || P->fn[PF_EVAL].need[i] ? RC_PHASE_FORWARD : RC_PHASE_BACKWARD;
+        if (!em_pconv_plan(E, P->li, &P->g, i, ph, &pc)) continue;
         em_pconv *np = realloc(P->pconv, sizeof(em_pconv) * (size_t)(P->npconv + 1));
         if (!np) { em_fail(E, "out of memory"); return -1; }
         P->pconv = np;
@@ -966,7 +969,9 @@ static void emit_fn(em *E, const em_prim *P, int which)
     const rc_layer *L = &ir->layers[P->li];
     const pr_fn *f = &P->fn[which];
     const rc_prim_graph *g = &P->g;
-    static const char *const fname[PF_N] = {"train", "eval", "bwd"};
+    static const rc_phase fph[PF_N] = {RC_PHASE_FORWARD, RC_PHASE_INFER, RC_PHASE_BACKWARD};
+    char fname[64];
+    rc_kernel_name(fname, sizeof fname, fph[which], P->li, "def");
     pr_r R = {E, P, f, which, s, 0, NULL, NULL};
     R.memo = malloc(sizeof(pr_memo) * PR_MEMO);
     R.uses = calloc((size_t)g->n, sizeof(int));
@@ -976,8 +981,8 @@ static void emit_fn(em *E, const em_prim *P, int which)
                    L->def_kind);
         rc_sb_line(s, " * Recomputes from x the forward values it needs (the forward keeps only x; noise is a pure");
         rc_sb_line(s, " * function of the seed, so the recompute is exact). */");
-        rc_sb_line(s, "static void L%d_def_bwd(int B, const float *restrict x, const float *restrict dy, float *restrict dx, "
-                   "const rcg_ctx *cx)", P->li + 1);
+        rc_sb_line(s, "static void %s(int B, const float *restrict x, const float *restrict dy, float *restrict dx, "
+                   "const rcg_ctx *cx)", fname);
     } else {
         if (which == PF_TRAIN && one_forward(P))
             rc_sb_line(s, "/* layer %d (%s): forward over the whole batch, training and evaluation (one graph) */",
@@ -985,8 +990,7 @@ static void emit_fn(em *E, const em_prim *P, int which)
         else
             rc_sb_line(s, "/* layer %d (%s): forward, %s mode%s, over the whole batch */", P->li + 1, L->def_kind,
                        which == PF_TRAIN ? "training" : "evaluation", which == PF_TRAIN ? " (then the state updates)" : "");
-        rc_sb_line(s, "static void L%d_def_%s(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)", P->li + 1,
-                   fname[which]);
+        rc_sb_line(s, "static void %s(int B, const float *restrict x, float *restrict y, const rcg_ctx *cx)", fname);
     }
     rc_sb_line(s, "{");
     rc_sb_line(s, "(void)B; (void)x; (void)cx;");
@@ -1072,12 +1076,16 @@ void em_prim_call_fwd(em *E, const em_prim *P, int g, int train, const char *y)
 {
     char x[96];
     in_ptr(E, P, g, 1, x, sizeof x);
-    rc_sb_line(&E->d, "L%d_def_%s(B, %s, %s, cx);", P->li + 1, train || one_forward(P) ? "train" : "eval", x, y);
+    char fn[64];
+    rc_kernel_name(fn, sizeof fn, train || one_forward(P) ? RC_PHASE_FORWARD : RC_PHASE_INFER, P->li, "def");
+    rc_sb_line(&E->d, "%s(B, %s, %s, cx);", fn, x, y);
 }
 
 void em_prim_call_bwd(em *E, const em_prim *P, int g, const char *dy, const char *dx)
 {
     char x[96];
     in_ptr(E, P, g, 0, x, sizeof x);
-    rc_sb_line(&E->d, "L%d_def_bwd(B, %s, %s, %s, cx);", P->li + 1, x, dy, dx ? dx : "NULL");
+    char fn[64];
+    rc_kernel_name(fn, sizeof fn, RC_PHASE_BACKWARD, P->li, "def");
+    rc_sb_line(&E->d, "%s(B, %s, %s, %s, cx);", fn, x, dy, dx ? dx : "NULL");
 }

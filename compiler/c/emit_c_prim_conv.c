@@ -67,15 +67,7 @@ int em_pconv_operand(const rc_prim_graph *g, int n, int a)
     return a == 0;
 }
 
-static void conv_init(em *E, int li, em_conv *cv, const char *name, int cin, int hin, int win, int cout, int k)
-{
-    memset(cv, 0, sizeof *cv);
-    snprintf(cv->name, sizeof cv->name, "%s", name);
-    cv->cin = cin; cv->hin = hin; cv->win = win; cv->cout = cout; cv->k = k;
-    em_conv_config(E, li, cv);
-}
-
-int em_pconv_plan(em *E, int li, const rc_prim_graph *g, int n, em_pconv *pc)
+int em_pconv_plan(em *E, int li, const rc_prim_graph *g, int n, rc_phase ph, em_pconv *pc)
 {
     const rc_prim_node *nd = &g->node[n];
     const int *at = nd->attr;
@@ -84,14 +76,15 @@ int em_pconv_plan(em *E, int li, const rc_prim_graph *g, int n, em_pconv *pc)
     pc->prep = pc->part = -1;
     if (nd->op != RC_P_CONV2D && nd->op != RC_P_CONV2D_DX && nd->op != RC_P_CONV2D_DW) return 0;
     if (at[0] != 1 || at[1] != 0 || at[2] != 1) return 0;
-    char nm[64];
-    snprintf(nm, sizeof nm, "L%d_n%d", li + 1, n);
+    char nm[64], part[48];
+    snprintf(part, sizeof part, "n%d_%s", n, rc_prim_name(nd->op));
+    rc_kernel_name(nm, sizeof nm, ph, li, part);
     if (nd->op == RC_P_CONV2D) {
         const rc_prim_node *x = &g->node[nd->in[0]];
         if (at[3] != 1 || at[4] != 1 || !operand_ok(g, nd->in[0]) || !batched4(nd)) return 0;
         int k = g->node[nd->in[1]].dims[3];
         if (k > PC_MAXK || !weight_ok(g, nd->in[1], k)) return 0;
-        conv_init(E, li, &pc->cv, nm, x->dims[1], x->dims[2], x->dims[3], nd->dims[1], k);
+        em_conv_init(E, li, &pc->cv, nm, NULL, x->dims[1], x->dims[2], x->dims[3], nd->dims[1], k);
         snprintf(nm, sizeof nm, "L%d_n%d_wt", li + 1, n);
         pc->prep = em_add_buf(E, nm, 0, em_conv_prep_floats(&pc->cv));
     } else if (nd->op == RC_P_CONV2D_DX) {
@@ -100,7 +93,7 @@ int em_pconv_plan(em *E, int li, const rc_prim_graph *g, int n, em_pconv *pc)
         int k = g->node[nd->in[1]].dims[3];
         if (k > PC_MAXK || !weight_ok(g, nd->in[1], k)) return 0;
         int hp = gr->dims[2] + 2 * (k - 1), wp = gr->dims[3] + 2 * (k - 1);
-        conv_init(E, li, &pc->cv, nm, gr->dims[1], hp, wp, nd->dims[1], k);
+        em_conv_init(E, li, &pc->cv, nm, NULL, gr->dims[1], hp, wp, nd->dims[1], k);
         pc->cv.zpad = k - 1;   /* the padded output gradient: a zero border of k - 1 */
         snprintf(nm, sizeof nm, "L%d_n%d_wt", li + 1, n);
         pc->prep = em_add_buf(E, nm, 0, em_conv_prep_floats(&pc->cv));
@@ -112,7 +105,7 @@ int em_pconv_plan(em *E, int li, const rc_prim_graph *g, int n, em_pconv *pc)
         if (at[6] != 0 || nd->rank != 4 || !operand_ok(g, nd->in[0]) || !operand_ok(g, nd->in[1])) return 0;
         int k = nd->dims[3];
         if (k > PC_MAXK || nd->dims[2] != k) return 0;
-        conv_init(E, li, &pc->cv, nm, x->dims[1], x->dims[2], x->dims[3], nd->dims[0], k);
+        em_conv_init(E, li, &pc->cv, nm, nm, x->dims[1], x->dims[2], x->dims[3], nd->dims[0], k);
         pc->part_floats = r16((size_t)pc->cv.cin * k * pc->cv.cout * em_conv_kv(&pc->cv));
         snprintf(nm, sizeof nm, "L%d_n%d_acc", li + 1, n);
         pc->part = em_add_buf(E, nm, 0, EM_NPART * pc->part_floats);
@@ -174,7 +167,7 @@ void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, c
         rc_sb_line(s, "}");
     } else {
         int kv = em_conv_kv(cv), ckk = cv->cin * K * K;
-        rc_sb_line(s, "/* weight gradient of a plain valid conv, as the built-in conv computes it: the kernel %s_dw", cv->name);
+        rc_sb_line(s, "/* weight gradient of a plain valid conv, as the built-in conv computes it: the kernel %s", cv->dwname);
         rc_sb_line(s, " * (emit_c_conv.c) per sample into private accumulators per part [c][ky][o][kx < %d], then the", kv);
         rc_sb_line(s, " * parts summed in a fixed order */");
         rc_sb_line(s, "float *accs = CXW(%s);", em_bufname(E, pc->part));
@@ -182,7 +175,7 @@ void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, c
         parts_open(E, s, li);
         rc_sb_line(s, "float *pp = accs + (size_t)p * %zu;", pc->part_floats);
         rc_sb_line(s, "memset(pp, 0, %zu * sizeof(float));", pc->part_floats);
-        rc_sb_line(s, "for (int b = b0; b < b1; b++) %s_dw(%s + (size_t)b * %lld, %s + (size_t)b * %lld, pp);", cv->name, a, isz,
+        rc_sb_line(s, "for (int b = b0; b < b1; b++) %s(%s + (size_t)b * %lld, %s + (size_t)b * %lld, pp);", cv->dwname, a, isz,
                    b, osz);
         rc_sb_line(s, "}");
         em_omp_for(E, s, li, NULL);

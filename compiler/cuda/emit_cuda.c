@@ -114,11 +114,12 @@ void rc_cu_add_launch(em *e, const char *name, int layer, int block, int64_t gx_
     p->count[e->phase]++;
 }
 
-static const char *phase_tag(int ph) { return ph == RC_CU_TRAIN_FWD ? "tf" : ph == RC_CU_TRAIN_BWD ? "tb" : "if"; }
-
+/* rc_cuda_phase and rc_phase count the phases in the same order */
+_Static_assert((int)RC_CU_TRAIN_FWD == (int)RC_PHASE_FORWARD && (int)RC_CU_TRAIN_BWD == (int)RC_PHASE_BACKWARD &&
+               (int)RC_CU_INFER == (int)RC_PHASE_INFER, "rc_cuda_phase and rc_phase differ");
 static void kname(em *e, char *out, size_t n, int layer, const char *what)
 {
-    snprintf(out, n, "rc_%s_l%d_%s", phase_tag(e->phase), layer + 1, what);
+    rc_kernel_name(out, n, (rc_phase)e->phase, layer, what);
 }
 
 static int is_producer(const rc_layer *l)
@@ -280,7 +281,7 @@ static void emit_ew_fwd(em *e, int i0, int i1, int train)
 static void emit_ew_bwd(em *e, int i0, int i1)
 {
     char name[64], g[96], w[96];
-    kname(e, name, sizeof name, i0, "pointwise_bwd");
+    kname(e, name, sizeof name, i0, "pointwise");
     int64_t F = sz(e->ir->layers[i0].in);
     open_elem_kernel(e, name, F);
     gsrc(e, i1, g, sizeof g);
@@ -453,7 +454,7 @@ static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const ch
     char name[64], pl[320];
     int K = d->K;
     int64_t NW = (int64_t)Pp * Pp * d->Cout * d->Cin * K * K;
-    snprintf(name, sizeof name, "rc_tb_l%d_conv_dw", layer + 1);
+    rc_kernel_name(name, sizeof name, RC_PHASE_BACKWARD, layer, "conv_dw");
     rc_cu_src_plane(e, d, pl, sizeof pl);
     P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
     P("    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;\n");
@@ -473,7 +474,7 @@ static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const ch
     P("        }\n        a.grads[%lldLL + q] += v;\n    }\n}\n", (long long)wgrad);
     rc_cu_add_launch(e, name, layer, 256, 0, NW, 256, 0, 1);
     if (bgrad >= 0) {
-        snprintf(name, sizeof name, "rc_tb_l%d_conv_db", layer + 1);
+        rc_kernel_name(name, sizeof name, RC_PHASE_BACKWARD, layer, "conv_db");
         P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
         P("    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;\n");
         P("    if (q < %dLL) {\n", Pp * Pp * d->Cout);
@@ -588,7 +589,7 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
             snprintf(s.wexpr, sizeof s.wexpr, "(a.params + %lldLL)", (long long)e->poff[i][j]);
             s.bias = last ? e->sbias[i] : -1;
             char tag[32];
-            snprintf(tag, sizeof tag, "conv_sub%d", j);
+            snprintf(tag, sizeof tag, "sub%d", j);
             kname(e, name, sizeof name, i, tag);
             if (last) {
                 emit_conv_any(e, name, &s, 1, epi_chain, &ec);
@@ -1011,7 +1012,7 @@ static void emit_bn_bwd(em *e, int i, int i1)
     int inner = L->over == RC_BN_UNIT ? 1 : L->in.h * L->in.w;
     int64_t nfeat = L->over == RC_BN_UNIT ? F : L->in.c;
     gsrc(e, i1, g, sizeof g);
-    kname(e, name, sizeof name, i, "bn_bwd_reduce");
+    kname(e, name, sizeof name, i, "bn_reduce");
     bn_reduce_open(e, name, i, &block, &gx, &per);
     P("        const long long t = b * %lldLL + f;\n", (long long)F);
     P("        float g = %s[t];\n", g);
@@ -1032,7 +1033,7 @@ static void emit_bn_bwd(em *e, int i, int i1)
     } else {
         bn_reduce_close_channel(e, i, e->L.part[i]);
         rc_cu_add_launch(e, name, i, block, 0, gx, per, 0, 1);
-        kname(e, name, sizeof name, i, "bn_bwd_final");
+        kname(e, name, sizeof name, i, "bn_reduce_final");
         bn_final_open(e, name, i, e->L.part[i]);
         emit_bn_bwd_final_body(e, i);
         P("    }\n}\n");

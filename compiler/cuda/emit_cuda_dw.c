@@ -186,11 +186,12 @@ static void emit_dw_partials(em *e, const char *name, const conv_desc *d, const 
 void rc_cu_emit_conv_dw(em *e, int layer, const char *tag, const conv_desc *d, const char *g,
                         reg part, int64_t wgrad, int64_t bgrad)
 {
-    char name[64], pl[320], w[96];
+    char name[64], kp[48], pl[320], w[96];
     int K = d->K;
     dw_sched s = rc_cu_plan_dw(d->Cin, d->Cout, K, d->OH, d->OW, d->IW);
     int64_t NW = (int64_t)d->Cout * d->Cin * K * K;
-    snprintf(name, sizeof name, "rc_tb_l%d_%s_dw", layer + 1, tag);
+    snprintf(kp, sizeof kp, "%s_dw", tag);
+    rc_kernel_name(name, sizeof name, RC_PHASE_BACKWARD, layer, kp);
     rc_cu_src_plane(e, d, pl, sizeof pl);
     /* the bias gradient rides along when every thread keeps to one output channel */
     int fold = bgrad >= 0 && s.NT % s.CO == 0;
@@ -200,7 +201,8 @@ void rc_cu_emit_conv_dw(em *e, int layer, const char *tag, const conv_desc *d, c
 
     /* fixed-order sum of the partials into grads (weights, then the folded bias) */
     int64_t NS = fold ? NWB : NW;
-    snprintf(name, sizeof name, "rc_tb_l%d_%s_dw_sum", layer + 1, tag);
+    snprintf(kp, sizeof kp, "%s_dw_sum", tag);
+    rc_kernel_name(name, sizeof name, RC_PHASE_BACKWARD, layer, kp);
     P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
     P("    const long long q = (long long)blockIdx.x * 256 + threadIdx.x;\n");
     P("    if (q < %lldLL) {\n", (long long)NS);
@@ -215,7 +217,8 @@ void rc_cu_emit_conv_dw(em *e, int layer, const char *tag, const conv_desc *d, c
     rc_cu_add_launch(e, name, layer, 256, 0, NS, 256, 0, 1);
 
     if (bgrad >= 0 && !fold) {
-        snprintf(name, sizeof name, "rc_tb_l%d_%s_db", layer + 1, tag);
+        snprintf(kp, sizeof kp, "%s_db", tag);
+        rc_kernel_name(name, sizeof name, RC_PHASE_BACKWARD, layer, kp);
         P("\nextern \"C\" __global__ void __launch_bounds__(256, 1) %s(rc_kargs a)\n{\n", name);
         P("    __shared__ double s_r[32];\n");
         P("    const int o = blockIdx.x;\n    double v = 0.0;\n");

@@ -192,7 +192,6 @@ static void fail(kx *x, const char *fmt, ...)
     x->e->fail = 2;
 }
 
-static const char *tag(int ph) { return ph == PH_TF ? "tf" : ph == PH_TB ? "tb" : "if"; }
 
 static void newvar(kx *x, char *out) { snprintf(out, VLEN, "v%d", x->nvar++); }
 
@@ -746,8 +745,9 @@ static void node_kernel(kx *x, int id)
 {
     rc_cu_prim *p = x->p;
     const rc_prim_node *nd = &p->g->node[id];
-    char name[64], idx[RC_PRIM_MAX_RANK][24], v[VLEN], w[160];
-    snprintf(name, sizeof name, "rc_%s_l%d_n%d_%s", tag(x->ph), p->io.li + 1, id, rc_prim_name(nd->op));
+    char name[64], part[48], idx[RC_PRIM_MAX_RANK][24], v[VLEN], w[160];
+    snprintf(part, sizeof part, "n%d_%s", id, rc_prim_name(nd->op));
+    rc_kernel_name(name, sizeof name, (rc_phase)x->ph, p->io.li, part);
     rc_sb_put(x->e->sb, "\n/* layer %d (defined): node %d, %s */", p->io.li + 1, id, rc_prim_name(nd->op));
     kopen(x, name, nd->rank, nd->dims, idx);
     compute(x, id, idx, v);
@@ -786,8 +786,9 @@ static void dest_kernel(kx *x, int k)
     if (same && !bcast) { rank = r->rank; memcpy(dims, r->dims, sizeof r->dims); bcast = 1; }
     if (!bcast) { fail(x, "node %d (%s) does not fit its destination's shape", d->root, rc_prim_name(r->op)); return; }
     static const char *what[] = {"out", "gin", "gw", "upd"};
-    char name[64], idx[RC_PRIM_MAX_RANK][24], pidx[RC_PRIM_MAX_RANK][24], v[VLEN];
-    snprintf(name, sizeof name, "rc_%s_l%d_%s%d", tag(x->ph), p->io.li + 1, what[d->kind], k);
+    char name[64], part[48], idx[RC_PRIM_MAX_RANK][24], pidx[RC_PRIM_MAX_RANK][24], v[VLEN];
+    snprintf(part, sizeof part, "%s%d", what[d->kind], k);
+    rc_kernel_name(name, sizeof name, (rc_phase)x->ph, p->io.li, part);
     rc_sb_put(x->e->sb, "\n/* layer %d (defined): %s from node %d */", p->io.li + 1, what[d->kind], d->root);
     kopen(x, name, rank, dims, idx);
     if (r->op == RC_P_CONST || r->op == RC_P_NUMEL) {
@@ -811,8 +812,9 @@ static void commit_kernels(kx *x)
         for (int i = 0; i < p->n; i++) upd |= g->node[i].op == RC_P_UPDATE && g->node[i].ref == s;
         if (!upd && !p->snap_need[s]) continue;
         const rc_prim_decl *dc = &g->state[s];
-        char name[64], idx[RC_PRIM_MAX_RANK][24], w[160];
-        snprintf(name, sizeof name, "rc_tf_l%d_commit%d", p->io.li + 1, s);
+        char name[64], part[48], idx[RC_PRIM_MAX_RANK][24], w[160];
+        snprintf(part, sizeof part, "commit%d", s);
+        rc_kernel_name(name, sizeof name, RC_PHASE_FORWARD, p->io.li, part);
         rc_sb_put(x->e->sb, "\n/* layer %d (defined): state %s: snapshot for the backward, then the update */",
                   p->io.li + 1, dc->name);
         kopen(x, name, dc->rank, dc->dims, idx);
