@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_c.h"
 #include "data.h"
 #include "loss.h"
 #include "model.h"
@@ -539,7 +540,11 @@ static int open_backend(trainer *T, char *err, size_t errlen)
     const rc_train_opts *o = T->o;
     const rc_ir *ir = T->ir;
     const int cells = ir->cells, B = ir->train.batch;
+    /* the C backend's frame spectra count against the data budget: chunks hold frames and
+     * spectra together (sized by the model, so batches do not depend on the backend) */
+    if (rc_data_set_frame_extra(T->data, rc_c_stream_bytes_per_frame(ir), err, errlen) < 0) return -1;
     if (rc_backend_open(ir, o->backend ? o->backend : "c", o->device, &T->be, err, errlen) < 0) return -1;
+    T->be->stream_budget = T->info->mem_budget;
     if (rc_dev_init(&T->dev, T->be, ir, B, 1, err, errlen) < 0) return -1;
     if (rc_dev_set_model(&T->dev, T->model.params, T->model.state, T->model.cell_pos, err, errlen) < 0 ||
         rc_dev_set_optim(&T->dev, &T->opt, err, errlen) < 0)

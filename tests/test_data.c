@@ -546,6 +546,54 @@ Test(data, streaming_chunks_match_resident)
     rc_data_close(ds);
 }
 
+/* A consumer's per-frame data (the C backend's frame spectra) counted against the budget: a
+ * recording that fitted is streamed in chunks whose frames and per-frame data fit together,
+ * over the same windows; a live iterator or a budget too small for one window is refused. */
+Test(data, frame_extra_replans_chunks_within_the_budget)
+{
+    fx o = fx_default();
+    o.T = 3000;
+    mk_baccus(tpath("fe.h5"), &o);
+    const int64_t N = o.T - 40;
+    const size_t base = 8 * 10 * 4 + 3 * 4 + 12, extra = 1000;
+    rc_data_opts op;
+    rc_data_opts_default(&op);
+    op.mem_budget = 3100 * base;   /* the whole stream fits, alone */
+    rc_data *dr = open_ok(tpath("fe.h5"), &op), *ds = open_ok(tpath("fe.h5"), &op);
+    const rc_data_info *ir = rc_data_get_info(dr), *is = rc_data_get_info(ds);
+    char err[512];
+    double m, sd;
+    cr_assert_eq(rc_data_stats(ds, &m, &sd, err, sizeof err), 0, "%s", err);   /* the frame pass keeps the frames */
+    cr_assert_eq(is->n_chunks, 1);
+    cr_assert_eq(rc_data_set_frame_extra(ds, extra, err, sizeof err), 0, "%s", err);
+    cr_assert_geq(is->n_chunks, 3, "%d chunks", is->n_chunks);
+    cr_assert_eq(is->n_train, ir->n_train);
+    cr_assert_eq(is->n_val, ir->n_val);
+    int *a = calloc((size_t)N, sizeof *a), *b = calloc((size_t)N, sizeof *b);
+    visit(dr, 1, 1, 5, 0, a, NULL, NULL);
+    cr_assert_eq(visit(ds, 1, 1, 5, 0, b, NULL, NULL), is->n_train, "B=1: every window of every chunk");
+    cr_assert(memcmp(a, b, (size_t)N * sizeof *a) == 0, "same training windows");
+    rc_iter *it;
+    cr_assert_eq(rc_data_train_iter(ds, 7, 1, 0, &it, err, sizeof err), 0, "%s", err);
+    rc_batch bt;
+    int k;
+    while ((k = rc_iter_next(it, &bt, err, sizeof err)) == 1)
+        cr_assert_leq((size_t)bt.n_frames * (base + extra), op.mem_budget, "chunk of %lld frames", (long long)bt.n_frames);
+    cr_assert_eq(k, 0);
+    cr_expect_eq(rc_data_set_frame_extra(ds, 0, err, sizeof err), -1, "re-planned under a live iterator");
+    cr_expect(strstr(err, "iterator is live"), "%s", err);
+    rc_iter_free(it);
+    cr_expect_eq(rc_data_set_frame_extra(ds, op.mem_budget / 50, err, sizeof err), -1, "a window does not fit");
+    cr_expect(strstr(err, "per-frame data"), "%s", err);
+    cr_expect_geq(is->n_chunks, 3, "the refused extra left the plan as it was");
+    memset(b, 0, (size_t)N * sizeof *b);
+    cr_assert_eq(visit(ds, 1, 1, 5, 0, b, NULL, NULL), is->n_train);
+    cr_assert(memcmp(a, b, (size_t)N * sizeof *a) == 0, "same training windows after the refusal");
+    free(a); free(b);
+    rc_data_close(dr);
+    rc_data_close(ds);
+}
+
 Test(data, random_split_reference)
 {
     fx o = fx_default();

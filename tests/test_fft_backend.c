@@ -129,3 +129,39 @@ Test(fft_backend, stream_contract)
     rc_backend_destroy(ref);
     rc_backend_destroy(cb);
 }
+
+/* The spectra a stream may take follow the owner's budget (stream_budget: the trainer's
+ * --mem-budget), not only the environment's; the per-frame size the trainer counts in its data
+ * chunks is the plan's, for a model whose layer 1 can take the FFT path, and 0 otherwise. */
+Test(fft_backend, stream_budget_and_per_frame_bytes)
+{
+    rc_ir ir, dense_first;
+    char err[1024];
+    build_ir(&ir, "history=4 height=14 width=14",
+             "layer conv channels=3 kernel=6\nlayer relu\nlayer dense\nlayer softplus\n", 2);
+    build_ir(&dense_first, "history=4 height=14 width=14", "layer dense\nlayer softplus\n", 2);
+    rc_fftconv *p = NULL;
+    cr_assert_eq(rc_fftconv_create(4, 14, 14, 3, 6, 1, &p, err, sizeof err), 0, "%s", err);
+    const size_t per = rc_fftconv_spectra_floats(p, 1) * sizeof(float);
+    rc_fftconv_destroy(p);
+    cr_expect_eq(rc_c_stream_bytes_per_frame(&ir), per);
+    cr_expect_eq(rc_fftconv_frame_floats(14, 14) * sizeof(float), per);
+    cr_expect_eq(rc_c_stream_bytes_per_frame(&dense_first), 0);
+    rc_backend *cb = NULL;
+    cr_assert_eq(rc_c_backend_create(&ir, &cb, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_c_backend_set_fft(cb, RC_C_FFT_ON, err, sizeof err), 0, "%s", err);
+    const int B = 3, T = 300, HW = 14 * 14;
+    float *fr = calloc((size_t)T * HW, sizeof(float)), *params = malloc(sizeof(float) * ir.params_total);
+    float *y = malloc(sizeof(float) * B * 2), *ws = malloc(sizeof(float) * cb->ws_floats(cb, B));
+    int64_t starts[3] = {0, 100, 296};
+    rc_params_init(&ir, 3, params, NULL);
+    for (int round = 0; round < 2; round++) {
+        cb->stream_budget = round == 0 ? per * T - 1 : per * T;   /* one byte short, then just enough */
+        cr_assert_eq(cb->set_stream(cb, fr, T), 0, "%s", cb->err);
+        int64_t before = rc_c_backend_fft_calls(cb);
+        cr_assert_eq(cb->infer(cb, B, params, NULL, NULL, fr, starts, y, ws), 0, "%s", cb->err);
+        cr_expect_eq(rc_c_backend_fft_calls(cb) - before, round, "budget %zu: FFT path taken?", cb->stream_budget);
+    }
+    free(fr); free(params); free(y); free(ws);
+    rc_backend_destroy(cb);
+}

@@ -65,6 +65,10 @@ struct rc_backend {
      * keeps per-frame spectra, computed lazily). Calls whose frames pointer is not the declared
      * stream, or whose windows leave [0, T), still work and take the direct path. */
     int (*set_stream)(rc_backend *be, const float *frames, int64_t T);
+    /* Bytes a declared stream's per-frame data may take; 0: $RETINAC_MEM_BUDGET or the default.
+     * The owner sets it to its own budget (the trainer: the recording's --mem-budget, with the
+     * chunks sized for frames and spectra together: rc_c_stream_bytes_per_frame). */
+    size_t stream_budget;
     void (*destroy)(rc_backend *be);
 };
 

@@ -145,8 +145,8 @@ static int c_set_stream(rc_backend *be, const float *frames, int64_t T)
     s->sframes = NULL;
     s->sT = 0;
     if (!s->fft || !frames || T < be->ir->layers[0].in.c) return 0;
-    size_t budget;
-    if (rc_data_budget_from_env(&budget, be->err, sizeof be->err) < 0) return -1;
+    size_t budget = be->stream_budget;
+    if (!budget && rc_data_budget_from_env(&budget, be->err, sizeof be->err) < 0) return -1;
     size_t need = rc_fftconv_spectra_floats(s->fft, T), nblk = (size_t)((T + FFT_BLOCK - 1) / FFT_BLOCK);
     if (need > budget / sizeof(float)) return 0;   /* over the memory budget: the direct path */
     if (need > s->spectra_cap) {
@@ -166,6 +166,20 @@ static int c_set_stream(rc_backend *be, const float *frames, int64_t T)
     s->sframes = frames;
     s->sT = T;
     return 0;
+}
+
+size_t rc_c_stream_bytes_per_frame(const rc_ir *ir)
+{
+    char err[256];
+    rc_ir *low = ir->n_layers >= 2 ? malloc(sizeof *low) : NULL;   /* large: not on the stack */
+    if (!low) return 0;
+    size_t n = 0;
+    if (rc_ir_lower(ir, low, err, sizeof err) >= 0) {
+        const rc_layer *L = &low->layers[0];   /* a def.conv layer 1 is a conv here, as in the module */
+        if (L->kind == RC_LAYER_CONV && L->period == 1) n = rc_fftconv_frame_floats(L->in.h, L->in.w) * sizeof(float);
+    }
+    free(low);
+    return n;
 }
 
 /* ---------------------------------------------------------------- backend.h calls */

@@ -65,6 +65,12 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen);
 int rc_c_backend_fft(const rc_backend *be);
 /* Calls (train_forward, train_backward, infer) that took the FFT path so far. */
 int64_t rc_c_backend_fft_calls(const rc_backend *be);
+/* Host bytes the C backend's FFT first conv keeps per frame of a declared stream (its frame
+ * spectrum) for a model whose layer 1 can take that path, whether or not it is switched on; 0
+ * for other models. A property of the model alone, so that the trainer sizes its data chunks
+ * for frames and spectra together and the batches are the same on every backend and FFT mode
+ * for a given budget (rc_data_set_frame_extra). */
+size_t rc_c_stream_bytes_per_frame(const rc_ir *ir);
 
 /* Path of the shared object a C backend runs (for `retinac compile` and tests). */
 const char *rc_c_backend_object(const rc_backend *be);

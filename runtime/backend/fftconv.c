@@ -120,6 +120,15 @@ static const char *isa_name(int isa)
 
 const char *rc_fftconv_error(const rc_fftconv *p) { return p ? p->err : "fftconv: no plan"; }
 
+size_t rc_fftconv_frame_floats(int H, int W)
+{
+    size_t nbp = ((size_t)H * (size_t)(W / 2 + 1) + VB - 1) / VB * VB, fst = 2 * nbp;
+    /* An odd number of cache lines per spectrum: the same block of many frames (a window's
+     * channels, a chunk's dY) then spreads over all L1 sets instead of a few. */
+    if ((fst / 16) % 2 == 0) fst += 16;
+    return fst;
+}
+
 size_t rc_fftconv_spectra_floats(const rc_fftconv *p, int64_t T)
 {
     return T > 0 ? (size_t)T * p->fst : 0;
@@ -226,10 +235,7 @@ int rc_fftconv_create(int C, int H, int W, int Cout, int K, int threads, rc_fftc
     p->nb = p->N1 * p->nq;
     p->nblk = (p->nb + VB - 1) / VB;
     p->nbp = p->nblk * VB;
-    p->fst = 2 * (size_t)p->nbp;
-    /* An odd number of cache lines per spectrum: the same block of many frames (a window's
-     * channels, a chunk's dY) then spreads over all L1 sets instead of a few. */
-    if ((p->fst / 16) % 2 == 0) p->fst += 16;
+    p->fst = rc_fftconv_frame_floats(H, W);
     p->threads = threads > 0 ? threads : omp_get_max_threads();
     if (p->threads < 1) p->threads = 1;
     p->isa = best_isa();

@@ -72,6 +72,8 @@ const char *rc_fftconv_error(const rc_fftconv *p);
 
 /* Floats of spectra storage for T frames. */
 size_t rc_fftconv_spectra_floats(const rc_fftconv *p, int64_t T);
+/* Floats of one frame's spectrum for H x W frames, without a plan (= spectra_floats(p, 1)). */
+size_t rc_fftconv_frame_floats(int H, int W);
 /* Output size of one sample: Ho, Wo. */
 void rc_fftconv_out_shape(const rc_fftconv *p, int *ho, int *wo);
 

@@ -99,6 +99,63 @@ static int scan_labels(rc_data *d, int split, char *err, size_t errlen)
     return rc;
 }
 
+/* Chunking for the budget: a chunk's frames, labels, window indices and what the consumer keeps
+ * per frame (frame_extra: the C backend's frame spectra) fit mem_budget. Replaces any earlier
+ * chunking (rc_data_set_frame_extra). */
+static int plan_chunks(rc_data *d, char *err, size_t errlen)
+{
+    const int h = d->info.history;
+    const int64_t T = d->sp[RC_TRAIN].T;
+    /* memory: normalized frames + labels (+ a label read buffer) + one window index per frame */
+    const int64_t hw = (int64_t)d->info.h * d->info.w;
+    d->bytes_per_frame = (size_t)(hw * 4 + (int64_t)d->info.n_cells * 4 + 4 + 8) + d->frame_extra;
+    d->chunk_frames_max = (int64_t)(d->info.mem_budget / d->bytes_per_frame);
+    if (d->chunk_frames_max < 2 * (int64_t)h + 1)
+        return ERRF(err, errlen, "memory budget %.1f MB holds only %lld frames of %dx%d%s; need at least %d",
+                    d->info.mem_budget / 1048576.0, (long long)d->chunk_frames_max, d->info.h, d->info.w,
+                    d->frame_extra ? " with the backend's per-frame data" : "", 2 * h + 1);
+    d->resident = T <= d->chunk_frames_max;
+    int64_t nch = 1;
+    if (!d->resident) {
+        int64_t wmax = d->chunk_frames_max - h + 1;
+        nch = (d->N + wmax - 1) / wmax;
+    }
+    if (nch > (1 << 30)) return ERRF(err, errlen, "too many chunks");
+    d->info.n_chunks = (int)nch;
+    d->chunk_win = (d->N + nch - 1) / nch;
+    for (int k = 0; k < 2; k++) {
+        free(d->chunk_cnt[k]);
+        d->chunk_cnt[k] = calloc((size_t)nch, sizeof *d->chunk_cnt[k]);
+        if (!d->chunk_cnt[k]) return ERRF(err, errlen, "out of memory");
+    }
+    d->info.n_train = d->info.n_val = 0;
+    for (int64_t i = 0; i < d->N; i++) {
+        if (d->wsplit[i] == RC_WIN_TRAIN) { d->chunk_cnt[0][i / d->chunk_win]++; d->info.n_train++; }
+        else if (d->wsplit[i] == RC_WIN_VAL) { d->chunk_cnt[1][i / d->chunk_win]++; d->info.n_val++; }
+    }
+    return 0;
+}
+
+int rc_data_set_frame_extra(rc_data *d, size_t bytes, char *err, size_t errlen)
+{
+    if (d->iter_live) return ERRF(err, errlen, "%s: an iterator is live: the chunking cannot change now", d->path);
+    if (bytes == d->frame_extra) return 0;
+    size_t was = d->frame_extra;
+    d->frame_extra = bytes;
+    if (plan_chunks(d, err, errlen) < 0) {   /* keep the plan that was: it fitted */
+        char e2[64];
+        d->frame_extra = was;
+        plan_chunks(d, e2, sizeof e2);
+        return -1;
+    }
+    if (!d->resident && d->res_frames) {   /* kept from the frame pass; now read chunk by chunk */
+        free(d->res_frames);
+        free(d->res_labels);
+        d->res_frames = d->res_labels = NULL;
+    }
+    return 0;
+}
+
 /* Window plan: which windows are training / validation, chunking for the budget. */
 static int plan(rc_data *d, const rc_data_opts *o, char *err, size_t errlen)
 {
@@ -153,31 +210,7 @@ static int plan(rc_data *d, const rc_data_opts *o, char *err, size_t errlen)
         for (int64_t j = nv - nval; j < nv; j++) d->wsplit[idx[j]] = RC_WIN_VAL;
         free(idx);
     }
-    /* memory: normalized frames + labels (+ a label read buffer) + one window index per frame */
-    const int64_t hw = (int64_t)d->info.h * d->info.w;
-    d->bytes_per_frame = (size_t)(hw * 4 + (int64_t)d->info.n_cells * 4 + 4 + 8);
-    d->chunk_frames_max = (int64_t)(d->info.mem_budget / d->bytes_per_frame);
-    if (d->chunk_frames_max < 2 * (int64_t)h + 1)
-        return ERRF(err, errlen, "memory budget %.1f MB holds only %lld frames of %dx%d; need at least %d",
-                    d->info.mem_budget / 1048576.0, (long long)d->chunk_frames_max, d->info.h, d->info.w, 2 * h + 1);
-    d->resident = T <= d->chunk_frames_max;
-    int64_t nch = 1;
-    if (!d->resident) {
-        int64_t wmax = d->chunk_frames_max - h + 1;
-        nch = (d->N + wmax - 1) / wmax;
-    }
-    if (nch > (1 << 30)) return ERRF(err, errlen, "too many chunks");
-    d->info.n_chunks = (int)nch;
-    d->chunk_win = (d->N + nch - 1) / nch;
-    for (int k = 0; k < 2; k++) {
-        d->chunk_cnt[k] = calloc((size_t)nch, sizeof *d->chunk_cnt[k]);
-        if (!d->chunk_cnt[k]) return ERRF(err, errlen, "out of memory");
-    }
-    for (int64_t i = 0; i < d->N; i++) {
-        if (d->wsplit[i] == RC_WIN_TRAIN) { d->chunk_cnt[0][i / d->chunk_win]++; d->info.n_train++; }
-        else if (d->wsplit[i] == RC_WIN_VAL) { d->chunk_cnt[1][i / d->chunk_win]++; d->info.n_val++; }
-    }
-    return 0;
+    return plan_chunks(d, err, errlen);
 }
 
 int rc_data_open(const char *path, const rc_data_opts *opts, rc_data **out, char *err, size_t errlen)

@@ -32,13 +32,14 @@
  *     it is validation (windows overlap in time: label leakage, kept only for comparison).
  *
  * Streaming and memory: training frames live in a buffer of at most mem_budget bytes (frames,
- * labels, indices). If the whole training split fits, it is loaded once and kept (one chunk: a
+ * labels, indices, and what the consumer keeps per frame: rc_data_set_frame_extra). If the whole training split fits, it is loaded once and kept (one chunk: a
  * global shuffle per epoch, as the reference). Otherwise the window range is cut into chunks of
  * equal size that each fit the budget (consecutive chunks share history-1 frames so no window is
  * lost); an epoch visits the chunks in a seeded random order, reads each by hyperslab and shuffles
  * its window indices. Shuffles depend on (seed, epoch, chunk) only, so they are reproducible for
- * a given budget. The last partial batch of each chunk is dropped in training (as the reference
- * drops the last partial batch of an epoch); validation keeps every window (a batch may be short).
+ * a given budget and per-frame extra. The last partial batch of each chunk is dropped in
+ * training (as the reference drops the last partial batch of an epoch); validation keeps every
+ * window (a batch may be short).
  * One iterator may be live per rc_data at a time.
  *
  * Errors: every function returns 0 (or a count) on success and -1 with one line in err naming
@@ -200,6 +201,14 @@ int rc_data_probe_file(const char *path, const rc_data_opts *opts, rc_data_probe
 
 /* Budget in bytes from $RETINAC_MEM_BUDGET (MB) or the default; -1 on a malformed variable. */
 int rc_data_budget_from_env(size_t *bytes, char *err, size_t errlen);
+
+/* Count `bytes` more per training frame against mem_budget: what the consumer keeps for each
+ * frame of a chunk it is handed (the C backend's FFT first conv keeps a spectrum per frame,
+ * rc_backend.stream_bytes_per_frame), so a chunk and what is derived from it fit the budget
+ * together. Re-plans the chunks (a recording that fitted may now be streamed; the window split
+ * is unchanged; the shuffles then follow the new chunking). No iterator may be live. On error
+ * (a window no longer fits the budget) the chunking is left as it was. */
+int rc_data_set_frame_extra(rc_data *d, size_t bytes, char *err, size_t errlen);
 
 /* ---- Data sanity (runtime/data/data_check.c) ----------------------------------------------------
  * What `retinac info` reports and what train, search and eval refuse before any work. Checked

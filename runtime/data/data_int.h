@@ -68,7 +68,8 @@ struct rc_data {
     uint8_t *wsplit;          /* (N) RC_WIN_* */
     int64_t chunk_win;        /* windows per chunk */
     int64_t *chunk_cnt[2];    /* (n_chunks) train / val windows per chunk */
-    size_t bytes_per_frame;
+    size_t bytes_per_frame;   /* of a chunk, frame_extra included */
+    size_t frame_extra;       /* bytes the consumer keeps per chunk frame (rc_data_set_frame_extra) */
     int64_t chunk_frames_max; /* frames the budget holds */
     int resident;             /* the whole training stream fits the budget */
     float *res_frames;        /* (T_train, h, w) normalized, when loaded */
