@@ -90,6 +90,8 @@ $(BUILD)/gen/prelude_lua.inc: compiler/frontend/prelude.lua
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 $(BUILD)/compiler/frontend/spec_layer.o: $(BUILD)/gen/prelude_lua.inc
 $(BUILD)/compiler/frontend/spec_layer.o: CFLAGS_ALL += -I$(BUILD)/gen
+# Adam's element loop vectorizes only without errno semantics for sqrt (runtime/optim.c)
+$(BUILD)/runtime/optim.o: CFLAGS_ALL += -fno-math-errno
 
 $(BUILD)/libretinac.a: $(RT_OBJ)
 	@rm -f $@
