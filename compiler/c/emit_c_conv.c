@@ -23,12 +23,12 @@
  *    channels x 2 columns of a transposed copy of the output gradient (stack), k accumulators
  *    (one per kx) per (c, ky), kv = k.
  * With constant trip counts the C compiler keeps every accumulator in a register and unrolls.
- * The pair forms are written that way: accumulators, weights and gradient vectors are small
+ * Every form is written that way: accumulators, weights, input and gradient vectors are small
  * arrays indexed only inside loops with constant bounds under `#pragma GCC unroll`, and the
- * tap conditions depend only on loop indices, so GCC unrolls them completely, keeps every array
- * element in a register and folds the conditions: the same FMAs in the same order as the
- * unrolled text the emitter wrote before (bit-identical results, speed within 1-2% per kernel
- * in bench/conv_kernels), in about a tenth of the lines.
+ * chunk and tap conditions depend only on loop indices, so GCC unrolls them completely, keeps
+ * every array element in a register and folds the conditions: the same FMAs in the same order
+ * as the unrolled text the emitter wrote before (bit-identical checkpoints, the same speed;
+ * results/performance.md rows 9 and 13), in a fraction of the lines.
  * All sums run in a fixed order: the output is deterministic for any thread count.
  */
 #include "emit_c_int.h"
@@ -167,21 +167,33 @@ static void ky_range(rc_sb *s, const em_conv *cv, int bh)
                Z - bh + 1, cv->hin - Z, K, cv->hin - Z, K);
 }
 
+/* Block kernel: accumulators a[o][r][i] (bc channels x bh rows x nch vectors of vw columns, the
+ * last vector holding the remainder, read by a masked load) over the input channels and taps.
+ * Every loop over the block has constant bounds and is unrolled completely, so each a[o][r][i]
+ * and x[r][i] is a register and the chunk conditions fold: the instructions of a hand-unrolled
+ * kernel, each accumulator's sum in (c, ky, kx) order. */
 static void fwd_block(em *E, const em_conv *cv, int bc, int bh, int bw)
 {
     rc_sb *s = &E->k;
     int ho = cv->hin - cv->k + 1, wo = cv->win - cv->k + 1, K = cv->k, vw = cv->vw;
-    int va[EM_MAXCHUNK], nch = fwd_chunks(bw, vw, va);
+    int va[EM_MAXCHUNK], nch = fwd_chunks(bw, vw, va), last = va[nch - 1];
     const char *vt = vtype(vw);
-    rc_sb_line(s, "/* %d output channels x %d rows x %d columns from (o0, oy0, ox0) */", bc, bh, bw);
+    rc_sb_line(s, "/* %d output channels x %d rows x %d columns from (o0, oy0, ox0)%s */", bc, bh, bw,
+               last < vw ? "; the last vector of a row holds the remaining columns" : "");
     rc_sb_line(s, "static inline void %s_b%d_%d_%d(const float *restrict x, const float *restrict wt, "
                "const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)",
                cv->name, bc, bh, bw);
     rc_sb_line(s, "{");
     rc_sb_line(s, "(void)bias; (void)b; (void)cx;");
-    for (int o = 0; o < bc; o++)
-        for (int r = 0; r < bh; r++)
-            for (int i = 0; i < nch; i++) rc_sb_line(s, "%s a%d_%d_%d = {0};", vt, o, r, i);
+    rc_sb_line(s, "%s a[%d][%d][%d];", vt, bc, bh, nch);
+    rc_sb_line(s, "#pragma GCC unroll %d", bc);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bc);
+    rc_sb_line(s, "#pragma GCC unroll %d", bh);
+    rc_sb_line(s, "for (int r = 0; r < %d; r++) {", bh);
+    rc_sb_line(s, "#pragma GCC unroll %d", nch);
+    rc_sb_line(s, "for (int i = 0; i < %d; i++) a[o][r][i] = (%s){0};", nch, vt);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
     if (cv->zpad) ky_range(s, cv, bh);
     rc_sb_line(s, "for (int c = 0; c < %d; c++) {", cv->cin);
     if (cv->zpad) rc_sb_line(s, "for (int ky = ky0; ky < ky1; ky++) {");
@@ -189,40 +201,49 @@ static void fwd_block(em *E, const em_conv *cv, int bc, int bh, int bw)
     rc_sb_line(s, "const float *xr = x + ((size_t)c * %d + oy0 + ky) * %d + ox0;", cv->hin, cv->win);
     rc_sb_line(s, "const float *wr = wt + (size_t)(c * %d + ky) * %d + o0;", K, K * cv->cout);
     rc_sb_line(s, "for (int kx = 0; kx < %d; kx++) {", K);
-    for (int r = 0; r < bh; r++)
-        for (int i = 0; i < nch; i++) {
-            if (va[i] == vw) rc_sb_line(s, "const %s x%d_%d = rcg_ld%d(xr + %d + kx);", vt, r, i, vw, r * cv->win + i * vw);
-            else rc_sb_line(s, "const %s x%d_%d = rcg_ldp%d(xr + %d + kx, %d);", vt, r, i, vw, r * cv->win + i * vw, va[i]);
-        }
-    for (int o = 0; o < bc; o++) {
-        rc_sb_line(s, "{");
-        rc_sb_line(s, "const float w = wr[kx * %d + %d];", cv->cout, o);
-        for (int r = 0; r < bh; r++)
-            for (int i = 0; i < nch; i++) rc_sb_line(s, "a%d_%d_%d += w * x%d_%d;", o, r, i, r, i);
-        rc_sb_line(s, "}");
-    }
+    rc_sb_line(s, "%s xv[%d][%d];", vt, bh, nch);
+    rc_sb_line(s, "#pragma GCC unroll %d", bh);
+    rc_sb_line(s, "for (int r = 0; r < %d; r++) {", bh);
+    rc_sb_line(s, "#pragma GCC unroll %d", nch);
+    if (last == vw) rc_sb_line(s, "for (int i = 0; i < %d; i++) xv[r][i] = rcg_ld%d(xr + r * %d + i * %d + kx);", nch, vw,
+                               cv->win, vw);
+    else
+        rc_sb_line(s, "for (int i = 0; i < %d; i++) xv[r][i] = i < %d ? rcg_ld%d(xr + r * %d + i * %d + kx) : "
+                   "rcg_ldp%d(xr + r * %d + i * %d + kx, %d);", nch, nch - 1, vw, cv->win, vw, vw, cv->win, vw, last);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "#pragma GCC unroll %d", bc);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bc);
+    rc_sb_line(s, "const float w = wr[kx * %d + o];", cv->cout);
+    rc_sb_line(s, "#pragma GCC unroll %d", bh);
+    rc_sb_line(s, "for (int r = 0; r < %d; r++) {", bh);
+    rc_sb_line(s, "#pragma GCC unroll %d", nch);
+    rc_sb_line(s, "for (int i = 0; i < %d; i++) a[o][r][i] += w * xv[r][i];", nch);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     /* epilogue: spill the block row by row and run the fused elementwise chain */
-    for (int o = 0; o < bc; o++)
-        for (int r = 0; r < bh; r++) {
-            rc_sb_line(s, "{");
-            rc_sb_line(s, "float t[%d];", nch * vw);
-            for (int i = 0; i < nch; i++) rc_sb_line(s, "rcg_st%d(t + %d, a%d_%d_%d);", vw, i * vw, o, r, i);
-            rc_sb_line(s, "const int c = o0 + %d;", o);
-            rc_sb_line(s, "float *yr = y + ((size_t)c * %d + oy0 + %d) * %d + ox0;", ho, r, wo);
-            rc_sb_line(s, "for (int j = 0; j < %d; j++) {", bw);
-            rc_sb_line(s, "float v = t[j]%s;", cv->has_bias ? " + bias[c]" : "");
-            if (cv->epi) {
-                char f[128];
-                snprintf(f, sizeof f, "((c * %d + oy0 + %d) * %d + ox0 + j)", ho, r, wo);
-                cv->epi(E, s, cv->epi_ctx, "b", "c", f);
-            }
-            rc_sb_line(s, "yr[j] = v;");
-            rc_sb_line(s, "}");
-            rc_sb_line(s, "}");
-        }
+    rc_sb_line(s, "#pragma GCC unroll %d", bc);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bc);
+    rc_sb_line(s, "#pragma GCC unroll %d", bh);
+    rc_sb_line(s, "for (int r = 0; r < %d; r++) {", bh);
+    rc_sb_line(s, "float t[%d];", nch * vw);
+    rc_sb_line(s, "#pragma GCC unroll %d", nch);
+    rc_sb_line(s, "for (int i = 0; i < %d; i++) rcg_st%d(t + i * %d, a[o][r][i]);", nch, vw, vw);
+    rc_sb_line(s, "const int c = o0 + o;");
+    rc_sb_line(s, "float *yr = y + ((size_t)c * %d + oy0 + r) * %d + ox0;", ho, wo);
+    rc_sb_line(s, "for (int j = 0; j < %d; j++) {", bw);
+    rc_sb_line(s, "float v = t[j]%s;", cv->has_bias ? " + bias[c]" : "");
+    if (cv->epi) {
+        char f[128];
+        snprintf(f, sizeof f, "((c * %d + oy0 + r) * %d + ox0 + j)", ho, wo);
+        cv->epi(E, s, cv->epi_ctx, "b", "c", f);
+    }
+    rc_sb_line(s, "yr[j] = v;");
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_raw(s, "\n", 1);
 }
@@ -503,33 +524,36 @@ void em_conv_fwd(em *E, const em_conv *cv)
 
 /* ---------------------------------------------------------------- weight gradient */
 
+/* One output column ox (peel_from >= 0: ox >= peel_from, near the row's end, where the chunk
+ * loads are masked to the row): x chunk vectors of every input channel, then each output
+ * channel's gradient broadcast into the block's accumulators, in (o, c, chunk) order. */
 static void dw_taps(rc_sb *s, const em_conv *cv, int bcb, int bto, int nk, const int *kw, const int *koff,
-                    const char *ox, int peeled_ox)
+                    int peel_from)
 {
-    for (int c = 0; c < bcb; c++)
-        for (int k = 0; k < nk; k++) {
-            if (peeled_ox < 0)
-                rc_sb_line(s, "const %s x%d_%d = rcg_ld%d(xr%d + %s + %d);", vtype(kw[k]), c, k, kw[k], c, ox, koff[k]);
-            else {
-                int valid = cv->win - (peeled_ox + koff[k]);
-                if (valid > kw[k]) valid = kw[k];
-                if (valid == kw[k])
-                    rc_sb_line(s, "const %s x%d_%d = rcg_ld%d(xr%d + %d);", vtype(kw[k]), c, k, kw[k], c,
-                               peeled_ox + koff[k]);
-                else
-                    rc_sb_line(s, "const %s x%d_%d = rcg_ldp%d(xr%d + %d, %d);", vtype(kw[k]), c, k, kw[k], c,
-                               peeled_ox + koff[k], valid);
-            }
-        }
-    for (int o = 0; o < bto; o++) {
-        rc_sb_line(s, "{");
-        rc_sb_line(s, "const float gv = gr%d[%s];", o, ox);
-        for (int c = 0; c < bcb; c++)
-            for (int k = 0; k < nk; k++) rc_sb_line(s, "a%d_%d_%d += gv * x%d_%d;", o, c, k, c, k);
-        rc_sb_line(s, "}");
+    for (int k = 0; k < nk; k++) rc_sb_line(s, "%s x%d[%d];", vtype(kw[k]), k, bcb);
+    rc_sb_line(s, "#pragma GCC unroll %d", bcb);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", bcb);
+    for (int k = 0; k < nk; k++) {
+        int n = cv->win - (peel_from + koff[k]);   /* valid columns at the first peeled ox */
+        if (peel_from < 0 || n >= kw[k]) rc_sb_line(s, "x%d[c] = rcg_ld%d(xr[c] + ox + %d);", k, kw[k], koff[k]);
+        else
+            rc_sb_line(s, "x%d[c] = rcg_ldp%d(xr[c] + ox + %d, %d - ox < %d ? %d - ox : %d);", k, kw[k], koff[k],
+                       cv->win - koff[k], kw[k], cv->win - koff[k], kw[k]);
     }
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "#pragma GCC unroll %d", bto);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bto);
+    rc_sb_line(s, "const float gv = gr[o][ox];");
+    rc_sb_line(s, "#pragma GCC unroll %d", bcb);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", bcb);
+    for (int k = 0; k < nk; k++) rc_sb_line(s, "a%d[o][c] += gv * x%d[c];", k, k);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
 }
 
+/* Block kernel: accumulators a<chunk>[o][c] (bto output x bcb input channels, one array per kx
+ * chunk of the kernel row) over all output positions; constant-bound loops unrolled
+ * completely, so the arrays are registers, as in the forward block. */
 static void dw_block(em *E, const em_conv *cv, int bcb, int bto)
 {
     rc_sb *s = &E->k;
@@ -540,36 +564,39 @@ static void dw_block(em *E, const em_conv *cv, int bcb, int bto)
     rc_sb_line(s, "static inline void %s_b%d_%d(const float *restrict x, const float *restrict g, "
                "float *restrict acc, int c0, int ky, int o0)", cv->dwname, bcb, bto);
     rc_sb_line(s, "{");
-    for (int o = 0; o < bto; o++)
-        for (int c = 0; c < bcb; c++)
-            for (int k = 0; k < nk; k++) rc_sb_line(s, "%s a%d_%d_%d = {0};", vtype(kw[k]), o, c, k);
+    for (int k = 0; k < nk; k++) rc_sb_line(s, "%s a%d[%d][%d];", vtype(kw[k]), k, bto, bcb);
+    rc_sb_line(s, "#pragma GCC unroll %d", bto);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bto);
+    rc_sb_line(s, "#pragma GCC unroll %d", bcb);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", bcb);
+    for (int k = 0; k < nk; k++) rc_sb_line(s, "a%d[o][c] = (%s){0};", k, vtype(kw[k]));
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
     rc_sb_line(s, "for (int oy = 0; oy < %d; oy++) {", ho);
-    for (int c = 0; c < bcb; c++)
-        rc_sb_line(s, "const float *xr%d = x + ((size_t)(c0 + %d) * %d + oy + ky) * %d;", c, c, cv->hin, cv->win);
-    for (int o = 0; o < bto; o++)
-        rc_sb_line(s, "const float *gr%d = g + ((size_t)(o0 + %d) * %d + oy) * %d;", o, o, ho, wo);
+    rc_sb_line(s, "const float *xr[%d], *gr[%d];", bcb, bto);
+    rc_sb_line(s, "#pragma GCC unroll %d", bcb);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) xr[c] = x + ((size_t)(c0 + c) * %d + oy + ky) * %d;", bcb, cv->hin, cv->win);
+    rc_sb_line(s, "#pragma GCC unroll %d", bto);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) gr[o] = g + ((size_t)(o0 + o) * %d + oy) * %d;", bto, ho, wo);
     if (wo - peel > 0) {
         rc_sb_line(s, "for (int ox = 0; ox < %d; ox++) {", wo - peel);
-        dw_taps(s, cv, bcb, bto, nk, kw, koff, "ox", -1);
+        dw_taps(s, cv, bcb, bto, nk, kw, koff, -1);
         rc_sb_line(s, "}");
     }
-    for (int ox = wo - peel; ox < wo; ox++) {
-        char oxs[16];
-        snprintf(oxs, sizeof oxs, "%d", ox);
-        rc_sb_line(s, "{ /* ox = %d: partial loads, never past the row */", ox);
-        dw_taps(s, cv, bcb, bto, nk, kw, koff, oxs, ox);
+    if (peel > 0) {
+        rc_sb_line(s, "for (int ox = %d; ox < %d; ox++) {   /* the last columns: loads masked to the row */", wo - peel, wo);
+        dw_taps(s, cv, bcb, bto, nk, kw, koff, wo - peel);
         rc_sb_line(s, "}");
     }
     rc_sb_line(s, "}");
-    for (int o = 0; o < bto; o++)
-        for (int c = 0; c < bcb; c++)
-            for (int k = 0; k < nk; k++) {
-                rc_sb_line(s, "{");
-                rc_sb_line(s, "float *p = acc + (((size_t)(c0 + %d) * %d + ky) * %d + o0 + %d) * %d + %d;", c, K,
-                           cv->cout, o, kv, koff[k]);
-                rc_sb_line(s, "rcg_st%d(p, rcg_ld%d(p) + a%d_%d_%d);", kw[k], kw[k], o, c, k);
-                rc_sb_line(s, "}");
-            }
+    rc_sb_line(s, "#pragma GCC unroll %d", bto);
+    rc_sb_line(s, "for (int o = 0; o < %d; o++) {", bto);
+    rc_sb_line(s, "#pragma GCC unroll %d", bcb);
+    rc_sb_line(s, "for (int c = 0; c < %d; c++) {", bcb);
+    rc_sb_line(s, "float *p = acc + (((size_t)(c0 + c) * %d + ky) * %d + o0 + o) * %d;", K, cv->cout, kv);
+    for (int k = 0; k < nk; k++) rc_sb_line(s, "rcg_st%d(p + %d, rcg_ld%d(p + %d) + a%d[o][c]);", kw[k], koff[k], kw[k], koff[k], k);
+    rc_sb_line(s, "}");
+    rc_sb_line(s, "}");
     rc_sb_line(s, "}");
     rc_sb_raw(s, "\n", 1);
 }

@@ -248,65 +248,56 @@ static size_t rcg_offsets(int B, size_t *off)
 
 /* ================ group 1: layer 1 (conv) */
 /* forward_l1_conv: conv 8x16x16 -> 3x12x12, kernel 5; block 3 ch x 1 rows x 12 cols, vector 16 */
-/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0) */
+/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0); the last vector of a row holds the remaining columns */
 static inline void forward_l1_conv_b3_1_12(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0_0_0 = {0};
-    rcg_v16 a1_0_0 = {0};
-    rcg_v16 a2_0_0 = {0};
+    rcg_v16 a[3][1][1];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) a[o][r][i] = (rcg_v16){0};
+        }
+    }
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 5; ky++) {
             const float *xr = x + ((size_t)c * 16 + oy0 + ky) * 16 + ox0;
             const float *wr = wt + (size_t)(c * 5 + ky) * 15 + o0;
             for (int kx = 0; kx < 5; kx++) {
-                const rcg_v16 x0_0 = rcg_ldp16(xr + 0 + kx, 12);
-                {
-                    const float w = wr[kx * 3 + 0];
-                    a0_0_0 += w * x0_0;
+                rcg_v16 xv[1][1];
+                #pragma GCC unroll 1
+                for (int r = 0; r < 1; r++) {
+                    #pragma GCC unroll 1
+                    for (int i = 0; i < 1; i++) xv[r][i] = i < 0 ? rcg_ld16(xr + r * 16 + i * 16 + kx) : rcg_ldp16(xr + r * 16 + i * 16 + kx, 12);
                 }
-                {
-                    const float w = wr[kx * 3 + 1];
-                    a1_0_0 += w * x0_0;
-                }
-                {
-                    const float w = wr[kx * 3 + 2];
-                    a2_0_0 += w * x0_0;
+                #pragma GCC unroll 3
+                for (int o = 0; o < 3; o++) {
+                    const float w = wr[kx * 3 + o];
+                    #pragma GCC unroll 1
+                    for (int r = 0; r < 1; r++) {
+                        #pragma GCC unroll 1
+                        for (int i = 0; i < 1; i++) a[o][r][i] += w * xv[r][i];
+                    }
                 }
             }
         }
     }
-    {
-        float t[16];
-        rcg_st16(t + 0, a0_0_0);
-        const int c = o0 + 0;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a1_0_0);
-        const int c = o0 + 1;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a2_0_0);
-        const int c = o0 + 2;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            float t[16];
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) rcg_st16(t + i * 16, a[o][r][i]);
+            const int c = o0 + o;
+            float *yr = y + ((size_t)c * 12 + oy0 + r) * 12 + ox0;
+            for (int j = 0; j < 12; j++) {
+                float v = t[j] + bias[c];
+                v = rcg_relu(v); /* 2 */
+                yr[j] = v;
+            }
         }
     }
 }
@@ -323,310 +314,58 @@ static void forward_l1_conv(const float *restrict x, const float *restrict wt, c
 /* backward_l1_conv_dw: weight gradient of one sample, block 8 in x 3 out channels, acc [8][5][3][8] */
 static inline void backward_l1_conv_dw_b8_3(const float *restrict x, const float *restrict g, float *restrict acc, int c0, int ky, int o0)
 {
-    rcg_v8 a0_0_0 = {0};
-    rcg_v8 a0_1_0 = {0};
-    rcg_v8 a0_2_0 = {0};
-    rcg_v8 a0_3_0 = {0};
-    rcg_v8 a0_4_0 = {0};
-    rcg_v8 a0_5_0 = {0};
-    rcg_v8 a0_6_0 = {0};
-    rcg_v8 a0_7_0 = {0};
-    rcg_v8 a1_0_0 = {0};
-    rcg_v8 a1_1_0 = {0};
-    rcg_v8 a1_2_0 = {0};
-    rcg_v8 a1_3_0 = {0};
-    rcg_v8 a1_4_0 = {0};
-    rcg_v8 a1_5_0 = {0};
-    rcg_v8 a1_6_0 = {0};
-    rcg_v8 a1_7_0 = {0};
-    rcg_v8 a2_0_0 = {0};
-    rcg_v8 a2_1_0 = {0};
-    rcg_v8 a2_2_0 = {0};
-    rcg_v8 a2_3_0 = {0};
-    rcg_v8 a2_4_0 = {0};
-    rcg_v8 a2_5_0 = {0};
-    rcg_v8 a2_6_0 = {0};
-    rcg_v8 a2_7_0 = {0};
+    rcg_v8 a0[3][8];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            a0[o][c] = (rcg_v8){0};
+        }
+    }
     for (int oy = 0; oy < 12; oy++) {
-        const float *xr0 = x + ((size_t)(c0 + 0) * 16 + oy + ky) * 16;
-        const float *xr1 = x + ((size_t)(c0 + 1) * 16 + oy + ky) * 16;
-        const float *xr2 = x + ((size_t)(c0 + 2) * 16 + oy + ky) * 16;
-        const float *xr3 = x + ((size_t)(c0 + 3) * 16 + oy + ky) * 16;
-        const float *xr4 = x + ((size_t)(c0 + 4) * 16 + oy + ky) * 16;
-        const float *xr5 = x + ((size_t)(c0 + 5) * 16 + oy + ky) * 16;
-        const float *xr6 = x + ((size_t)(c0 + 6) * 16 + oy + ky) * 16;
-        const float *xr7 = x + ((size_t)(c0 + 7) * 16 + oy + ky) * 16;
-        const float *gr0 = g + ((size_t)(o0 + 0) * 12 + oy) * 12;
-        const float *gr1 = g + ((size_t)(o0 + 1) * 12 + oy) * 12;
-        const float *gr2 = g + ((size_t)(o0 + 2) * 12 + oy) * 12;
+        const float *xr[8], *gr[3];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) xr[c] = x + ((size_t)(c0 + c) * 16 + oy + ky) * 16;
+        #pragma GCC unroll 3
+        for (int o = 0; o < 3; o++) gr[o] = g + ((size_t)(o0 + o) * 12 + oy) * 12;
         for (int ox = 0; ox < 9; ox++) {
-            const rcg_v8 x0_0 = rcg_ld8(xr0 + ox + 0);
-            const rcg_v8 x1_0 = rcg_ld8(xr1 + ox + 0);
-            const rcg_v8 x2_0 = rcg_ld8(xr2 + ox + 0);
-            const rcg_v8 x3_0 = rcg_ld8(xr3 + ox + 0);
-            const rcg_v8 x4_0 = rcg_ld8(xr4 + ox + 0);
-            const rcg_v8 x5_0 = rcg_ld8(xr5 + ox + 0);
-            const rcg_v8 x6_0 = rcg_ld8(xr6 + ox + 0);
-            const rcg_v8 x7_0 = rcg_ld8(xr7 + ox + 0);
-            {
-                const float gv = gr0[ox];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
-                a0_3_0 += gv * x3_0;
-                a0_4_0 += gv * x4_0;
-                a0_5_0 += gv * x5_0;
-                a0_6_0 += gv * x6_0;
-                a0_7_0 += gv * x7_0;
+            rcg_v8 x0[8];
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                x0[c] = rcg_ld8(xr[c] + ox + 0);
             }
-            {
-                const float gv = gr1[ox];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-                a1_3_0 += gv * x3_0;
-                a1_4_0 += gv * x4_0;
-                a1_5_0 += gv * x5_0;
-                a1_6_0 += gv * x6_0;
-                a1_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr2[ox];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
-                a2_3_0 += gv * x3_0;
-                a2_4_0 += gv * x4_0;
-                a2_5_0 += gv * x5_0;
-                a2_6_0 += gv * x6_0;
-                a2_7_0 += gv * x7_0;
+            #pragma GCC unroll 3
+            for (int o = 0; o < 3; o++) {
+                const float gv = gr[o][ox];
+                #pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) {
+                    a0[o][c] += gv * x0[c];
+                }
             }
         }
-        { /* ox = 9: partial loads, never past the row */
-            const rcg_v8 x0_0 = rcg_ldp8(xr0 + 9, 7);
-            const rcg_v8 x1_0 = rcg_ldp8(xr1 + 9, 7);
-            const rcg_v8 x2_0 = rcg_ldp8(xr2 + 9, 7);
-            const rcg_v8 x3_0 = rcg_ldp8(xr3 + 9, 7);
-            const rcg_v8 x4_0 = rcg_ldp8(xr4 + 9, 7);
-            const rcg_v8 x5_0 = rcg_ldp8(xr5 + 9, 7);
-            const rcg_v8 x6_0 = rcg_ldp8(xr6 + 9, 7);
-            const rcg_v8 x7_0 = rcg_ldp8(xr7 + 9, 7);
-            {
-                const float gv = gr0[9];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
-                a0_3_0 += gv * x3_0;
-                a0_4_0 += gv * x4_0;
-                a0_5_0 += gv * x5_0;
-                a0_6_0 += gv * x6_0;
-                a0_7_0 += gv * x7_0;
+        for (int ox = 9; ox < 12; ox++) {   /* the last columns: loads masked to the row */
+            rcg_v8 x0[8];
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                x0[c] = rcg_ldp8(xr[c] + ox + 0, 16 - ox < 8 ? 16 - ox : 8);
             }
-            {
-                const float gv = gr1[9];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-                a1_3_0 += gv * x3_0;
-                a1_4_0 += gv * x4_0;
-                a1_5_0 += gv * x5_0;
-                a1_6_0 += gv * x6_0;
-                a1_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr2[9];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
-                a2_3_0 += gv * x3_0;
-                a2_4_0 += gv * x4_0;
-                a2_5_0 += gv * x5_0;
-                a2_6_0 += gv * x6_0;
-                a2_7_0 += gv * x7_0;
-            }
-        }
-        { /* ox = 10: partial loads, never past the row */
-            const rcg_v8 x0_0 = rcg_ldp8(xr0 + 10, 6);
-            const rcg_v8 x1_0 = rcg_ldp8(xr1 + 10, 6);
-            const rcg_v8 x2_0 = rcg_ldp8(xr2 + 10, 6);
-            const rcg_v8 x3_0 = rcg_ldp8(xr3 + 10, 6);
-            const rcg_v8 x4_0 = rcg_ldp8(xr4 + 10, 6);
-            const rcg_v8 x5_0 = rcg_ldp8(xr5 + 10, 6);
-            const rcg_v8 x6_0 = rcg_ldp8(xr6 + 10, 6);
-            const rcg_v8 x7_0 = rcg_ldp8(xr7 + 10, 6);
-            {
-                const float gv = gr0[10];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
-                a0_3_0 += gv * x3_0;
-                a0_4_0 += gv * x4_0;
-                a0_5_0 += gv * x5_0;
-                a0_6_0 += gv * x6_0;
-                a0_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr1[10];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-                a1_3_0 += gv * x3_0;
-                a1_4_0 += gv * x4_0;
-                a1_5_0 += gv * x5_0;
-                a1_6_0 += gv * x6_0;
-                a1_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr2[10];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
-                a2_3_0 += gv * x3_0;
-                a2_4_0 += gv * x4_0;
-                a2_5_0 += gv * x5_0;
-                a2_6_0 += gv * x6_0;
-                a2_7_0 += gv * x7_0;
-            }
-        }
-        { /* ox = 11: partial loads, never past the row */
-            const rcg_v8 x0_0 = rcg_ldp8(xr0 + 11, 5);
-            const rcg_v8 x1_0 = rcg_ldp8(xr1 + 11, 5);
-            const rcg_v8 x2_0 = rcg_ldp8(xr2 + 11, 5);
-            const rcg_v8 x3_0 = rcg_ldp8(xr3 + 11, 5);
-            const rcg_v8 x4_0 = rcg_ldp8(xr4 + 11, 5);
-            const rcg_v8 x5_0 = rcg_ldp8(xr5 + 11, 5);
-            const rcg_v8 x6_0 = rcg_ldp8(xr6 + 11, 5);
-            const rcg_v8 x7_0 = rcg_ldp8(xr7 + 11, 5);
-            {
-                const float gv = gr0[11];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
-                a0_3_0 += gv * x3_0;
-                a0_4_0 += gv * x4_0;
-                a0_5_0 += gv * x5_0;
-                a0_6_0 += gv * x6_0;
-                a0_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr1[11];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-                a1_3_0 += gv * x3_0;
-                a1_4_0 += gv * x4_0;
-                a1_5_0 += gv * x5_0;
-                a1_6_0 += gv * x6_0;
-                a1_7_0 += gv * x7_0;
-            }
-            {
-                const float gv = gr2[11];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
-                a2_3_0 += gv * x3_0;
-                a2_4_0 += gv * x4_0;
-                a2_5_0 += gv * x5_0;
-                a2_6_0 += gv * x6_0;
-                a2_7_0 += gv * x7_0;
+            #pragma GCC unroll 3
+            for (int o = 0; o < 3; o++) {
+                const float gv = gr[o][ox];
+                #pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) {
+                    a0[o][c] += gv * x0[c];
+                }
             }
         }
     }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_2_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 3) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_3_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 4) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_4_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 5) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_5_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 6) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_6_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 7) * 5 + ky) * 3 + o0 + 0) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a0_7_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_2_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 3) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_3_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 4) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_4_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 5) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_5_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 6) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_6_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 7) * 5 + ky) * 3 + o0 + 1) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a1_7_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_2_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 3) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_3_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 4) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_4_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 5) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_5_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 6) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_6_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 7) * 5 + ky) * 3 + o0 + 2) * 8 + 0;
-        rcg_st8(p, rcg_ld8(p) + a2_7_0);
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            float *p = acc + (((size_t)(c0 + c) * 5 + ky) * 3 + o0 + o) * 8;
+            rcg_st8(p + 0, rcg_ld8(p + 0) + a0[o][c]);
+        }
     }
 }
 
@@ -640,65 +379,56 @@ static void backward_l1_conv_dw(const float *restrict x, const float *restrict g
 }
 
 /* infer_l1_conv: conv 8x16x16 -> 3x12x12, kernel 5; block 3 ch x 1 rows x 12 cols, vector 16 */
-/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0) */
+/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0); the last vector of a row holds the remaining columns */
 static inline void infer_l1_conv_b3_1_12(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0_0_0 = {0};
-    rcg_v16 a1_0_0 = {0};
-    rcg_v16 a2_0_0 = {0};
+    rcg_v16 a[3][1][1];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) a[o][r][i] = (rcg_v16){0};
+        }
+    }
     for (int c = 0; c < 8; c++) {
         for (int ky = 0; ky < 5; ky++) {
             const float *xr = x + ((size_t)c * 16 + oy0 + ky) * 16 + ox0;
             const float *wr = wt + (size_t)(c * 5 + ky) * 15 + o0;
             for (int kx = 0; kx < 5; kx++) {
-                const rcg_v16 x0_0 = rcg_ldp16(xr + 0 + kx, 12);
-                {
-                    const float w = wr[kx * 3 + 0];
-                    a0_0_0 += w * x0_0;
+                rcg_v16 xv[1][1];
+                #pragma GCC unroll 1
+                for (int r = 0; r < 1; r++) {
+                    #pragma GCC unroll 1
+                    for (int i = 0; i < 1; i++) xv[r][i] = i < 0 ? rcg_ld16(xr + r * 16 + i * 16 + kx) : rcg_ldp16(xr + r * 16 + i * 16 + kx, 12);
                 }
-                {
-                    const float w = wr[kx * 3 + 1];
-                    a1_0_0 += w * x0_0;
-                }
-                {
-                    const float w = wr[kx * 3 + 2];
-                    a2_0_0 += w * x0_0;
+                #pragma GCC unroll 3
+                for (int o = 0; o < 3; o++) {
+                    const float w = wr[kx * 3 + o];
+                    #pragma GCC unroll 1
+                    for (int r = 0; r < 1; r++) {
+                        #pragma GCC unroll 1
+                        for (int i = 0; i < 1; i++) a[o][r][i] += w * xv[r][i];
+                    }
                 }
             }
         }
     }
-    {
-        float t[16];
-        rcg_st16(t + 0, a0_0_0);
-        const int c = o0 + 0;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a1_0_0);
-        const int c = o0 + 1;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a2_0_0);
-        const int c = o0 + 2;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 2 */
-            yr[j] = v;
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            float t[16];
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) rcg_st16(t + i * 16, a[o][r][i]);
+            const int c = o0 + o;
+            float *yr = y + ((size_t)c * 12 + oy0 + r) * 12 + ox0;
+            for (int j = 0; j < 12; j++) {
+                float v = t[j] + bias[c];
+                v = rcg_relu(v); /* 2 */
+                yr[j] = v;
+            }
         }
     }
 }
@@ -714,65 +444,56 @@ static void infer_l1_conv(const float *restrict x, const float *restrict wt, con
 
 /* ================ group 2: layer 3 (conv) */
 /* forward_l3_conv: conv 3x12x12 -> 3x10x10, kernel 3; block 3 ch x 1 rows x 10 cols, vector 16 */
-/* 3 output channels x 1 rows x 10 columns from (o0, oy0, ox0) */
+/* 3 output channels x 1 rows x 10 columns from (o0, oy0, ox0); the last vector of a row holds the remaining columns */
 static inline void forward_l3_conv_b3_1_10(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0_0_0 = {0};
-    rcg_v16 a1_0_0 = {0};
-    rcg_v16 a2_0_0 = {0};
+    rcg_v16 a[3][1][1];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) a[o][r][i] = (rcg_v16){0};
+        }
+    }
     for (int c = 0; c < 3; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 12 + oy0 + ky) * 12 + ox0;
             const float *wr = wt + (size_t)(c * 3 + ky) * 9 + o0;
             for (int kx = 0; kx < 3; kx++) {
-                const rcg_v16 x0_0 = rcg_ldp16(xr + 0 + kx, 10);
-                {
-                    const float w = wr[kx * 3 + 0];
-                    a0_0_0 += w * x0_0;
+                rcg_v16 xv[1][1];
+                #pragma GCC unroll 1
+                for (int r = 0; r < 1; r++) {
+                    #pragma GCC unroll 1
+                    for (int i = 0; i < 1; i++) xv[r][i] = i < 0 ? rcg_ld16(xr + r * 12 + i * 16 + kx) : rcg_ldp16(xr + r * 12 + i * 16 + kx, 10);
                 }
-                {
-                    const float w = wr[kx * 3 + 1];
-                    a1_0_0 += w * x0_0;
-                }
-                {
-                    const float w = wr[kx * 3 + 2];
-                    a2_0_0 += w * x0_0;
+                #pragma GCC unroll 3
+                for (int o = 0; o < 3; o++) {
+                    const float w = wr[kx * 3 + o];
+                    #pragma GCC unroll 1
+                    for (int r = 0; r < 1; r++) {
+                        #pragma GCC unroll 1
+                        for (int i = 0; i < 1; i++) a[o][r][i] += w * xv[r][i];
+                    }
                 }
             }
         }
     }
-    {
-        float t[16];
-        rcg_st16(t + 0, a0_0_0);
-        const int c = o0 + 0;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a1_0_0);
-        const int c = o0 + 1;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a2_0_0);
-        const int c = o0 + 2;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            float t[16];
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) rcg_st16(t + i * 16, a[o][r][i]);
+            const int c = o0 + o;
+            float *yr = y + ((size_t)c * 10 + oy0 + r) * 10 + ox0;
+            for (int j = 0; j < 10; j++) {
+                float v = t[j] + bias[c];
+                v = rcg_relu(v); /* 4 */
+                yr[j] = v;
+            }
         }
     }
 }
@@ -789,104 +510,58 @@ static void forward_l3_conv(const float *restrict x, const float *restrict wt, c
 /* backward_l3_conv_dw: weight gradient of one sample, block 3 in x 3 out channels, acc [3][3][3][4] */
 static inline void backward_l3_conv_dw_b3_3(const float *restrict x, const float *restrict g, float *restrict acc, int c0, int ky, int o0)
 {
-    rcg_v4 a0_0_0 = {0};
-    rcg_v4 a0_1_0 = {0};
-    rcg_v4 a0_2_0 = {0};
-    rcg_v4 a1_0_0 = {0};
-    rcg_v4 a1_1_0 = {0};
-    rcg_v4 a1_2_0 = {0};
-    rcg_v4 a2_0_0 = {0};
-    rcg_v4 a2_1_0 = {0};
-    rcg_v4 a2_2_0 = {0};
+    rcg_v4 a0[3][3];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 3
+        for (int c = 0; c < 3; c++) {
+            a0[o][c] = (rcg_v4){0};
+        }
+    }
     for (int oy = 0; oy < 10; oy++) {
-        const float *xr0 = x + ((size_t)(c0 + 0) * 12 + oy + ky) * 12;
-        const float *xr1 = x + ((size_t)(c0 + 1) * 12 + oy + ky) * 12;
-        const float *xr2 = x + ((size_t)(c0 + 2) * 12 + oy + ky) * 12;
-        const float *gr0 = g + ((size_t)(o0 + 0) * 10 + oy) * 10;
-        const float *gr1 = g + ((size_t)(o0 + 1) * 10 + oy) * 10;
-        const float *gr2 = g + ((size_t)(o0 + 2) * 10 + oy) * 10;
+        const float *xr[3], *gr[3];
+        #pragma GCC unroll 3
+        for (int c = 0; c < 3; c++) xr[c] = x + ((size_t)(c0 + c) * 12 + oy + ky) * 12;
+        #pragma GCC unroll 3
+        for (int o = 0; o < 3; o++) gr[o] = g + ((size_t)(o0 + o) * 10 + oy) * 10;
         for (int ox = 0; ox < 9; ox++) {
-            const rcg_v4 x0_0 = rcg_ld4(xr0 + ox + 0);
-            const rcg_v4 x1_0 = rcg_ld4(xr1 + ox + 0);
-            const rcg_v4 x2_0 = rcg_ld4(xr2 + ox + 0);
-            {
-                const float gv = gr0[ox];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
+            rcg_v4 x0[3];
+            #pragma GCC unroll 3
+            for (int c = 0; c < 3; c++) {
+                x0[c] = rcg_ld4(xr[c] + ox + 0);
             }
-            {
-                const float gv = gr1[ox];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-            }
-            {
-                const float gv = gr2[ox];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
+            #pragma GCC unroll 3
+            for (int o = 0; o < 3; o++) {
+                const float gv = gr[o][ox];
+                #pragma GCC unroll 3
+                for (int c = 0; c < 3; c++) {
+                    a0[o][c] += gv * x0[c];
+                }
             }
         }
-        { /* ox = 9: partial loads, never past the row */
-            const rcg_v4 x0_0 = rcg_ldp4(xr0 + 9, 3);
-            const rcg_v4 x1_0 = rcg_ldp4(xr1 + 9, 3);
-            const rcg_v4 x2_0 = rcg_ldp4(xr2 + 9, 3);
-            {
-                const float gv = gr0[9];
-                a0_0_0 += gv * x0_0;
-                a0_1_0 += gv * x1_0;
-                a0_2_0 += gv * x2_0;
+        for (int ox = 9; ox < 10; ox++) {   /* the last columns: loads masked to the row */
+            rcg_v4 x0[3];
+            #pragma GCC unroll 3
+            for (int c = 0; c < 3; c++) {
+                x0[c] = rcg_ldp4(xr[c] + ox + 0, 12 - ox < 4 ? 12 - ox : 4);
             }
-            {
-                const float gv = gr1[9];
-                a1_0_0 += gv * x0_0;
-                a1_1_0 += gv * x1_0;
-                a1_2_0 += gv * x2_0;
-            }
-            {
-                const float gv = gr2[9];
-                a2_0_0 += gv * x0_0;
-                a2_1_0 += gv * x1_0;
-                a2_2_0 += gv * x2_0;
+            #pragma GCC unroll 3
+            for (int o = 0; o < 3; o++) {
+                const float gv = gr[o][ox];
+                #pragma GCC unroll 3
+                for (int c = 0; c < 3; c++) {
+                    a0[o][c] += gv * x0[c];
+                }
             }
         }
     }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 3 + ky) * 3 + o0 + 0) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a0_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 3 + ky) * 3 + o0 + 0) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a0_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 3 + ky) * 3 + o0 + 0) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a0_2_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 3 + ky) * 3 + o0 + 1) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a1_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 3 + ky) * 3 + o0 + 1) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a1_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 3 + ky) * 3 + o0 + 1) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a1_2_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 0) * 3 + ky) * 3 + o0 + 2) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a2_0_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 1) * 3 + ky) * 3 + o0 + 2) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a2_1_0);
-    }
-    {
-        float *p = acc + (((size_t)(c0 + 2) * 3 + ky) * 3 + o0 + 2) * 4 + 0;
-        rcg_st4(p, rcg_ld4(p) + a2_2_0);
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 3
+        for (int c = 0; c < 3; c++) {
+            float *p = acc + (((size_t)(c0 + c) * 3 + ky) * 3 + o0 + o) * 4;
+            rcg_st4(p + 0, rcg_ld4(p + 0) + a0[o][c]);
+        }
     }
 }
 
@@ -900,63 +575,56 @@ static void backward_l3_conv_dw(const float *restrict x, const float *restrict g
 }
 
 /* backward_l3_conv_dx: conv 3x14x14 -> 3x12x12, kernel 3; block 3 ch x 1 rows x 12 cols, vector 16 */
-/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0) */
+/* 3 output channels x 1 rows x 12 columns from (o0, oy0, ox0); the last vector of a row holds the remaining columns */
 static inline void backward_l3_conv_dx_b3_1_12(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0_0_0 = {0};
-    rcg_v16 a1_0_0 = {0};
-    rcg_v16 a2_0_0 = {0};
+    rcg_v16 a[3][1][1];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) a[o][r][i] = (rcg_v16){0};
+        }
+    }
     const int ky0 = 2 - oy0 > 0 ? 2 - oy0 : 0, ky1 = 12 - oy0 < 3 ? 12 - oy0 : 3;
     for (int c = 0; c < 3; c++) {
         for (int ky = ky0; ky < ky1; ky++) {
             const float *xr = x + ((size_t)c * 14 + oy0 + ky) * 14 + ox0;
             const float *wr = wt + (size_t)(c * 3 + ky) * 9 + o0;
             for (int kx = 0; kx < 3; kx++) {
-                const rcg_v16 x0_0 = rcg_ldp16(xr + 0 + kx, 12);
-                {
-                    const float w = wr[kx * 3 + 0];
-                    a0_0_0 += w * x0_0;
+                rcg_v16 xv[1][1];
+                #pragma GCC unroll 1
+                for (int r = 0; r < 1; r++) {
+                    #pragma GCC unroll 1
+                    for (int i = 0; i < 1; i++) xv[r][i] = i < 0 ? rcg_ld16(xr + r * 14 + i * 16 + kx) : rcg_ldp16(xr + r * 14 + i * 16 + kx, 12);
                 }
-                {
-                    const float w = wr[kx * 3 + 1];
-                    a1_0_0 += w * x0_0;
-                }
-                {
-                    const float w = wr[kx * 3 + 2];
-                    a2_0_0 += w * x0_0;
+                #pragma GCC unroll 3
+                for (int o = 0; o < 3; o++) {
+                    const float w = wr[kx * 3 + o];
+                    #pragma GCC unroll 1
+                    for (int r = 0; r < 1; r++) {
+                        #pragma GCC unroll 1
+                        for (int i = 0; i < 1; i++) a[o][r][i] += w * xv[r][i];
+                    }
                 }
             }
         }
     }
-    {
-        float t[16];
-        rcg_st16(t + 0, a0_0_0);
-        const int c = o0 + 0;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j];
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a1_0_0);
-        const int c = o0 + 1;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j];
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a2_0_0);
-        const int c = o0 + 2;
-        float *yr = y + ((size_t)c * 12 + oy0 + 0) * 12 + ox0;
-        for (int j = 0; j < 12; j++) {
-            float v = t[j];
-            yr[j] = v;
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            float t[16];
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) rcg_st16(t + i * 16, a[o][r][i]);
+            const int c = o0 + o;
+            float *yr = y + ((size_t)c * 12 + oy0 + r) * 12 + ox0;
+            for (int j = 0; j < 12; j++) {
+                float v = t[j];
+                yr[j] = v;
+            }
         }
     }
 }
@@ -971,65 +639,56 @@ static void backward_l3_conv_dx(const float *restrict x, const float *restrict w
 }
 
 /* infer_l3_conv: conv 3x12x12 -> 3x10x10, kernel 3; block 3 ch x 1 rows x 10 cols, vector 16 */
-/* 3 output channels x 1 rows x 10 columns from (o0, oy0, ox0) */
+/* 3 output channels x 1 rows x 10 columns from (o0, oy0, ox0); the last vector of a row holds the remaining columns */
 static inline void infer_l3_conv_b3_1_10(const float *restrict x, const float *restrict wt, const float *restrict bias, float *restrict y, int b, const rcg_ctx *cx, int o0, int oy0, int ox0)
 {
     (void)bias; (void)b; (void)cx;
-    rcg_v16 a0_0_0 = {0};
-    rcg_v16 a1_0_0 = {0};
-    rcg_v16 a2_0_0 = {0};
+    rcg_v16 a[3][1][1];
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) a[o][r][i] = (rcg_v16){0};
+        }
+    }
     for (int c = 0; c < 3; c++) {
         for (int ky = 0; ky < 3; ky++) {
             const float *xr = x + ((size_t)c * 12 + oy0 + ky) * 12 + ox0;
             const float *wr = wt + (size_t)(c * 3 + ky) * 9 + o0;
             for (int kx = 0; kx < 3; kx++) {
-                const rcg_v16 x0_0 = rcg_ldp16(xr + 0 + kx, 10);
-                {
-                    const float w = wr[kx * 3 + 0];
-                    a0_0_0 += w * x0_0;
+                rcg_v16 xv[1][1];
+                #pragma GCC unroll 1
+                for (int r = 0; r < 1; r++) {
+                    #pragma GCC unroll 1
+                    for (int i = 0; i < 1; i++) xv[r][i] = i < 0 ? rcg_ld16(xr + r * 12 + i * 16 + kx) : rcg_ldp16(xr + r * 12 + i * 16 + kx, 10);
                 }
-                {
-                    const float w = wr[kx * 3 + 1];
-                    a1_0_0 += w * x0_0;
-                }
-                {
-                    const float w = wr[kx * 3 + 2];
-                    a2_0_0 += w * x0_0;
+                #pragma GCC unroll 3
+                for (int o = 0; o < 3; o++) {
+                    const float w = wr[kx * 3 + o];
+                    #pragma GCC unroll 1
+                    for (int r = 0; r < 1; r++) {
+                        #pragma GCC unroll 1
+                        for (int i = 0; i < 1; i++) a[o][r][i] += w * xv[r][i];
+                    }
                 }
             }
         }
     }
-    {
-        float t[16];
-        rcg_st16(t + 0, a0_0_0);
-        const int c = o0 + 0;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a1_0_0);
-        const int c = o0 + 1;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
-        }
-    }
-    {
-        float t[16];
-        rcg_st16(t + 0, a2_0_0);
-        const int c = o0 + 2;
-        float *yr = y + ((size_t)c * 10 + oy0 + 0) * 10 + ox0;
-        for (int j = 0; j < 10; j++) {
-            float v = t[j] + bias[c];
-            v = rcg_relu(v); /* 4 */
-            yr[j] = v;
+    #pragma GCC unroll 3
+    for (int o = 0; o < 3; o++) {
+        #pragma GCC unroll 1
+        for (int r = 0; r < 1; r++) {
+            float t[16];
+            #pragma GCC unroll 1
+            for (int i = 0; i < 1; i++) rcg_st16(t + i * 16, a[o][r][i]);
+            const int c = o0 + o;
+            float *yr = y + ((size_t)c * 10 + oy0 + r) * 10 + ox0;
+            for (int j = 0; j < 10; j++) {
+                float v = t[j] + bias[c];
+                v = rcg_relu(v); /* 4 */
+                yr[j] = v;
+            }
         }
     }
 }
