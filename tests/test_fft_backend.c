@@ -5,6 +5,8 @@
  * direct fallback when a call's frames are not the declared stream; the data generations the
  * trainer uses to re-declare streams. */
 #include "codegen_cmp.h"
+#include "checkpoint.h"
+#include "eval.h"
 #include "fftconv.h"
 #include "spec.h"
 
@@ -164,4 +166,40 @@ Test(fft_backend, stream_budget_and_per_frame_bytes)
     }
     free(fr); free(params); free(y); free(ws);
     rc_backend_destroy(cb);
+}
+
+/* rc_predict_frames hands a long stimulus to the backend in streams of EVAL_SEG windows (eval.c):
+ * over a stimulus longer than two of them the FFT path is taken in every batch and the
+ * predictions equal the direct path's, at the segment edges too. */
+Test(fft_backend, predict_over_a_long_stimulus_in_streams)
+{
+    static rc_ir ir;
+    char err[1024];
+    build_ir(&ir, "history=4 height=10 width=10",
+             "layer conv channels=2 kernel=5\nlayer relu\nlayer dense\nlayer softplus\n", 2);
+    const int64_t T = 2 * 16384 + 700, HW = 100, n = T - 4;
+    float *fr = malloc(sizeof(float) * (size_t)(T * HW)), *params = malloc(sizeof(float) * ir.params_total);
+    float *yf = malloc(sizeof(float) * (size_t)n * 2), *yd = malloc(sizeof(float) * (size_t)n * 2);
+    uint64_t rs = 5;
+    for (int64_t i = 0; i < T * HW; i++) fr[i] = urand(&rs);
+    rc_params_init(&ir, 3, params, NULL);
+    rc_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    ck.ir = &ir;
+    ck.params = params;
+    ck.cells = 2;
+    for (int fft = 1; fft >= 0; fft--) {
+        rc_backend *cb = NULL;
+        cr_assert_eq(rc_c_backend_create(&ir, &cb, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rc_c_backend_set_fft(cb, fft ? RC_C_FFT_ON : RC_C_FFT_OFF, err, sizeof err), 0, "%s", err);
+        cb->stream_budget = 12u << 20;   /* one segment's spectra fit (9.4 MB), the whole stimulus's (19 MB) would not */
+        cr_assert_eq(rc_predict_frames(cb, &ck, fr, T, fft ? yf : yd, err, sizeof err), 0, "%s", err);
+        if (fft) cr_expect_eq(rc_c_backend_fft_calls(cb), (n + 255) / 256, "every batch on the FFT path");
+        rc_backend_destroy(cb);
+    }
+    double e = kit_rel_l2(yf, yd, n * 2);
+    cr_expect_leq(e, TOL, "FFT vs direct over %lld windows: rel L2 %g", (long long)n, e);
+    for (int64_t w = 16380; w < 16390; w++)   /* across the first segment edge */
+        cr_expect_leq(fabsf(yf[w * 2] - yd[w * 2]), 1e-4f * (1.0f + fabsf(yd[w * 2])), "window %lld", (long long)w);
+    free(fr); free(params); free(yf); free(yd);
 }
