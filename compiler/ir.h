@@ -113,8 +113,9 @@ typedef struct {
                                        defined layer's cellpick input (its position then set from the
                                        cellpick); 0 = the layer reads out no cells */
     int rng_sub;                    /* noise / dropout: sub-stream of RC_RNG_STREAM(layer, .) they
-                                       draw from: 0 for the built-ins; a defined layer lowered to
-                                       one (compiler/lower.c) keeps its graph's stream */
+                                       draw from; a stacked conv's dropout after sub-conv j draws
+                                       from rng_sub + j + 1. 0 for the built-ins; a defined layer
+                                       lowered to one (compiler/lower.c) keeps its graph's streams */
     int n_sub;                      /* stacked conv: number of sub-convs */
     int sub_k[RC_MAX_STACK];        /* kernel of each sub-conv */
     int sub_cin[RC_MAX_STACK], sub_cout[RC_MAX_STACK];

@@ -7,6 +7,10 @@
  * and the def.<rectification>s are lowered; a user's layer that computes the same graph is too):
  *   conv   y = conv2d(x, weight) [+ reshape(bias, (1, O, 1, 1))], stride 1, no padding,
  *          dilation 1, not tiled; x the layer input; parameters named weight [and bias]
+ *   stacked conv  the prelude's stack form: [bias +] a chain of plain conv2d's with parameters
+ *          sub0.weight .. sub<n-1>.weight, in training with the same dropout between every two
+ *          (consecutive random sub-streams), for the sub-kernels the built-in plans
+ *   gcconv [bias +] cellpick(conv2d(x, weight), position)
  *   dense  y = reshape(matmul(reshape(x, (B, F)), transpose(weight)) [+ bias (as (1, U))], (B, U, 1, 1))
  *   relu   select(gt(x, 0), x, 0)      requ  select(gt(x, 0), x * x, 0)     square  x * x
  *          softplus(x), exp(x), abs(x), sigmoid(x), tanh(x), and x itself (identity)
@@ -22,13 +26,15 @@
  * (both are tested equal to the reference; the built-in kinds also against PyTorch).
  *
  * Invariants: the lowered copy differs from the IR only in the lowered layers' kind fields
- * (kind, channels, kernel, bias, units, act, over, abs_scale, eps, momentum, std, p, rng_sub); shapes, parameter views (names, offsets) and
+ * (kind, channels, kernel, bias, units, act, over, abs_scale, eps, momentum, std, p, rng_sub, the
+ * stack fields, position); shapes, parameter views (names, offsets) and
  * everything else are the IR's. It is an emitter's private view: the model's canonical text,
  * hash, checkpoints and the reference backend keep the defined layer.
  */
 #include "lower.h"
 #include "prim.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +110,153 @@ static int match_conv(const mt *m, int y, int *O, int *K, int *bias)
         const rc_prim_node *r = N(m, b), *bp = N(m, r->in[0]);
         if (r->rank != 4 || r->dims[1] != *O || bp->rank != 1 || bp->dims[0] != *O) return 0;
     }
+    return 1;
+}
+
+/* A conv2d of plain form (stride 1, no padding, dilation 1, not tiled) whose weight is the
+ * parameter named name, square (O, C, K, K): its K and O, else 0. */
+static int plain_conv(const mt *m, int c, const char *name, int *O, int *K)
+{
+    const rc_prim_node *cv = N(m, c);
+    if (cv->op != RC_P_CONV2D || param_named(m, cv->in[1], name) < 0) return 0;
+    const int *at = cv->attr;
+    if (at[0] != 1 || at[1] != 0 || at[2] != 1 || at[3] != 1 || at[4] != 1) return 0;
+    const rc_prim_node *w = N(m, cv->in[1]);
+    if (w->rank != 4 || w->dims[2] != w->dims[3]) return 0;
+    *O = w->dims[0];
+    *K = w->dims[2];
+    return 1;
+}
+
+/* y = t + reshape(bias, (1, O, 1, 1)) (bias a parameter of O): t, else y itself (*bias = 0) */
+static int strip_bias(const mt *m, int y, int O, int *bias)
+{
+    const rc_prim_node *n = N(m, y);
+    *bias = 0;
+    if (n->op != RC_P_ADD) return y;
+    const rc_prim_node *r = N(m, n->in[1]);
+    if (r->op != RC_P_RESHAPE || param_named(m, r->in[0], "bias") < 0 || r->rank != 4 || r->dims[1] != O) return y;
+    const rc_prim_node *bp = N(m, r->in[0]);
+    if (bp->rank != 1 || bp->dims[0] != O) return y;
+    *bias = 1;
+    return n->in[0];
+}
+
+/* The stacked conv (the prelude's def.conv with stack = s): training and evaluation outputs
+ *   [bias +] conv2d(d(... d(conv2d(conv2d(x, sub0.weight)) ...)), sub<n-1>.weight)
+ * where d is the identity in evaluation and, in training with stack_dropout = p > 0, the dropout
+ * select(randu(y) >= p, y * (1 / (1 - p)), 0) on consecutive random sub-streams k0, k0 + 1, ...
+ * The sub-kernels must be the ones the built-in plans for (kernel, stack) and the inner channels
+ * all equal: the built-in's parameter shapes. Sets the built-in's stack fields and rng_sub so
+ * that the dropout after sub-conv j draws from RC_RNG_STREAM(layer, rng_sub + j + 1). */
+static int match_stack(const rc_prim_graph *g, rc_layer *l)
+{
+    mt m = {g};
+    int ye = g->out[RC_PRIM_EVAL], yt = g->out[RC_PRIM_TRAIN];
+    if (ye < 0 || yt < 0 || g->n_state || g->n_param < 1 || g->n_param > RC_MAX_STACK + 1) return 0;
+    int O, Ke, bias, bias_t;
+    /* the evaluation chain, last sub-conv first: n from its parameter's name */
+    int ns, c[RC_MAX_STACK], k[RC_MAX_STACK], o[RC_MAX_STACK];
+    int last = N(&m, ye)->op == RC_P_ADD ? N(&m, ye)->in[0] : ye;
+    const rc_prim_node *lc = N(&m, last);
+    if (lc->op != RC_P_CONV2D || N(&m, lc->in[1])->op != RC_P_PARAM) return 0;
+    const char *wn = g->param[N(&m, lc->in[1])->ref].name;
+    char tail[16];
+    if (sscanf(wn, "sub%d%15s", &ns, tail) != 2 || strcmp(tail, ".weight") || ns < 0 || ns >= RC_MAX_STACK) return 0;
+    ns++;
+    if (!plain_conv(&m, last, wn, &O, &Ke)) return 0;
+    if (strip_bias(&m, ye, O, &bias) != last) return 0;
+    if (g->n_param != ns + bias) return 0;
+    int y = last;
+    for (int j = ns - 1; j >= 0; j--) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "sub%d.weight", j);
+        if (!plain_conv(&m, y, nm, &o[j], &k[j])) return 0;
+        c[j] = y;
+        y = N(&m, y)->in[0];
+    }
+    if (!is_input(&m, y)) return 0;
+    /* the training chain: the same convs, or dropouts between them */
+    int yl = strip_bias(&m, yt, O, &bias_t);
+    if (bias_t != bias) return 0;
+    double p = 0;
+    int k0 = -1;
+    y = yl;
+    for (int j = ns - 1; j >= 0; j--) {
+        const rc_prim_node *cv = N(&m, y);
+        if (cv->op != RC_P_CONV2D || cv->in[1] != N(&m, c[j])->in[1]) return 0;
+        if (memcmp(cv->attr, N(&m, c[j])->attr, sizeof cv->attr)) return 0;
+        y = cv->in[0];
+        if (j == 0) break;
+        if (y == c[j - 1]) { if (p > 0) return 0; continue; }   /* no dropout: the same node */
+        const rc_prim_node *t = N(&m, y), *ge, *ru, *pc, *kept, *sc;
+        if (t->op != RC_P_SELECT || !is_zero(&m, t->in[2])) return 0;
+        if ((ge = N(&m, t->in[0]))->op != RC_P_GE || (ru = N(&m, ge->in[0]))->op != RC_P_RANDU ||
+            (pc = N(&m, ge->in[1]))->op != RC_P_CONST)
+            return 0;
+        if ((kept = N(&m, t->in[1]))->op != RC_P_MUL || (sc = N(&m, kept->in[1]))->op != RC_P_CONST) return 0;
+        int prev = kept->in[0];   /* the previous sub-conv's training value */
+        const rc_prim_node *pv = N(&m, prev);
+        if (pv->op != RC_P_CONV2D || memcmp(ru->dims, t->dims, sizeof t->dims)) return 0;
+        if (!(pc->value > 0 && pc->value < 1) || (p > 0 && pc->value != p)) return 0;
+        if ((float)sc->value != (float)(1 / (1 - pc->value))) return 0;   /* the built-in scales by (float)(1 / (1 - p)) */
+        if (k0 >= 0 && ru->attr[0] != k0 + j - 1) return 0;
+        if (k0 < 0 && j != ns - 1) return 0;                   /* dropout after every sub-conv but the last, or none */
+        k0 = ru->attr[0] - (j - 1);
+        p = pc->value;
+        y = prev;
+    }
+    if (!is_input(&m, y)) return 0;
+    if (p > 0 && k0 < 0) return 0;
+    /* the built-in's plan for (kernel, stack) and uniform inner channels */
+    int s = k[0], K = k[0];
+    for (int j = 1; j < ns; j++) K += k[j] - 1;
+    if (ns > 1) {
+        int n0 = (K - s) / (s - 1) + 1;
+        if (!(ns == n0 || ns == n0 + 1)) return 0;
+        for (int j = 0; j < ns; j++) {
+            int want = j < n0 ? s : K - (s + (n0 - 1) * (s - 1)) + 1;
+            if (k[j] != want) return 0;
+        }
+        for (int j = 0; j + 1 < ns; j++)
+            if (o[j] != o[0]) return 0;
+    } else if (K != s) {
+        return 0;
+    }
+    (void)Ke;
+    l->kind = RC_LAYER_CONV;
+    l->channels = O;
+    l->kernel = K;
+    l->bias = bias;
+    l->period = 1;
+    l->stack = s;
+    l->stack_channels = ns > 1 && o[0] != O ? o[0] : 0;
+    l->stack_dropout = p;
+    l->rng_sub = p > 0 ? RC_PRIM_RNG_SUB0 + k0 - 1 : 0;
+    l->n_sub = ns;
+    int cin = l->in.c;
+    for (int j = 0; j < ns; j++) {
+        l->sub_k[j] = k[j];
+        l->sub_cin[j] = cin;
+        l->sub_cout[j] = o[j];
+        cin = o[j];
+    }
+    return 1;
+}
+
+/* The prelude's def.gcconv: [bias +] cellpick(conv2d(x, weight), position), plain conv. */
+static int match_gcconv(const mt *m, int y, rc_layer *l)
+{
+    int O, K, bias;
+    int pk = strip_bias(m, y, l->out.c, &bias);
+    const rc_prim_node *cp = N(m, pk);
+    if (cp->op != RC_P_CELLPICK || !plain_conv(m, cp->in[0], "weight", &O, &K)) return 0;
+    if (!is_input(m, N(m, cp->in[0])->in[0]) || cp->attr[0] < RC_POS_CENTER || cp->attr[0] > RC_POS_REFERENCE) return 0;
+    if (m->g->n_param != 1 + bias) return 0;
+    l->kind = RC_LAYER_GCCONV;
+    l->kernel = K;
+    l->bias = bias;
+    l->position = (rc_gc_pos)cp->attr[0];
     return 1;
 }
 
@@ -320,7 +473,7 @@ static int match_noise(const rc_prim_graph *g, rc_layer *l)
 static int lower_one(const rc_prim_graph *g, rc_layer *l)
 {
     mt m = {g};
-    if (match_batchnorm(g, l) || match_noise(g, l)) return 1;
+    if (match_batchnorm(g, l) || match_noise(g, l) || match_stack(g, l)) return 1;
     int y = g->out[RC_PRIM_TRAIN];
     if (y < 0 || y != g->out[RC_PRIM_EVAL] || g->n_state) return 0;
     for (int i = 0; i < g->n; i++) {
@@ -345,6 +498,7 @@ static int lower_one(const rc_prim_graph *g, rc_layer *l)
         l->stack_dropout = 0;
         return 1;
     }
+    if (match_gcconv(&m, y, l)) return 1;
     if (match_dense(&m, y, &U, &bias) && g->n_param == 1 + bias) {
         l->kind = RC_LAYER_DENSE;
         l->units = U;

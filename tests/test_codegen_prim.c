@@ -122,6 +122,8 @@ static double rel_err(const float *a, const float *r, int64_t n, double floor_no
 /* Run ref and c on ir with identical buffers: train forward (y, state), backward (every
  * gradient), infer. fft: layer 1 (a plain conv) by the C backend's FFT path on the declared
  * stream (the module's ext entry points), else the module's direct path. */
+/* fft: 0 direct layer 1; 1 the FFT path in all three calls; 2 in inference only (a stacked
+ * layer 1, collapsed for inference) */
 static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
 {
     rc_backend *rb = NULL, *cb = NULL;
@@ -180,7 +182,7 @@ static void compare_fft(const rc_ir *ir, int B, const char *what, int fft)
     e = rel_err(y_c, y_r, (int64_t)B * cells, 1e-6);
     cr_log_info("%s: infer y: rel L2 %.3g", what, e);
     cr_expect_leq(e, PTOL, "%s: infer y: rel L2 %g", what, e);
-    cr_expect_eq(rc_c_backend_fft_calls(cb), fft ? 3 : 0, "%s: calls through the FFT path", what);
+    cr_expect_eq(rc_c_backend_fft_calls(cb), fft == 2 ? 1 : fft ? 3 : 0, "%s: calls through the FFT path", what);
 
     free(frames); free(params); free(s_r); free(s_c); free(y_r); free(y_c); free(dy);
     free(g_r); free(g_c); free(w_r); free(w_c); free(starts); free(pos);
@@ -392,6 +394,44 @@ Test(codegen_prim, prelude_batchnorm_noise_and_dropout_lowered_with_their_stream
     cr_assert(low.layers[8].kind == RC_LAYER_DEF && low.layers[9].kind == RC_LAYER_DEF, "near misses stay graphs");
     compare_fft(&ir, 7, "prelude batchnorm/noise/dropout lowered, FFT layer 1", 1);
     compare_fft(&ir, 7, "the same, direct layer 1", 0);
+}
+
+/* The prelude's stacked def.conv (with and without dropout between the sub-convs, one with
+ * inner channels of its own) and def.gcconv are lowered too: the built-in stacked conv's
+ * kernels (collapsed in inference, the FFT path for a stacked layer 1's inference) drawing the
+ * graph's dropout masks, and the built-in gcconv read out at the model's positions. A stack whose
+ * sub-kernels are not the built-in's plan, and a chain with a nonlinearity inside, stay graphs. */
+Test(codegen_prim, prelude_stacked_conv_and_gcconv_lowered)
+{
+    static rc_ir ir, low;
+    const char *t = "local odd = layer \"odd\" {\n"
+                    "  params = function(x) return { [\"sub0.weight\"] = { shape = { 4, x.shape[2], 2, 2 }, init = { uniform = 0.2 } },\n"
+                    "    [\"sub1.weight\"] = { shape = { 4, 4, 3, 3 }, init = { uniform = 0.2 } } } end,\n"
+                    "  forward = function(x, p) return conv2d(conv2d(x, p[\"sub0.weight\"]), p[\"sub1.weight\"]) end }\n"
+                    "local bent = layer \"bent\" {\n"
+                    "  params = function(x) return { [\"sub0.weight\"] = { shape = { 4, x.shape[2], 3, 3 }, init = { uniform = 0.2 } },\n"
+                    "    [\"sub1.weight\"] = { shape = { 4, 4, 3, 3 }, init = { uniform = 0.2 } } } end,\n"
+                    "  forward = function(x, p) return conv2d(tanh(conv2d(x, p[\"sub0.weight\"])), p[\"sub1.weight\"]) end }\n"
+                    "return model \"m\" { input = { history = 10, height = 24, width = 24 },\n"
+                    "def.conv { channels = 8, kernel = 7, stack = 3, stack_dropout = 0.2 }, def.batchnorm {}, def.relu {},\n"
+                    "def.conv { channels = 8, kernel = 5, stack = 3, stack_channels = 4 }, def.relu {},\n"
+                    "def.conv { channels = 4, kernel = 3, stack = 2, stack_dropout = 0.3, bias = false }, def.relu {},\n"
+                    "odd {}, bent {},\n"
+                    "def.gcconv { kernel = 3, position = \"center\" }, def.batchnorm {}, def.softplus {},\n"
+                    "train = { batch = 8 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 10, "all but odd and bent: %s", err);
+    const rc_layer *a = &low.layers[0], *b = &low.layers[3], *c = &low.layers[5], *g = &low.layers[9];
+    cr_assert(a->kind == RC_LAYER_CONV && a->stack == 3 && a->n_sub == 3 && a->kernel == 7 && a->stack_dropout == 0.2 &&
+              a->bias && a->rng_sub + 1 == RC_PRIM_RNG_SUB0, "layer 1: stack 3 of 3 sub-convs, dropout streams 8, 9");
+    cr_assert(b->kind == RC_LAYER_CONV && b->n_sub == 2 && b->stack_channels == 4 && b->sub_cout[0] == 4 &&
+              b->stack_dropout == 0 && b->rng_sub == 0);
+    cr_assert(c->kind == RC_LAYER_CONV && c->n_sub == 2 && c->sub_k[0] == 2 && !c->bias && c->stack_dropout == 0.3);
+    cr_assert(low.layers[7].kind == RC_LAYER_DEF && low.layers[8].kind == RC_LAYER_DEF, "near misses stay graphs");
+    cr_assert(g->kind == RC_LAYER_GCCONV && g->kernel == 3 && g->position == RC_POS_CENTER && g->bias);
+    compare_fft(&ir, 6, "prelude stacked convs and gcconv lowered, FFT layer 1 (inference)", 2);
+    compare_fft(&ir, 6, "the same, direct layer 1", 0);
 }
 
 /* A defined layer as the last layer and two defined layers in a row (no built-in in between). */

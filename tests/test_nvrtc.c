@@ -324,6 +324,23 @@ Test(emu, prelude_model_lowered, .timeout = 300)
     emu_compare(&ir, "prelude model", 3);
 }
 
+/* The prelude's stacked conv (dropout between the sub-convs: the graph's masks) and gcconv,
+ * lowered to the built-in CUDA kernels, against the reference's graphs. */
+Test(emu, prelude_stack_and_gcconv_lowered, .timeout = 300)
+{
+    static rc_ir ir, low;
+    char err[512];
+    const char *t = "return model \"s\" { input = { history = 4, height = 12, width = 12 },\n"
+                    "def.conv { channels = 4, kernel = 5, stack = 3, stack_dropout = 0.2 }, def.batchnorm {}, def.relu {},\n"
+                    "def.conv { channels = 3, kernel = 3, stack = 2, stack_channels = 2 }, def.relu {},\n"
+                    "def.gcconv { kernel = 3, position = \"center\" }, def.softplus {}, train = { batch = 4 } }\n";
+    cr_assert_eq(rc_spec_load_string("s.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "s.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 7, "every layer: %s", err);
+    cr_assert(low.layers[0].n_sub == 2 && low.layers[0].stack_dropout == 0.2 && low.layers[5].kind == RC_LAYER_GCCONV);
+    emu_compare(&ir, "prelude stack and gcconv", 3);
+}
+
 Test(emu, lowered_defined_layers, .timeout = 300)
 {
     rc_ir *ir = malloc(sizeof *ir), *low = malloc(sizeof *low);

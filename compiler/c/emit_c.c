@@ -458,7 +458,7 @@ static void emit_kernels(em *E, em_plan *PL)
         em_epi_chain_ctx in = {PL, G, 0, G->nops, M_INFER, G->fold};
         for (int j = 0; j < cl->n; j++) {
             em_conv *cv = &cl->fw[j];
-            epi_mask_ctx mk = {RC_RNG_STREAM(li, j + 1), (int64_t)cv->cout * cl->ho[j] * cl->wo[j], L->stack_dropout};
+            epi_mask_ctx mk = {RC_RNG_STREAM(li, L->rng_sub + j + 1), (int64_t)cv->cout * cl->ho[j] * cl->wo[j], L->stack_dropout};
             if (j == cl->n - 1) { cv->epi = em_epi_chain; cv->epi_ctx = &tr; cv->has_bias = L->bias; }
             else if (L->stack_dropout > 0) { cv->epi = epi_mask; cv->epi_ctx = &mk; }
             em_conv_fwd(E, cv);
@@ -467,7 +467,7 @@ static void emit_kernels(em *E, em_plan *PL)
             cv->epi_ctx = NULL;
             if (cl->has_dx[j]) {
                 em_conv *dx = &cl->dx[j];
-                epi_mask_ctx mb = {RC_RNG_STREAM(li, j), j > 0 ? (int64_t)dx->cout * cl->ho[j - 1] * cl->wo[j - 1] : 0,
+                epi_mask_ctx mb = {RC_RNG_STREAM(li, L->rng_sub + j), j > 0 ? (int64_t)dx->cout * cl->ho[j - 1] * cl->wo[j - 1] : 0,
                                    L->stack_dropout};
                 if (j > 0 && L->stack_dropout > 0) { dx->epi = epi_mask; dx->epi_ctx = &mb; }
                 em_conv_fwd(E, dx);

@@ -595,7 +595,7 @@ static void emit_conv_fwd(em *e, int i, int i1, int train)
                 emit_conv_any(e, name, &s, 1, epi_chain, &ec);
             } else {
                 epi_store_ctx st = { e->L.sub[i][j], (int64_t)s.Cout * s.OH * s.OW,
-                                     train && L->stack_dropout > 0, L->stack_dropout, RC_RNG_STREAM(i, j + 1) };
+                                     train && L->stack_dropout > 0, L->stack_dropout, RC_RNG_STREAM(i, L->rng_sub + j + 1) };
                 emit_conv_any(e, name, &s, 1, epi_store, &st);
                 rc_cu_ws(e->L.sub[i][j], prev);
             }
@@ -684,7 +684,7 @@ static void emit_conv_bwd(em *e, int i)
                 st.F = (int64_t)s.Cin * s.IH * s.IW;
                 st.drop = j > 0 && L->stack_dropout > 0;
                 st.p = L->stack_dropout;
-                st.stream = RC_RNG_STREAM(i, j);
+                st.stream = RC_RNG_STREAM(i, L->rng_sub + j);   /* the mask of sub-conv j - 1 */
                 snprintf(tag, sizeof tag, "sub%d_dx", j);
                 kname(e, name, sizeof name, i, tag);
                 emit_conv_dx(e, name, i, &s, 1, gj, &st);
