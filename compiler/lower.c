@@ -10,6 +10,8 @@
  *   stacked conv  the prelude's stack form: [bias +] a chain of plain conv2d's with parameters
  *          sub0.weight .. sub<n-1>.weight, in training with the same dropout between every two
  *          (consecutive random sub-streams), for the sub-kernels the built-in plans
+ *   tiled / locally connected conv  conv2d(x, weight, period P) [+ a (1, O, Ho, Wo) map made of
+ *          movements of a bias (P, P, O): map[o][y][x] = bias[y % P][x % P][o], checked on a probe]
  *   gcconv [bias +] cellpick(conv2d(x, weight), position)
  *   dense  y = reshape(matmul(reshape(x, (B, F)), transpose(weight)) [+ bias (as (1, U))], (B, U, 1, 1))
  *   relu   select(gt(x, 0), x, 0)      requ  select(gt(x, 0), x * x, 0)     square  x * x
@@ -241,6 +243,88 @@ static int match_stack(const rc_prim_graph *g, rc_layer *l)
         l->sub_cout[j] = o[j];
         cin = o[j];
     }
+    return 1;
+}
+
+/* 1 if every node of the subtree at t is a movement (reshape, transpose, expand, slice) or the
+ * parameter leaf named bias; marks the subtree in need. */
+static int movement_of_bias(const mt *m, int t, unsigned char *need)
+{
+    if (need[t]) return 1;
+    const rc_prim_node *n = N(m, t);
+    need[t] = 1;
+    if (n->op == RC_P_PARAM) return param_named(m, t, "bias") >= 0;
+    if (n->op != RC_P_RESHAPE && n->op != RC_P_TRANSPOSE && n->op != RC_P_EXPAND && n->op != RC_P_SLICE) return 0;
+    for (int k = 0; k < n->n_in; k++)
+        if (!movement_of_bias(m, n->in[k], need)) return 0;
+    return 1;
+}
+
+/* The prelude's tiled and locally connected def.conv: y = conv2d(x, weight, period P) [+ T],
+ * weight (P, P, O, C, K, K), T (1, O, Ho, Wo) made of movements of a bias (P, P, O) with
+ * T[o][y][x] = bias[y % P][x % P][o]. T is checked by evaluating it on a probe bias of distinct
+ * values (a movement only copies elements, so one probe identifies it). */
+static int match_tiled(const mt *m, int y, rc_layer *l)
+{
+    const rc_prim_node *n = N(m, y);
+    int cv = y, t = -1;
+    if (n->op == RC_P_ADD) {
+        for (int s = 0; s < 2; s++)
+            if (N(m, n->in[s])->op == RC_P_CONV2D) { cv = n->in[s]; t = n->in[1 - s]; }
+        if (t < 0) return 0;
+    }
+    const rc_prim_node *c = N(m, cv), *w;
+    if (c->op != RC_P_CONV2D || !is_input(m, c->in[0]) || param_named(m, c->in[1], "weight") < 0) return 0;
+    const int *at = c->attr;
+    int P = at[3];
+    if (at[0] != 1 || at[1] != 0 || at[2] != 1 || P < 2 || at[4] != P) return 0;
+    w = N(m, c->in[1]);
+    if (w->rank != 6 || w->dims[0] != P || w->dims[1] != P || w->dims[4] != w->dims[5]) return 0;
+    int O = w->dims[2], K = w->dims[4], ho = c->dims[2], wo = c->dims[3];
+    if (m->g->n_param != 1 + (t >= 0)) return 0;
+    if (t >= 0) {
+        const rc_prim_node *tn = N(m, t);
+        if (tn->rank != 4 || tn->dims[0] != 1 || tn->dims[1] != O || tn->dims[2] != ho || tn->dims[3] != wo) return 0;
+        int ok = 0;
+        unsigned char *need = calloc((size_t)m->g->n, 1);
+        int bref = param_named(m, t, "bias");
+        for (int i = 0; i < m->g->n && bref < 0; i++)
+            if (N(m, i)->op == RC_P_PARAM && (bref = param_named(m, i, "bias")) >= 0) break;
+        const rc_prim_decl *bd = bref >= 0 ? &m->g->param[bref] : NULL;
+        float *probe = NULL;
+        double **val = NULL;
+        if (need && bd && bd->rank == 3 && bd->dims[0] == P && bd->dims[1] == P && bd->dims[2] == O &&
+            movement_of_bias(m, t, need) && (probe = malloc(sizeof(float) * (size_t)P * P * O)) &&
+            (val = calloc((size_t)m->g->n, sizeof *val))) {
+            for (int k = 0; k < P * P * O; k++) probe[k] = (float)(k + 1);
+            rc_prim_eval_ctx cx;
+            memset(&cx, 0, sizeof cx);
+            cx.B = 1;
+            cx.mode = RC_PRIM_EVAL;
+            cx.param[bref] = probe;
+            char e[160];
+            if (rc_prim_eval(m->g, &cx, need, val, e, sizeof e) == 0 && val[t]) {
+                ok = 1;
+                for (int o = 0; o < O && ok; o++)
+                    for (int yy = 0; yy < ho && ok; yy++)
+                        for (int xx = 0; xx < wo && ok; xx++)
+                            ok = val[t][((size_t)o * ho + yy) * wo + xx] == probe[((yy % P) * P + xx % P) * O + o];
+            }
+            rc_prim_vals_free(m->g, val);
+        }
+        free(val);
+        free(probe);
+        free(need);
+        if (!ok) return 0;
+    }
+    l->kind = RC_LAYER_CONV;
+    l->channels = O;
+    l->kernel = K;
+    l->bias = t >= 0;
+    l->period = P;
+    l->stack = 0;
+    l->stack_channels = 0;
+    l->stack_dropout = 0;
     return 1;
 }
 
@@ -498,7 +582,7 @@ static int lower_one(const rc_prim_graph *g, rc_layer *l)
         l->stack_dropout = 0;
         return 1;
     }
-    if (match_gcconv(&m, y, l)) return 1;
+    if (match_gcconv(&m, y, l) || match_tiled(&m, y, l)) return 1;
     if (match_dense(&m, y, &U, &bias) && g->n_param == 1 + bias) {
         l->kind = RC_LAYER_DENSE;
         l->units = U;

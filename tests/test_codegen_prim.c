@@ -434,6 +434,37 @@ Test(codegen_prim, prelude_stacked_conv_and_gcconv_lowered)
     compare_fft(&ir, 6, "the same, direct layer 1", 0);
 }
 
+/* The prelude's tiled (period 2 and 3) and locally connected (period 0) def.conv lowered to the
+ * built-in tiled conv: the bias map is recognized by evaluating it on a probe. A tiled conv whose
+ * bias map is transposed (bias[x % P][y % P]) is another function and stays a graph. */
+Test(codegen_prim, prelude_tiled_and_local_convs_lowered)
+{
+    static rc_ir ir, low;
+    const char *t = "local twisted = layer \"twisted\" {\n"
+                    "  params = function(x) local c = x.shape[2]\n"
+                    "    return { weight = { shape = { 2, 2, 2, c, 3, 3 }, init = { uniform = 0.3 } },\n"
+                    "             bias = { shape = { 2, 2, 2 }, init = { uniform = 0.3 } } } end,\n"
+                    "  forward = function(x, p)\n"
+                    "    local y = conv2d(x, p.weight, { period = 2 })\n"
+                    "    local ho, wo = y.shape[3], y.shape[4]\n"
+                    "    local b = reshape(transpose(p.bias, { 3, 2, 1 }), { 2, 1, 2, 1, 2 })\n"
+                    "    b = reshape(expand(b, { 2, (ho + 1) // 2, 2, (wo + 1) // 2, 2 }), { 2, ((ho + 1) // 2) * 2, ((wo + 1) // 2) * 2 })\n"
+                    "    return y + reshape(slice(slice(b, 2, 1, ho), 3, 1, wo), { 1, 2, ho, wo }) end }\n"
+                    "return model \"m\" { input = { history = 6, height = 16, width = 16 },\n"
+                    "def.conv { channels = 3, kernel = 5, period = 2 }, def.relu {},\n"
+                    "def.conv { channels = 2, kernel = 3, period = 0 }, def.relu {},\n"
+                    "def.conv { channels = 2, kernel = 3, period = 3, bias = false }, twisted {}, def.relu {},\n"
+                    "def.dense {}, def.softplus {}, train = { batch = 8 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 8, "all but twisted: %s", err);
+    cr_assert(low.layers[0].kind == RC_LAYER_CONV && low.layers[0].period == 2 && low.layers[0].bias);
+    cr_assert(low.layers[2].kind == RC_LAYER_CONV && low.layers[2].period == 10, "period 0: one weight set per position");
+    cr_assert(low.layers[4].kind == RC_LAYER_CONV && low.layers[4].period == 3 && !low.layers[4].bias);
+    cr_assert(low.layers[5].kind == RC_LAYER_DEF, "a transposed bias map stays a graph");
+    compare(&ir, 6, "prelude tiled and local convs lowered");
+}
+
 /* A defined layer as the last layer and two defined layers in a row (no built-in in between). */
 Test(codegen_prim, defined_layers_back_to_back_and_last)
 {

@@ -341,6 +341,21 @@ Test(emu, prelude_stack_and_gcconv_lowered, .timeout = 300)
     emu_compare(&ir, "prelude stack and gcconv", 3);
 }
 
+/* The prelude's tiled and locally connected convs, lowered to the built-in tiled CUDA kernels. */
+Test(emu, prelude_tiled_and_local_lowered, .timeout = 300)
+{
+    static rc_ir ir, low;
+    char err[512];
+    const char *t = "return model \"t\" { input = { history = 4, height = 12, width = 12 },\n"
+                    "def.conv { channels = 3, kernel = 5, period = 2 }, def.relu {},\n"
+                    "def.conv { channels = 2, kernel = 3, period = 0 }, def.relu {}, def.dense {}, def.softplus {},\n"
+                    "train = { batch = 4 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 6, "every layer: %s", err);
+    emu_compare(&ir, "prelude tiled and local", 3);
+}
+
 Test(emu, lowered_defined_layers, .timeout = 300)
 {
     rc_ir *ir = malloc(sizeof *ir), *low = malloc(sizeof *low);
