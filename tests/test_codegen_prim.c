@@ -316,8 +316,8 @@ Test(codegen_prim, plain_convs_on_the_blocked_kernels)
     cr_assert(strstr(src, "static void forward_l2_def(int B,"));
     cr_expect(strstr(src, "plain valid conv (stride 1, no padding): the built-in conv's register-blocked"),
               "the forward runs on the blocked kernel");
-    cr_expect(strstr(src, "input gradient of a plain valid conv"), "the input gradient runs on the blocked kernel");
-    cr_expect(strstr(src, "weight gradient of a plain valid conv"), "the weight gradient runs on the blocked kernel");
+    cr_expect(strstr(src, "input gradient of a conv (stride 1, padding 0)"), "the input gradient runs on the blocked kernel");
+    cr_expect(strstr(src, "weight gradient of a conv (stride 1, padding 0)"), "the weight gradient runs on the blocked kernel");
     cr_expect(!strstr(src, "/* conv2d: stride 1, pad 0"), "no plain conv left on the generic loops");
     free(src);
     compare(&ir, 11, "plain defined convs on the blocked kernels");
@@ -463,6 +463,38 @@ Test(codegen_prim, prelude_tiled_and_local_convs_lowered)
     cr_assert(low.layers[4].kind == RC_LAYER_CONV && low.layers[4].period == 3 && !low.layers[4].bias);
     cr_assert(low.layers[5].kind == RC_LAYER_DEF, "a transposed bias map stays a graph");
     compare(&ir, 6, "prelude tiled and local convs lowered");
+}
+
+/* Padded convs inside a defined layer ("same" convolutions, padding 1 and 2, one of them on a
+ * computed operand, then a "full" one, padding K - 1) take the blocked kernels too: the input copied into a buffer with a zero
+ * border (forward, weight gradient), the output gradient padded by K - 1 - p (input gradient).
+ * Against the reference, and the generated source says which kernels. */
+Test(codegen_prim, padded_convs_on_the_blocked_kernels)
+{
+    static rc_ir ir;
+    const char *t = "local same = layer \"same\" {\n"
+                    "  params = function(x) local c = x.shape[2]\n"
+                    "    return { w1 = { shape = { 4, c, 5, 5 }, init = { uniform = 0.2 } },\n"
+                    "             w2 = { shape = { 3, 4, 3, 3 }, init = { uniform = 0.3 } },\n"
+                    "             w3 = { shape = { 3, 3, 3, 3 }, init = { uniform = 0.3 } } } end,\n"
+                    "  forward = function(x, p)\n"
+                    "    local h = conv2d(x, p.w1, { pad = 2 })\n"
+                    "    return conv2d(conv2d(tanh(h), p.w2, { pad = 1 }), p.w3, { pad = 2 }) end }\n"
+                    "return model \"m\" { input = { history = 6, height = 14, width = 13 },\n"
+                    "conv { channels = 4, kernel = 3 }, relu {}, same {}, relu {}, dense {}, softplus {},\n"
+                    "train = { batch = 8 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    cr_assert(ir.layers[2].out.h == 14 && ir.layers[2].out.w == 13, "same size, then a full conv (padding K - 1)");
+    char *src = NULL;
+    cr_assert_eq(rc_emit_c(&ir, NULL, &src, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(src, "conv with zero padding 2 (stride 1)") && strstr(src, "conv with zero padding 1 (stride 1)"),
+              "both forward convs on the blocked kernels");
+    cr_expect(strstr(src, "input gradient of a conv (stride 1, padding 1)"), "the inner conv's input gradient");
+    cr_expect(strstr(src, "weight gradient of a conv (stride 1, padding 2)") &&
+              strstr(src, "weight gradient of a conv (stride 1, padding 1)"), "both weight gradients");
+    free(src);
+    compare(&ir, 6, "padded convs in a defined layer");
 }
 
 /* A defined layer as the last layer and two defined layers in a row (no built-in in between). */

@@ -177,7 +177,7 @@ void em_prim_call_fwd(em *E, const em_prim *P, int g, int train, const char *y);
 void em_prim_call_bwd(em *E, const em_prim *P, int g, const char *dy, const char *dx);
 
 /* ---- emit_c_prim_conv.c: a defined layer's plain convolutions (conv2d, conv2d_dx, conv2d_dw with
- * stride 1, no padding, dilation 1, period 1, a parameter weight) on the blocked kernels above */
+ * stride 1, zero padding p < K, dilation 1, period 1, a parameter weight) on the blocked kernels above */
 struct rc_prim_graph;
 typedef struct {
     int node, op;                   /* the conv node and its op (0 until planned) */
@@ -186,6 +186,10 @@ typedef struct {
     int prep;                       /* workspace buffer of the weight layout (conv2d, _dx), -1 */
     int part;                       /* EM_NPART parts: padded gradients (_dx), accumulators (_dw) */
     size_t part_floats;
+    int pad;                        /* the node's zero padding p (conv2d, _dw: the input is copied
+                                       into a buffer with a zero border of p first) */
+    int xpad;                       /* EM_NPART parts of xpad_floats: padded inputs, -1 */
+    size_t xpad_floats;
 } em_pconv;
 /* 1 when node n of layer li's graph is lowered to the kernels (pc filled, its workspace
  * buffers added), 0 when the generic loops keep it. */
