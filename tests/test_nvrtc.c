@@ -307,21 +307,28 @@ Test(emu, dropout_acts, .timeout = 300) { check_emu(4, 3); }
 Test(emu, bigkernel_bnfirst, .timeout = 300) { check_emu(5, 3); }
 Test(emu, kwtile_segments, .timeout = 300) { check_emu(6, 3); }
 Test(emu, dw_channel_chunks, .timeout = 300) { check_emu(7, 3); }
+/* A spec of prelude definitions, inferred for 3 cells, lowered (n_lowered layers) and run on the
+ * CUDA kernels under emulation against the reference; *low gets the lowered view. */
+static void emu_lowered(const char *spec, int n_lowered, const char *what, rc_ir *ir, rc_ir *low)
+{
+    char err[512];
+    cr_assert_eq(rc_spec_load_string("p.lua", spec, ir, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_ir_infer(ir, 3, "p.lua", err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(rc_ir_lower(ir, low, err, sizeof err), n_lowered, "%s: every layer lowered: %s", what, err);
+    emu_compare(ir, what, 3);
+}
+
 /* A model written with the prelude's definitions only: every layer is lowered to the built-in
  * CUDA kernels (noise and dropout drawing from the defined layers' streams), against the
  * reference, which evaluates the graphs. */
 Test(emu, prelude_model_lowered, .timeout = 300)
 {
     static rc_ir ir, low;
-    char err[512];
     const char *t = "return model \"p\" { input = { history = 4, height = 12, width = 12 },\n"
                     "def.conv { channels = 4, kernel = 5 }, def.batchnorm { over = \"channel\", abs = true }, def.noise {},\n"
                     "def.relu {}, def.conv { channels = 3, kernel = 3 }, def.dropout { p = 0.2 }, def.tanh {},\n"
                     "def.dense {}, def.batchnorm {}, def.softplus {}, train = { batch = 4 } }\n";
-    cr_assert_eq(rc_spec_load_string("p.lua", t, &ir, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_infer(&ir, 3, "p.lua", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 10, "every layer: %s", err);
-    emu_compare(&ir, "prelude model", 3);
+    emu_lowered(t, 10, "prelude model", &ir, &low);
 }
 
 /* The prelude's stacked conv (dropout between the sub-convs: the graph's masks) and gcconv,
@@ -329,31 +336,23 @@ Test(emu, prelude_model_lowered, .timeout = 300)
 Test(emu, prelude_stack_and_gcconv_lowered, .timeout = 300)
 {
     static rc_ir ir, low;
-    char err[512];
     const char *t = "return model \"s\" { input = { history = 4, height = 12, width = 12 },\n"
                     "def.conv { channels = 4, kernel = 5, stack = 3, stack_dropout = 0.2 }, def.batchnorm {}, def.relu {},\n"
                     "def.conv { channels = 3, kernel = 3, stack = 2, stack_channels = 2 }, def.relu {},\n"
                     "def.gcconv { kernel = 3, position = \"center\" }, def.softplus {}, train = { batch = 4 } }\n";
-    cr_assert_eq(rc_spec_load_string("s.lua", t, &ir, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_infer(&ir, 3, "s.lua", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 7, "every layer: %s", err);
-    cr_assert(low.layers[0].n_sub == 2 && low.layers[0].stack_dropout == 0.2 && low.layers[5].kind == RC_LAYER_GCCONV);
-    emu_compare(&ir, "prelude stack and gcconv", 3);
+    emu_lowered(t, 7, "prelude stack and gcconv", &ir, &low);
+    cr_expect(low.layers[0].n_sub == 2 && low.layers[0].stack_dropout == 0.2 && low.layers[5].kind == RC_LAYER_GCCONV);
 }
 
 /* The prelude's tiled and locally connected convs, lowered to the built-in tiled CUDA kernels. */
 Test(emu, prelude_tiled_and_local_lowered, .timeout = 300)
 {
     static rc_ir ir, low;
-    char err[512];
     const char *t = "return model \"t\" { input = { history = 4, height = 12, width = 12 },\n"
                     "def.conv { channels = 3, kernel = 5, period = 2 }, def.relu {},\n"
                     "def.conv { channels = 2, kernel = 3, period = 0 }, def.relu {}, def.dense {}, def.softplus {},\n"
                     "train = { batch = 4 } }\n";
-    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rc_ir_lower(&ir, &low, err, sizeof err), 6, "every layer: %s", err);
-    emu_compare(&ir, "prelude tiled and local", 3);
+    emu_lowered(t, 6, "prelude tiled and local", &ir, &low);
 }
 
 Test(emu, lowered_defined_layers, .timeout = 300)

@@ -140,6 +140,17 @@ static void parts_open(em *E, rc_sb *s, int li)
     rc_sb_line(s, "const int b0 = (int)((long long)B * p / np), b1 = (int)((long long)B * (p + 1) / np);");
 }
 
+/* Statements copying one sample src (ch, hin - 2z, win - 2z) into the interior of dst
+ * (ch, hin, win), whose zero border of z is left as it is. */
+static void copy_padded(rc_sb *s, const char *dst, const char *src, int ch, int hin, int win, int z)
+{
+    int h = hin - 2 * z, w = win - 2 * z;
+    rc_sb_line(s, "for (int c = 0; c < %d; c++)", ch);
+    rc_sb_line(s, "    for (int iy = 0; iy < %d; iy++)", h);
+    rc_sb_line(s, "        memcpy(%s + ((size_t)c * %d + iy + %d) * %d + %d, %s + ((size_t)c * %d + iy) * %d, %d * sizeof(float));",
+               dst, hin, z, win, z, src, h, w, w);
+}
+
 void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, const char *b, const char *dst, int acc)
 {
     const em_conv *cv = &pc->cv;
@@ -169,10 +180,7 @@ void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, c
         rc_sb_line(s, "memset(xp, 0, %zu * sizeof(float));", pc->xpad_floats);
         rc_sb_line(s, "for (int b = b0; b < b1; b++) {");
         rc_sb_line(s, "const float *xs = %s + (size_t)b * %lld;", a, xsz);
-        rc_sb_line(s, "for (int c = 0; c < %d; c++)", cv->cin);
-        rc_sb_line(s, "    for (int iy = 0; iy < %d; iy++)", xh);
-        rc_sb_line(s, "        memcpy(xp + ((size_t)c * %d + iy + %d) * %d + %d, xs + ((size_t)c * %d + iy) * %d, %d * sizeof(float));",
-                   cv->hin, P, cv->win, P, xh, xw, xw);
+        copy_padded(s, "xp", "xs", cv->cin, cv->hin, cv->win, P);
         rc_sb_line(s, "%s(xp, %s, NULL, %s + (size_t)b * %lld, b, cx);", cv->name, wt, dst, osz);
         rc_sb_line(s, "}");
         rc_sb_line(s, "}");
@@ -191,10 +199,7 @@ void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, c
         rc_sb_line(s, "memset(gp, 0, %zu * sizeof(float));", pc->part_floats);
         rc_sb_line(s, "for (int b = b0; b < b1; b++) {");
         rc_sb_line(s, "const float *g = %s + (size_t)b * %lld;", a, gsz);
-        rc_sb_line(s, "for (int o = 0; o < %d; o++)", cv->cin);
-        rc_sb_line(s, "    for (int oy = 0; oy < %d; oy++)", gh);
-        rc_sb_line(s, "        memcpy(gp + ((size_t)o * %d + oy + %d) * %d + %d, g + ((size_t)o * %d + oy) * %d, %d * sizeof(float));",
-                   cv->hin, Z, cv->win, Z, gh, gw, gw);
+        copy_padded(s, "gp", "g", cv->cin, cv->hin, cv->win, Z);
         rc_sb_line(s, "%s(gp, %s, NULL, %s + (size_t)b * %lld, b, cx);", cv->name, wt, dst, osz);
         rc_sb_line(s, "}");
         rc_sb_line(s, "}");
@@ -216,10 +221,7 @@ void em_pconv_emit(em *E, rc_sb *s, int li, const em_pconv *pc, const char *a, c
             rc_sb_line(s, "memset(xp, 0, %zu * sizeof(float));", pc->xpad_floats);
             rc_sb_line(s, "for (int b = b0; b < b1; b++) {");
             rc_sb_line(s, "const float *xs = %s + (size_t)b * %lld;", a, xsz);
-            rc_sb_line(s, "for (int c = 0; c < %d; c++)", cv->cin);
-            rc_sb_line(s, "    for (int iy = 0; iy < %d; iy++)", xh);
-            rc_sb_line(s, "        memcpy(xp + ((size_t)c * %d + iy + %d) * %d + %d, xs + ((size_t)c * %d + iy) * %d, %d * sizeof(float));",
-                       cv->hin, P, cv->win, P, xh, xw, xw);
+            copy_padded(s, "xp", "xs", cv->cin, cv->hin, cv->win, P);
             rc_sb_line(s, "%s(xp, %s + (size_t)b * %lld, pp);", cv->dwname, b, osz);
             rc_sb_line(s, "}");
         } else {

@@ -752,9 +752,9 @@ static void backward_l2_def(int B, const float *restrict x, const float *restric
         }
     }
     { /* t22 = conv2d_dw (3, 3, 1, 1) */
-        /* weight gradient of a plain valid conv, as the built-in conv computes it: the kernel backward_l2_n22_conv2d_dw
-         * (emit_c_conv.c) per sample into private accumulators per part [c][ky][o][kx < 4], then the
-         * parts summed in a fixed order */
+        /* weight gradient of a conv (stride 1, padding 0), as the built-in conv computes it: the kernel backward_l2_n22_conv2d_dw
+         * (emit_c_conv.c) per sample into private accumulators per part [c][ky][o][kx < 4], then
+         * the parts summed in a fixed order */
         float *accs = CXW(B_L2_n22_acc);
         {
             const int np = B < 8 ? B : 8;
