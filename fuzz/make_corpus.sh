@@ -55,9 +55,12 @@ return model "gc" {
 LUA
 # seed spec with every prelude definition and a defined layer over most primitives
 cp fuzz/def_prelude.lua "$tmp/def_prelude.lua"
-cp "$tmp/tiny_ln.lua" "$tmp/gc.lua" "$tmp/def_prelude.lua" $C/spec/
+# and one with the conv forms compiler/lower.c lowers whole (stacked, tiled, local, gcconv), a
+# near miss and a padded conv
+cp fuzz/def_forms.lua "$tmp/def_forms.lua"
+cp "$tmp/tiny_ln.lua" "$tmp/gc.lua" "$tmp/def_prelude.lua" "$tmp/def_forms.lua" $C/spec/
 
-for s in specs/*.lua "$tmp/tiny_ln.lua" "$tmp/gc.lua" "$tmp/def_prelude.lua"; do
+for s in specs/*.lua "$tmp/tiny_ln.lua" "$tmp/gc.lua" "$tmp/def_prelude.lua" "$tmp/def_forms.lua"; do
     n=$(basename "$s" .lua)
     "$R" check "$s" --emit-ir "$C/ir_text/$n.ir" > /dev/null
 done
