@@ -533,6 +533,59 @@ Test(cuda_prim, model_emulated_matches_reference)
     rc_cuda_close(dev);
 }
 
+/* Convs inside defined layers that are not a built-in form ("same" padding 1 and 2, a plain one
+ * feeding a tanh) run on the tiled direct-conv kernel of the built-in convs, forward and input
+ * gradient; NVRTC compiles the module for sm_80/sm_90 without spills, and under emulation it
+ * matches the reference. */
+Test(cuda_prim, graph_convs_on_the_tiled_kernel)
+{
+    static rc_ir ir;
+    const char *t = "local same = layer \"same\" {\n"
+                    "  params = function(x) local c = x.shape[2]\n"
+                    "    return { w1 = { shape = { 4, c, 5, 5 }, init = { uniform = 0.2 } },\n"
+                    "             w2 = { shape = { 3, 4, 3, 3 }, init = { uniform = 0.3 } } } end,\n"
+                    "  forward = function(x, p)\n"
+                    "    return conv2d(tanh(conv2d(x, p.w1, { pad = 2 })), p.w2, { pad = 1 }) end }\n"
+                    "local plain = layer \"plain\" {\n"
+                    "  params = function(x) return { w = { shape = { 2, x.shape[2], 3, 3 }, init = { uniform = 0.3 } } } end,\n"
+                    "  forward = function(x, p) return tanh(conv2d(x, p.w)) end }\n"
+                    "return model \"m\" { input = { history = 4, height = 14, width = 13 },\n"
+                    "conv { channels = 4, kernel = 3 }, relu {}, same {}, relu {}, plain {}, dense {}, softplus {},\n"
+                    "train = { batch = 4 } }\n";
+    cr_assert_eq(rc_spec_load_string("t.lua", t, &ir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&ir, 3, "t.lua", err, sizeof err), 0, "%s", err);
+    char *src = NULL;
+    rc_cuda_plan plan;
+    cr_assert_eq(rc_emit_cuda(&ir, "t.lua", &src, &plan, err, sizeof err), 0, "%s", err);
+    int tiled = 0;
+    for (const char *q = src; (q = strstr(q, "/* direct conv ")); q++) tiled++;
+    /* built-in layer 1 (forward, inference; layer 1 needs no input gradient) 2, the same layer's
+     * two convs (training and inference forward, input gradient) 6, plain's conv 3 */
+    cr_expect_eq(tiled, 11, "tiled conv kernels: %d", tiled);
+    for (int arch = 80; arch <= 90; arch += 10) {
+        rc_nvrtc_result res;
+        cr_assert_eq(rc_nvrtc_compile(src, "graph_convs", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
+                     res.report ? res.report : "");
+        int regs, ss, sl, st;
+        cr_expect_eq(rc_nvrtc_log_stats(res.log, &regs, &ss, &sl, &st), plan.n_kernels);
+        cr_expect_eq(ss + sl, 0, "sm_%d spills\n%s", arch, res.log);
+        rc_nvrtc_result_free(&res);
+    }
+    free(src);
+    rc_cuda_plan_free(&plan);
+    rc_cuda_dev *dev = emu_open();
+    cr_assert_not_null(dev);
+    rc_backend *be = NULL;
+    cr_assert_eq(rc_cuda_backend_create_on(&ir, dev, &be, err, sizeof err), 0, "%s", err);
+    cc_result r;
+    cr_assert_eq(cc_compare(&ir, be, 3, 99, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_leq(r.y_train, 1e-4, "training output err %g", r.y_train);
+    cr_expect_leq(r.grads, 1e-4, "gradient err %g (%s)", r.grads, r.worst_grad);
+    cr_expect_leq(r.y_infer, 1e-4, "inference err %g", r.y_infer);
+    rc_backend_destroy(be);
+    rc_cuda_close(dev);
+}
+
 /* a graph autodiff refuses is reported with the layer */
 Test(cuda_prim, refused_backward_names_the_layer)
 {

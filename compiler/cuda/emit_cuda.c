@@ -447,6 +447,16 @@ static void emit_conv_any(em *e, const char *name, conv_desc *d, int Pp, epi_fn 
     else emit_sconv(e, name, d, Pp, epi, ctx);
 }
 
+int rc_cu_emit_conv_store(em *e, const char *name, int layer, const conv_desc *d, reg dst)
+{
+    dconv_sched s = plan_dconv(d->Cin, d->Cout, d->K, d->OH, d->OW);
+    if (!s.ok) return 0;
+    epi_store_ctx st = {dst, (int64_t)d->Cout * d->OH * d->OW, 0, 0, 0};
+    emit_dconv(e, name, d, &s, epi_store, &st);
+    e->plan->launch[e->plan->n_launch - 1].layer = layer;
+    return 1;
+}
+
 /* Simple (period P) conv gradients: dW, db straight into grads; one thread per weight. */
 static void emit_sconv_dw(em *e, int layer, const conv_desc *d, int Pp, const char *g,
                           int64_t wgrad, int64_t bgrad)

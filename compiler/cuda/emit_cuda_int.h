@@ -71,6 +71,11 @@ typedef struct {
     int64_t bias;             /* param offset of the bias or -1 */
 } conv_desc;
 
+/* The tiled direct conv of the built-in conv layers (period 1; d->pad, d->flip as it says)
+ * storing its output (B, Cout, OH, OW) into region dst, as kernel `name` of model layer
+ * `layer`. Returns 1, or 0 (nothing emitted) when the shape does not suit the tiled kernel. */
+int rc_cu_emit_conv_store(em *e, const char *name, int layer, const conv_desc *d, reg dst);
+
 /* The input plane (sample b, channel c: the names in the generated text) of a conv's source. */
 void rc_cu_src_plane(em *e, const conv_desc *d, char *out, size_t n);
 

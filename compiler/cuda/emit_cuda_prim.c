@@ -740,9 +740,54 @@ static void dest_shape(rc_cu_prim *p, const dest *d, int *rank, int *dims)
     }
 }
 
+/* A conv2d or conv2d_dx node of the built-in conv's form (stride 1, dilation 1, period 1, zero
+ * padding p < K, a parameter weight (O, C, K, K)) over a stored tensor or the output gradient,
+ * on the tiled direct-conv kernel of the built-in conv layers (conv2d_dx as the correlation of
+ * the output gradient with the flipped weight, padding K - 1 - p). Its value goes to its region;
+ * the destinations it roots are stored from there by their own kernels. 0: not taken (the
+ * generic kernel), nothing emitted. */
+static int tuned_conv(kx *x, int id)
+{
+    rc_cu_prim *p = x->p;
+    const rc_prim_graph *g = p->g;
+    const rc_prim_node *nd = &g->node[id], *A = &g->node[nd->in[0]], *W = &g->node[nd->in[1]];
+    if (nd->op != RC_P_CONV2D && nd->op != RC_P_CONV2D_DX) return 0;
+    const int *at = nd->attr;
+    if (at[0] != 1 || at[2] != 1 || at[3] != 1 || at[4] != 1 || nd->rank != 4 || nd->dims[0] != RC_PRIM_B) return 0;
+    if (W->op != RC_P_PARAM || W->rank != 4 || W->dims[2] != W->dims[3] || A->rank != 4 || A->dims[0] != RC_PRIM_B) return 0;
+    int K = W->dims[2], pad = at[1], a = nd->in[0];
+    if (pad < 0 || pad >= K || !p->has_reg[id]) return 0;
+    conv_desc d;
+    memset(&d, 0, sizeof d);
+    char w[96];
+    if (A->op == RC_P_INPUT && A->ref == 0) {
+        if (p->io.in_frames) return 0;   /* a layer 1 reads windows of the frame stream */
+        snprintf(d.src_ws, sizeof d.src_ws, "%s", rc_cu_ws(p->io.in, w));
+    } else if (A->op == RC_P_INPUT) {
+        snprintf(d.src_ws, sizeof d.src_ws, "%s", p->io.gout_dy ? "a.dy" : rc_cu_ws(p->io.gout, w));
+    } else if (!is_leaf(A) && p->has_reg[a] && (p->mat[x->ph][a] || (x->ph == PH_TB && p->mat[PH_TF][a]))) {
+        snprintf(d.src_ws, sizeof d.src_ws, "%s", rc_cu_ws(p->nreg[a], w));
+    } else {
+        return 0;
+    }
+    d.layer = -1;
+    d.Cin = A->dims[1]; d.IH = A->dims[2]; d.IW = A->dims[3];
+    d.Cout = nd->dims[1]; d.OH = nd->dims[2]; d.OW = nd->dims[3];
+    d.K = K;
+    d.pad = nd->op == RC_P_CONV2D ? pad : K - 1 - pad;
+    d.flip = nd->op == RC_P_CONV2D_DX;
+    d.bias = -1;
+    snprintf(d.wexpr, sizeof d.wexpr, "(a.params + %lldLL)", (long long)p->io.poff[W->ref]);
+    char name[64], part[48];
+    snprintf(part, sizeof part, "n%d_%s", id, rc_prim_name(nd->op));
+    rc_kernel_name(name, sizeof name, (rc_phase)x->ph, p->io.li, part);
+    return rc_cu_emit_conv_store(x->e, name, p->io.li, &d, p->nreg[id]);
+}
+
 /* Kernel of a materialized node: its region and the destinations whose root it is. */
 static void node_kernel(kx *x, int id)
 {
+    if (tuned_conv(x, id)) return;
     rc_cu_prim *p = x->p;
     const rc_prim_node *nd = &p->g->node[id];
     char name[64], part[48], idx[RC_PRIM_MAX_RANK][24], v[VLEN], w[160];
