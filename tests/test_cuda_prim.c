@@ -535,7 +535,8 @@ Test(cuda_prim, model_emulated_matches_reference)
 
 /* Convs inside defined layers that are not a built-in form ("same" padding 1 and 2, a plain one
  * feeding a tanh) run on the tiled direct-conv kernel of the built-in convs, forward and input
- * gradient; NVRTC compiles the module for sm_80/sm_90 without spills, and under emulation it
+ * gradient, and the plain one's weight gradient on the built-in's tiled weight-gradient kernel
+ * (the padded ones' keep the generic kernel); NVRTC compiles the module for sm_80/sm_90 without spills, and under emulation it
  * matches the reference. */
 Test(cuda_prim, graph_convs_on_the_tiled_kernel)
 {
@@ -557,11 +558,14 @@ Test(cuda_prim, graph_convs_on_the_tiled_kernel)
     char *src = NULL;
     rc_cuda_plan plan;
     cr_assert_eq(rc_emit_cuda(&ir, "t.lua", &src, &plan, err, sizeof err), 0, "%s", err);
-    int tiled = 0;
+    int tiled = 0, dw = 0;
     for (const char *q = src; (q = strstr(q, "/* direct conv ")); q++) tiled++;
+    for (const char *q = src; (q = strstr(q, "/* weight gradient partials (")); q++) dw++;
     /* built-in layer 1 (forward, inference; layer 1 needs no input gradient) 2, the same layer's
-     * two convs (training and inference forward, input gradient) 6, plain's conv 3 */
+     * two convs (training and inference forward, input gradient) 6, plain's conv 3; weight
+     * gradients: layer 1 and plain's conv (the padded convs' are not that kernel's form) */
     cr_expect_eq(tiled, 11, "tiled conv kernels: %d", tiled);
+    cr_expect_eq(dw, 2, "tiled weight-gradient kernels: %d", dw);
     for (int arch = 80; arch <= 90; arch += 10) {
         rc_nvrtc_result res;
         cr_assert_eq(rc_nvrtc_compile(src, "graph_convs", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,

@@ -70,6 +70,8 @@ struct rc_cu_prim {
     int n_dest[RC_CU_NPHASE];
     dest dst[RC_CU_NPHASE][RC_PRIM_MAX_DECL + 4];
     int in_node;                    /* INPUT ref 0 node, -1 if unused */
+    reg *dwp;                       /* conv2d_dw nodes on the tiled weight-gradient kernel: the */
+    unsigned char *has_dwp;         /*   region of its per-batch-chunk partials */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -740,6 +742,54 @@ static void dest_shape(rc_cu_prim *p, const dest *d, int *rank, int *dims)
     }
 }
 
+/* The base pointer of a batched operand a of a conv node in the current phase (the layer input,
+ * the output gradient or a stored node) into out; 0 when it has none here. */
+static int conv_src(kx *x, int a, char *out, size_t n)
+{
+    rc_cu_prim *p = x->p;
+    const rc_prim_node *A = &p->g->node[a];
+    char w[96];
+    if (A->op == RC_P_INPUT && A->ref == 0) {
+        if (p->io.in_frames) return 0;   /* a layer 1 reads windows of the frame stream */
+        snprintf(out, n, "%s", rc_cu_ws(p->io.in, w));
+    } else if (A->op == RC_P_INPUT) {
+        snprintf(out, n, "%s", p->io.gout_dy ? "a.dy" : rc_cu_ws(p->io.gout, w));
+    } else if (!is_leaf(A) && p->has_reg[a] && (p->mat[x->ph][a] || (x->ph == PH_TB && p->mat[PH_TF][a]))) {
+        snprintf(out, n, "%s", rc_cu_ws(p->nreg[a], w));
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* A conv2d_dw node of the built-in conv's form (stride 1, no padding, dilation 1, not tiled)
+ * whose value is one parameter's whole gradient (its only use): the built-in conv layers' tiled
+ * weight-gradient kernel, partials per batch chunk, then a fixed-order sum into the gradient
+ * (rc_cu_emit_conv_dw). Planned in rc_cu_prim_prepare (the partials' region); 0: not taken. */
+static int tuned_dw(kx *x, int id)
+{
+    rc_cu_prim *p = x->p;
+    const rc_prim_node *nd = &p->g->node[id], *X = &p->g->node[nd->in[0]], *G = &p->g->node[nd->in[1]];
+    if (!p->has_dwp[id] || x->ph != PH_TB) return 0;
+    int k = -1;
+    for (int j = 0; j < p->n_dest[PH_TB]; j++)
+        if (p->dst[PH_TB][j].root == id && p->dst[PH_TB][j].kind == ST_GRAD) k = j;
+    conv_desc d;
+    memset(&d, 0, sizeof d);
+    char g[160];
+    if (k < 0 || !conv_src(x, nd->in[0], d.src_ws, sizeof d.src_ws) || !conv_src(x, nd->in[1], g, sizeof g)) return 0;
+    d.layer = -1;
+    d.Cin = X->dims[1]; d.IH = X->dims[2]; d.IW = X->dims[3];
+    d.Cout = G->dims[1]; d.OH = G->dims[2]; d.OW = G->dims[3];
+    d.K = nd->dims[3];
+    d.bias = -1;
+    char tag[48];
+    snprintf(tag, sizeof tag, "n%d_conv2d", id);
+    rc_cu_emit_conv_dw(x->e, p->io.li, tag, &d, g, p->dwp[id], p->io.poff[p->dst[PH_TB][k].k], -1);
+    p->dst[PH_TB][k].done = 1;
+    return 1;
+}
+
 /* A conv2d or conv2d_dx node of the built-in conv's form (stride 1, dilation 1, period 1, zero
  * padding p < K, a parameter weight (O, C, K, K)) over a stored tensor or the output gradient,
  * on the tiled direct-conv kernel of the built-in conv layers (conv2d_dx as the correlation of
@@ -759,17 +809,7 @@ static int tuned_conv(kx *x, int id)
     if (pad < 0 || pad >= K || !p->has_reg[id]) return 0;
     conv_desc d;
     memset(&d, 0, sizeof d);
-    char w[96];
-    if (A->op == RC_P_INPUT && A->ref == 0) {
-        if (p->io.in_frames) return 0;   /* a layer 1 reads windows of the frame stream */
-        snprintf(d.src_ws, sizeof d.src_ws, "%s", rc_cu_ws(p->io.in, w));
-    } else if (A->op == RC_P_INPUT) {
-        snprintf(d.src_ws, sizeof d.src_ws, "%s", p->io.gout_dy ? "a.dy" : rc_cu_ws(p->io.gout, w));
-    } else if (!is_leaf(A) && p->has_reg[a] && (p->mat[x->ph][a] || (x->ph == PH_TB && p->mat[PH_TF][a]))) {
-        snprintf(d.src_ws, sizeof d.src_ws, "%s", rc_cu_ws(p->nreg[a], w));
-    } else {
-        return 0;
-    }
+    if (!conv_src(x, a, d.src_ws, sizeof d.src_ws)) return 0;
     d.layer = -1;
     d.Cin = A->dims[1]; d.IH = A->dims[2]; d.IW = A->dims[3];
     d.Cout = nd->dims[1]; d.OH = nd->dims[2]; d.OW = nd->dims[3];
@@ -787,7 +827,7 @@ static int tuned_conv(kx *x, int id)
 /* Kernel of a materialized node: its region and the destinations whose root it is. */
 static void node_kernel(kx *x, int id)
 {
-    if (tuned_conv(x, id)) return;
+    if (tuned_conv(x, id) || tuned_dw(x, id)) return;
     rc_cu_prim *p = x->p;
     const rc_prim_node *nd = &p->g->node[id];
     char name[64], part[48], idx[RC_PRIM_MAX_RANK][24], v[VLEN], w[160];
@@ -958,6 +998,8 @@ void rc_cu_prim_free(rc_cu_prim *p)
     free(p->contract_in);
     free(p->depth);
     free(p->uses);
+    free(p->dwp);
+    free(p->has_dwp);
     free(p);
 }
 
@@ -1039,6 +1081,26 @@ int rc_cu_prim_prepare(em *e, rc_prim_graph *g, const rc_cu_prim_io *io, rc_cu_p
         }
         p->nreg[i] = alloc_ws(e, nb ? c : 0, nb ? 0 : c);
         p->has_reg[i] = 1;
+    }
+    /* conv2d_dw nodes for the tiled weight-gradient kernel: the built-in conv's form, batched
+     * operands, and the value is a parameter's whole gradient (its only use in the backward) */
+    p->dwp = calloc(n, sizeof *p->dwp);
+    p->has_dwp = calloc(n, 1);
+    if (!p->dwp || !p->has_dwp) { p->g = NULL; rc_cu_prim_free(p); snprintf(e->err, e->errlen, "out of memory"); return -1; }
+    for (int i = 0; i < g->n; i++) {
+        const rc_prim_node *nd = &g->node[i];
+        if (nd->op != RC_P_CONV2D_DW || !p->mat[PH_TB][i] || p->uses[i] != 1) continue;
+        const int *at = nd->attr;
+        const rc_prim_node *X = &g->node[nd->in[0]], *G = &g->node[nd->in[1]];
+        if (at[0] != 1 || at[1] != 0 || at[2] != 1 || at[6] != 0 || nd->rank != 4 || nd->dims[2] != nd->dims[3]) continue;
+        if (X->rank != 4 || G->rank != 4 || X->dims[0] != RC_PRIM_B || G->dims[0] != RC_PRIM_B) continue;
+        int root = 0;
+        for (int j = 0; j < p->n_dest[PH_TB]; j++) root |= p->dst[PH_TB][j].root == i && p->dst[PH_TB][j].kind == ST_GRAD;
+        if (!root) continue;
+        int K = nd->dims[3];
+        dw_sched s = rc_cu_plan_dw(X->dims[1], G->dims[1], K, G->dims[2], G->dims[3], X->dims[3]);
+        p->dwp[i] = alloc_ws(e, 0, (int64_t)s.NCH * G->dims[1] * ((int64_t)X->dims[1] * K * K + 1));
+        p->has_dwp[i] = 1;
     }
     for (int i = 0; i < g->n; i++)
         if (p->live[PH_TB][i] && g->node[i].op == RC_P_STATE) p->snap_need[g->node[i].ref] = 1;
