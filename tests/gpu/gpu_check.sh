@@ -9,7 +9,8 @@
 #   2. GPU-vs-CPU numerics for every layer kind and shipped spec (tests/gpu/gpu_numerics.c);
 #   3. one epoch of bncnn training on synthetic data on the GPU (retinac synth + train --device cuda);
 #   4. training and inference throughput vs PyTorch + cuDNN on the identical model
-#      (tests/gpu/gpu_bench.c vs bench/torch_gpu_bench.py), with ratios.
+#      (tests/gpu/gpu_bench.c vs bench/torch_gpu_bench.py), with ratios;
+#   5. with time left, retinac alone on bench/same_cnn.lua (convs inside defined layers).
 # Writes $OUT/gpu_results.md (markdown summary) and $OUT/gpu_check.log (everything).
 # OUT defaults to build-gpu/out. Exit 0 when every step passed, 1 when one failed, 2 no GPU.
 set -u
@@ -158,6 +159,26 @@ for what, k in (("inference", "infer"), ("train step", "train")):
     print(f"| {o['model']} | {o['batch']} | {what} | {ours:.2f} | {a:.2f} | {b:.2f} | {a/ours:.2f} | {b/ours:.2f} |")
 EOF
 done
+# 5. defined layers whose convs are not a built-in form (bench/same_cnn.lua: two "same" convs in a
+#    defined layer, on the tiled kernels since session 12), retinac alone (PyTorch's mirror reads
+#    built-in kinds only); only with time left
+md
+md "Defined layers (graph convs on the tiled kernels; retinac only):"
+md
+now=$(date +%s)
+if [ $((now - T_START)) -gt 280 ]; then
+    log "skipping same_cnn: time budget"; md "- same_cnn: skipped (time budget)"
+else
+    timeout 45 "$BIN/gpu_bench" "$ROOT/bench/same_cnn.lua" --cells 5 --iters 20 --json > "$WORK/same_cnn.ours" 2>> "$LOG"; brc=$?
+    cat "$WORK/same_cnn.ours" >> "$LOG"
+    if [ $brc -ne 0 ]; then md "- same_cnn: FAILED (exit $brc; see gpu_check.log)"; status=1
+    else py - "$WORK/same_cnn.ours" >> "$MD" <<'EOF'
+import json, sys
+o = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"- {o['model']}, batch {o['batch']}: inference {o['infer_ms']:.2f} ms, train step {o['train_ms']:.2f} ms")
+EOF
+    fi
+fi
 md
 md "Raw lines (retinac):"
 md '```'
