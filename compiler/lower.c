@@ -86,6 +86,21 @@ static int match_act(const mt *m, int y, rc_act *act)
     return 0;
 }
 
+/* A conv2d of plain form (stride 1, no padding, dilation 1, not tiled) whose weight is the
+ * parameter named name, square (O, C, K, K): its K and O, else 0. */
+static int plain_conv(const mt *m, int c, const char *name, int *O, int *K)
+{
+    const rc_prim_node *cv = N(m, c);
+    if (cv->op != RC_P_CONV2D || param_named(m, cv->in[1], name) < 0) return 0;
+    const int *at = cv->attr;
+    if (at[0] != 1 || at[1] != 0 || at[2] != 1 || at[3] != 1 || at[4] != 1) return 0;
+    const rc_prim_node *w = N(m, cv->in[1]);
+    if (w->rank != 4 || w->dims[2] != w->dims[3]) return 0;
+    *O = w->dims[0];
+    *K = w->dims[2];
+    return 1;
+}
+
 /* y = c or c + reshape(bias) with c = conv2d(input, weight) plain */
 static int match_conv(const mt *m, int y, int *O, int *K, int *bias)
 {
@@ -100,33 +115,11 @@ static int match_conv(const mt *m, int y, int *O, int *K, int *bias)
         if (r->op != RC_P_RESHAPE || param_named(m, r->in[0], "bias") < 0) return 0;
         *bias = 1;
     }
-    const rc_prim_node *cv = N(m, c);
-    if (cv->op != RC_P_CONV2D || !is_input(m, cv->in[0]) || param_named(m, cv->in[1], "weight") < 0) return 0;
-    const int *at = cv->attr;
-    if (at[0] != 1 || at[1] != 0 || at[2] != 1 || at[3] != 1 || at[4] != 1) return 0;
-    const rc_prim_node *w = N(m, cv->in[1]);
-    if (w->rank != 4 || w->dims[2] != w->dims[3]) return 0;
-    *O = w->dims[0];
-    *K = w->dims[2];
+    if (!plain_conv(m, c, "weight", O, K) || !is_input(m, N(m, c)->in[0])) return 0;
     if (*bias) {   /* (1, O, 1, 1) of a bias of O */
         const rc_prim_node *r = N(m, b), *bp = N(m, r->in[0]);
         if (r->rank != 4 || r->dims[1] != *O || bp->rank != 1 || bp->dims[0] != *O) return 0;
     }
-    return 1;
-}
-
-/* A conv2d of plain form (stride 1, no padding, dilation 1, not tiled) whose weight is the
- * parameter named name, square (O, C, K, K): its K and O, else 0. */
-static int plain_conv(const mt *m, int c, const char *name, int *O, int *K)
-{
-    const rc_prim_node *cv = N(m, c);
-    if (cv->op != RC_P_CONV2D || param_named(m, cv->in[1], name) < 0) return 0;
-    const int *at = cv->attr;
-    if (at[0] != 1 || at[1] != 0 || at[2] != 1 || at[3] != 1 || at[4] != 1) return 0;
-    const rc_prim_node *w = N(m, cv->in[1]);
-    if (w->rank != 4 || w->dims[2] != w->dims[3]) return 0;
-    *O = w->dims[0];
-    *K = w->dims[2];
     return 1;
 }
 
@@ -156,7 +149,7 @@ static int match_stack(const rc_prim_graph *g, rc_layer *l)
     mt m = {g};
     int ye = g->out[RC_PRIM_EVAL], yt = g->out[RC_PRIM_TRAIN];
     if (ye < 0 || yt < 0 || g->n_state || g->n_param < 1 || g->n_param > RC_MAX_STACK + 1) return 0;
-    int O, Ke, bias, bias_t;
+    int O, bias, bias_t;
     /* the evaluation chain, last sub-conv first: n from its parameter's name */
     int ns, c[RC_MAX_STACK], k[RC_MAX_STACK], o[RC_MAX_STACK];
     int last = N(&m, ye)->op == RC_P_ADD ? N(&m, ye)->in[0] : ye;
@@ -166,9 +159,6 @@ static int match_stack(const rc_prim_graph *g, rc_layer *l)
     char tail[16];
     if (sscanf(wn, "sub%d%15s", &ns, tail) != 2 || strcmp(tail, ".weight") || ns < 0 || ns >= RC_MAX_STACK) return 0;
     ns++;
-    if (!plain_conv(&m, last, wn, &O, &Ke)) return 0;
-    if (strip_bias(&m, ye, O, &bias) != last) return 0;
-    if (g->n_param != ns + bias) return 0;
     int y = last;
     for (int j = ns - 1; j >= 0; j--) {
         char nm[32];
@@ -178,6 +168,8 @@ static int match_stack(const rc_prim_graph *g, rc_layer *l)
         y = N(&m, y)->in[0];
     }
     if (!is_input(&m, y)) return 0;
+    O = o[ns - 1];
+    if (strip_bias(&m, ye, O, &bias) != last || g->n_param != ns + bias) return 0;
     /* the training chain: the same convs, or dropouts between them */
     int yl = strip_bias(&m, yt, O, &bias_t);
     if (bias_t != bias) return 0;
@@ -225,7 +217,6 @@ static int match_stack(const rc_prim_graph *g, rc_layer *l)
     } else if (K != s) {
         return 0;
     }
-    (void)Ke;
     l->kind = RC_LAYER_CONV;
     l->channels = O;
     l->kernel = K;
@@ -287,9 +278,9 @@ static int match_tiled(const mt *m, int y, rc_layer *l)
         if (tn->rank != 4 || tn->dims[0] != 1 || tn->dims[1] != O || tn->dims[2] != ho || tn->dims[3] != wo) return 0;
         int ok = 0;
         unsigned char *need = calloc((size_t)m->g->n, 1);
-        int bref = param_named(m, t, "bias");
-        for (int i = 0; i < m->g->n && bref < 0; i++)
-            if (N(m, i)->op == RC_P_PARAM && (bref = param_named(m, i, "bias")) >= 0) break;
+        int bref = -1;
+        for (int k = 0; k < m->g->n_param; k++)
+            if (!strcmp(m->g->param[k].name, "bias")) bref = k;
         const rc_prim_decl *bd = bref >= 0 ? &m->g->param[bref] : NULL;
         float *probe = NULL;
         double **val = NULL;

@@ -486,6 +486,20 @@ static void model(rc_ir *ir)
     cr_assert_eq(ir->layers[ir->n_layers - 1].kind, RC_LAYER_DEF);
 }
 
+/* NVRTC compiles src for sm_80 and sm_90: every kernel of the plan, none spilling. */
+static void nvrtc_no_spills(const char *src, const char *name, const rc_cuda_plan *plan)
+{
+    for (int arch = 80; arch <= 90; arch += 10) {
+        rc_nvrtc_result res;
+        cr_assert_eq(rc_nvrtc_compile(src, name, arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
+                     res.report ? res.report : "");
+        int regs, ss, sl, st;
+        cr_expect_eq(rc_nvrtc_log_stats(res.log, &regs, &ss, &sl, &st), plan->n_kernels);
+        cr_expect_eq(ss + sl, 0, "%s: sm_%d spills\n%s", name, arch, res.log);
+        rc_nvrtc_result_free(&res);
+    }
+}
+
 Test(cuda_prim, model_compiles)
 {
     static rc_ir ir;
@@ -495,15 +509,7 @@ Test(cuda_prim, model_compiles)
     cr_assert_eq(rc_emit_cuda(&ir, "defined.lua", &src, &plan, err, sizeof err), 0, "%s", err);
     cr_expect(strstr(src, "forward_l1_") && strstr(src, "backward_l2_") && strstr(src, "infer_l7_"),
               "kernels of the defined layers 1, 2, 7");
-    for (int arch = 80; arch <= 90; arch += 10) {
-        rc_nvrtc_result res;
-        cr_assert_eq(rc_nvrtc_compile(src, "defined_layers", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
-                     res.report ? res.report : "");
-        int regs, ss, sl, st;
-        cr_expect_eq(rc_nvrtc_log_stats(res.log, &regs, &ss, &sl, &st), plan.n_kernels);
-        cr_expect_eq(ss + sl, 0, "sm_%d spills\n%s", arch, res.log);
-        rc_nvrtc_result_free(&res);
-    }
+    nvrtc_no_spills(src, "defined_layers", &plan);
     /* deterministic text */
     char *src2 = NULL;
     rc_cuda_plan plan2;
@@ -566,15 +572,7 @@ Test(cuda_prim, graph_convs_on_the_tiled_kernel)
      * gradients: layer 1 and plain's conv (the padded convs' are not that kernel's form) */
     cr_expect_eq(tiled, 11, "tiled conv kernels: %d", tiled);
     cr_expect_eq(dw, 2, "tiled weight-gradient kernels: %d", dw);
-    for (int arch = 80; arch <= 90; arch += 10) {
-        rc_nvrtc_result res;
-        cr_assert_eq(rc_nvrtc_compile(src, "graph_convs", arch, 0, &res, err, sizeof err), 0, "%s\n%s", err,
-                     res.report ? res.report : "");
-        int regs, ss, sl, st;
-        cr_expect_eq(rc_nvrtc_log_stats(res.log, &regs, &ss, &sl, &st), plan.n_kernels);
-        cr_expect_eq(ss + sl, 0, "sm_%d spills\n%s", arch, res.log);
-        rc_nvrtc_result_free(&res);
-    }
+    nvrtc_no_spills(src, "graph_convs", &plan);
     free(src);
     rc_cuda_plan_free(&plan);
     rc_cuda_dev *dev = emu_open();
