@@ -45,7 +45,8 @@ static inline float urand(uint64_t *s)
 
 /* Compare ref and c on ir: train forward (y, state), backward (every tensor), infer.
  * fft_mode: RC_C_FFT_OFF (the module's direct path) or RC_C_FFT_ON (layer 1 by FFT on the
- * declared stream: set_stream is called and the FFT path is asserted to be on). */
+ * declared stream: set_stream is called and the FFT path is asserted to be on; the later plain
+ * convs by FFT through the conv hooks, asserted by their call counts). */
 static inline void compare_mode(const rc_ir *ir, int B, const char *what, int fft_mode)
 {
     char err[1024];
@@ -133,6 +134,16 @@ static inline void compare_mode(const rc_ir *ir, int B, const char *what, int ff
                  "%s: calls through the FFT path", what);
     cr_log_info("%s: infer y: rel L2 %.3g", what, e);
     cr_expect_leq(e, TOL, "%s: infer y: rel L2 %g", what, e);
+    /* with the FFT on, every plain conv after the first runs by FFT through the module's conv
+     * hooks: backward and inference, and the training forward where it writes level 0 */
+    for (int li = 1; li < ir->n_layers; li++) {
+        const rc_layer *L = &ir->layers[li];
+        if (L->kind == RC_LAYER_DEF) continue;   /* lowered or not: the module's view decides */
+        int hooked = fft_mode == RC_C_FFT_ON && L->kind == RC_LAYER_CONV && !L->stack && L->period == 1;
+        int64_t n = rc_c_backend_hook_calls(cb, li);
+        if (hooked) cr_expect(n == 2 || n == 3, "%s: layer %d: %lld calls through the conv hooks", what, li + 1, (long long)n);
+        else cr_expect_eq(n, -1, "%s: layer %d is not on the FFT path", what, li + 1);
+    }
 
     free(frames); free(starts); free(params); free(st_r); free(st_c); free(y_r); free(y_c); free(dy);
     free(g_r); free(g_c); free(ws_r); free(ws_c); free(cell_pos);

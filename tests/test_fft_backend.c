@@ -91,6 +91,57 @@ Test(fft_backend, ineligible_first_layers)
     }
 }
 
+/* Later convs by FFT (the conv hooks): AUTO puts bncnn's layer 2 on it (and not a small 3x3 conv,
+ * where the direct kernel wins), OFF neither. The spectra of a training forward's input serve
+ * its backward only while they are that input's: an inference in between (same batch size,
+ * another workspace) must not leave its spectra to the backward. */
+Test(fft_backend, later_convs_through_the_hooks)
+{
+    char path[512], err[1024];
+    rc_ir big;
+    rc_backend *cb = NULL;
+    snprintf(path, sizeof path, "%s/specs/bncnn.lua", RC_SRC_DIR);
+    cr_assert_eq(rc_spec_load(path, &big, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_ir_infer(&big, 5, path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rc_c_backend_create(&big, &cb, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 4), 0, "bncnn layer 5 (the second conv) planned by AUTO");
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 0), -1, "layer 1 is not a hooked layer");
+    cr_assert_eq(rc_c_backend_set_fft(cb, RC_C_FFT_OFF, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 4), -1, "OFF: direct");
+    rc_backend_destroy(cb);
+
+    rc_ir ir;
+    build_ir(&ir, "history=3 height=14 width=14",
+             "layer conv channels=3 kernel=5\nlayer relu\n"
+             "layer conv channels=4 kernel=3\nlayer batchnorm over=channel\nlayer relu\nlayer dense\nlayer softplus\n", 2);
+    cr_assert_eq(rc_c_backend_create(&ir, &cb, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 2), -1, "AUTO keeps a small 3x3 conv direct");
+    cr_assert_eq(rc_c_backend_set_fft(cb, RC_C_FFT_ON, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 2), 0, "ON: hooked");
+    const int B = 6, B2 = B, T = 40, HW = 14 * 14;
+    int64_t P = ir.params_total;
+    float *fr = malloc(sizeof(float) * T * HW), *params = malloc(sizeof(float) * P);
+    float *state = malloc(sizeof(float) * (ir.state_total + 1)), *y = malloc(sizeof(float) * B * 2);
+    float *dy = malloc(sizeof(float) * B * 2), *g1 = calloc(P, sizeof(float)), *g2 = calloc(P, sizeof(float));
+    float *ws = malloc(sizeof(float) * cb->ws_floats(cb, B)), *ws2 = malloc(sizeof(float) * cb->ws_floats(cb, B2));
+    int64_t starts[6] = {0, 7, 13, 20, 29, 37}, starts2[6] = {3, 5, 30, 2, 9, 11};
+    uint64_t rs = 5;
+    cr_assert(fr && params && state && y && dy && g1 && g2 && ws && ws2);
+    for (int i = 0; i < T * HW; i++) fr[i] = urand(&rs);
+    for (int i = 0; i < B * 2; i++) dy[i] = urand(&rs);
+    rc_params_init(&ir, 3, params, state);
+    cr_assert_eq(cb->set_stream(cb, fr, T), 0, "%s", cb->err);
+    cr_assert_eq(cb->train_forward(cb, B, params, state, NULL, 1, fr, starts, y, ws), 0, "%s", cb->err);
+    cr_assert_eq(cb->train_backward(cb, B, params, NULL, fr, starts, dy, g1, ws), 0, "%s", cb->err);
+    cr_assert_eq(cb->train_forward(cb, B, params, state, NULL, 1, fr, starts, y, ws), 0, "%s", cb->err);
+    cr_assert_eq(cb->infer(cb, B2, params, state, NULL, fr, starts2, y, ws2), 0, "%s", cb->err);
+    cr_assert_eq(cb->train_backward(cb, B, params, NULL, fr, starts, dy, g2, ws), 0, "%s", cb->err);
+    cr_expect_eq(memcmp(g1, g2, sizeof(float) * P), 0, "an inference between forward and backward changed the gradients");
+    cr_expect_eq(rc_c_backend_hook_calls(cb, 2), 5, "every call of layer 3 through the hooks");
+    free(fr); free(params); free(state); free(y); free(dy); free(g1); free(g2); free(ws); free(ws2);
+    rc_backend_destroy(cb);
+}
+
 /* Infer through the FFT path, then with a copy of the frames (not the declared stream: direct
  * path), then after re-declaring changed content: all three agree with the reference. */
 Test(fft_backend, stream_contract)

@@ -1,6 +1,7 @@
 /* test_fftconv.c — the FFT first conv (runtime/backend/fftconv.c) against a plain direct convolution
  * written here (double accumulation): forward output and weight/bias gradients, at the real
- * BN-CNN size (40x50x50 windows, 8x15x15 kernels) and at odd small sizes (remainder tiles, odd
+ * BN-CNN size (40x50x50 windows, 8x15x15 kernels), the input gradient of every window (what the
+ * later layers' hooks use: bncnn's layer 2 shape too), and at odd small sizes (remainder tiles, odd
  * frame widths, several backward chunks), with random overlapping windows. Also: determinism
  * across thread counts, the weight-spectrum cache invalidation, += semantics, and errors.
  * Every shape runs on both transform engines (lane-batched, FFTW) and on every ISA variant of
@@ -85,6 +86,24 @@ static void direct_backward(const shape *s, const float *frames, const int64_t *
         }
 }
 
+/* dx (B,C,H,W): dx[b,c,p,q] = sum_o,u,v w[o,c,u,v] dout[b,o,p-u,q-v] (zero outside). */
+static void direct_input_grad(const shape *s, const float *w, const float *dout, double *dx)
+{
+    memset(dx, 0, (size_t)s->B * s->C * s->H * s->W * sizeof(double));
+    for (int b = 0; b < s->B; b++)
+        for (int o = 0; o < s->Cout; o++)
+            for (int c = 0; c < s->C; c++) {
+                const float *dy = dout + ((size_t)b * s->Cout + o) * s->Ho * s->Wo;
+                const float *wk = w + ((size_t)o * s->C + c) * s->K * s->K;
+                double *d = dx + ((size_t)b * s->C + c) * s->H * s->W;
+                for (int i = 0; i < s->Ho; i++)
+                    for (int j = 0; j < s->Wo; j++)
+                        for (int u = 0; u < s->K; u++)
+                            for (int v = 0; v < s->K; v++)
+                                d[(i + u) * s->W + j + v] += (double)wk[u * s->K + v] * dy[i * s->Wo + j];
+            }
+}
+
 static double rel_l2(const float *a, const double *ref, size_t n, const float *base)
 {
     double num = 0.0, den = 0.0;
@@ -120,9 +139,12 @@ static double check_shape(int C, int H, int W, int Cout, int K, int B, int64_t T
 
     double *rout = malloc(nout * sizeof(double)), *rdw = malloc(nw * sizeof(double));
     double *rdb = malloc((size_t)Cout * sizeof(double));
-    cr_assert(rout && rdw && rdb);
+    const size_t nx = (size_t)B * C * H * W;
+    double *rdx = malloc(nx * sizeof(double));
+    cr_assert(rout && rdw && rdb && rdx);
     direct_forward(&s, frames, starts, w, bias, rout);
     direct_backward(&s, frames, starts, dout, rdw, rdb);
+    direct_input_grad(&s, w, dout, rdx);
 
     double worst = 0.0;
     int variants = 0;
@@ -153,27 +175,42 @@ static double check_shape(int C, int H, int W, int Cout, int K, int B, int64_t T
                          rc_fftconv_error(p));
             cr_assert_eq(rc_fftconv_backward_weight(p, spec, T, starts, B, dout, dw, db), 0,
                          "%s", rc_fftconv_error(p));
+            /* with the input gradient: the same weight and bias gradients, bit for bit */
+            float *dw2 = malloc(nw * sizeof(float)), *db2 = malloc((size_t)Cout * sizeof(float));
+            float *dx = malloc(nx * sizeof(float));
+            cr_assert(dw2 && db2 && dx);
+            memcpy(dw2, dw0, nw * sizeof(float));
+            memcpy(db2, db0, (size_t)Cout * sizeof(float));
+            for (size_t i = 0; i < nx; i++) dx[i] = NAN;   /* written, not accumulated */
+            cr_assert_eq(rc_fftconv_backward(p, spec, T, starts, B, w, dout, dw2, db2, dx), 0,
+                         "%s", rc_fftconv_error(p));
+            cr_expect_eq(memcmp(dw2, dw, nw * sizeof(float)), 0, "%s: dweight changed with dx", label);
+            cr_expect_eq(memcmp(db2, db, (size_t)Cout * sizeof(float)), 0, "%s: dbias changed with dx",
+                         label);
+            double ex = rel_l2(dx, rdx, nx, NULL);
+            cr_expect_leq(ex, TOL, "%s engine %d isa %d: dx rel L2 %g", label, engine, isa, ex);
+            free(dw2); free(db2); free(dx);
             double ef = rel_l2(out, rout, nout, NULL);
             double ew = rel_l2(dw, rdw, nw, dw0);
             double eb = rel_l2(db, rdb, (size_t)Cout, db0);
             fprintf(stderr, "fftconv %s [%s, isa %d]: C=%d %dx%d Cout=%d K=%d B=%d T=%lld "
-                    "threads=%d: rel L2 forward %.3g, dweight %.3g, dbias %.3g\n", label,
+                    "threads=%d: rel L2 forward %.3g, dweight %.3g, dbias %.3g, dx %.3g\n", label,
                     engine == RC_FFTCONV_ENGINE_LANES ? "lanes" : "fftw", isa, C, H, W, Cout, K,
-                    B, (long long)T, threads, ef, ew, eb);
+                    B, (long long)T, threads, ef, ew, eb, ex);
             cr_expect_leq(ef, TOL, "%s engine %d isa %d: forward rel L2 %g", label, engine, isa,
                           ef);
             cr_expect_leq(ew, TOL, "%s engine %d isa %d: dweight rel L2 %g", label, engine, isa,
                           ew);
             cr_expect_leq(eb, TOL, "%s engine %d isa %d: dbias rel L2 %g", label, engine, isa,
                           eb);
-            worst = fmax(worst, fmax(ef, fmax(ew, eb)));
+            worst = fmax(worst, fmax(fmax(ef, ex), fmax(ew, eb)));
             variants++;
             rc_fftconv_destroy(p);
             free(spec); free(out); free(dw); free(db);
         }
     cr_expect_geq(variants, 2, "%s: at least the generic variant of both engines ran", label);
     free(frames); free(w); free(bias); free(starts); free(dout); free(dw0); free(db0);
-    free(rout); free(rdw); free(rdb);
+    free(rout); free(rdw); free(rdb); free(rdx);
     return worst;
 }
 
@@ -181,6 +218,12 @@ Test(fftconv, bncnn_size)
 {
     /* 40x50x50 windows, 8x15x15 kernels; 5 samples in a 60-frame chunk (overlapping). */
     check_shape(40, 50, 50, 8, 15, 5, 60, 2, 0x1234567ull, "bncnn");
+}
+
+Test(fftconv, bncnn_layer2_size)
+{
+    /* bncnn's layer 2 as the hooks run it: each sample's 8 maps of 36x36 its own frames. */
+    check_shape(8, 36, 36, 8, 11, 6, 48, 2, 0x2468ull, "layer2");
 }
 
 Test(fftconv, odd_small)

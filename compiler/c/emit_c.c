@@ -491,6 +491,28 @@ static int is_bn(const em *E, const em_grp *G, int k)
     return k >= 1 && k <= G->nops && E->ir->layers[G->op[k]].kind == RC_LAYER_BATCHNORM;
 }
 
+/* 1 when group g's producer may run through the runtime's conv hooks (rcg_hooks): a plain conv
+ * (not stacked or tiled) over the previous group's output, a contiguous (B, C, H, W) buffer. */
+int em_hook_conv(const em *E, const em_plan *PL, int g)
+{
+    const em_grp *G = &E->g[g];
+    if (g == 0 || G->li < 0) return 0;
+    const rc_layer *L = &E->ir->layers[G->li];
+    return L->kind == RC_LAYER_CONV && !L->stack && !PL->cl[G->li].tiled && PL->cl[G->li].n == 1;
+}
+
+/* Opening of a hooked call: `const int hk_ = ...; if (hk_ < 0) return ...; if (hk_) {` (the
+ * module's own code follows, then the caller closes the brace). */
+static void hook_open_fwd(em *E, rc_sb *s, int g, const char *op, const char *bias, const char *y)
+{
+    char w[64];
+    int li = E->g[g].li;
+    const em_grp *P = &E->g[g - 1];   /* its output, (B, C, H, W), is this group's input */
+    rc_sb_line(s, "const int hk_ = cx->hk ? cx->hk->conv(cx->hk->self, %s, %d, B, CXW(%s), cx->params + %s, %s, %s) : 1;", op,
+               li, em_bufname(E, P->buf[P->nops]), em_P(E, li, ".weight", w), bias, y);
+    rc_sb_line(s, "if (hk_ < 0) return RCG_ERR(RCG_E_HOOK, %d);", li);
+}
+
 /* Input of group g's producer for sample b. */
 void em_in_expr(const em *E, int g, const char *b, char *out, size_t n)
 {
@@ -640,6 +662,14 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g, int ext)
     } else {
         const rc_layer *L = &ir->layers[li];
         const em_cl *cl = &PL->cl[li];
+        int hook = em_hook_conv(E, PL, g) && G->j0 == 0;   /* the hook writes level 0 */
+        if (hook) {
+            char bias[96] = "NULL", y[96];
+            if (L->bias) snprintf(bias, sizeof bias, "cx->params + %s", em_P(E, li, ".bias", n2));
+            snprintf(y, sizeof y, "CXW(%s)", out);
+            hook_open_fwd(E, s, g, "RCG_HOOK_TRAIN", bias, y);
+            rc_sb_line(s, "if (hk_) {");
+        }
         for (int j = 0; j < cl->n; j++) {
             char src[96], dst[96];
             snprintf(src, sizeof src, "cx->params + %s", em_wname(E, li, j, n1));
@@ -662,6 +692,7 @@ static void drv_fwd_group(em *E, const em_plan *PL, int g, int ext)
             rc_sb_line(s, "%s(%s, CXW(%s), %s, %s, b, cx);", cv->name, xin, em_bufname(E, cl->prep[j]), bias, yout);
         }
         rc_sb_line(s, "}");
+        if (hook) rc_sb_line(s, "}");
     }
     int pos = G->j0;
     while (pos < G->nops) {
@@ -836,11 +867,12 @@ static void emit_checks(em *E, rc_sb *s, int train)
     }
 }
 
-static void emit_ctx(rc_sb *s, const char *params, const char *state, const char *seed, const char *grads)
+static void emit_ctx(rc_sb *s, const char *params, const char *state, const char *seed, const char *grads,
+                     const char *hk)
 {
     rc_sb_line(s, "size_t off[RCG_NBUF];");
     rc_sb_line(s, "rcg_offsets(B, off);");
-    rc_sb_line(s, "rcg_ctx cx_ = {%s, %s, ws, off, %s, cell_pos, %s};", params, state, seed, grads);
+    rc_sb_line(s, "rcg_ctx cx_ = {%s, %s, ws, off, %s, cell_pos, %s, %s};", params, state, seed, grads, hk);
     rc_sb_line(s, "const rcg_ctx *cx = &cx_;");
     rc_sb_line(s, "(void)frames; (void)starts; (void)cx;");
 }
@@ -861,16 +893,17 @@ static void drv_train_forward(em *E, const em_plan *PL, int ext)
         rc_sb_line(s, "/* Training forward from layer 1's conv output (conv + bias, written by the caller into the");
         rc_sb_line(s, " * workspace at rcg_ext_offset(B, 0)); otherwise as rcg_train_forward. */");
         rc_sb_line(s, "int rcg_train_forward_ext(int B, const float *params, float *state, const int *cell_pos,");
-        rc_sb_line(s, "                          uint64_t seed, float *y, float *ws)");
+        rc_sb_line(s, "                          uint64_t seed, float *y, float *ws, const rcg_hooks *hk)");
         ext_open(s);
     } else {
         rc_sb_line(s, "/* Training forward: batch statistics, running-state update, noise and dropout from seed. */");
         rc_sb_line(s, "int rcg_train_forward(int B, const float *params, float *state, const int *cell_pos, uint64_t seed,");
-        rc_sb_line(s, "                      const float *frames, const int64_t *starts, float *y, float *ws)");
+        rc_sb_line(s, "                      const float *frames, const int64_t *starts, float *y, float *ws,");
+        rc_sb_line(s, "                      const rcg_hooks *hk)");
         rc_sb_line(s, "{");
     }
     emit_checks(E, s, 1);
-    emit_ctx(s, "params", "state", "seed", "NULL");
+    emit_ctx(s, "params", "state", "seed", "NULL", "hk");
     rc_sb_line(s, "{ /* header: what backward needs to check the batch and redraw the masks */");
     rc_sb_line(s, "const int32_t b32 = B;");
     rc_sb_line(s, "memcpy(ws, &seed, sizeof seed);");
@@ -891,12 +924,13 @@ static void drv_train_backward(em *E, const em_plan *PL, int ext)
         rc_sb_line(s, "/* Training backward down to layer 1's conv output: grads += d loss / d params of layers 2..,");
         rc_sb_line(s, " * and d loss / d (layer 1 conv output) left at rcg_ext_offset(B, 2) for the caller. */");
         rc_sb_line(s, "int rcg_train_backward_ext(int B, const float *params, const int *cell_pos, const float *dy,");
-        rc_sb_line(s, "                           float *grads, float *ws)");
+        rc_sb_line(s, "                           float *grads, float *ws, const rcg_hooks *hk)");
         ext_open(s);
     } else {
         rc_sb_line(s, "/* Training backward of the last rcg_train_forward with the same B and ws: grads += d loss / d params. */");
         rc_sb_line(s, "int rcg_train_backward(int B, const float *params, const int *cell_pos, const float *frames,");
-        rc_sb_line(s, "                       const int64_t *starts, const float *dy, float *grads, float *ws)");
+        rc_sb_line(s, "                       const int64_t *starts, const float *dy, float *grads, float *ws,");
+        rc_sb_line(s, "                       const rcg_hooks *hk)");
         rc_sb_line(s, "{");
     }
     rc_sb_line(s, "if (B < 1) return RCG_ERR(RCG_E_BATCH, 0);");
@@ -905,7 +939,7 @@ static void drv_train_backward(em *E, const em_plan *PL, int ext)
     rc_sb_line(s, "memcpy(&seed, ws, sizeof seed);");
     rc_sb_line(s, "memcpy(&b32, ws + 2, sizeof b32);");
     rc_sb_line(s, "if (b32 != B || ws[3] != RCG_MAGIC) return RCG_ERR(RCG_E_BWD_BATCH, 0);");
-    emit_ctx(s, "params", "NULL", "seed", "grads");
+    emit_ctx(s, "params", "NULL", "seed", "grads", "hk");
     int cur = -1;
     for (int g = E->ng - 1; g >= 0; g--) drv_bwd_group(E, PL, g, &cur, ext);
     rc_sb_line(s, "(void)dy;");
@@ -959,16 +993,17 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
         rc_sb_line(s, "/* Inference from layer 1's conv output (conv + bias, written by the caller into the workspace");
         rc_sb_line(s, " * at rcg_ext_offset(B, 1)); layer 1's batchnorm is applied as an affine, not folded. */");
         rc_sb_line(s, "int rcg_infer_ext(int B, const float *params, const float *state, const int *cell_pos, float *y,");
-        rc_sb_line(s, "                  float *ws)");
+        rc_sb_line(s, "                  float *ws, const rcg_hooks *hk)");
         ext_open(s);
     } else {
         rc_sb_line(s, "/* Inference: running statistics, no noise or dropout, stacked convs collapsed, BN folded. */");
         rc_sb_line(s, "int rcg_infer(int B, const float *params, const float *state, const int *cell_pos,");
-        rc_sb_line(s, "              const float *frames, const int64_t *starts, float *y, float *ws)");
+        rc_sb_line(s, "              const float *frames, const int64_t *starts, float *y, float *ws,");
+        rc_sb_line(s, "              const rcg_hooks *hk)");
         rc_sb_line(s, "{");
     }
     emit_checks(E, s, 0);
-    emit_ctx(s, "params", "(float *)state", "0", "NULL");
+    emit_ctx(s, "params", "(float *)state", "0", "NULL", "hk");
     for (int g = 0; g < E->ng; g++) {
         const em_grp *G = &E->g[g];
         for (int k = 1; k <= G->nops; k++) {
@@ -1050,6 +1085,22 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
             const rc_layer *L = &ir->layers[li];
             const em_cl *cl = &PL->cl[li];
             char src[128];
+            int hook = em_hook_conv(E, PL, g);
+            if (hook) {   /* the hook writes conv + bias; the chain (BN unfolded) runs as one pass */
+                char y[96];
+                snprintf(y, sizeof y, "CXW(%s)", out);
+                hook_open_fwd(E, s, g, "RCG_HOOK_INFER", bias, y);
+                if (G->nops) {
+                    rc_sb_line(s, "if (!hk_) {");
+                    loops_open(E, s, G);
+                    rc_sb_line(s, "float v = CXW(%s)[(size_t)b * %lld + f];", out, (long long)SZ);
+                    em_ops_fwd(E, PL, s, G, 0, G->nops, M_INFER, "b", "c", "f", 0, 0);
+                    rc_sb_line(s, "CXW(%s)[(size_t)b * %lld + f] = v;", out, (long long)SZ);
+                    loops_close(s);
+                    rc_sb_line(s, "}");
+                }
+                rc_sb_line(s, "if (hk_) {");
+            }
             if (L->stack) {
                 emit_collapse(E, PL, s, li);
                 snprintf(src, sizeof src, "CXW(%s)", em_bufname(E, em_collapsed_buf(PL, li)));
@@ -1072,6 +1123,7 @@ static void drv_infer(em *E, const em_plan *PL, int ext)
             em_omp_for(E, s, li, NULL);
             rc_sb_line(s, "for (int b = 0; b < B; b++) %s(%s, %s, %s, CXW(%s) + (size_t)b * %lld, b, cx);", cl->inf.name,
                        in, dst, bias, out, (long long)SZ);
+            if (hook) rc_sb_line(s, "}");
         }
         rc_sb_line(s, "}");
     }
@@ -1098,10 +1150,23 @@ static const char prelude[] =
 
 static const char helpers[] =
     "\n"
-    "#define RCG_ABI 2\n"
+    "#define RCG_ABI 3\n"
     "#define RCG_MAGIC 20245.5f\n"
     "#define RCG_ERR(code, layer) (((code) << 8) | (layer))\n"
-    "enum { RCG_E_BATCH = 1, RCG_E_BWD_BATCH = 2, RCG_E_CELLPOS = 3, RCG_E_BN_BATCH = 4 };\n"
+    "enum { RCG_E_BATCH = 1, RCG_E_BWD_BATCH = 2, RCG_E_CELLPOS = 3, RCG_E_BN_BATCH = 4, RCG_E_HOOK = 5 };\n"
+    "\n"
+    "/* Services of the runtime (backend_c.h; hk NULL: none). conv: layer `layer`'s conv over the\n"
+    " * batch, y (B, O, Ho, Wo) = conv + bias of x (B, C, H, W) (op RCG_HOOK_TRAIN in training,\n"
+    " * RCG_HOOK_INFER in inference); conv_bwd: dw, db (NULL: none) += its parameter gradients and\n"
+    " * dx (NULL: none) = its input gradient for the output gradient dy. They return 0 when done,\n"
+    " * 1 when they decline (the module's own kernels run), < 0 on error. */\n"
+    "enum { RCG_HOOK_TRAIN = 0, RCG_HOOK_INFER = 1 };\n"
+    "typedef struct rcg_hooks {\n"
+    "    void *self;\n"
+    "    int (*conv)(void *self, int op, int layer, int B, const float *x, const float *w, const float *bias, float *y);\n"
+    "    int (*conv_bwd)(void *self, int layer, int B, const float *x, const float *w, const float *dy, float *dx,\n"
+    "                    float *dw, float *db);\n"
+    "} rcg_hooks;\n"
     "\n"
     "/* Portable SIMD through GCC/Clang vector extensions; memcpy = unaligned load/store. */\n"
     "typedef float rcg_v16 __attribute__((vector_size(64)));\n"
@@ -1147,6 +1212,7 @@ static const char helpers[] =
     "    uint64_t seed;\n"
     "    const int *cell_pos;\n"
     "    float *grads;\n"
+    "    const rcg_hooks *hk;\n"
     "} rcg_ctx;\n"
     "#define CXW(k) (cx->ws + cx->off[k])\n"
     "\n";
@@ -1210,7 +1276,7 @@ int rc_emit_c(const rc_ir *ir, const char *spec_path, char **src, char *err, siz
             rc_sb_line(s, "const float *frames = NULL;");
             rc_sb_line(s, "const int64_t *starts = NULL;");
             rc_sb_line(s, "const int *cell_pos = NULL;");
-            emit_ctx(s, "params", "NULL", "0", "NULL");
+            emit_ctx(s, "params", "NULL", "0", "NULL", "NULL");
             emit_collapse(E, PL, s, 0);
             rc_sb_line(s, "return off[%s];", em_bufname(E, em_collapsed_buf(PL, 0)));
             rc_sb_line(s, "}");

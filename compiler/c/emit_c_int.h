@@ -143,6 +143,8 @@ const char *em_S(const em *E, int li, const char *suffix, char *out);
 const char *em_wname(const em *E, int li, int j, char *out);
 /* "#pragma omp parallel for schedule(static) [extra] [num_threads(hint of layer li)]" */
 void em_omp_for(em *E, rc_sb *s, int li, const char *extra);
+/* 1 when group g's producer may run through the runtime's conv hooks (rcg_hooks in the module). */
+int em_hook_conv(const em *E, const em_plan *PL, int g);
 /* Input of group g's producer for sample b; gradient buffer expression (-1 = dy). */
 void em_in_expr(const em *E, int g, const char *b, char *out, size_t n);
 const char *em_gexpr(const em *E, int cur, char *out);

@@ -252,7 +252,16 @@ void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out)
         }
     } else {
         const em_cl *cl = &PL->cl[li];
-        int n = cl->n;
+        int n = cl->n, hook = em_hook_conv(E, PL, g);
+        if (hook) {
+            char gb[96] = "NULL";
+            const em_grp *P = &E->g[g - 1];   /* its output is this group's input */
+            if (L->bias) snprintf(gb, sizeof gb, "cx->grads + %s", pb);
+            rc_sb_line(s, "const int hk_ = cx->hk ? cx->hk->conv_bwd(cx->hk->self, %d, B, CXW(%s), cx->params + %s, gz, %s, "
+                       "cx->grads + %s, %s) : 1;", li, em_bufname(E, P->buf[P->nops]), pw, out >= 0 ? o : "NULL", pw, gb);
+            rc_sb_line(s, "if (hk_ < 0) return RCG_ERR(RCG_E_HOOK, %d);", li);
+            rc_sb_line(s, "if (hk_) {");
+        }
         for (int j = 0; j < n; j++)
             if (cl->has_dx[j]) {
                 char src[96], dst[96], w[64];
@@ -324,6 +333,7 @@ void em_prod_bwd(em *E, const em_plan *PL, int g, const char *gz, int out)
             rc_sb_line(s, "cx->grads[%s + o] += a;", pb);
             rc_sb_line(s, "}");
         }
+        if (hook) rc_sb_line(s, "}");
     }
     rc_sb_line(s, "}");
 }

@@ -10,6 +10,13 @@
  * A call takes the FFT path only if its frames pointer is the declared stream and every window
  * lies in it; otherwise the module's direct path runs (same results to fp32 rounding).
  * Invariant: the spectra of block k are valid iff done[k]; set_stream clears every flag.
+ *
+ * Later convs by FFT: the module offers each plain conv after the first to the conv hooks
+ * (rc_c_hooks, backend_c.h), which run it with the same fftconv.c, each sample's C input maps
+ * being the frames of one window (starts[b] = b * C): per sample C forward and O inverse
+ * transforms instead of bncnn layer 2's 5.2 M MACs. A training forward keeps its input's spectra
+ * for the backward (weight gradient, and the input gradient from the output gradient's spectra);
+ * they serve it only while they are that input's (same x and B, no inference since).
  */
 #include "errbuf.h"
 #include "backend_c.h"
@@ -29,16 +36,30 @@
 #define FFT_BLOCK 256   /* frames per lazily computed spectra block (~2.7 MB at 50x50) */
 
 typedef size_t (*ws_fn)(int);
+typedef const rc_c_hooks *hk_t;
 typedef int (*tf_fn)(int, const float *, float *, const int *, uint64_t, const float *, const int64_t *,
-                     float *, float *);
+                     float *, float *, hk_t);
 typedef int (*tb_fn)(int, const float *, const int *, const float *, const int64_t *, const float *,
-                     float *, float *);
+                     float *, float *, hk_t);
 typedef int (*inf_fn)(int, const float *, const float *, const int *, const float *, const int64_t *,
-                      float *, float *);
+                      float *, float *, hk_t);
 
-typedef int (*tfx_fn)(int, const float *, float *, const int *, uint64_t, float *, float *);
-typedef int (*tbx_fn)(int, const float *, const int *, const float *, float *, float *);
-typedef int (*infx_fn)(int, const float *, const float *, const int *, float *, float *);
+typedef int (*tfx_fn)(int, const float *, float *, const int *, uint64_t, float *, float *, hk_t);
+typedef int (*tbx_fn)(int, const float *, const int *, const float *, float *, float *, hk_t);
+typedef int (*infx_fn)(int, const float *, const float *, const int *, float *, float *, hk_t);
+
+/* A later conv layer run by FFT through the module's conv hooks: each sample's C input maps are
+ * the "frames" of one window (starts[b] = b * C). The spectra of the last training forward's
+ * input stay for its backward (valid while spec_x, spec_B match and no inference ran since). */
+typedef struct {
+    rc_fftconv *p;                /* NULL: the module's own kernels run this layer */
+    int C;
+    float *spec;                  /* (B * C maps x fst) floats */
+    size_t spec_cap;
+    const float *spec_x;
+    int spec_B, spec_valid;
+    int64_t calls;                /* hook calls this layer took (tests, bench) */
+} c_lconv;
 typedef size_t (*xoff_fn)(int, int);
 typedef size_t (*xw_fn)(int, const float *, float *);
 
@@ -67,6 +88,12 @@ typedef struct {
     int64_t fft_calls;            /* calls that took the FFT path (tests, bench) */
     char so_path[4400];
     rc_ir *low;                   /* the module's view of the IR: defined layers lowered (lower.h) */
+    /* conv hooks (rcg_hooks of the module): later conv layers by FFT */
+    rc_c_hooks hooks;
+    c_lconv lc[RC_MAX_LAYERS];
+    int64_t *hstarts;             /* (hstarts_cap) b * C */
+    int hstarts_cap;
+    char hook_err[200];
 } c_self;
 
 
@@ -91,6 +118,10 @@ static int code_err(rc_backend *be, int rc, int B, const char *what)
     case 4:
         snprintf(be->err, sizeof be->err, "c: %s: %s: layer %d (%s): training needs more than one value per "
                  "feature (batch %d)", ir->name, what, li + 1, kind, B);
+        break;
+    case 5:
+        snprintf(be->err, sizeof be->err, "c: %s: %s: layer %d (%s), FFT path: %s", ir->name, what, li + 1, kind,
+                 ((const c_self *)be->self)->hook_err);
         break;
     default: snprintf(be->err, sizeof be->err, "c: %s: %s: error code %d", ir->name, what, rc); break;
     }
@@ -182,6 +213,116 @@ size_t rc_c_stream_bytes_per_frame(const rc_ir *ir)
     return n;
 }
 
+/* ---------------------------------------------------------------- conv hooks: later layers by FFT */
+
+static int hook_fail(c_self *s, const char *msg)
+{
+    snprintf(s->hook_err, sizeof s->hook_err, "%s", msg);
+    return -1;
+}
+
+/* Spectra of the B * C input maps of layer li into its buffer; starts b * C. */
+static int hook_spectra(c_self *s, int li, int B, const float *x)
+{
+    c_lconv *c = &s->lc[li];
+    int64_t T = (int64_t)B * c->C;
+    size_t need = rc_fftconv_spectra_floats(c->p, T);
+    if (need > c->spec_cap) {
+        free(c->spec);
+        c->spec = malloc(need * sizeof(float));
+        c->spec_cap = c->spec ? need : 0;
+        if (!c->spec) return hook_fail(s, "out of memory for the input spectra");
+    }
+    if (B > s->hstarts_cap) {
+        free(s->hstarts);
+        s->hstarts = malloc((size_t)B * sizeof *s->hstarts);
+        s->hstarts_cap = s->hstarts ? B : 0;
+        if (!s->hstarts) return hook_fail(s, "out of memory");
+    }
+    c->spec_valid = 0;
+    if (rc_fftconv_spectra(c->p, x, T, c->spec)) return hook_fail(s, rc_fftconv_error(c->p));
+    return 0;
+}
+
+static void hook_starts(c_self *s, int B, int C)
+{
+    for (int b = 0; b < B; b++) s->hstarts[b] = (int64_t)b * C;
+}
+
+static int hook_conv(void *self, int op, int li, int B, const float *x, const float *w, const float *bias, float *y)
+{
+    c_self *s = self;
+    if (li < 1 || li >= RC_MAX_LAYERS || !s->lc[li].p || B < 1) return 1;
+    c_lconv *c = &s->lc[li];
+    if (hook_spectra(s, li, B, x)) return -1;
+    hook_starts(s, B, c->C);
+    if (rc_fftconv_forward(c->p, c->spec, (int64_t)B * c->C, s->hstarts, B, w, bias, y))
+        return hook_fail(s, rc_fftconv_error(c->p));
+    if (op == 0) {   /* RCG_HOOK_TRAIN: keep the spectra for the backward */
+        c->spec_x = x;
+        c->spec_B = B;
+        c->spec_valid = 1;
+    }
+    c->calls++;
+    return 0;
+}
+
+static int hook_conv_bwd(void *self, int li, int B, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, float *db)
+{
+    c_self *s = self;
+    if (li < 1 || li >= RC_MAX_LAYERS || !s->lc[li].p || B < 1) return 1;
+    c_lconv *c = &s->lc[li];
+    if (!(c->spec_valid && c->spec_x == x && c->spec_B == B) && hook_spectra(s, li, B, x)) return -1;
+    hook_starts(s, B, c->C);
+    if (rc_fftconv_backward(c->p, c->spec, (int64_t)B * c->C, s->hstarts, B, w, dy, dw, db, dx))
+        return hook_fail(s, rc_fftconv_error(c->p));
+    c->calls++;
+    return 0;
+}
+
+/* Direct MACs of a conv against its per-sample FFT work (C input and O output transforms, the
+ * O x C product-sums at 4 real MACs per complex one): worth it under half (bncnn layer 2: 5.2 M
+ * direct vs ~1.4 M). */
+static int hook_pays(const rc_layer *L)
+{
+    double K = L->kernel, C = L->in.c, H = L->in.h, W = L->in.w, O = L->out.c;
+    double direct = O * C * K * K * (H - K + 1) * (W - K + 1);
+    double nb = H * (W / 2 + 1), fft = O * C * nb * 4 + (O + C) * 5 * H * W * 12;
+    return fft < 0.5 * direct;
+}
+
+static void hooks_drop(c_self *s)
+{
+    for (int li = 0; li < RC_MAX_LAYERS; li++) {
+        rc_fftconv_destroy(s->lc[li].p);
+        free(s->lc[li].spec);
+        memset(&s->lc[li], 0, sizeof s->lc[li]);
+    }
+}
+
+/* Plans for the conv layers after the first that the module can hand to the hooks (a plain conv
+ * over the previous layer's output: emit_c.c em_hook_conv) and where mode asks for the FFT. */
+static int hooks_plan(c_self *s, int mode, char *err, size_t errlen)
+{
+    const rc_ir *ir = s->low;
+    for (int li = 1; li < ir->n_layers && li < RC_MAX_LAYERS; li++) {
+        const rc_layer *L = &ir->layers[li];
+        char wn[32];
+        snprintf(wn, sizeof wn, "%d.conv.weight", li + 1);
+        const rc_param *w = rc_ir_find_param(ir, wn);
+        int ok = L->kind == RC_LAYER_CONV && !L->stack && L->period == 1 && w &&
+                 w->count == (int64_t)L->out.c * L->in.c * L->kernel * L->kernel &&
+                 L->out.h == L->in.h - L->kernel + 1 && L->out.w == L->in.w - L->kernel + 1;
+        int want = ok && (mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && hook_pays(L)));
+        if (!want || s->lc[li].p) continue;
+        if (rc_fftconv_create(L->in.c, L->in.h, L->in.w, L->out.c, L->kernel, 0, &s->lc[li].p, err, errlen))
+            return -1;
+        s->lc[li].C = L->in.c;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- backend.h calls */
 
 static int c_train_forward(rc_backend *be, int B, const float *params, float *state, const int *cell_pos,
@@ -193,10 +334,12 @@ static int c_train_forward(rc_backend *be, int B, const float *params, float *st
         if (rc_fftconv_forward(s->fft, s->spectra, s->sT, starts, B, params + s->w_off,
                                s->b_off >= 0 ? params + s->b_off : NULL, ws + s->ext_offset(B, 0)))
             return fft_err(be, "train_forward");
-        return code_err(be, s->train_forward_ext(B, params, state, cell_pos, seed, y, ws), B, "train_forward");
+        return code_err(be, s->train_forward_ext(B, params, state, cell_pos, seed, y, ws, &s->hooks), B,
+                        "train_forward");
     }
     if (rc) return rc;
-    return code_err(be, s->train_forward(B, params, state, cell_pos, seed, frames, starts, y, ws), B, "train_forward");
+    return code_err(be, s->train_forward(B, params, state, cell_pos, seed, frames, starts, y, ws, &s->hooks), B,
+                    "train_forward");
 }
 
 static int c_train_backward(rc_backend *be, int B, const float *params, const int *cell_pos, const float *frames,
@@ -205,14 +348,16 @@ static int c_train_backward(rc_backend *be, int B, const float *params, const in
     c_self *s = be->self;
     int rc = 0;
     if (s->train_backward_ext && fft_ready(be, B, frames, starts, "train_backward", &rc)) {
-        if (code_err(be, s->train_backward_ext(B, params, cell_pos, dy, grads, ws), B, "train_backward")) return -1;
+        if (code_err(be, s->train_backward_ext(B, params, cell_pos, dy, grads, ws, &s->hooks), B, "train_backward"))
+            return -1;
         if (rc_fftconv_backward_weight(s->fft, s->spectra, s->sT, starts, B, ws + s->ext_offset(B, 2), grads + s->w_off,
                                        s->b_off >= 0 ? grads + s->b_off : NULL))
             return fft_err(be, "train_backward");
         return 0;
     }
     if (rc) return rc;
-    return code_err(be, s->train_backward(B, params, cell_pos, frames, starts, dy, grads, ws), B, "train_backward");
+    return code_err(be, s->train_backward(B, params, cell_pos, frames, starts, dy, grads, ws, &s->hooks), B,
+                    "train_backward");
 }
 
 static int c_infer(rc_backend *be, int B, const float *params, const float *state, const int *cell_pos,
@@ -225,10 +370,10 @@ static int c_infer(rc_backend *be, int B, const float *params, const float *stat
         if (rc_fftconv_forward(s->fft, s->spectra, s->sT, starts, B, w,
                                s->b_off >= 0 ? params + s->b_off : NULL, ws + s->ext_offset(B, 1)))
             return fft_err(be, "infer");
-        return code_err(be, s->infer_ext(B, params, state, cell_pos, y, ws), B, "infer");
+        return code_err(be, s->infer_ext(B, params, state, cell_pos, y, ws, &s->hooks), B, "infer");
     }
     if (rc) return rc;
-    return code_err(be, s->infer(B, params, state, cell_pos, frames, starts, y, ws), B, "infer");
+    return code_err(be, s->infer(B, params, state, cell_pos, frames, starts, y, ws, &s->hooks), B, "infer");
 }
 
 static void c_destroy(rc_backend *be)
@@ -240,6 +385,8 @@ static void c_destroy(rc_backend *be)
         rc_fftconv_destroy(s->fft);
         free(s->spectra);
         free(s->done);
+        hooks_drop(s);
+        free(s->hstarts);
     }
     free(s->low);
     free(s);
@@ -263,11 +410,15 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
     c_self *s = be->self;
     const rc_ir *ir = s->low;   /* a def.conv layer 1 is a conv here, as in the module */
     s->fft_mode = mode;
+    hooks_drop(s);
+    if (mode != RC_C_FFT_OFF && hooks_plan(s, mode, err, errlen)) return -1;
     int want = mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(ir));
     if (want && !s->ext_offset) {
-        if (mode == RC_C_FFT_ON)
+        if (mode == RC_C_FFT_ON) {
+            hooks_drop(s);
             return rc_errf(err, errlen, "c: %s: the FFT first conv needs layer 1 to be a plain or stacked (not tiled) "
                            "conv followed by more layers", ir->name);
+        }
         want = 0;
     }
     if (!want) {   /* drop the plan and the spectra: the direct path needs neither */
@@ -306,6 +457,13 @@ int64_t rc_c_backend_fft_calls(const rc_backend *be)
 {
     if (!be || !be->name || strcmp(be->name, "c")) return 0;
     return ((const c_self *)be->self)->fft_calls;
+}
+
+int64_t rc_c_backend_hook_calls(const rc_backend *be, int layer)
+{
+    if (!be || !be->name || strcmp(be->name, "c") || layer < 0 || layer >= RC_MAX_LAYERS) return -1;
+    const c_self *s = be->self;
+    return s->lc[layer].p ? s->lc[layer].calls : -1;
 }
 
 const char *rc_c_backend_object(const rc_backend *be)
@@ -369,6 +527,9 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     be->infer = c_infer;
     be->set_stream = c_set_stream;
     be->destroy = c_destroy;
+    s->hooks.self = s;
+    s->hooks.conv = hook_conv;
+    s->hooks.conv_bwd = hook_conv_bwd;
     int mode = RC_C_FFT_AUTO;
     const char *env = getenv("RETINAC_FFT");
     if (env && *env) {
@@ -384,6 +545,7 @@ int rc_c_backend_create(const rc_ir *ir, rc_backend **out, char *err, size_t err
     return 0;
 fail:
     rc_fftconv_destroy(s->fft);
+    hooks_drop(s);
     if (s->dl) dlclose(s->dl);
     free(s->low);
     free(s);

@@ -84,7 +84,7 @@ struct rc_fftconv {
      * unneeded output rows are skipped (pruning): rows (r2c/c2r along W, `howmany` = the rows
      * that matter) and columns (c2c along H over all nq columns). Out of place throughout. */
     fftwf_plan row_f[3];     /* r2c of the first H, K, Ho rows: rbuf -> cbuf */
-    fftwf_plan row_b[2];     /* c2r of the first Ho, K rows: cbuf2 -> rbuf */
+    fftwf_plan row_b[3];     /* c2r of the first Ho, K, H rows: cbuf2 -> rbuf */
     fftwf_plan col_f, col_b; /* c2c forward cbuf -> cbuf2 / backward cbuf -> cbuf2 */
     float **rbuf;            /* [threads] (N1*N2) real scratch, fftwf_malloc */
     fftwf_complex **cbuf;    /* [threads] (nb) complex scratch, fftwf_malloc */
@@ -95,6 +95,9 @@ struct rc_fftconv {
     int wvalid;
     float *dacc;             /* (nblk, Cout, C, 32) dW spectra, lazily allocated */
     float *dys;              /* (RC_FFTCONV_BWD_CHUNK, Cout, fst) dY spectra, lazily allocated */
+    float **xbuf;            /* [threads] (DX_GROUP(C)*C*fst) dX spectra, lazily allocated */
+    int64_t *order;          /* (order_cap * 3): forward's sample order, sorted starts */
+    size_t order_cap;
     char err[256];
 };
 
@@ -189,7 +192,7 @@ void rc_fftconv_destroy(rc_fftconv *p)
     if (!p) return;
     pthread_mutex_lock(&planner_lock);
     fftwf_plan *plans[] = {&p->row_f[0], &p->row_f[1], &p->row_f[2], &p->row_b[0],
-                           &p->row_b[1], &p->col_f, &p->col_b};
+                           &p->row_b[1], &p->row_b[2], &p->col_f, &p->col_b};
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
         if (*plans[i]) fftwf_destroy_plan(*plans[i]);
     for (int t = 0; t < p->threads; t++) {
@@ -197,6 +200,7 @@ void rc_fftconv_destroy(rc_fftconv *p)
         if (p->cbuf) fftwf_free(p->cbuf[t]);
         if (p->cbuf2) fftwf_free(p->cbuf2[t]);
         if (p->ybuf) free(p->ybuf[t]);
+        if (p->xbuf) free(p->xbuf[t]);
     }
     pthread_mutex_unlock(&planner_lock);
     free(p->rbuf);
@@ -207,6 +211,8 @@ void rc_fftconv_destroy(rc_fftconv *p)
     free(p->lscr);
     rc_l2d_destroy(p->l2d);
     free(p->ybuf);
+    free(p->xbuf);
+    free(p->order);
     free(p->wspec);
     free(p->wcache);
     free(p->dacc);
@@ -272,13 +278,13 @@ int rc_fftconv_create(int C, int H, int W, int Cout, int K, int threads, rc_fftc
     /* ESTIMATE: deterministic plan choice, and it does not scribble on the arrays. */
     const unsigned fl = FFTW_ESTIMATE;
     const int n1[1] = {p->N1}, n2[1] = {p->N2}, nq = p->nq;
-    const int frows[3] = {p->H, p->K, p->Ho}, brows[2] = {p->Ho, p->K};
+    const int frows[3] = {p->H, p->K, p->Ho}, brows[3] = {p->Ho, p->K, p->H};
     float *r0 = p->rbuf[0];
     fftwf_complex *c0 = p->cbuf[0], *c1 = p->cbuf2[0];
     for (int i = 0; i < 3; i++)
         p->row_f[i] = fftwf_plan_many_dft_r2c(1, n2, frows[i], r0, NULL, 1, p->N2, c0, NULL, 1,
                                               nq, fl);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         p->row_b[i] = fftwf_plan_many_dft_c2r(1, n2, brows[i], c1, NULL, 1, nq, r0, NULL, 1,
                                               p->N2, fl | FFTW_DESTROY_INPUT);
     p->col_f = fftwf_plan_many_dft(1, n1, nq, c0, NULL, nq, 1, c1, NULL, nq, 1, FFTW_FORWARD, fl);
@@ -286,7 +292,7 @@ int rc_fftconv_create(int C, int H, int W, int Cout, int K, int threads, rc_fftc
                                    fl);
     pthread_mutex_unlock(&planner_lock);
     if (!p->row_f[0] || !p->row_f[1] || !p->row_f[2] || !p->row_b[0] || !p->row_b[1] ||
-        !p->col_f || !p->col_b) {
+        !p->row_b[2] || !p->col_f || !p->col_b) {
         snprintf(err, n, "fftconv: FFTW could not plan a %dx%d real transform", p->N1, p->N2);
         rc_fftconv_destroy(p);
         return -1;
@@ -410,12 +416,12 @@ static fftwf_complex *fftw_r2c(const rc_fftconv *p, int tid, int rows)
     return cb2;
 }
 
-/* FFTW engine: half spectrum in cbuf (destroyed) -> the first `rows` (Ho or K) rows of rbuf
+/* FFTW engine: half spectrum in cbuf (destroyed) -> the first `rows` (Ho, K or H) rows of rbuf
  * (row stride N2), unnormalized. */
 static float *fftw_c2r(const rc_fftconv *p, int tid, int rows)
 {
     fftwf_execute_dft(p->col_b, p->cbuf[tid], p->cbuf2[tid]);
-    fftwf_execute_dft_c2r(p->row_b[rows == p->Ho ? 0 : 1], p->cbuf2[tid], p->rbuf[tid]);
+    fftwf_execute_dft_c2r(p->row_b[rows == p->Ho ? 0 : rows == p->K ? 1 : 2], p->cbuf2[tid], p->rbuf[tid]);
     return p->rbuf[tid];
 }
 
@@ -439,7 +445,7 @@ static void r2c_batch(const rc_fftconv *p, int tid, const float *const *src, int
     }
 }
 
-/* Up to RC_LANES c2r transforms with the rc_l2d_c2r contract (rows is Ho or K). */
+/* Up to RC_LANES c2r transforms with the rc_l2d_c2r contract (rows is Ho, K or H). */
 static void c2r_batch(const rc_fftconv *p, int tid, const float *const *src, size_t sbs, int rows,
                       int cols, float *const *dst, size_t dstride, float scale, const float *add,
                       int accumulate)
@@ -613,11 +619,32 @@ static void fwd_group_mac(FWD_ARGS)
     fwd_mac_generic(p, spectra, starts, g, y);
 }
 
+/* (start, index) pairs in increasing order: the forward order of the samples. */
+static int cmp_start(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
 int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
                        int B, const float *weight, const float *bias, float *out)
 {
     if (check_starts(p, starts, B, T) != 0) return -1;
     if (B == 0) return 0;
+    /* Samples run in the order of their windows' starts: a group of windows that overlap reads
+     * each shared frame line once from memory instead of once per window (the windows of a
+     * stream, or of a batch drawn densely from a chunk). Each sample's result does not depend
+     * on the order. */
+    if ((size_t)B > p->order_cap) {
+        free(p->order);
+        p->order = malloc((size_t)B * 3 * sizeof(int64_t));
+        p->order_cap = p->order ? (size_t)B : 0;
+        if (!p->order) return fail(p, "fftconv: out of memory");
+    }
+    int64_t *pair = p->order, *sorted = p->order + 2 * (size_t)B;   /* (B, 2), (B) */
+    for (int b = 0; b < B; b++) { pair[2 * b] = starts[b]; pair[2 * b + 1] = b; }
+    qsort(pair, (size_t)B, 2 * sizeof(int64_t), cmp_start);
+    for (int b = 0; b < B; b++) sorted[b] = pair[2 * b];
     weight_spectra(p, weight);
     const int Cout = p->Cout, Ho = p->Ho, Wo = p->Wo;
     /* Small batches: shrink groups so every thread gets work. */
@@ -632,7 +659,7 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
         #pragma omp for schedule(dynamic, 1)
         for (int gi = 0; gi < ngroups; gi++) {
             const int b0 = gi * g, gn = B - b0 < g ? B - b0 : g;
-            fwd_group_mac(p, spectra, starts + b0, gn, y);
+            fwd_group_mac(p, spectra, sorted + b0, gn, y);
             /* one batch of inverse transforms per output channel: lane = sample of the group */
             for (int o = 0; o < Cout; o++) {
                 const float *src[RC_LANES];
@@ -640,7 +667,7 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
                 float add[RC_LANES];
                 for (int l = 0; l < RC_LANES; l++) {
                     src[l] = l < gn ? y + ((size_t)l * Cout + o) * p->fst : NULL;
-                    dst[l] = l < gn ? out + ((size_t)(b0 + l) * Cout + o) * Ho * Wo : NULL;
+                    dst[l] = l < gn ? out + ((size_t)pair[2 * (b0 + l) + 1] * Cout + o) * Ho * Wo : NULL;
                     add[l] = bias ? bias[o] : 0.0f;
                 }
                 c2r_batch(p, tid, src, 2 * VB, Ho, Wo, dst, (size_t)Wo, 1.0f, add, 0);
@@ -759,20 +786,104 @@ static void bwd_block_mac(BWD_ARGS)
     bwd_mac_generic(p, k, spectra, starts, n);
 }
 
+/* ---- input gradient ---------------------------------------------------------------------- */
+
+/* Samples whose dX spectra one thread builds before their inverse transforms: enough (o, c)
+ * pairs to fill the RC_LANES lanes of a c2r batch. */
+#define DX_GROUP(C) ((C) >= RC_LANES ? 1 : RC_LANES / (C))
+
+/* One bin block of TC input channels of one sample: x[c] = sum_o w[o][c] * dy[o] (no conjugate:
+ * the adjoint of forward's conj(w) * f). w: weight block of (o=0, c0) (input-channel stride 32,
+ * output-channel stride wos); dy: dY block of o = 0 (channel stride fst); x: dX block of c0
+ * (channel stride fst). */
+INLINE void dx_tile(const int TC, const float *w, size_t wos, const float *dy, size_t fst,
+                    int Cout, float *x)
+{
+    v16 ar[8], ai[8];
+    UNROLL
+    for (int c = 0; c < TC; c++) { ar[c] = (v16){0}; ai[c] = (v16){0}; }
+    for (int o = 0; o < Cout; o++) {
+        const v16 dr = ld(dy + (size_t)o * fst), di = ld(dy + (size_t)o * fst + VB);
+        const float *wo = w + (size_t)o * wos;
+        UNROLL
+        for (int c = 0; c < TC; c++) {
+            const v16 wr = ld(wo + c * 2 * VB), wi = ld(wo + c * 2 * VB + VB);
+            ar[c] = ar[c] + wr * dr;
+            ar[c] = ar[c] - wi * di;
+            ai[c] = ai[c] + wr * di;
+            ai[c] = ai[c] + wi * dr;
+        }
+    }
+    UNROLL
+    for (int c = 0; c < TC; c++) {
+        st(x + (size_t)c * fst, ar[c]);
+        st(x + (size_t)c * fst + VB, ai[c]);
+    }
+}
+
+/* dX spectra (C, fst) of one sample from its dY spectra (Cout, fst), tiles of TCM channels. */
+INLINE void dx_mac_body(const rc_fftconv *p, const float *dy, float *x, const int TCM)
+{
+    const int C = p->C, Cout = p->Cout;
+    const size_t fst = p->fst, wos = (size_t)C * 2 * VB;
+    for (int k = 0; k < p->nblk; k++) {
+        const float *wk = p->wspec + (size_t)k * Cout * wos;
+        const float *dk = dy + (size_t)k * 2 * VB;
+        float *xk = x + (size_t)k * 2 * VB;
+        int c = 0;
+        for (; c + TCM <= C; c += TCM) dx_tile(TCM, wk + (size_t)c * 2 * VB, wos, dk, fst, Cout, xk + (size_t)c * fst);
+        for (; c < C; c++) dx_tile(1, wk + (size_t)c * 2 * VB, wos, dk, fst, Cout, xk + (size_t)c * fst);
+    }
+}
+
+#define DX_ARGS const rc_fftconv *p, const float *dy, float *x
+static void dx_mac_generic(DX_ARGS) { dx_mac_body(p, dy, x, 1); }
+#if RC_FC_X86
+TARGET_AVX2 static void dx_mac_avx2(DX_ARGS) { dx_mac_body(p, dy, x, 2); }
+TARGET_AVX512 static void dx_mac_avx512(DX_ARGS) { dx_mac_body(p, dy, x, 8); }
+#endif
+
+static void dx_mac(DX_ARGS)
+{
+#if RC_FC_X86
+    if (p->isa == RC_FFTCONV_ISA_AVX512) { dx_mac_avx512(p, dy, x); return; }
+    if (p->isa == RC_FFTCONV_ISA_AVX2) { dx_mac_avx2(p, dy, x); return; }
+#endif
+    dx_mac_generic(p, dy, x);
+}
+
 int rc_fftconv_backward_weight(rc_fftconv *p, const float *spectra, int64_t T,
                                const int64_t *starts, int B, const float *dout,
                                float *dweight, float *dbias)
 {
+    return rc_fftconv_backward(p, spectra, T, starts, B, NULL, dout, dweight, dbias, NULL);
+}
+
+int rc_fftconv_backward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
+                        int B, const float *weight, const float *dout, float *dweight,
+                        float *dbias, float *dx)
+{
     if (check_starts(p, starts, B, T) != 0) return -1;
     if (B == 0) return 0;
     const int C = p->C, Cout = p->Cout, Ho = p->Ho, Wo = p->Wo, N1 = p->N1, N2 = p->N2;
-    const int K = p->K;
+    const int K = p->K, H = p->H, W = p->W;
     const size_t fst = p->fst, nacc = (size_t)Cout * C * fst;
     if (!p->dacc) p->dacc = alloc64(nacc);
     if (!p->dys) p->dys = alloc64((size_t)RC_FFTCONV_BWD_CHUNK * Cout * fst);
     if (!p->dacc || !p->dys)
         return fail(p, "fftconv: out of memory for the weight-gradient buffers (%zu floats)",
                     nacc + (size_t)RC_FFTCONV_BWD_CHUNK * Cout * fst);
+    const int dxg = DX_GROUP(C);
+    if (dx && !p->xbuf) {
+        p->xbuf = calloc((size_t)p->threads, sizeof *p->xbuf);
+        if (!p->xbuf) return fail(p, "fftconv: out of memory");
+        for (int t = 0; t < p->threads; t++)
+            if (!(p->xbuf[t] = alloc64((size_t)dxg * C * fst)))
+                return fail(p, "fftconv: out of memory for the input-gradient buffers (%zu floats)",
+                            (size_t)dxg * C * fst);
+    }
+    if (dx && !weight) return fail(p, "fftconv: the input gradient needs the weights");
+    if (dx) weight_spectra(p, weight);
     const float scale = 1.0f / ((float)N1 * (float)N2);
     const size_t plane = (size_t)Ho * Wo;
     #pragma omp parallel num_threads(p->threads)
@@ -799,6 +910,29 @@ int rc_fftconv_backward_weight(rc_fftconv *p, const float *spectra, int64_t T,
             #pragma omp for schedule(dynamic, 4)
             for (int k = 0; k < p->nblk; k++)
                 bwd_block_mac(p, k, spectra, starts + b0, n);
+            /* Input gradient: each sample's dX spectra from its dY spectra, then C inverse
+             * transforms of the whole H x W (exact: dY is zero outside the valid region, so the
+             * circular convolution does not wrap onto any input pixel). */
+            if (dx) {
+                const int ng = (n + dxg - 1) / dxg;
+                #pragma omp for schedule(dynamic, 1)
+                for (int gi = 0; gi < ng; gi++) {
+                    const int s0 = gi * dxg, sn = n - s0 < dxg ? n - s0 : dxg;
+                    float *xb = p->xbuf[tid];
+                    for (int q = 0; q < sn; q++)
+                        dx_mac(p, p->dys + (size_t)(s0 + q) * Cout * fst, xb + (size_t)q * C * fst);
+                    for (int q0 = 0; q0 < sn * C; q0 += RC_LANES) {
+                        const float *src[RC_LANES];
+                        float *dst[RC_LANES];
+                        for (int l = 0; l < RC_LANES; l++) {
+                            const int q = q0 + l;   /* = sample in group * C + c */
+                            src[l] = q < sn * C ? xb + (size_t)q * fst : NULL;
+                            dst[l] = q < sn * C ? dx + ((size_t)(b0 + s0) * C + q) * H * W : NULL;
+                        }
+                        c2r_batch(p, tid, src, 2 * VB, H, W, dst, (size_t)W, 1.0f, NULL, 0);
+                    }
+                }
+            }
         }
         /* One inverse transform per (o, c); lags 0..K-1 are the gradient. */
         const int nbat = (Cout * C + RC_LANES - 1) / RC_LANES;

@@ -51,7 +51,8 @@
  * (Cout*C*fst floats, 3.4 MB), a copy of the last weights (288 KB); per thread: forward group
  * spectra (16*Cout*fst floats, 1.35 MB), lane-transform scratch (~190 KB), FFTW scratch (~30 KB).
  * The first backward call adds the weight-gradient accumulator (Cout*C*fst floats, 3.4 MB) and
- * a dY-spectrum chunk (RC_FFTCONV_BWD_CHUNK*Cout*fst floats, 5.4 MB).
+ * a dY-spectrum chunk (RC_FFTCONV_BWD_CHUNK*Cout*fst floats, 5.4 MB); the first with an input
+ * gradient, per thread max(1, 16 / C) samples' dX spectra.
  *
  * Every function returning int returns 0 on success or -1 with a one-line message available
  * from rc_fftconv_error().
@@ -95,6 +96,17 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
 int rc_fftconv_backward_weight(rc_fftconv *p, const float *spectra, int64_t T,
                                const int64_t *starts, int B, const float *dout,
                                float *dweight, float *dbias);
+
+/* Weight gradient as above, and with dx non-NULL also the input gradient of every window:
+ * dx (B, C, H, W) = d out / d window . dout, written (not accumulated; windows that share frames
+ * get separate gradients), computed as C inverse transforms of sum_o W^[o,c] * dY^[b,o] (exact:
+ * dY is zero outside the valid region, so the circular convolution never wraps onto an input
+ * pixel). weight (Cout, C, K, K) is needed for dx (NULL otherwise); its spectra share forward's
+ * cache. The later layers of a model use this per sample, each sample's C maps as its own
+ * "frames" (starts[b] = b * C), through the C backend's conv hooks (backend_c.c). */
+int rc_fftconv_backward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
+                        int B, const float *weight, const float *dout, float *dweight,
+                        float *dbias, float *dx);
 
 /* Variants of the hot loops: the best the CPU supports is chosen at create. Tests force the
  * others (set_isa fails with -1 if the CPU cannot run the variant); results agree to rounding
