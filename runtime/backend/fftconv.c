@@ -702,8 +702,12 @@ INLINE void bwd_tile(const int TO, const int TC, float *acc, size_t aos /* o str
         for (int c = 0; c < TC; c++) {
             fr[c] = ld(fb + (size_t)c * fst);
             fi[c] = ld(fb + (size_t)c * fst + VB);
-            PREFETCH(fb + (size_t)c * fst + 2 * VB);   /* next block, as forward */
-            PREFETCH(fb + (size_t)c * fst + 3 * VB);
+            /* this sample's lines of the next c tile in this block: read 16 samples later.
+             * Unlike forward (which walks one window's consecutive frames, a stride the
+             * hardware prefetcher follows), this walks random windows; prefetching the next
+             * block instead (as forward does) was 8-15% slower per training step here */
+            PREFETCH(fb + (size_t)(c + TC) * fst);
+            PREFETCH(fb + (size_t)(c + TC) * fst + VB);
         }
         UNROLL
         for (int o = 0; o < TO; o++) {
