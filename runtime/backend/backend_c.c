@@ -172,13 +172,18 @@ static int fft_ready(rc_backend *be, int B, const float *frames, const int64_t *
 }
 
 /* The frame spectra: a batch's windows gather lines from all over them (one per frame, bin block
- * and window), so with 4 KB pages nearly every line is a TLB miss. 2 MB-aligned and advised for
- * transparent huge pages (Linux's default THP mode is madvise); where the advice is refused the
- * buffer keeps 4 KB pages and works the same. */
+ * and window), so with 4 KB pages nearly every line of a large stream is a TLB miss. A buffer
+ * past HUGE_MIN bytes (beyond what the TLB maps with 4 KB pages) is 2 MB-aligned and advised for
+ * transparent huge pages (Linux's default THP mode is madvise); where the advice is refused it
+ * keeps 4 KB pages and works the same. Smaller ones (a test movie) are left alone: their first
+ * touch would pay for the kernel's huge-page compaction and gain nothing. */
+#define HUGE_MIN ((size_t)64 << 20)
 static float *alloc_spectra(size_t floats)
 {
+    size_t bytes = floats * sizeof(float);
+    if (bytes < HUGE_MIN) return malloc(bytes);
     const size_t al = (size_t)2 << 20;
-    size_t bytes = (floats * sizeof(float) + al - 1) / al * al;
+    bytes = (bytes + al - 1) / al * al;
     void *p = NULL;
     if (posix_memalign(&p, al, bytes) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
