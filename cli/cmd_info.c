@@ -16,11 +16,15 @@
 #include "cmd.h"
 #include "data.h"
 #include "json.h"
+#include "backend_c.h"
+#include "spec.h"
+#include "train.h"
 
 const char cmd_info_help[] =
     "usage: retinac info FILE [--json] [--quick] [--rate-key KEY] [--cells LIST]\n"
     "                    [--layout auto|baccus|openretina] [--test-name NAME] [--stimuli-dir DIR]\n"
     "                    [--loss poisson|poisson_log|mse] [--mem-budget MB] [--epoch-pass B]\n"
+    "                    [--spec SPEC]\n"
     "\n"
     "Print what a recording holds: layout, splits and frame counts, frame size and dtype,\n"
     "cells and their centres, rate keys, test repeats, ground truth (synthetic files), the\n"
@@ -48,7 +52,11 @@ const char cmd_info_help[] =
     "  --mem-budget MB    data memory budget (default $RETINAC_MEM_BUDGET or 4096)\n"
     "  --epoch-pass B     also run one training epoch's data pass (batches of B, shuffled,\n"
     "                     streamed within the budget) and the validation pass; report their\n"
-    "                     speed and the process's peak RSS (JSON: epoch_pass)\n";
+    "                     speed and the process's peak RSS (JSON: epoch_pass)\n"
+    "  --spec SPEC        open the recording as `retinac train SPEC` would: its history, crop,\n"
+    "                     validation split, and the chunks sized for frames plus what the model\n"
+    "                     keeps per frame (the FFT first conv's frame spectra); without it the\n"
+    "                     defaults and the frames alone\n";
 
 typedef struct {
     int done;
@@ -308,6 +316,7 @@ int cmd_info(int argc, char **argv)
 {
     const char *file = NULL;
     int json = 0, quick = 0, *cells = NULL, n_cells = 0, pass_b = 0, signed_ok = 0;
+    const char *spec = NULL;
     epoch_pass ep = {0};
     rc_data_opts o;
     rc_data_opts_default(&o);
@@ -332,6 +341,7 @@ int cmd_info(int argc, char **argv)
             pass_b = (int)x;
         }
         else if (!strcmp(a, "--stimuli-dir")) o.stimuli_dir = v;
+        else if (!strcmp(a, "--spec")) spec = v;
         else if (!strcmp(a, "--loss")) {
             if (strcmp(v, "poisson") && strcmp(v, "poisson_log") && strcmp(v, "mse")) {
                 fprintf(stderr, "retinac info: --loss: '%s' (poisson, poisson_log or mse)\n", v);
@@ -370,9 +380,23 @@ int cmd_info(int argc, char **argv)
     int have_probe = 0, have_stats = 0, bad = 0, have_rep = 0;
     double mean = 0, std = 0;
     static rc_data_report rep;
+    static rc_ir ir;   /* large: not on the stack */
+    if (spec) {
+        if (rc_spec_load(spec, &ir, err, sizeof err) < 0) {
+            fprintf(stderr, "retinac info: %s\n", err);
+            free(cells);
+            return 1;
+        }
+        rc_train_spec_data_opts(&o, &ir, &ir.train);
+    }
     if (rc_data_probe_file(file, &o, &p, err, sizeof err) < 0) bad = 1;
     else have_probe = 1;
     if (!bad && rc_data_open(file, &o, &d, err, sizeof err) < 0) bad = 1;
+    if (!bad && spec) {   /* what the trainer keeps per frame besides the frame, as it does */
+        if (rc_ir_infer(&ir, rc_data_get_info(d)->n_cells, spec, err, sizeof err) < 0 ||
+            rc_data_set_frame_extra(d, rc_c_stream_bytes_per_frame(&ir), err, sizeof err) < 0)
+            bad = 1;
+    }
     /* the check streams every frame (once: the statistics come from the same pass) and label */
     unsigned what = RC_CHECK_TRAIN | RC_CHECK_TEST | (quick ? RC_CHECK_LABELS : 0) | (signed_ok ? RC_CHECK_SIGNED_OK : 0);
     if (!bad && rc_data_check(d, what, &rep, err, sizeof err) < 0) bad = 1;

@@ -275,6 +275,16 @@ static void free_trainer(trainer *t)
     free(t->spec_text);
 }
 
+void rc_train_spec_data_opts(rc_data_opts *dopt, const rc_ir *spec, const rc_train *train)
+{
+    dopt->history = spec->history;
+    dopt->crop = spec->crop;
+    if (spec->crop > 0) dopt->crop_cell = 0;   /* around the first selected cell's RF center */
+    dopt->val_fraction = train->val_fraction > 0 ? train->val_fraction : -1;
+    dopt->val_mode = train->val_split == RC_VAL_RANDOM ? RC_VAL_RANDOM : RC_VAL_BLOCKS;
+    dopt->val_seed = train->seed;
+}
+
 /* The data options a run uses (prev: the checkpoint it resumes, or NULL). */
 static void run_data_opts(rc_data_opts *dopt, const rc_ir *spec, const rc_train *train,
                           const rc_train_opts *o, const rc_checkpoint *prev)
@@ -283,15 +293,12 @@ static void run_data_opts(rc_data_opts *dopt, const rc_ir *spec, const rc_train 
     dopt->rate_key = prev ? (prev->rate_key[0] ? prev->rate_key : NULL) : o->rate_key;
     dopt->cells = prev ? prev->cell_ids : o->cells;
     dopt->n_cells = prev ? prev->cells : o->n_cells;
-    dopt->history = spec->history;
-    dopt->crop = spec->crop;
-    if (spec->crop > 0) {
-        if (prev) { dopt->crop_row = prev->crop_row0 + spec->crop / 2; dopt->crop_col = prev->crop_col0 + spec->crop / 2; }
-        else dopt->crop_cell = 0;           /* around the first selected cell's RF center */
+    rc_train_spec_data_opts(dopt, spec, train);
+    if (spec->crop > 0 && prev) {   /* the crop the resumed run used */
+        dopt->crop_cell = -1;
+        dopt->crop_row = prev->crop_row0 + spec->crop / 2;
+        dopt->crop_col = prev->crop_col0 + spec->crop / 2;
     }
-    dopt->val_fraction = train->val_fraction > 0 ? train->val_fraction : -1;
-    dopt->val_mode = train->val_split == RC_VAL_RANDOM ? RC_VAL_RANDOM : RC_VAL_BLOCKS;
-    dopt->val_seed = train->seed;
     dopt->mem_budget = o->mem_budget;
 }
 

@@ -36,6 +36,7 @@
 
 #include "backend.h"
 #include "checkpoint.h"
+#include "data.h"
 #include "eval.h"
 #include "ir.h"
 #include "json.h"
@@ -127,6 +128,11 @@ int rc_train_run(const rc_ir *spec, const rc_train *train, const rc_train_opts *
  * when o->eval_test, negative responses only warned for loss = "mse". Warnings go to o->warn;
  * returns 0, or -1 with the first error (and how many more) in err. rc_train_run runs it
  * itself; `retinac search` runs it once before its trials. */
+/* The data options a fresh `retinac train` of spec takes from it (history, crop around the first
+ * selected cell, validation fraction, split and seed); the caller's other options untouched.
+ * `retinac info --spec` opens a recording the same way. */
+void rc_train_spec_data_opts(rc_data_opts *dopt, const rc_ir *spec, const rc_train *train);
+
 int rc_train_check_data(const rc_ir *spec, const rc_train *train, const rc_train_opts *o,
                         char *err, size_t errlen);
 void rc_train_result_free(rc_train_result *r);

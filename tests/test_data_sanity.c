@@ -321,6 +321,35 @@ static int count(const char *s, const char *needle)
     return k;
 }
 
+/* info --spec opens the recording as `retinac train SPEC` would: the spec's history, and the
+ * chunks sized for the frames plus the FFT first conv's frame spectra (tiny.lua: layer 1 a plain
+ * conv), so under the same budget there are more of them than for the frames alone. */
+static int json_int(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    cr_assert_not_null(p, "no %s in: %s", key, s);
+    return atoi(p + strlen(key));
+}
+
+Test(sanity, info_with_a_spec_sizes_chunks_as_the_trainer)
+{
+    static char out[65536];
+    const char *ok = mk("chunks.h5", STIM_PATTERN);
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s' --quick --json --mem-budget 0.4", ok), 0, "%s", out);
+    const int plain = json_int(out, "\"chunks\": "), hist = json_int(out, "\"history\": ");
+    cr_assert_eq(kit_rc_text(out, sizeof out, "info '%s' --quick --json --mem-budget 0.4 --spec '%s/specs/tiny.lua'", ok,
+                             RC_SRC_DIR), 0, "%s", out);
+    const int with = json_int(out, "\"chunks\": ");
+    cr_expect_eq(json_int(out, "\"history\": "), 8, "the spec's history (defaults: %d)", hist);
+    cr_expect_gt(with, plain, "chunks with the model's frame spectra %d, frames alone %d", with, plain);
+    cr_expect_gt(plain, 1, "the budget should split the frames alone too (%d chunk)", plain);
+    /* a spec that does not load is an error naming it */
+    kit_out r = kit_rc("info '%s' --quick --spec /nonexistent/spec.lua", ok);
+    cr_expect_eq(r.status, 1, "%s", r.out);
+    cr_expect(strstr(r.err, "retinac info: ") && strstr(r.err, "/nonexistent/spec.lua"), "stderr: %s", r.err);
+    kit_out_free(&r);
+}
+
 Test(sanity, info_lists_every_problem)
 {
     static char out[65536];
