@@ -303,14 +303,16 @@ static int hook_conv_bwd(void *self, int li, int B, const float *x, const float 
     return 0;
 }
 
-/* Direct MACs of a conv against its per-sample FFT work (C input and O output transforms, the
- * O x C product-sums at 4 real MACs per complex one): worth it under half (bncnn layer 2: 5.2 M
- * direct vs ~1.4 M). */
-static int hook_pays(const rc_layer *L)
+/* Direct MACs of conv layer L per sample against its FFT work (the O x C frequency-domain
+ * product-sums at 4 real MACs per complex one, plus `transforms` 2-D transforms per sample): the
+ * FFT is worth it when it does well under half the direct work. Layer 1 pays O inverse
+ * transforms (its frame spectra are shared by the windows: bncnn 93 M vs ~1.8 M); a later layer
+ * also C forward ones (bncnn layer 2: 5.2 M vs ~1.4 M). */
+static int fft_pays(const rc_layer *L, int transforms)
 {
     double K = L->kernel, C = L->in.c, H = L->in.h, W = L->in.w, O = L->out.c;
     double direct = O * C * K * K * (H - K + 1) * (W - K + 1);
-    double nb = H * (W / 2 + 1), fft = O * C * nb * 4 + (O + C) * 5 * H * W * 12;
+    double nb = H * (W / 2 + 1), fft = O * C * nb * 4 + transforms * 5 * H * W * 12;
     return fft < 0.5 * direct;
 }
 
@@ -336,7 +338,7 @@ static int hooks_plan(c_self *s, int mode, char *err, size_t errlen)
         int ok = L->kind == RC_LAYER_CONV && !L->stack && L->period == 1 && w &&
                  w->count == (int64_t)L->out.c * L->in.c * L->kernel * L->kernel &&
                  L->out.h == L->in.h - L->kernel + 1 && L->out.w == L->in.w - L->kernel + 1;
-        int want = ok && (mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && hook_pays(L)));
+        int want = ok && (mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(L, L->out.c + L->in.c)));
         if (!want || s->lc[li].p) continue;
         if (rc_fftconv_create(L->in.c, L->in.h, L->in.w, L->out.c, L->kernel, 0, &s->lc[li].p, err, errlen))
             return -1;
@@ -415,18 +417,6 @@ static void c_destroy(rc_backend *be)
     free(be);
 }
 
-/* Direct MACs of layer 1 per sample against the FFT path's work (complex MACs of the
- * frequency-domain product-sum at 4 real MACs each, plus Cout inverse transforms): the FFT
- * path is worth it when it does well under half the work (bncnn: 93 M vs ~1.8 M). */
-static int fft_pays(const rc_ir *ir)
-{
-    const rc_layer *L = &ir->layers[0];
-    double K = L->kernel, C = L->in.c, H = L->in.h, W = L->in.w, O = L->out.c;
-    double direct = O * C * K * K * (H - K + 1) * (W - K + 1);
-    double nb = H * (W / 2 + 1), fft = O * C * nb * 4 + O * 5 * H * W * 12;
-    return fft < 0.5 * direct;
-}
-
 int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
 {
     c_self *s = be->self;
@@ -434,7 +424,7 @@ int rc_c_backend_set_fft(rc_backend *be, int mode, char *err, size_t errlen)
     s->fft_mode = mode;
     hooks_drop(s);
     if (mode != RC_C_FFT_OFF && hooks_plan(s, mode, err, errlen)) return -1;
-    int want = mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(ir));
+    int want = mode == RC_C_FFT_ON || (mode == RC_C_FFT_AUTO && fft_pays(&ir->layers[0], ir->layers[0].out.c));
     if (want && !s->ext_offset) {
         if (mode == RC_C_FFT_ON) {
             hooks_drop(s);
