@@ -13,7 +13,7 @@
 
 /* Version of the generators; part of every generated header and of every JIT cache key.
  * Bump it whenever generated code changes meaning or shape. */
-#define RC_EMIT_VERSION "retinac-gen 6"
+#define RC_EMIT_VERSION "retinac-gen 7"
 
 typedef struct {
     char *s;

@@ -170,9 +170,22 @@ static double check_shape(int C, int H, int W, int Cout, int K, int B, int64_t T
             cr_assert(spec && out && dw && db);
             memcpy(dw, dw0, nw * sizeof(float));
             memcpy(db, db0, (size_t)Cout * sizeof(float));
+            /* forward_frames first (frame and weight transforms in one work loop), then the
+             * two calls on the cached weights: the same spectra and outputs, bit for bit */
+            const size_t nspec = rc_fftconv_spectra_floats(p, T);
+            float *spec2 = calloc(nspec, sizeof(float)), *out2 = malloc(nout * sizeof(float));
+            cr_assert(spec2 && out2);
+            memset(spec, 0, nspec * sizeof(float));   /* the padding floats are never written */
+            cr_assert_eq(rc_fftconv_forward_frames(p, frames, T, spec2, starts, B, w, bias, out2),
+                         0, "%s", rc_fftconv_error(p));
             cr_assert_eq(rc_fftconv_spectra(p, frames, T, spec), 0, "%s", rc_fftconv_error(p));
             cr_assert_eq(rc_fftconv_forward(p, spec, T, starts, B, w, bias, out), 0, "%s",
                          rc_fftconv_error(p));
+            cr_expect_eq(memcmp(spec2, spec, nspec * sizeof(float)), 0,
+                         "%s engine %d isa %d: forward_frames spectra differ", label, engine, isa);
+            cr_expect_eq(memcmp(out2, out, nout * sizeof(float)), 0,
+                         "%s engine %d isa %d: forward_frames outputs differ", label, engine, isa);
+            free(spec2); free(out2);
             cr_assert_eq(rc_fftconv_backward_weight(p, spec, T, starts, B, dout, dw, db), 0,
                          "%s", rc_fftconv_error(p));
             /* with the input gradient: the same weight and bias gradients, bit for bit */

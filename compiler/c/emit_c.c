@@ -106,6 +106,17 @@ void em_omp_for(em *E, rc_sb *s, int li, const char *extra)
     else rc_sb_line(s, "#pragma omp parallel for schedule(static)%s%s", extra ? " " : "", extra ? extra : "");
 }
 
+/* em_omp_for for a loop of per_b element visits per sample: where a batch can make that fewer
+ * than RCG_PAR_MIN in all, an if clause runs it on one thread then (see the prelude). */
+static void em_omp_for_n(em *E, rc_sb *s, int li, const char *extra, int64_t per_b)
+{
+    char x[160];
+    if (per_b >= EM_PAR_MIN) { em_omp_for(E, s, li, extra); return; }
+    snprintf(x, sizeof x, "%s%sif((long long)B * %lld >= RCG_PAR_MIN)", extra ? extra : "", extra ? " " : "",
+             (long long)per_b);
+    em_omp_for(E, s, li, x);
+}
+
 static int act_out_ok(rc_act a)
 {
     return a == RC_ACT_RELU || a == RC_ACT_SOFTPLUS || a == RC_ACT_EXP || a == RC_ACT_SIGMOID ||
@@ -561,7 +572,7 @@ static void emit_stats_fwd(em *E, const em_plan *PL, const em_grp *G, int k)
                em_S(E, li, ".running_var", n2));
     rc_sb_line(s, "const double n = (double)B * %lld;", unit ? 1LL : (long long)HW);
     if (unit) {
-        em_omp_for(E, s, -1, NULL);
+        em_omp_for_n(E, s, -1, NULL, 2 * SZ);
         rc_sb_line(s, "for (int f0 = 0; f0 < %lld; f0 += 16) {", (long long)SZ);
         rc_sb_line(s, "const int nf = %lld - f0 < 16 ? %lld - f0 : 16;", (long long)SZ, (long long)SZ);
         rc_sb_line(s, "double s1[16] = {0}, s2[16] = {0};");
@@ -578,7 +589,7 @@ static void emit_stats_fwd(em *E, const em_plan *PL, const em_grp *G, int k)
         rc_sb_line(s, "const int f = f0 + j;");
         rc_sb_line(s, "const double m = s1[j], var = s2[j] / n;");
     } else {
-        em_omp_for(E, s, -1, NULL);
+        em_omp_for_n(E, s, -1, NULL, 2 * SZ);
         rc_sb_line(s, "for (int f = 0; f < %d; f++) {", G->sh.c);
         rc_sb_line(s, "double s1 = 0, s2 = 0;");
         rc_sb_line(s, "for (int b = 0; b < B; b++) {");
@@ -606,7 +617,7 @@ static void emit_stats_fwd(em *E, const em_plan *PL, const em_grp *G, int k)
 /* Loop header over every element of a level: b, c, s; f = c*HW + s. Closed by loops_close. */
 static void loops_open(em *E, rc_sb *s, const em_grp *G)
 {
-    em_omp_for(E, s, -1, "collapse(2)");
+    em_omp_for_n(E, s, -1, "collapse(2)", em_shsize(G->sh));
     rc_sb_line(s, "for (int b = 0; b < B; b++) {");
     rc_sb_line(s, "for (int c = 0; c < %d; c++) {", G->sh.c);
     rc_sb_line(s, "for (int s = 0; s < %d; s++) {", G->sh.h * G->sh.w);
@@ -721,7 +732,7 @@ static void emit_stats_bwd(em *E, const em_plan *PL, const em_grp *G, int k, int
     rc_sb_line(s, "const float *X = CXW(%s);", em_bufname(E, G->buf[k - 1]));
     rc_sb_line(s, "const float *st = CXW(%s);", em_bufname(E, PL->stat[li]));
     rc_sb_line(s, "float *sm = CXW(%s);", em_bufname(E, PL->sums[li]));
-    em_omp_for(E, s, -1, NULL);
+    em_omp_for_n(E, s, -1, NULL, SZ);
     if (unit) {
         rc_sb_line(s, "for (int f0 = 0; f0 < %lld; f0 += 16) {", (long long)SZ);
         rc_sb_line(s, "const int nf = %lld - f0 < 16 ? %lld - f0 : 16;", (long long)SZ, (long long)SZ);
@@ -1146,7 +1157,10 @@ static const char prelude[] =
     "\n"
     "/* helpers a model may not use: no unused-function warnings */\n"
     "#define RCG_INLINE static inline __attribute__((unused))\n"
-    "#define RC_RNG_QUAL RCG_INLINE\n";
+    "#define RC_RNG_QUAL RCG_INLINE\n"
+    "/* Elementwise loops of fewer element visits run on one thread: a parallel region costs each\n"
+    " * thread a wake-up and a sleep (tens of microseconds in a VM), more than such a loop takes. */\n"
+    "#define RCG_PAR_MIN " EM_STR(EM_PAR_MIN) "\n";
 
 static const char helpers[] =
     "\n"

@@ -18,6 +18,9 @@
 
 #define EM_MAXBUF 512
 #define EM_NPART 8          /* batch parts with private weight-gradient accumulators */
+#define EM_PAR_MIN 32768    /* element visits below which an elementwise loop runs on one thread */
+#define EM_STR_(x) #x
+#define EM_STR(x) EM_STR_(x)
 #define EM_REGS 24          /* accumulator registers a conv block may use (AVX-512: 32 zmm) */
 #define EM_MAXCHUNK 272     /* vector chunks of a kernel row (1024 / 4) or of a block row (8) */
 

@@ -473,48 +473,69 @@ static void c2r_batch(const rc_fftconv *p, int tid, const float *const *src, siz
 
 /* ---- spectra ----------------------------------------------------------------------------- */
 
+/* Batch bt of the spectra of T frames (lanes = frames bt*16 ..). */
+static void frame_batch(const rc_fftconv *p, int tid, const float *frames, int64_t T,
+                        float *spectra, int64_t bt)
+{
+    const size_t hw = (size_t)p->H * p->W;
+    const float *src[RC_LANES];
+    float *dst[RC_LANES];
+    for (int l = 0; l < RC_LANES; l++) {
+        const int64_t t = bt * RC_LANES + l;
+        src[l] = t < T ? frames + (size_t)t * hw : NULL;
+        dst[l] = t < T ? spectra + (size_t)t * p->fst : NULL;
+    }
+    r2c_batch(p, tid, src, p->H, p->W, (size_t)p->W, dst, 2 * VB, 1.0f);
+}
+
 int rc_fftconv_spectra(rc_fftconv *p, const float *frames, int64_t T, float *spectra)
 {
     if (T < 0) return fail(p, "fftconv: spectra of %lld frames", (long long)T);
-    const size_t hw = (size_t)p->H * p->W;
     const int64_t nbat = (T + RC_LANES - 1) / RC_LANES;
     #pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1)
-    for (int64_t bt = 0; bt < nbat; bt++) {
-        const float *src[RC_LANES];
-        float *dst[RC_LANES];
-        for (int l = 0; l < RC_LANES; l++) {
-            const int64_t t = bt * RC_LANES + l;
-            src[l] = t < T ? frames + (size_t)t * hw : NULL;
-            dst[l] = t < T ? spectra + (size_t)t * p->fst : NULL;
-        }
-        r2c_batch(p, omp_get_thread_num(), src, p->H, p->W, (size_t)p->W, dst, 2 * VB, 1.0f);
-    }
+    for (int64_t bt = 0; bt < nbat; bt++)
+        frame_batch(p, omp_get_thread_num(), frames, T, spectra, bt);
     return 0;
 }
 
-/* Weight spectra into p->wspec (scaled by 1/(N1*N2)), unless the weights equal the cached
- * copy. */
-static void weight_spectra(rc_fftconv *p, const float *weight)
+/* Weight spectra into p->wspec (scaled by 1/(N1*N2)), unless the weights equal the cached copy:
+ * weight_batches says how many lane batches (0: cached), weight_batch computes one (any thread,
+ * any order), weight_done records the copy once all ran. Split so that a caller's parallel
+ * region can run them beside other transforms, without a region or barrier of their own. */
+static int weight_batches(const rc_fftconv *p, const float *weight)
 {
     const size_t nw = (size_t)p->Cout * p->C * p->K * p->K;
-    if (p->wvalid && memcmp(p->wcache, weight, nw * sizeof(float)) == 0) return;
-    const int K = p->K, C = p->C, Cout = p->Cout, n = Cout * C;
+    if (p->wvalid && memcmp(p->wcache, weight, nw * sizeof(float)) == 0) return 0;
+    return (p->Cout * p->C + RC_LANES - 1) / RC_LANES;
+}
+
+static void weight_batch(const rc_fftconv *p, int tid, const float *weight, int bt)
+{
+    const int K = p->K, n = p->Cout * p->C;
     const float scale = 1.0f / ((float)p->N1 * (float)p->N2);
-    const int nbat = (n + RC_LANES - 1) / RC_LANES;
-    #pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1)
-    for (int bt = 0; bt < nbat; bt++) {
-        const float *src[RC_LANES];
-        float *dst[RC_LANES];
-        for (int l = 0; l < RC_LANES; l++) {
-            const int oc = bt * RC_LANES + l;   /* = o * C + c */
-            src[l] = oc < n ? weight + (size_t)oc * K * K : NULL;
-            dst[l] = oc < n ? p->wspec + (size_t)oc * 2 * VB : NULL;
-        }
-        r2c_batch(p, omp_get_thread_num(), src, K, K, (size_t)K, dst, (size_t)n * 2 * VB,
-                  scale);
+    const float *src[RC_LANES];
+    float *dst[RC_LANES];
+    for (int l = 0; l < RC_LANES; l++) {
+        const int oc = bt * RC_LANES + l;   /* = o * C + c */
+        src[l] = oc < n ? weight + (size_t)oc * K * K : NULL;
+        dst[l] = oc < n ? p->wspec + (size_t)oc * 2 * VB : NULL;
     }
-    memcpy(p->wcache, weight, nw * sizeof(float));
+    r2c_batch(p, tid, src, K, K, (size_t)K, dst, (size_t)n * 2 * VB, scale);
+}
+
+static void weight_done(rc_fftconv *p, const float *weight)
+{
+    memcpy(p->wcache, weight, (size_t)p->Cout * p->C * p->K * p->K * sizeof(float));
     p->wvalid = 1;
+}
+
+static void weight_spectra(rc_fftconv *p, const float *weight)
+{
+    const int nbat = weight_batches(p, weight);
+    if (!nbat) return;
+    #pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1)
+    for (int bt = 0; bt < nbat; bt++) weight_batch(p, omp_get_thread_num(), weight, bt);
+    weight_done(p, weight);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -626,11 +647,17 @@ static int cmp_start(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1];
 }
 
-int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
-                       int B, const float *weight, const float *bias, float *out)
+/* Forward; frames non-NULL: first the spectra of its T frames into spec_out (= spectra). The
+ * frame and weight transforms share one work loop and the product-sums follow in the same
+ * parallel region: at small batches each region or barrier is a thread sleep and wake-up,
+ * which costs more than the work between them (issue 19; bench/omp_wait.sh). */
+static int forward_impl(rc_fftconv *p, const float *frames, float *spec_out,
+                        const float *spectra, int64_t T, const int64_t *starts, int B,
+                        const float *weight, const float *bias, float *out)
 {
+    if (frames && T < 0) return fail(p, "fftconv: spectra of %lld frames", (long long)T);
     if (check_starts(p, starts, B, T) != 0) return -1;
-    if (B == 0) return 0;
+    if (B == 0) return frames ? rc_fftconv_spectra(p, frames, T, spec_out) : 0;
     /* Samples run in the order of their windows' starts: a group of windows that overlap reads
      * each shared frame line once from memory instead of once per window (the windows of a
      * stream, or of a batch drawn densely from a chunk). Each sample's result does not depend
@@ -645,7 +672,8 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
     for (int b = 0; b < B; b++) { pair[2 * b] = starts[b]; pair[2 * b + 1] = b; }
     qsort(pair, (size_t)B, 2 * sizeof(int64_t), cmp_start);
     for (int b = 0; b < B; b++) sorted[b] = pair[2 * b];
-    weight_spectra(p, weight);
+    const int nwb = weight_batches(p, weight);
+    const int64_t nfb = frames ? (T + RC_LANES - 1) / RC_LANES : 0;
     const int Cout = p->Cout, Ho = p->Ho, Wo = p->Wo;
     /* Small batches: shrink groups so every thread gets work. */
     int g = (B + p->threads - 1) / p->threads;
@@ -656,6 +684,13 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
     {
         const int tid = omp_get_thread_num();
         float *y = p->ybuf[tid];
+        if (nfb + nwb > 0) {   /* the same on every thread */
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t i = 0; i < nfb + nwb; i++) {
+                if (i < nfb) frame_batch(p, tid, frames, T, spec_out, i);
+                else weight_batch(p, tid, weight, (int)(i - nfb));
+            }
+        }
         #pragma omp for schedule(dynamic, 1)
         for (int gi = 0; gi < ngroups; gi++) {
             const int b0 = gi * g, gn = B - b0 < g ? B - b0 : g;
@@ -674,25 +709,40 @@ int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int
             }
         }
     }
+    if (nwb) weight_done(p, weight);
     return 0;
+}
+
+int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
+                       int B, const float *weight, const float *bias, float *out)
+{
+    return forward_impl(p, NULL, NULL, spectra, T, starts, B, weight, bias, out);
+}
+
+int rc_fftconv_forward_frames(rc_fftconv *p, const float *frames, int64_t T, float *spectra,
+                              const int64_t *starts, int B, const float *weight,
+                              const float *bias, float *out)
+{
+    return forward_impl(p, frames, spectra, spectra, T, starts, B, weight, bias, out);
 }
 
 /* ---- weight gradient --------------------------------------------------------------------- */
 
 /* One bin block, TO x TC (o, c) accumulators, over n samples in order:
- * acc[o][c] += conj(dy[b][o]) * f[starts[b] + c]. */
+ * acc[o][c] += conj(dy[b][o]) * f[starts[b] + c]; fresh: acc starts at zero (not read), so the
+ * accumulator needs no zeroing pass (0 + x is x exactly: the sums are unchanged). */
 INLINE void bwd_tile(const int TO, const int TC, float *acc, size_t aos /* o stride */,
                      const float *dy, size_t dybs /* sample stride */, size_t fst,
                      const float *fk /* spectra + block offset + c0 * fst */,
-                     const int64_t *starts, int n)
+                     const int64_t *starts, int n, int fresh)
 {
     v16 ar[8][2], ai[8][2];
     UNROLL
     for (int o = 0; o < TO; o++)
         UNROLL
         for (int c = 0; c < TC; c++) {
-            ar[o][c] = ld(acc + o * aos + c * 2 * VB);
-            ai[o][c] = ld(acc + o * aos + c * 2 * VB + VB);
+            ar[o][c] = fresh ? (v16){0} : ld(acc + o * aos + c * 2 * VB);
+            ai[o][c] = fresh ? (v16){0} : ld(acc + o * aos + c * 2 * VB + VB);
         }
     for (int b = 0; b < n; b++) {
         const float *db = dy + (size_t)b * dybs;
@@ -742,9 +792,10 @@ INLINE void bwd_tile(const int TO, const int TC, float *acc, size_t aos /* o str
 #define BWD_TILE(TO, TC)                                                                       \
     bwd_tile(TO, TC, acck + o * aos + (size_t)c * 2 * VB, aos,                                 \
              dyk + (size_t)s0 * dybs + (size_t)o * fst, dybs, fst, fk + (size_t)c * fst,       \
-             starts + s0, ns)
+             starts + s0, ns, fresh && s0 == 0)
 INLINE void bwd_block_mac_body(const rc_fftconv *p, int k, const float *spectra,
-                               const int64_t *starts, int n, const int TOM, const int TCM)
+                               const int64_t *starts, int n, int fresh, const int TOM,
+                               const int TCM)
 {
     const int C = p->C, Cout = p->Cout;
     const size_t fst = p->fst, aos = (size_t)C * 2 * VB;
@@ -768,26 +819,33 @@ INLINE void bwd_block_mac_body(const rc_fftconv *p, int k, const float *spectra,
     }
 }
 
-#define BWD_ARGS const rc_fftconv *p, int k, const float *spectra, const int64_t *starts, int n
-static void bwd_mac_generic(BWD_ARGS) { bwd_block_mac_body(p, k, spectra, starts, n, 1, 1); }
+#define BWD_ARGS \
+    const rc_fftconv *p, int k, const float *spectra, const int64_t *starts, int n, int fresh
+static void bwd_mac_generic(BWD_ARGS) { bwd_block_mac_body(p, k, spectra, starts, n, fresh, 1, 1); }
 #if RC_FC_X86
 TARGET_AVX2 static void bwd_mac_avx2(BWD_ARGS)
 {
-    bwd_block_mac_body(p, k, spectra, starts, n, 2, 1);
+    bwd_block_mac_body(p, k, spectra, starts, n, fresh, 2, 1);
 }
 TARGET_AVX512 static void bwd_mac_avx512(BWD_ARGS)
 {
-    bwd_block_mac_body(p, k, spectra, starts, n, BWD_TOM512, BWD_TCM512);
+    bwd_block_mac_body(p, k, spectra, starts, n, fresh, BWD_TOM512, BWD_TCM512);
 }
 #endif
 
 static void bwd_block_mac(BWD_ARGS)
 {
 #if RC_FC_X86
-    if (p->isa == RC_FFTCONV_ISA_AVX512) { bwd_mac_avx512(p, k, spectra, starts, n); return; }
-    if (p->isa == RC_FFTCONV_ISA_AVX2) { bwd_mac_avx2(p, k, spectra, starts, n); return; }
+    if (p->isa == RC_FFTCONV_ISA_AVX512) {
+        bwd_mac_avx512(p, k, spectra, starts, n, fresh);
+        return;
+    }
+    if (p->isa == RC_FFTCONV_ISA_AVX2) {
+        bwd_mac_avx2(p, k, spectra, starts, n, fresh);
+        return;
+    }
 #endif
-    bwd_mac_generic(p, k, spectra, starts, n);
+    bwd_mac_generic(p, k, spectra, starts, n, fresh);
 }
 
 /* ---- input gradient ---------------------------------------------------------------------- */
@@ -893,8 +951,6 @@ int rc_fftconv_backward(rc_fftconv *p, const float *spectra, int64_t T, const in
     #pragma omp parallel num_threads(p->threads)
     {
         const int tid = omp_get_thread_num();
-        #pragma omp for schedule(static)
-        for (size_t i = 0; i < nacc; i++) p->dacc[i] = 0.0f;
         for (int b0 = 0; b0 < B; b0 += RC_FFTCONV_BWD_CHUNK) {
             const int n = B - b0 < RC_FFTCONV_BWD_CHUNK ? B - b0 : RC_FFTCONV_BWD_CHUNK;
             /* dY spectra of the chunk, zero-padded to N1 x N2 (wrap-free, see fftconv.h). */
@@ -910,10 +966,19 @@ int rc_fftconv_backward(rc_fftconv *p, const float *spectra, int64_t T, const in
                 }
                 r2c_batch(p, tid, src, Ho, Wo, (size_t)Wo, dst, 2 * VB, 1.0f);
             }
-            /* Threads split the bins; each bin sums the samples in batch order. */
-            #pragma omp for schedule(dynamic, 4)
-            for (int k = 0; k < p->nblk; k++)
-                bwd_block_mac(p, k, spectra, starts + b0, n);
+            /* Threads split the bins; each bin sums the samples in batch order (the first
+             * chunk starts the sums: no zeroing pass). With dx the input gradient, which also
+             * only reads the dY spectra, follows without a barrier; its loop's barrier then
+             * covers both before the next chunk's transforms overwrite them. */
+            if (dx) {
+                #pragma omp for schedule(dynamic, 4) nowait
+                for (int k = 0; k < p->nblk; k++)
+                    bwd_block_mac(p, k, spectra, starts + b0, n, b0 == 0);
+            } else {
+                #pragma omp for schedule(dynamic, 4)
+                for (int k = 0; k < p->nblk; k++)
+                    bwd_block_mac(p, k, spectra, starts + b0, n, b0 == 0);
+            }
             /* Input gradient: each sample's dX spectra from its dY spectra, then C inverse
              * transforms of the whole H x W (exact: dY is zero outside the valid region, so the
              * circular convolution does not wrap onto any input pixel). */
@@ -938,9 +1003,10 @@ int rc_fftconv_backward(rc_fftconv *p, const float *spectra, int64_t T, const in
                 }
             }
         }
-        /* One inverse transform per (o, c); lags 0..K-1 are the gradient. */
+        /* One inverse transform per (o, c); lags 0..K-1 are the gradient. The bias sums after
+         * it read only dout (the region's end is the barrier). */
         const int nbat = (Cout * C + RC_LANES - 1) / RC_LANES;
-        #pragma omp for schedule(dynamic, 1)
+        #pragma omp for schedule(dynamic, 1) nowait
         for (int bt = 0; bt < nbat; bt++) {
             const float *src[RC_LANES];
             float *dst[RC_LANES];

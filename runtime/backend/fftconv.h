@@ -90,6 +90,14 @@ int rc_fftconv_spectra(rc_fftconv *p, const float *frames, int64_t T, float *spe
 int rc_fftconv_forward(rc_fftconv *p, const float *spectra, int64_t T, const int64_t *starts,
                        int B, const float *weight, const float *bias, float *out);
 
+/* rc_fftconv_spectra(p, frames, T, spectra) then rc_fftconv_forward on them, in one parallel
+ * region (the frame and weight transforms share a work loop): for small per-call streams, such
+ * as a later layer's per-sample maps, where each region's thread wake-ups cost more than the
+ * work. Same results as the two calls. */
+int rc_fftconv_forward_frames(rc_fftconv *p, const float *frames, int64_t T, float *spectra,
+                              const int64_t *starts, int B, const float *weight,
+                              const float *bias, float *out);
+
 /* Weight gradient: dweight (Cout, C, K, K) += sum_b d out / d weight . dout (B, Cout, Ho, Wo);
  * dbias (Cout) += sum of dout over b, i, j (NULL to skip). Same spectra/starts contract as
  * forward. The input gradient is not computed. */
