@@ -102,24 +102,29 @@ static const rc_command *find(const char *name)
     return NULL;
 }
 
-/* OpenMP threads that wait at a barrier: libgomp's default (OMP_WAIT_POLICY unset) spins about
- * 300,000 iterations before it sleeps, in each of the many short parallel regions of a training
- * step. Alone on a machine that costs little; beside other work the spinning threads take the
- * cores the working ones need, and batch-32 training fell to 0.58 of batch 512's per-sample
- * rate (passive: 0.91; idle machine: no measurable loss; bench/omp_wait.sh, results/
- * performance.md). libgomp reads the policy once, in its constructor, before main; so when the
- * user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, retinac sets "passive" and executes
- * itself again (once: the variable is then set). If the exec fails it goes on as it is. */
-static void omp_wait_passive(char **argv)
+/* OpenMP threads that wait (at a barrier, or between parallel regions): libgomp's default
+ * (OMP_WAIT_POLICY unset) spins about 300,000 iterations before it sleeps. Beside other work
+ * the spinning threads take the cores the working ones need: batch-32 training fell to 0.58 of
+ * batch 512's per-sample rate. Sleeping at once (passive) fixed that, but then every wait costs
+ * a wake-up, ~50 us in a VM whose idle vCPU halts, and a training step has dozens of waits:
+ * idle, batch 32 fell to 0.71-0.73. A short spin (GOMP_SPINCOUNT=300, a few microseconds here)
+ * covers the waits that end at once (the threads' imbalance, back-to-back regions) and sleeps
+ * through the rest: batch 32 at 0.82-0.92 of batch 512 idle (passive: 0.73-0.80) and
+ * 0.90-0.95 beside a busy process (bench/omp_wait.sh, results/performance.md row 20). libgomp reads the setting once,
+ * in its constructor, before main; so when the user set neither OMP_WAIT_POLICY nor
+ * GOMP_SPINCOUNT, retinac sets GOMP_SPINCOUNT and executes itself again (once: the variable is
+ * then set). If the exec fails it goes on as it is. */
+#define RC_OMP_SPINCOUNT "300"
+static void omp_wait_short(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", RC_OMP_SPINCOUNT, 1) != 0) return;
     execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv)
 {
-    omp_wait_passive(argv);
+    omp_wait_short(argv);
     if (argc < 2) { usage(stderr); return 2; }
     const char *c = argv[1];
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
