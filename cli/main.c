@@ -110,10 +110,10 @@ static const rc_command *find(const char *name)
  * idle, batch 32 fell to 0.71-0.73. A short spin (GOMP_SPINCOUNT=300, a few microseconds here)
  * covers the waits that end at once (the threads' imbalance, back-to-back regions) and sleeps
  * through the rest: batch 32 at 0.82-0.92 of batch 512 idle (passive: 0.73-0.80) and
- * 0.90-0.95 beside a busy process (bench/omp_wait.sh, results/performance.md row 20). libgomp reads the setting once,
- * in its constructor, before main; so when the user set neither OMP_WAIT_POLICY nor
- * GOMP_SPINCOUNT, retinac sets GOMP_SPINCOUNT and executes itself again (once: the variable is
- * then set). If the exec fails it goes on as it is. */
+ * 0.90-0.95 beside a busy process (bench/omp_wait.sh, results/performance.md row 20). libgomp
+ * reads the setting once, in its constructor, before main; so when the user set neither
+ * OMP_WAIT_POLICY nor GOMP_SPINCOUNT, retinac sets GOMP_SPINCOUNT and executes itself again
+ * (once: the variable is then set). If the exec fails it goes on as it is. */
 #define RC_OMP_SPINCOUNT "300"
 static void omp_wait_short(char **argv)
 {

@@ -243,8 +243,9 @@ static int hook_fail(c_self *s, const char *msg)
     return -1;
 }
 
-/* Room for the spectra of the B * C input maps of layer li, and (compute) them; starts b * C. */
-static int hook_spectra(c_self *s, int li, int B, const float *x, int compute)
+/* Room for the spectra of the B * C input maps of layer li (starts b * C); marks them not yet
+ * computed. */
+static int hook_room(c_self *s, int li, int B)
 {
     c_lconv *c = &s->lc[li];
     int64_t T = (int64_t)B * c->C;
@@ -262,7 +263,6 @@ static int hook_spectra(c_self *s, int li, int B, const float *x, int compute)
         if (!s->hstarts) return hook_fail(s, "out of memory");
     }
     c->spec_valid = 0;
-    if (compute && rc_fftconv_spectra(c->p, x, T, c->spec)) return hook_fail(s, rc_fftconv_error(c->p));
     return 0;
 }
 
@@ -276,7 +276,7 @@ static int hook_conv(void *self, int op, int li, int B, const float *x, const fl
     c_self *s = self;
     if (li < 1 || li >= RC_MAX_LAYERS || !s->lc[li].p || B < 1) return 1;
     c_lconv *c = &s->lc[li];
-    if (hook_spectra(s, li, B, x, 0)) return -1;
+    if (hook_room(s, li, B)) return -1;
     hook_starts(s, B, c->C);
     if (rc_fftconv_forward_frames(c->p, x, (int64_t)B * c->C, c->spec, s->hstarts, B, w, bias, y))
         return hook_fail(s, rc_fftconv_error(c->p));
@@ -295,7 +295,10 @@ static int hook_conv_bwd(void *self, int li, int B, const float *x, const float 
     c_self *s = self;
     if (li < 1 || li >= RC_MAX_LAYERS || !s->lc[li].p || B < 1) return 1;
     c_lconv *c = &s->lc[li];
-    if (!(c->spec_valid && c->spec_x == x && c->spec_B == B) && hook_spectra(s, li, B, x, 1)) return -1;
+    if (!(c->spec_valid && c->spec_x == x && c->spec_B == B)) {   /* not the forward's input */
+        if (hook_room(s, li, B)) return -1;
+        if (rc_fftconv_spectra(c->p, x, (int64_t)B * c->C, c->spec)) return hook_fail(s, rc_fftconv_error(c->p));
+    }
     hook_starts(s, B, c->C);
     if (rc_fftconv_backward(c->p, c->spec, (int64_t)B * c->C, s->hstarts, B, w, dy, dw, db, dx))
         return hook_fail(s, rc_fftconv_error(c->p));

@@ -655,8 +655,7 @@ static int forward_impl(rc_fftconv *p, const float *frames, float *spec_out,
                         const float *spectra, int64_t T, const int64_t *starts, int B,
                         const float *weight, const float *bias, float *out)
 {
-    if (frames && T < 0) return fail(p, "fftconv: spectra of %lld frames", (long long)T);
-    if (check_starts(p, starts, B, T) != 0) return -1;
+    if (check_starts(p, starts, B, T) != 0) return -1;   /* also T >= C */
     if (B == 0) return frames ? rc_fftconv_spectra(p, frames, T, spec_out) : 0;
     /* Samples run in the order of their windows' starts: a group of windows that overlap reads
      * each shared frame line once from memory instead of once per window (the windows of a
